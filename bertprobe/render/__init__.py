@@ -1,0 +1,102 @@
+"""Tables for people, JSON for machines. Only this package imports rich.
+
+``show(result)`` finds the renderer of a core result by convention: a result class
+defined in ``bertprobe.<name>`` is drawn by ``RENDERERS[ClassName]`` in
+``bertprobe.render.<name>``. Results go to stdout; notices, warnings and errors go to
+stderr, so ``--json`` output can be piped as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json as jsonlib
+import math
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from bertprobe import __version__
+
+
+def out() -> Console:
+    """Console on the current stdout (made per call so test runners that swap stdout see it)."""
+    return Console(file=sys.stdout, highlight=False)
+
+
+def err() -> Console:
+    return Console(file=sys.stderr, highlight=False)
+
+
+def error(exc: Any) -> None:
+    console = err()
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+    if getattr(exc, "hint", ""):
+        console.print(f"[dim]hint: {escape(exc.hint)}[/]", soft_wrap=True)
+
+
+def notice(message: str) -> None:
+    err().print(f"[yellow]note:[/] {escape(message)}", soft_wrap=True)
+
+
+def traceback() -> None:
+    err().print_exception()
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    return value
+
+
+def emit_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(jsonlib.dumps(_jsonable(doc), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def to_document(result: Any, seed: int | None = None) -> dict[str, Any]:
+    """The JSON form of a result: its fields, plus what reproduces it."""
+    doc = _jsonable(result)
+    doc.setdefault("seed", seed)
+    doc["bertprobe_version"] = __version__
+    return doc
+
+
+def show(result: Any, json: bool = False, seed: int | None = None) -> None:
+    """Print a core result as JSON or as its Rich view."""
+    if json:
+        emit_json(to_document(result, seed))
+        return
+    module = importlib.import_module("bertprobe.render." + type(result).__module__.rsplit(".", 1)[-1])
+    module.RENDERERS[type(result).__name__](result, out())
+
+
+def header(console: Console, title: str, result: Any) -> None:
+    """One dim line naming the model (and revision) a result came from."""
+    revision = f"@{result.revision[:10]}" if getattr(result, "revision", None) else ""
+    console.print(f"[bold]{escape(title)}[/]  [dim]model: {escape(result.model)}{escape(revision)}[/]")
+
+
+def bar(fraction: float, width: int = 20) -> str:
+    """A proportional bar of block characters for a value in [0, 1]."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    full, part = divmod(round(fraction * width * 8), 8)
+    return "█" * full + ("" if part == 0 else " ▏▎▍▌▋▊▉"[part])
+
+
+def show_models(infos: list[Any], json: bool = False) -> None:
+    from bertprobe.render import models
+
+    models.show(infos, json)

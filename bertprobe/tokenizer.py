@@ -1,0 +1,149 @@
+"""A thin word-piece tokenizer over the ``tokenizers`` library.
+
+``tokenizers`` imports in milliseconds where ``transformers.AutoTokenizer`` takes seconds,
+and it gives offset mappings for free. Checkpoints without a ``tokenizer.json`` are
+converted once through transformers (its fast tokenizer's backend is the same object).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """One tokenised text: ids with their character spans (special tokens span (0, 0))."""
+
+    ids: list[int]
+    tokens: list[str]
+    offsets: list[tuple[int, int]]
+    special: list[bool]
+    text: str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _token_content(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("content")
+    return value
+
+
+class Tokenizer:
+    """Encode / decode with a checkpoint's own word pieces and special tokens."""
+
+    def __init__(
+        self, backend: Any, special: dict[str, str], model_max_length: int, clean_up_spaces: bool = True
+    ) -> None:
+        self.backend = backend
+        self.clean_up_spaces = clean_up_spaces
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        self.model_max_length = model_max_length
+        self.mask_token = special.get("mask_token", "[MASK]")
+        self.cls_token = special.get("cls_token", "[CLS]")
+        self.sep_token = special.get("sep_token", "[SEP]")
+        self.pad_token = special.get("pad_token", "[PAD]")
+        self.unk_token = special.get("unk_token", "[UNK]")
+        self.mask_token_id = backend.token_to_id(self.mask_token)
+        self.cls_token_id = backend.token_to_id(self.cls_token)
+        self.sep_token_id = backend.token_to_id(self.sep_token)
+        self.pad_token_id = backend.token_to_id(self.pad_token)
+        if self.pad_token_id is None:
+            self.pad_token_id = 0
+        self.special_ids = frozenset(
+            i
+            for i in (
+                self.mask_token_id,
+                self.cls_token_id,
+                self.sep_token_id,
+                self.pad_token_id,
+                backend.token_to_id(self.unk_token),
+            )
+            if i is not None
+        ) | frozenset(_added_special_ids(backend))
+        self.vocab_size = backend.get_vocab_size(with_added_tokens=True)
+
+    @classmethod
+    def from_dir(cls, path: Path, model_max_length: int) -> Tokenizer:
+        from tokenizers import Tokenizer as Backend
+
+        special: dict[str, str] = {}
+        declared_max = None
+        clean_up = True
+        for name in ("special_tokens_map.json", "tokenizer_config.json"):
+            file = path / name
+            if file.is_file():
+                raw = json.loads(file.read_text(encoding="utf-8"))
+                for key in ("mask_token", "cls_token", "sep_token", "pad_token", "unk_token"):
+                    content = _token_content(raw.get(key))
+                    if content:
+                        special[key] = content
+                declared_max = raw.get("model_max_length", declared_max)
+                clean_up = bool(raw.get("clean_up_tokenization_spaces", clean_up))
+        if (path / "tokenizer.json").is_file():
+            backend = Backend.from_file(str(path / "tokenizer.json"))
+        else:
+            from transformers import AutoTokenizer
+
+            backend = AutoTokenizer.from_pretrained(str(path), use_fast=True).backend_tokenizer
+        if isinstance(declared_max, int) and 0 < declared_max < model_max_length:
+            model_max_length = declared_max
+        return cls(backend, special, model_max_length, clean_up)
+
+    def encode(self, text: str, pair: str | None = None) -> Encoding:
+        enc = self.backend.encode(text, pair, add_special_tokens=True)
+        special = [bool(m) for m in enc.special_tokens_mask]
+        return Encoding(
+            ids=list(enc.ids),
+            tokens=list(enc.tokens),
+            offsets=[tuple(o) for o in enc.offsets],
+            special=special,
+            text=text,
+        )
+
+    def encode_pair_types(self, text: str, pair: str) -> list[int]:
+        return list(self.backend.encode(text, pair, add_special_tokens=True).type_ids)
+
+    def decode(self, ids: list[int]) -> str:
+        """Text for ids, as transformers' ``tokenizer.decode`` would write it."""
+        text = self.backend.decode(ids, skip_special_tokens=False)
+        return _clean_up_spaces(text) if self.clean_up_spaces else text
+
+    def id_to_token(self, token_id: int) -> str:
+        return self.backend.id_to_token(token_id)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.backend.token_to_id(token)
+
+    def is_special(self, token_id: int) -> bool:
+        return token_id in self.special_ids
+
+
+def _added_special_ids(backend: Any) -> list[int]:
+    try:
+        return [token_id for token_id, tok in backend.get_added_tokens_decoder().items() if tok.special]
+    except AttributeError:  # older tokenizers
+        return []
+
+
+def _clean_up_spaces(text: str) -> str:
+    # Same replacements as transformers' clean_up_tokenization.
+    for before, after in (
+        (" .", "."),
+        (" ?", "?"),
+        (" !", "!"),
+        (" ,", ","),
+        (" ' ", "'"),
+        (" n't", "n't"),
+        (" 'm", "'m"),
+        (" 's", "'s"),
+        (" 've", "'ve"),
+        (" 're", "'re"),
+    ):
+        text = text.replace(before, after)
+    return text
