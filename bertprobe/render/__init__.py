@@ -100,3 +100,41 @@ def show_models(infos: list[Any], json: bool = False) -> None:
     from bertprobe.render import models
 
     models.show(infos, json)
+
+
+class progress_bar:  # used like a function: ``with progress_bar("...") as update``
+    """A Rich progress bar with ETA on stderr; yields the ``(done, total)`` callback core code calls.
+
+    Hidden when ``enabled`` is false (``--json`` keeps stderr quiet apart from notices).
+    """
+
+    def __init__(self, description: str, enabled: bool = True) -> None:
+        self.description = description
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda done, total: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err(),
+            transient=True,
+        )
+        self._progress.__enter__()
+        self._task = self._progress.add_task(escape(self.description), total=None)
+
+        def update(done: int, total: int) -> None:
+            self._progress.update(self._task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)

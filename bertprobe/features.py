@@ -1,0 +1,112 @@
+"""Batched hidden-state extraction: every layer from one forward pass per batch.
+
+Texts are sorted by length and padded per batch only to the longest text in it, so a
+batch of short sentences costs what short sentences cost. Work runs under
+``torch.inference_mode``; results come back in the order the texts were given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bertprobe.errors import TextTooLongError
+from bertprobe.models import LoadedModel
+from bertprobe.tokenizer import Encoding
+
+Progress = Callable[[int, int], None]  # (texts done, texts in all)
+
+
+@dataclass
+class Extracted:
+    """One text's encoding and its hidden states: a float32 tensor [layers + 1, tokens, hidden].
+
+    Layer 0 is the embedding layer's output; layer L is the last encoder layer.
+    """
+
+    index: int
+    encoding: Encoding
+    hidden_states: Any
+
+
+def encode_all(lm: LoadedModel, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Encoding]:
+    """Tokenise every text, refusing (with its number) one that is longer than the model reads."""
+    limit = lm.tokenizer.model_max_length
+    encodings = []
+    for number, text in enumerate(texts):
+        encoding = lm.tokenizer.encode(text, pairs[number] if pairs else None)
+        if len(encoding) > limit:
+            raise TextTooLongError(
+                f"text {number + 1} is {len(encoding)} word pieces long; {lm.name} reads at most {limit}",
+                hint="Shorten it, or pass --max-length to truncate.",
+            )
+        encodings.append(encoding)
+    return encodings
+
+
+def batches(lengths: Sequence[int], batch_size: int, max_tokens: int = 16384) -> Iterator[list[int]]:
+    """Indices grouped longest-first, each batch within ``batch_size`` texts and ~``max_tokens`` padded tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batch: list[int] = []
+    for index in order:
+        width = lengths[batch[0]] if batch else lengths[index]
+        if batch and (len(batch) >= batch_size or width * (len(batch) + 1) > max_tokens):
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch
+
+
+def run_batch(
+    lm: LoadedModel,
+    encodings: Sequence[Encoding],
+    type_ids: Sequence[Sequence[int]] | None = None,
+    layers: Sequence[int] | None = None,
+) -> tuple[Any, Any]:
+    """One padded forward pass: (hidden states [batch, layers, tokens, hidden] float32 on CPU, attention mask)."""
+    import torch
+
+    width = max(len(e) for e in encodings)
+    input_ids = torch.full((len(encodings), width), lm.tokenizer.pad_token_id, dtype=torch.long)
+    attention = torch.zeros((len(encodings), width), dtype=torch.long)
+    token_types = torch.zeros((len(encodings), width), dtype=torch.long)
+    for row, encoding in enumerate(encodings):
+        input_ids[row, : len(encoding)] = torch.tensor(encoding.ids)
+        attention[row, : len(encoding)] = 1
+        if type_ids is not None:
+            token_types[row, : len(encoding)] = torch.tensor(type_ids[row])
+    with torch.inference_mode():
+        out = lm.model(
+            input_ids=input_ids.to(lm.device),
+            attention_mask=attention.to(lm.device),
+            token_type_ids=token_types.to(lm.device),
+            output_hidden_states=True,
+        )
+        hidden = out["hidden_states"] if isinstance(out, dict) else out.hidden_states
+        chosen = hidden if layers is None else [hidden[layer] for layer in layers]
+        stacked = torch.stack(chosen, dim=1).float().cpu()
+    return stacked, attention
+
+
+def extract(
+    lm: LoadedModel,
+    texts: Sequence[str],
+    batch_size: int = 32,
+    layers: Sequence[int] | None = None,
+    progress: Progress | None = None,
+) -> list[Extracted]:
+    """Hidden states of every text (all layers, or only ``layers``), in the order given."""
+    encodings = encode_all(lm, texts)
+    results: list[Extracted | None] = [None] * len(texts)
+    done = 0
+    for batch in batches([len(e) for e in encodings], batch_size):
+        hidden, _ = run_batch(lm, [encodings[i] for i in batch], layers=layers)
+        for row, index in enumerate(batch):
+            length = len(encodings[index])
+            results[index] = Extracted(index, encodings[index], hidden[row, :, :length].clone())
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(texts))
+    return [r for r in results if r is not None]

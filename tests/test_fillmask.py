@@ -1,0 +1,132 @@
+"""fill-mask: scores equal transformers' own pipeline; errors are one line and exit 1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+TEXTS = [
+    "The cat sat on the [MASK].",
+    "Paris is the [MASK] of France, and Berlin is the [MASK] of Germany.",
+    "I can't believe it's [MASK]!",
+]
+
+
+@pytest.fixture(scope="module")
+def pipeline_for():
+    from transformers import pipeline
+
+    cache = {}
+
+    def get(path):
+        if path not in cache:
+            cache[path] = pipeline("fill-mask", model=str(path), device="cpu")
+        return cache[path]
+
+    return get
+
+
+@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize("model_fixture", ["mlm_path", "tiny_pretraining_path"])
+def test_scores_equal_transformers_pipeline(cli, pipeline_for, request, text, model_fixture):
+    path = request.getfixturevalue(model_fixture)
+    code, stdout, _ = cli("fillmask", text, "--model", path, "--top-k", 7, "--json")
+    assert code == 0
+    ours = json.loads(stdout)["masks"]
+    theirs = pipeline_for(path)(text, top_k=7)
+    if text.count("[MASK]") == 1:
+        theirs = [theirs]
+    assert len(ours) == len(theirs) == text.count("[MASK]")
+    for mine, ref in zip(ours, theirs, strict=True):
+        assert [p["token_id"] for p in mine["predictions"]] == [r["token"] for r in ref]
+        assert [p["token_str"] for p in mine["predictions"]] == [r["token_str"] for r in ref]
+        for p, r in zip(mine["predictions"], ref, strict=True):
+            assert p["score"] == pytest.approx(r["score"], abs=1e-5)
+
+
+def test_json_document_has_the_promised_fields(cli, mlm_path):
+    code, stdout, _ = cli("fillmask", "The [MASK] sat on the [MASK].", "-m", mlm_path, "-k", 3, "--json")
+    assert code == 0
+    doc = json.loads(stdout)  # stdout holds the JSON document and nothing else
+    assert doc["text"] == "The [MASK] sat on the [MASK]."
+    assert doc["model"] == str(mlm_path) and "revision" in doc and doc["seed"] == 0
+    assert [m["position"] for m in doc["masks"]] == [2, 6]
+    for mask in doc["masks"]:
+        preds = mask["predictions"]
+        assert len(preds) == 3
+        assert {"token", "token_id", "score"} <= preds[0].keys()
+        assert preds[0]["score"] >= preds[1]["score"] >= preds[2]["score"]
+    first = [m["predictions"][0]["token_str"] for m in doc["masks"]]
+    assert doc["filled"] == f"The {first[0]} sat on the {first[1]}."
+
+
+def test_table_shows_each_mask_and_the_filled_sentence(cli, mlm_path):
+    code, stdout, _ = cli("fillmask", "The [MASK] sat on the [mask].", "-m", mlm_path, "-k", 4)
+    assert code == 0
+    assert "mask 1 of 2" in stdout and "mask 2 of 2" in stdout
+    assert "top-1 fill:" in stdout
+    assert stdout.count("│    4 │") == 2  # four ranks per mask
+
+
+def test_model_tokens_like_unused_survive_rich_markup(cli, tiny_pretraining_path):
+    # A random model predicts odd pieces such as [unused12]; Rich would swallow them as markup.
+    code, stdout, _ = cli("fillmask", "a [MASK] b", "-m", tiny_pretraining_path, "-k", 50, "--json")
+    tokens = [p["token_str"] for p in json.loads(stdout)["masks"][0]["predictions"]]
+    code, table, _ = cli("fillmask", "a [MASK] b", "-m", tiny_pretraining_path, "-k", 50)
+    assert code == 0
+    for token in tokens:
+        assert token in table
+
+
+def test_missing_mask_is_one_line_with_an_example(cli, mlm_path):
+    code, stdout, stderr = cli("fillmask", "The cat sat on the mat.", "-m", mlm_path)
+    assert code == 1 and stdout == ""
+    lines = stderr.strip().splitlines()
+    assert lines[0].startswith("error: no mask token")
+    assert "hint:" in lines[-1] and "[MASK]" in lines[-1]
+    assert "Traceback" not in stderr
+
+
+def test_text_longer_than_the_model_reads(cli, tiny_pretraining_path):
+    code, _, stderr = cli("fillmask", "word " * 80 + "[MASK]", "-m", tiny_pretraining_path)
+    assert code == 1
+    assert "reads at most 64" in stderr
+
+
+def test_encoder_only_checkpoint_is_refused_not_filled_with_noise(cli, minilm_path):
+    for spec in ("minilm", minilm_path):
+        code, _, stderr = cli("fillmask", "The cat sat on the [MASK].", "-m", spec)
+        assert code == 1
+        assert "has no MLM head" in stderr and "random" in stderr
+
+
+def test_unknown_model_and_offline_hub_id(cli, tmp_path):
+    code, _, stderr = cli("fillmask", "a [MASK]", "-m", tmp_path)
+    assert code == 1 and "no config.json" in stderr
+    code, _, stderr = cli("fillmask", "a [MASK]", "-m", "no-such-org/no-such-bert", "--offline")
+    assert code == 1 and "not in the local Hugging Face cache" in stderr and "hint:" in stderr
+    code, _, stderr = cli("fillmask", "a [MASK]", "-m", "not a model !")
+    assert code == 1 and "no model directory or hub id" in stderr
+
+
+def test_auto_without_bert_base_says_what_to_do(cli, monkeypatch):
+    monkeypatch.setattr("bertprobe.models._cached_on_hub", lambda repo: False)
+    code, _, stderr = cli("fillmask", "a [MASK]", "--offline")
+    assert code == 1
+    assert "bert-base-uncased" in stderr and "--model DIR" in stderr
+
+
+def test_absent_gpu_is_a_user_error(cli, mlm_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, _, stderr = cli("fillmask", "a [MASK]", "-m", mlm_path, "--device", "cuda")
+    assert code == 1 and "no CUDA GPU" in stderr
+
+
+def test_env_model_is_used_by_auto(cli, mlm_path, monkeypatch):
+    monkeypatch.setenv("BERTPROBE_MODEL", str(mlm_path))
+    code, stdout, _ = cli("fillmask", "a [MASK] b", "--json")
+    assert code == 0 and json.loads(stdout)["model"] == str(mlm_path)

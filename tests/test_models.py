@@ -1,0 +1,148 @@
+"""The shared loader: the native BERT equals transformers, heads are checked, loads are cached."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from bertprobe import models
+from bertprobe.errors import MissingHeadError, ModelNotFoundError
+
+SENTENCE = "The river bank was muddy, but the bank downtown wasn't open on Sunday."
+
+
+def _reference(path, cls_name):
+    import transformers
+
+    return getattr(transformers, cls_name).from_pretrained(str(path), attn_implementation="eager").eval()
+
+
+@pytest.mark.parametrize(
+    ("fixture", "head", "reference"),
+    [
+        ("mlm_path", "mlm", "BertForMaskedLM"),
+        ("tiny_pretraining_path", "pretraining", "BertForPreTraining"),
+        ("minilm_path", "encoder", "BertModel"),
+    ],
+)
+def test_native_bert_matches_transformers(request, fixture, head, reference):
+    path = request.getfixturevalue(fixture)
+    lm = models.load(str(path), head=head, device="cpu")
+    assert lm.native
+    ref = _reference(path, reference)
+    enc = lm.tokenizer.encode(SENTENCE, "It rained.")
+    ids = torch.tensor([enc.ids])
+    types = torch.tensor([lm.tokenizer.encode_pair_types(SENTENCE, "It rained.")])
+    with torch.inference_mode():
+        ours = lm.model(input_ids=ids, token_type_ids=types, output_hidden_states=True, output_attentions=True)
+        theirs = ref(input_ids=ids, token_type_ids=types, output_hidden_states=True, output_attentions=True)
+    assert len(ours.hidden_states) == len(theirs.hidden_states) == lm.num_layers + 1
+    for a, b in zip(ours.hidden_states, theirs.hidden_states, strict=True):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+    for a, b in zip(ours.attentions, theirs.attentions, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    if head == "mlm":
+        torch.testing.assert_close(ours.logits, theirs.logits, atol=1e-4, rtol=1e-4)
+    if head == "pretraining":
+        torch.testing.assert_close(ours.logits, theirs.prediction_logits, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(ours.seq_relationship_logits, theirs.seq_relationship_logits, atol=1e-5, rtol=1e-4)
+    if head == "encoder":
+        torch.testing.assert_close(ours.pooler_output, theirs.pooler_output, atol=1e-5, rtol=1e-4)
+
+
+def test_tokenizer_equals_transformers_tokenizer(mlm_path):
+    from transformers import AutoTokenizer
+
+    ours = models.load(str(mlm_path), head="mlm", device="cpu").tokenizer
+    theirs = AutoTokenizer.from_pretrained(str(mlm_path))
+    for text in (SENTENCE, "Unbelievably, naïve café-goers [MASK] ünïcödé!", "  spaces\tand\nnewlines  "):
+        assert ours.encode(text).ids == theirs(text)["input_ids"]
+        assert ours.encode(text).offsets[1:-1] == theirs(text, return_offsets_mapping=True)["offset_mapping"][1:-1]
+
+
+def test_padding_does_not_change_hidden_states(minilm_path):
+    lm = models.load("minilm", device="cpu")
+    short = lm.tokenizer.encode("a bank").ids
+    long = lm.tokenizer.encode("the bank of the river was steep").ids
+    ids = torch.zeros(2, len(long), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    ids[0, : len(short)], mask[0, : len(short)] = torch.tensor(short), 1
+    ids[1], mask[1] = torch.tensor(long), 1
+    with torch.inference_mode():
+        batched = lm.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        alone = lm.model(input_ids=torch.tensor([short])).last_hidden_state
+    torch.testing.assert_close(batched[0, : len(short)], alone[0], atol=1e-5, rtol=1e-4)
+
+
+def test_heads_are_read_from_the_checkpoint(mlm_path, minilm_path, tiny_pretraining_path, tiny_encoder_path):
+    assert models.checkpoint_heads(mlm_path) == {"mlm"}
+    assert "mlm" not in models.checkpoint_heads(minilm_path)
+    assert {"mlm", "nsp"} <= models.checkpoint_heads(tiny_pretraining_path)
+    assert models.checkpoint_heads(tiny_encoder_path) <= {"pooler"}
+    with pytest.raises(MissingHeadError, match="no MLM and NSP head"):
+        models.load(str(tiny_encoder_path), head="pretraining")
+    with pytest.raises(MissingHeadError, match="NSP"):
+        models.load(str(mlm_path), head="pretraining")
+
+
+def test_a_model_is_loaded_once_per_process(mlm_path):
+    first = models.load(str(mlm_path), head="mlm", device="cpu")
+    assert models.load(str(mlm_path), head="mlm", device="cpu") is first
+
+
+def test_fingerprint_changes_with_the_weights(tmp_path, tiny_encoder_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_encoder_path, copy)
+    before = models.load(str(copy), device="cpu").fingerprint
+    models._load_cached.cache_clear()
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(copy / "model.safetensors")
+    weights["pooler.dense.bias"] = weights["pooler.dense.bias"] + 1
+    save_file(weights, copy / "model.safetensors", metadata={"format": "pt"})
+    assert models.load(str(copy), device="cpu").fingerprint != before
+
+
+def test_incomplete_checkpoint_is_refused(tmp_path, tiny_encoder_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    copy = tmp_path / "broken"
+    shutil.copytree(tiny_encoder_path, copy)
+    weights = load_file(copy / "model.safetensors")
+    del weights["encoder.layer.1.output.dense.weight"]
+    save_file(weights, copy / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelNotFoundError, match="not a complete BERT checkpoint"):
+        models.load(str(copy), device="cpu")
+
+
+def test_models_lists_the_bundled_encoder(cli):
+    code, stdout, _ = cli("models", "--json")
+    assert code == 0
+    listed = {m["name"]: m for m in json.loads(stdout)["models"]}
+    assert listed["minilm"]["heads"] == ["encoder"]
+    assert listed["minilm"]["layers"] == 6 and listed["minilm"]["hidden_size"] == 384
+
+
+def test_help_does_not_import_torch_or_transformers():
+    code = (
+        "import sys; from bertprobe.cli import app; from typer.testing import CliRunner;"
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
+        "[CliRunner().invoke(app, [c, '--help']) for c in ('fillmask', 'models')];"
+        "heavy = [m for m in ('torch', 'transformers', 'sklearn', 'captum', 'numpy') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_version_and_module_entry_point():
+    out = subprocess.run([sys.executable, "-m", "bertprobe", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("bertprobe ")
