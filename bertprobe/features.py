@@ -110,3 +110,49 @@ def extract(
         if progress is not None:
             progress(done, len(texts))
     return [r for r in results if r is not None]
+
+
+POOLINGS = ("cls", "mean", "max", "pooler")
+
+
+def pool(lm: LoadedModel, hidden: Any, attention_mask: Any, how: str) -> Any:
+    """One vector per text from hidden states [batch, tokens, hidden] (differentiable).
+
+    ``cls``: the [CLS] vector; ``mean`` / ``max``: over real tokens, [CLS] and [SEP] included
+    (as sentence-transformers does); ``pooler``: BERT's tanh pooler over [CLS], the vector NSP
+    was trained on (only meaningful on the last layer, and only when the checkpoint has it).
+    """
+    import torch
+
+    if how == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    if how == "mean":
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+    if how == "max":
+        return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).amax(1)
+    if how == "pooler":
+        pooler = _pooler_module(lm)
+        if pooler is None:
+            from bertprobe.errors import MissingHeadError
+
+            raise MissingHeadError(
+                f"{lm.name} has no pooler weights, so --pool pooler would use a random layer",
+                hint="Use --pool cls, mean or max.",
+            )
+        return pooler(hidden)
+    raise ValueError(f"unknown pooling {how!r}; choose one of {', '.join(POOLINGS)}")
+
+
+def _pooler_module(lm: LoadedModel) -> Any:
+    if "pooler" not in lm.heads:
+        return None
+    if lm.native:
+        return lm.model.bert.pooler
+    base = getattr(lm.model, "base_model", lm.model)
+    dense = getattr(getattr(base, "pooler", None), "dense", None)
+    if dense is None:
+        return None
+    import torch
+
+    return lambda hidden: torch.tanh(dense(hidden[:, 0]))

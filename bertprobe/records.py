@@ -1,0 +1,111 @@
+"""Read the user's data files (csv, tsv, jsonl) into rows that remember their line numbers.
+
+Every problem is a DataError naming the file and the line, so the user can go and fix it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bertprobe.errors import DataError
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int  # 1-based line of the file where the row starts
+    values: dict[str, str]
+
+
+def file_format(path: Path) -> str:
+    try:
+        return FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise DataError(
+            f"{path}: unknown file type {path.suffix or '(none)'!r}",
+            hint="Use a .csv, .tsv or .jsonl file (one JSON object per line).",
+        ) from None
+
+
+def read_rows(path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = ()) -> list[Row]:
+    """Rows of ``path`` with at least the ``required`` columns filled; ``optional`` ones may be absent."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file", hint="Check the path.")
+    kind = file_format(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text", hint="Save the file as UTF-8.") from None
+    rows = _read_jsonl(path, text) if kind == "jsonl" else _read_delimited(path, text, kind)
+    if not rows:
+        raise DataError(f"{path}: no data rows", hint="The file needs a header line and at least one row.")
+    columns = set().union(*(row.values.keys() for row in rows))
+    for column in required:
+        if column not in columns:
+            raise DataError(
+                f"{path}: no {column!r} column (columns: {', '.join(sorted(columns)) or 'none'})",
+                hint=f"Add a {column!r} column, or name the column to use with the matching option.",
+            )
+    keep = set(required) | set(optional)
+    cleaned = []
+    for row in rows:
+        for column in required:
+            if not str(row.values.get(column) or "").strip():
+                raise DataError(f"{path}, line {row.line}: empty {column!r}", hint="Fill it in or delete the line.")
+        cleaned.append(Row(row.line, {k: str(v).strip() for k, v in row.values.items() if k in keep and v is not None}))
+    return cleaned
+
+
+def _read_delimited(path: Path, text: str, kind: str) -> list[Row]:
+    delimiter = "\t" if kind == "tsv" else ","
+    lines = text.splitlines(keepends=True)
+    # GLUE's tsv files are not quoted: a stray quote must not swallow the following lines.
+    quoting = csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL
+    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting)
+    rows: list[Row] = []
+    header: list[str] | None = None
+    try:
+        for record in reader:
+            line = reader.line_num
+            if not record or all(not cell.strip() for cell in record):
+                continue
+            if header is None:
+                header = [cell.strip() for cell in record]
+                continue
+            if len(record) != len(header):
+                raise DataError(
+                    f"{path}, line {line}: {len(record)} fields, but the header has {len(header)}",
+                    hint=f"Each line needs exactly these {'tab' if kind == 'tsv' else 'comma'}-separated "
+                    f"fields: {', '.join(header)} (quote fields that contain commas in csv).",
+                )
+            rows.append(Row(line, dict(zip(header, record, strict=True))))
+    except csv.Error as err:
+        raise DataError(f"{path}, line {reader.line_num}: {err}") from None
+    return rows
+
+
+def _read_jsonl(path: Path, text: str) -> list[Row]:
+    rows = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise DataError(
+                f"{path}, line {number}: invalid JSON ({err.msg})", hint="One JSON object per line."
+            ) from None
+        if not isinstance(value, dict):
+            raise DataError(
+                f"{path}, line {number}: expected a JSON object, got {type(value).__name__}",
+                hint='Write each line like {"sentence": "...", "label": "..."}.',
+            )
+        rows.append(Row(number, {str(k): ("" if v is None else str(v)) for k, v in value.items()}))
+    return rows
