@@ -59,13 +59,13 @@ def batches(lengths: Sequence[int], batch_size: int, max_tokens: int = 16384) ->
         yield batch
 
 
-def run_batch(
-    lm: LoadedModel,
-    encodings: Sequence[Encoding],
-    type_ids: Sequence[Sequence[int]] | None = None,
-    layers: Sequence[int] | None = None,
-) -> tuple[Any, Any]:
-    """One padded forward pass: (hidden states [batch, layers, tokens, hidden] float32 on CPU, attention mask)."""
+def pad_batch(
+    lm: LoadedModel, encodings: Sequence[Encoding], type_ids: Sequence[Sequence[int]] | None = None
+) -> tuple[Any, Any, Any]:
+    """(input ids, attention mask, token type ids) as [batch, longest] long tensors, right-padded.
+
+    Segment ids come from ``type_ids`` when given, else from each encoding (sentence pairs).
+    """
     import torch
 
     width = max(len(e) for e in encodings)
@@ -75,8 +75,22 @@ def run_batch(
     for row, encoding in enumerate(encodings):
         input_ids[row, : len(encoding)] = torch.tensor(encoding.ids)
         attention[row, : len(encoding)] = 1
-        if type_ids is not None:
-            token_types[row, : len(encoding)] = torch.tensor(type_ids[row])
+        segments = type_ids[row] if type_ids is not None else encoding.type_ids
+        if segments:
+            token_types[row, : len(encoding)] = torch.tensor(list(segments))
+    return input_ids, attention, token_types
+
+
+def run_batch(
+    lm: LoadedModel,
+    encodings: Sequence[Encoding],
+    type_ids: Sequence[Sequence[int]] | None = None,
+    layers: Sequence[int] | None = None,
+) -> tuple[Any, Any]:
+    """One padded forward pass: (hidden states [batch, layers, tokens, hidden] float32 on CPU, attention mask)."""
+    import torch
+
+    input_ids, attention, token_types = pad_batch(lm, encodings, type_ids)
     with torch.inference_mode():
         out = lm.model(
             input_ids=input_ids.to(lm.device),

@@ -5,8 +5,8 @@ id. ``auto`` means ``$BERTPROBE_MODEL`` if set, else ``bert-base-uncased`` when 
 or the hub answers, else an offline model that has the head asked for (announced in a
 notice the CLI prints on stderr).
 
-Heads: ``encoder`` (hidden states only), ``mlm`` (masked-LM logits), ``pretraining``
-(MLM + next-sentence prediction). A head whose weights the checkpoint lacks is refused:
+Heads: ``encoder`` (hidden states only), ``mlm`` (masked-LM logits), ``nsp``
+(next-sentence prediction), ``pretraining`` (MLM + NSP). A head whose weights the checkpoint lacks is refused:
 transformers would initialise it randomly and predict noise without a word of warning.
 """
 
@@ -32,7 +32,7 @@ from bertprobe.errors import (
     OfflineError,
 )
 
-HEADS = ("encoder", "mlm", "pretraining")
+HEADS = ("encoder", "mlm", "nsp", "pretraining")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 DEFAULT_HUB_MODEL = "bert-base-uncased"
@@ -376,7 +376,7 @@ def _fingerprint(resolved: Resolved) -> str:
 
 
 def _needed_heads(head: str) -> set[str]:
-    return {"encoder": set(), "mlm": {"mlm"}, "pretraining": {"mlm", "nsp"}}[head]
+    return {"encoder": set(), "mlm": {"mlm"}, "nsp": {"nsp"}, "pretraining": {"mlm", "nsp"}}[head]
 
 
 def load(
@@ -402,14 +402,9 @@ def _load_cached(spec: str, head: str, revision: str | None, device: str, dtype:
     missing = _needed_heads(head) - heads
     if missing:
         what = " and ".join(HEAD_LABELS[h] for h in sorted(missing))
-        reason = (
-            "RoBERTa-style models were trained without NSP"
-            if missing == {"nsp"}
-            else ("its checkpoint holds no weights for it")
-        )
         raise MissingHeadError(
-            f"{resolved.name} has no {what} head ({reason}); transformers would fill it with random weights "
-            "and predict noise"
+            f"{resolved.name} has no {what} head ({_missing_reason(config, missing)}); transformers would fill "
+            "it with random weights and predict noise"
         )
     torch_dtype = resolve_dtype(dtype, torch_device)
     max_len = _max_length(config)
@@ -442,6 +437,14 @@ def _load_cached(spec: str, head: str, revision: str | None, device: str, dtype:
     )
 
 
+def _missing_reason(config: dict[str, Any], missing: set[str]) -> str:
+    if "nsp" in missing and config.get("model_type") in {"roberta", "xlm-roberta", "camembert"}:
+        return "RoBERTa dropped next-sentence prediction from pretraining, so its checkpoints have no NSP head"
+    if missing == {"nsp"}:
+        return "its checkpoint keeps no NSP weights; BertForPreTraining checkpoints such as bert-base-uncased do"
+    return "its checkpoint holds no weights for it"
+
+
 def _max_length(config: dict[str, Any]) -> int:
     positions = int(config.get("max_position_embeddings", 512))
     # RoBERTa-style models reserve pad_token_id + 1 positions before the first token.
@@ -465,7 +468,12 @@ def _load_native(path: Path, config: dict[str, Any], head: str, dtype: Any, devi
             state.update(torch.load(file, map_location="cpu", weights_only=True))
     try:
         model = bert.build(
-            config, state, mlm=head in {"mlm", "pretraining"}, nsp=head == "pretraining", dtype=dtype, device=device
+            config,
+            state,
+            mlm=head in {"mlm", "pretraining"},
+            nsp=head in {"nsp", "pretraining"},
+            dtype=dtype,
+            device=device,
         )
     except KeyError as err:
         raise ModelNotFoundError(f"{path} is not a complete BERT checkpoint: {err.args[0]}") from err
@@ -478,6 +486,7 @@ def _load_transformers(path: Path, head: str, dtype: Any, device: Any) -> Any:
     auto = {
         "encoder": transformers.AutoModel,
         "mlm": transformers.AutoModelForMaskedLM,
+        "nsp": transformers.AutoModelForNextSentencePrediction,
         "pretraining": transformers.AutoModelForPreTraining,
     }[head]
     try:

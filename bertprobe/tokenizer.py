@@ -22,6 +22,7 @@ class Encoding:
     offsets: list[tuple[int, int]]
     special: list[bool]
     text: str
+    type_ids: tuple[int, ...] = ()  # segment ids (0 for the first text, 1 for a pair's second)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -104,10 +105,8 @@ class Tokenizer:
             offsets=[tuple(o) for o in enc.offsets],
             special=special,
             text=text,
+            type_ids=tuple(enc.type_ids),
         )
-
-    def encode_pair_types(self, text: str, pair: str) -> list[int]:
-        return list(self.backend.encode(text, pair, add_special_tokens=True).type_ids)
 
     def decode(self, ids: list[int]) -> str:
         """Text for ids, as transformers' ``tokenizer.decode`` would write it."""

@@ -36,7 +36,8 @@ def test_native_bert_matches_transformers(request, fixture, head, reference):
     ref = _reference(path, reference)
     enc = lm.tokenizer.encode(SENTENCE, "It rained.")
     ids = torch.tensor([enc.ids])
-    types = torch.tensor([lm.tokenizer.encode_pair_types(SENTENCE, "It rained.")])
+    types = torch.tensor([enc.type_ids])
+    assert set(enc.type_ids) == {0, 1}
     with torch.inference_mode():
         ours = lm.model(input_ids=ids, token_type_ids=types, output_hidden_states=True, output_attentions=True)
         theirs = ref(input_ids=ids, token_type_ids=types, output_hidden_states=True, output_attentions=True)

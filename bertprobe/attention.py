@@ -1,0 +1,148 @@
+"""Where BERT's attention goes: [CLS] to each token, each token to [CLS] and [SEP], per layer.
+
+Attention probabilities come from an explicit softmax (fused kernels do not return them).
+Summaries follow Clark et al. 2019, "What does BERT look at?": attention entropy per layer
+and the share of attention that lands on the special tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from bertprobe.errors import InputError
+from bertprobe.fillmask import encode_checked
+from bertprobe.models import LoadedModel
+
+
+@dataclass
+class LayerSummary:
+    layer: int  # 1-based encoder layer
+    entropy_bits: float  # mean over heads and query tokens
+    to_cls: float  # mean attention mass on [CLS], over heads and query tokens
+    to_sep: float  # mean attention mass on [SEP]
+    special_share: float  # to_cls + to_sep (+ any other special token)
+    cls_top_token: str  # the non-special token [CLS] attends to most
+    cls_top_weight: float
+
+
+@dataclass
+class AttentionResult:
+    model: str
+    revision: str | None
+    text: str
+    tokens: list[str]
+    special: list[bool]
+    num_layers: int
+    num_heads: int
+    head: int | None  # 1-based head averaged over, or None for the mean over heads
+    layer: int | None  # 1-based layer drilled into, or None
+    layers: list[LayerSummary]
+    cls_to_token: list[list[float]]  # [layer][token]: attention from [CLS] to each token
+    token_to_cls: list[list[float]]  # [layer][token]: attention from each token to [CLS]
+    token_to_sep: list[list[float]]  # [layer][token]: attention from each token to the [SEP] tokens
+    matrix: list[list[float]] | None = None  # [query][key] at --layer, when given
+    notices: list[str] = field(default_factory=list)
+
+
+def attention_probabilities(lm: LoadedModel, ids: list[int]) -> Any:
+    """Attention probabilities [layers, heads, tokens, tokens] for one text (float32, CPU)."""
+    import torch
+
+    model = lm.model
+    if not lm.native:
+        # Fused (sdpa / flash) kernels return no probabilities; the eager path does.
+        if hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation("eager")
+        else:
+            model.config._attn_implementation = "eager"
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([ids], device=lm.device), output_attentions=True)
+    attentions = out["attentions"] if isinstance(out, dict) else out.attentions
+    return torch.stack([a[0] for a in attentions]).float().cpu()
+
+
+def attention(lm: LoadedModel, text: str, layer: int | None = None, head: int | None = None) -> AttentionResult:
+    """Per-layer attention summaries for ``text``, averaged over heads (or one ``head``)."""
+    encoding = encode_checked(lm, text)
+    probs = attention_probabilities(lm, encoding.ids)  # [L, H, T, T]
+    num_layers, num_heads = probs.shape[0], probs.shape[1]
+    if layer is not None and not 1 <= layer <= num_layers:
+        raise InputError(f"--layer {layer} does not exist: {lm.name} has layers 1 to {num_layers}")
+    if head is not None and not 1 <= head <= num_heads:
+        raise InputError(f"--head {head} does not exist: {lm.name} has heads 1 to {num_heads} in each layer")
+    chosen = probs[:, head - 1 : head] if head is not None else probs  # [L, h, T, T]
+
+    tok = lm.tokenizer
+    cls_index = [i for i, t in enumerate(encoding.ids) if t == tok.cls_token_id][:1] or [0]
+    sep_index = [i for i, t in enumerate(encoding.ids) if t == tok.sep_token_id]
+    special_index = [i for i, s in enumerate(encoding.special) if s]
+    ordinary = [i for i, s in enumerate(encoding.special) if not s]
+
+    mean_heads = chosen.mean(dim=1)  # [L, T, T]
+    cls_row = mean_heads[:, cls_index[0], :]  # [L, T]
+    to_cls = mean_heads[:, :, cls_index[0]]
+    to_sep = mean_heads[:, :, sep_index].sum(-1) if sep_index else mean_heads[:, :, 0] * 0
+    entropy = -(chosen.clamp_min(1e-12).log2() * chosen).sum(-1)  # [L, h, T]
+
+    layers = []
+    for index in range(num_layers):
+        if ordinary:
+            best = max(ordinary, key=lambda i, row=cls_row[index]: float(row[i]))
+            top_token, top_weight = encoding.tokens[best], float(cls_row[index, best])
+        else:
+            top_token, top_weight = "", math.nan
+        layers.append(
+            LayerSummary(
+                layer=index + 1,
+                entropy_bits=float(entropy[index].mean()),
+                to_cls=float(to_cls[index].mean()),
+                to_sep=float(to_sep[index].mean()),
+                special_share=float(mean_heads[index][:, special_index].sum(-1).mean()),
+                cls_top_token=top_token,
+                cls_top_weight=top_weight,
+            )
+        )
+    return AttentionResult(
+        model=lm.name,
+        revision=lm.revision,
+        text=text,
+        tokens=encoding.tokens,
+        special=encoding.special,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        head=head,
+        layer=layer,
+        layers=layers,
+        cls_to_token=cls_row.tolist(),
+        token_to_cls=to_cls.tolist(),
+        token_to_sep=to_sep.tolist(),
+        matrix=mean_heads[layer - 1].tolist() if layer is not None else None,
+        notices=list(lm.notices),
+    )
+
+
+def plot(result: AttentionResult, path: str) -> None:
+    """Write a layer x token heatmap of [CLS]'s attention (PNG, or any format matplotlib knows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    width = max(6.0, 0.45 * len(result.tokens) + 2)
+    fig, axes = plt.subplots(1, 2, figsize=(width * 2, 0.4 * result.num_layers + 2.5))
+    for ax, values, title in (
+        (axes[0], result.cls_to_token, "[CLS] attends to token"),
+        (axes[1], result.token_to_cls, "token attends to [CLS]"),
+    ):
+        image = ax.imshow(values, aspect="auto", cmap="viridis", vmin=0.0)
+        ax.set_xticks(range(len(result.tokens)), result.tokens, rotation=70, fontsize=8)
+        ax.set_yticks(range(result.num_layers), [str(i + 1) for i in range(result.num_layers)])
+        ax.set_ylabel("layer")
+        ax.set_title(title + (f" (head {result.head})" if result.head else " (mean over heads)"))
+        fig.colorbar(image, ax=ax, fraction=0.03)
+    fig.suptitle(f"{result.model}: {result.text}"[:120])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,55 @@
+"""``bertprobe attention``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bertprobe.cli.app import command
+from bertprobe.cli.options import (
+    Common,
+    Device,
+    DeviceOpt,
+    Dtype,
+    DtypeOpt,
+    JsonOpt,
+    ModelOpt,
+    OfflineOpt,
+    RevisionOpt,
+    SeedOpt,
+)
+
+
+@command("attention")
+def attention_cli(
+    text: Annotated[str, typer.Argument(help="The text to look at.")],
+    layer: Annotated[
+        int | None, typer.Option("--layer", "-l", help="Drill into one layer (1 = first).", show_default=False)
+    ] = None,
+    head: Annotated[
+        int | None, typer.Option("--head", help="One attention head (1-based) instead of the mean.", show_default=False)
+    ] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a layer x token heatmap (PNG).")] = None,
+    model: ModelOpt = "auto",
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    device: DeviceOpt = Device.auto,
+    dtype: DtypeOpt = Dtype.auto,
+    json: JsonOpt = False,
+    seed: SeedOpt = 0,
+) -> None:
+    """Where attention goes, layer by layer: [CLS] to each token, each token to [CLS] and [SEP].
+
+    Example: bertprobe attention "The cat sat on the mat." --layer 6
+    """
+    from bertprobe import attention, render
+
+    common = Common(model, revision, offline, device, dtype, json, seed)
+    lm = common.load("encoder")
+    result = attention.attention(lm, text, layer=layer, head=head)
+    if plot is not None:
+        attention.plot(result, str(plot))
+        render.notice(f"Wrote {plot}")
+    render.show(result, json=json, seed=seed)

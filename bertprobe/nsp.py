@@ -1,0 +1,175 @@
+"""Next Sentence Prediction: the probability BERT's NSP head gives that B follows A.
+
+BERT was pretrained on pairs where B was the true next sentence half of the time and a
+random sentence otherwise; the NSP head reads the pooled [CLS] vector. In Hugging Face
+checkpoints, class 0 of ``seq_relationship_logits`` is "B follows A".
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bertprobe.errors import DataError, InputError
+from bertprobe.features import Progress, batches, encode_all, pad_batch
+from bertprobe.models import LoadedModel
+from bertprobe.records import read_rows
+
+_TRUE = {"1", "true", "yes", "next", "is_next", "isnext"}
+_FALSE = {"0", "false", "no", "random", "not_next", "notnext"}
+
+
+@dataclass
+class ScoredPair:
+    first: str
+    second: str
+    is_next_probability: float
+    predicted_next: bool
+    is_next: bool | None = None  # the truth, when known
+    line: int | None = None  # where the pair came from in the user's file
+
+    @property
+    def correct(self) -> bool | None:
+        return None if self.is_next is None else self.predicted_next == self.is_next
+
+
+@dataclass
+class NspResult:
+    model: str
+    revision: str | None
+    source: str  # "arguments", the pairs file, or the shuffled text file
+    mode: str  # "pairs" or "shuffle"
+    pairs: list[ScoredPair]
+    accuracy: float | None  # over pairs whose truth is known
+    accuracy_next: float | None  # on true next-sentence pairs
+    accuracy_random: float | None  # on random pairs
+    mean_probability_next: float | None
+    mean_probability_random: float | None
+    notices: list[str] = field(default_factory=list)
+
+
+def is_next_probabilities(
+    lm: LoadedModel,
+    pairs: Sequence[tuple[str, str]],
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> list[float]:
+    """P(B follows A) for each (A, B), batched with segment ids 0 / 1 as in pretraining."""
+    import torch
+
+    encodings = encode_all(lm, [a for a, _ in pairs], [b for _, b in pairs])
+    probabilities = [0.0] * len(pairs)
+    done = 0
+    for batch in batches([len(e) for e in encodings], batch_size):
+        input_ids, attention, token_types = pad_batch(lm, [encodings[i] for i in batch])
+        with torch.inference_mode():
+            out = lm.model(
+                input_ids=input_ids.to(lm.device),
+                attention_mask=attention.to(lm.device),
+                token_type_ids=token_types.to(lm.device),
+            )
+            logits = out["seq_relationship_logits"] if isinstance(out, dict) else _nsp_logits(out)
+            chance = logits.float().softmax(-1)[:, 0].cpu().tolist()
+        for index, value in zip(batch, chance, strict=True):
+            probabilities[index] = value
+        done += len(batch)
+        if progress:
+            progress(done, len(pairs))
+    return probabilities
+
+
+def _nsp_logits(out):
+    # BertForNextSentencePrediction names them ``logits``; BertForPreTraining ``seq_relationship_logits``.
+    return out.seq_relationship_logits if getattr(out, "seq_relationship_logits", None) is not None else out.logits
+
+
+def score(
+    lm: LoadedModel,
+    pairs: Sequence[tuple[str, str]],
+    truth: Sequence[bool | None] | None = None,
+    lines: Sequence[int | None] | None = None,
+    source: str = "arguments",
+    mode: str = "pairs",
+    progress: Progress | None = None,
+) -> NspResult:
+    if not pairs:
+        raise InputError("no sentence pairs to score", hint='e.g. bertprobe nsp "I was hungry." "So I ate."')
+    probabilities = is_next_probabilities(lm, pairs, progress=progress)
+    truth = list(truth) if truth is not None else [None] * len(pairs)
+    lines = list(lines) if lines is not None else [None] * len(pairs)
+    scored = [
+        ScoredPair(a, b, p, p >= 0.5, t, line)
+        for (a, b), p, t, line in zip(pairs, probabilities, truth, lines, strict=True)
+    ]
+
+    def mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    known = [s for s in scored if s.is_next is not None]
+    nexts = [s for s in known if s.is_next]
+    randoms = [s for s in known if not s.is_next]
+    return NspResult(
+        model=lm.name,
+        revision=lm.revision,
+        source=source,
+        mode=mode,
+        pairs=scored,
+        accuracy=mean([float(bool(s.correct)) for s in known]),
+        accuracy_next=mean([float(bool(s.correct)) for s in nexts]),
+        accuracy_random=mean([float(bool(s.correct)) for s in randoms]),
+        mean_probability_next=mean([s.is_next_probability for s in nexts]),
+        mean_probability_random=mean([s.is_next_probability for s in randoms]),
+        notices=list(lm.notices),
+    )
+
+
+def read_pairs(path: str | Path) -> tuple[list[tuple[str, str]], list[bool | None], list[int]]:
+    """Pairs from a csv / tsv / jsonl file with ``sentence_a``, ``sentence_b`` and optional ``is_next``."""
+    rows = read_rows(path, ["sentence_a", "sentence_b"], ["is_next"])
+    pairs, truth, lines = [], [], []
+    for row in rows:
+        raw = row.values.get("is_next", "").strip().lower()
+        if raw and raw not in _TRUE | _FALSE:
+            raise DataError(
+                f"{path}, line {row.line}: is_next is {raw!r}",
+                hint="Write is_next as 1/0 or true/false (1 = B really follows A), or leave it empty.",
+            )
+        pairs.append((row.values["sentence_a"], row.values["sentence_b"]))
+        truth.append(None if not raw else raw in _TRUE)
+        lines.append(row.line)
+    return pairs, truth, lines
+
+
+def read_sentences(path: str | Path) -> list[str]:
+    """Consecutive sentences of a plain text file, one per line (blank lines skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file", hint="Give a text file with one sentence per line, in order.")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text", hint="Save the file as UTF-8.") from None
+    sentences = [line.strip() for line in lines if line.strip()]
+    if len(sentences) < 3:
+        raise DataError(
+            f"{path}: {len(sentences)} sentence(s); --shuffle needs at least 3 consecutive sentences",
+            hint="Put one sentence per line, in the order they appear in the text.",
+        )
+    return sentences
+
+
+def shuffled_pairs(sentences: Sequence[str], seed: int) -> tuple[list[tuple[str, str]], list[bool]]:
+    """BERT's NSP data: for each sentence, its true successor or (50%) a random other sentence."""
+    rng = random.Random(seed)
+    pairs, truth = [], []
+    for index in range(len(sentences) - 1):
+        if rng.random() < 0.5:
+            pairs.append((sentences[index], sentences[index + 1]))
+            truth.append(True)
+        else:
+            choices = [j for j in range(len(sentences)) if j not in (index, index + 1)]
+            pairs.append((sentences[index], sentences[rng.choice(choices)]))
+            truth.append(False)
+    return pairs, truth

@@ -1,0 +1,70 @@
+"""Views of next-sentence-prediction results."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bertprobe.nsp import NspResult
+from bertprobe.render import bar, header
+
+
+def _short(text: str, width: int = 48) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def nsp_table(result: NspResult, console: Console, show: int = 20) -> None:
+    header(console, "next sentence prediction", result)
+    listed = result.pairs if show == 0 else result.pairs[:show]
+    table = Table(title_justify="left")
+    if any(p.line for p in listed):
+        table.add_column("line", justify="right", style="dim")
+    table.add_column("sentence A")
+    table.add_column("sentence B")
+    table.add_column("P(B follows A)", justify="right")
+    table.add_column("", no_wrap=True)
+    known = any(p.is_next is not None for p in listed)
+    if known:
+        table.add_column("truth")
+    for pair in listed:
+        cells = [str(pair.line)] if any(p.line for p in listed) else []
+        cells += [Text(_short(pair.first)), Text(_short(pair.second)), f"{pair.is_next_probability:.3f}"]
+        cells.append(Text(bar(pair.is_next_probability, 12), style="green" if pair.predicted_next else "red"))
+        if known:
+            if pair.is_next is None:
+                cells.append("")
+            else:
+                label = "next" if pair.is_next else "random"
+                cells.append(Text(label + (" ✓" if pair.correct else " ✗"), style="green" if pair.correct else "red"))
+        table.add_row(*cells)
+    console.print(table)
+    if len(listed) < len(result.pairs):
+        console.print(Text(f"({len(result.pairs) - len(listed)} more pairs; --show 0 lists all)", style="dim"))
+    if result.accuracy is not None:
+        summary = Table(title="NSP accuracy", title_justify="left")
+        for column in ("pairs", "count", "accuracy", "mean P(next)"):
+            summary.add_column(column, justify="left" if column == "pairs" else "right")
+        nexts = [p for p in result.pairs if p.is_next]
+        randoms = [p for p in result.pairs if p.is_next is False]
+        for name, group, accuracy, mean in (
+            ("true next", nexts, result.accuracy_next, result.mean_probability_next),
+            ("random", randoms, result.accuracy_random, result.mean_probability_random),
+        ):
+            summary.add_row(name, str(len(group)), _pct(accuracy), _num(mean))
+        summary.add_row(Text("all", style="bold"), str(len(nexts) + len(randoms)), _pct(result.accuracy), "")
+        console.print(summary)
+        console.print(
+            Text("chance level is 50%: BERT was trained on a 50/50 mix of true and random pairs", style="dim")
+        )
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+RENDERERS = {"NspResult": nsp_table}

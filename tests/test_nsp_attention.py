@@ -1,0 +1,116 @@
+"""nsp and attention: values equal plain transformers calls; refusals are clear."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+PAIRS = [
+    ("The storm knocked out the power.", "We lit candles and waited."),
+    ("She opened the fridge.", "Penguins live in the Southern Hemisphere."),
+    ("A short one.", "Another sentence that is a good deal longer than the first one is."),
+]
+
+
+def test_nsp_probabilities_equal_plain_bert_for_pretraining(cli, tiny_pretraining_path, tmp_path):
+    from transformers import AutoTokenizer, BertForPreTraining
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_pretraining_path))
+    ref = BertForPreTraining.from_pretrained(str(tiny_pretraining_path)).eval()
+    expected = []
+    for a, b in PAIRS:
+        with torch.no_grad():
+            logits = ref(**tok(a, b, return_tensors="pt")).seq_relationship_logits
+        expected.append(float(logits.softmax(-1)[0, 0]))  # class 0 = "B follows A"
+
+    pairs_file = tmp_path / "pairs.tsv"
+    pairs_file.write_text("sentence_a\tsentence_b\tis_next\n" + "".join(f"{a}\t{b}\t1\n" for a, b in PAIRS))
+    code, stdout, _ = cli("nsp", "--pairs", pairs_file, "-m", tiny_pretraining_path, "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    got = [p["is_next_probability"] for p in doc["pairs"]]
+    assert got == pytest.approx(expected, abs=1e-5)
+    assert [p["line"] for p in doc["pairs"]] == [2, 3, 4]
+    assert doc["accuracy"] == pytest.approx(sum(p >= 0.5 for p in expected) / 3)
+
+    code, stdout, _ = cli("nsp", PAIRS[0][0], PAIRS[0][1], "-m", tiny_pretraining_path, "--json")
+    assert json.loads(stdout)["pairs"][0]["is_next_probability"] == pytest.approx(expected[0], abs=1e-5)
+
+
+def test_shuffle_builds_half_true_half_random_pairs_reproducibly(cli, tiny_pretraining_path, tmp_path):
+    from bertprobe.nsp import shuffled_pairs
+
+    sentences = [f"Sentence number {i} of the story." for i in range(400)]
+    pairs, truth = shuffled_pairs(sentences, seed=3)
+    assert 0.43 < sum(truth) / len(truth) < 0.57
+    for (a, b), is_next in zip(pairs, truth, strict=True):
+        follows = sentences.index(b) == sentences.index(a) + 1
+        assert follows == is_next
+    assert shuffled_pairs(sentences, seed=3) == (pairs, truth)
+
+    story = tmp_path / "story.txt"
+    story.write_text("\n".join(sentences[:12]) + "\n")
+    code, stdout, _ = cli("nsp", "--shuffle", story, "-m", tiny_pretraining_path, "--json", "--seed", 3)
+    doc = json.loads(stdout)
+    assert code == 0 and doc["mode"] == "shuffle" and len(doc["pairs"]) == 11
+    assert doc["accuracy"] is not None
+    code, table, _ = cli("nsp", "--shuffle", story, "-m", tiny_pretraining_path, "--seed", 3)
+    assert code == 0 and "NSP accuracy" in table and "chance level is 50%" in table
+
+
+def test_models_without_nsp_head_are_refused_with_the_reason(cli, minilm_path, mlm_path):
+    code, _, stderr = cli("nsp", "a", "b", "-m", "minilm")
+    assert code == 1 and "no NSP head" in stderr and "Traceback" not in stderr
+    code, _, stderr = cli("nsp", "a", "b", "-m", mlm_path)
+    assert code == 1 and "no NSP head" in stderr
+
+
+def test_nsp_input_errors(cli, tiny_pretraining_path, tmp_path):
+    code, _, stderr = cli("nsp", "only one sentence", "-m", tiny_pretraining_path)
+    assert code == 1 and "give two sentences" in stderr
+    bad = tmp_path / "pairs.csv"
+    bad.write_text("sentence_a,sentence_b,is_next\na,b,maybe\n")
+    code, _, stderr = cli("nsp", "--pairs", bad, "-m", tiny_pretraining_path)
+    assert code == 1 and "line 2" in stderr and "is_next" in stderr
+
+
+def test_attention_equals_plain_transformers_and_rows_sum_to_one(cli, minilm_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    text = "The bank raised its interest rates."
+    code, stdout, _ = cli("attention", text, "-m", "minilm", "--layer", 4, "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))
+    ref = AutoModel.from_pretrained(str(minilm_path), attn_implementation="eager").eval()
+    with torch.no_grad():
+        attentions = ref(**tok(text, return_tensors="pt"), output_attentions=True).attentions
+    mean = torch.stack([a[0] for a in attentions]).mean(1)  # [layers, T, T]
+    assert doc["tokens"] == tok.convert_ids_to_tokens(tok(text)["input_ids"])
+    torch.testing.assert_close(torch.tensor(doc["cls_to_token"]), mean[:, 0, :], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.tensor(doc["token_to_cls"]), mean[:, :, 0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.tensor(doc["token_to_sep"]), mean[:, :, -1], atol=1e-5, rtol=1e-4)
+    matrix = torch.tensor(doc["matrix"])
+    torch.testing.assert_close(matrix, mean[3], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(matrix.sum(-1), torch.ones(matrix.shape[0]), atol=1e-5, rtol=0)
+    probs = attentions[2][0]  # layer 3: [heads, T, T]
+    entropy = -(probs * probs.clamp_min(1e-12).log2()).sum(-1).mean()
+    assert doc["layers"][2]["entropy_bits"] == pytest.approx(float(entropy), abs=1e-4)
+    special = probs.mean(0)[:, [0, probs.shape[-1] - 1]].sum(-1).mean()
+    assert doc["layers"][2]["special_share"] == pytest.approx(float(special), abs=1e-5)
+
+
+def test_attention_single_head_table_and_plot(cli, minilm_path, tmp_path):
+    code, stdout, _ = cli("attention", "a cat [MASK] here", "-m", "minilm", "--head", 2, "--json")
+    doc = json.loads(stdout)
+    assert code == 0 and doc["head"] == 2
+    for row in doc["cls_to_token"]:
+        assert sum(row) == pytest.approx(1.0, abs=1e-5)
+    plot = tmp_path / "attention.png"
+    code, table, stderr = cli("attention", "The cat sat on the mat.", "-m", "minilm", "--layer", 2, "--plot", plot)
+    assert code == 0 and plot.stat().st_size > 5000 and plot.read_bytes()[:4] == b"\x89PNG"
+    assert "[CLS] attends to each token" in table and "layer 2" in table
+    code, _, stderr = cli("attention", "x", "-m", "minilm", "--layer", 9)
+    assert code == 1 and "has layers 1 to 6" in stderr
