@@ -1,0 +1,130 @@
+"""``bertprobe sense``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bertprobe.cli.app import command
+from bertprobe.cli.options import (
+    Common,
+    Device,
+    DeviceOpt,
+    Dtype,
+    DtypeOpt,
+    JsonOpt,
+    ModelOpt,
+    OfflineOpt,
+    RevisionOpt,
+    SeedOpt,
+)
+
+
+class Pool(str, Enum):
+    mean = "mean"
+    first = "first"
+    last = "last"
+
+
+@command("sense")
+def sense_cli(
+    word: Annotated[
+        str | None,
+        typer.Argument(help="The ambiguous word (built-in sets: see --list).", metavar="WORD", show_default=False),
+    ] = None,
+    sentence: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sentence", "-s", help="A sentence containing the word (repeat; unlabelled).", show_default=False
+        ),
+    ] = None,
+    sentences: Annotated[
+        Path | None,
+        typer.Option(
+            "--sentences",
+            metavar="FILE",
+            help="csv / tsv / jsonl file: a 'sentence' column, optional 'sense' and 'word' columns.",
+            show_default=False,
+        ),
+    ] = None,
+    pool: Annotated[Pool, typer.Option("--pool", help="How the word's word pieces become one vector.")] = Pool.mean,
+    occurrence: Annotated[
+        int | None,
+        typer.Option(
+            "--occurrence", min=1, help="Which occurrence of the word to use (default: the first).", show_default=False
+        ),
+    ] = None,
+    layer: Annotated[
+        int | None,
+        typer.Option(
+            "--layer", help="Layer of the similarity matrix and clusters (default: the best).", show_default=False
+        ),
+    ] = None,
+    clusters: Annotated[
+        int | None,
+        typer.Option(
+            "--clusters", min=2, help="k of k-means (default: 2, or the number of senses).", show_default=False
+        ),
+    ] = None,
+    centred: Annotated[
+        bool, typer.Option("--centred", help="Show the matrix with mean-centred cosines (comparable across layers).")
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE.png",
+            help="Write the heatmap and the per-layer curves to FILE.png.",
+            show_default=False,
+        ),
+    ] = None,
+    list_sets: Annotated[bool, typer.Option("--list", help="List the built-in sense sets and exit.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sentences per forward pass.")] = 32,
+    model: ModelOpt = "auto",
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    device: DeviceOpt = Device.auto,
+    dtype: DtypeOpt = Dtype.auto,
+    json: JsonOpt = False,
+    seed: SeedOpt = 0,
+) -> None:
+    """Show how one word's contextual vectors separate by sense, layer by layer, against static embeddings.
+
+    Example: bertprobe sense bank --model minilm
+    """
+    from bertprobe import render, sense
+
+    if list_sets:
+        render.show(sense.catalog(model, revision), json=json, seed=seed)
+        return
+    from bertprobe.render import sense as sense_render
+
+    if plot is not None:
+        sense_render.check_plot_path(plot)
+    word, labelled_sentences, origin = sense.collect(word, sentence or (), sentences)
+    common = Common(model, revision, offline, device, dtype, json, seed)
+    lm = common.load("encoder")
+    with render.progress_bar(f"sense: {word}", enabled=not json) as progress:
+        result = sense.probe(
+            lm,
+            word,
+            labelled_sentences,
+            pool=pool.value,
+            occurrence=occurrence,
+            layer=layer,
+            clusters=clusters,
+            seed=seed,
+            origin=origin,
+            centred=centred,
+            batch_size=batch_size,
+            progress=progress,
+        )
+    for notice in result.notices:
+        render.notice(notice)
+    render.show(result, json=json, seed=seed)
+    if plot is not None:
+        written = sense_render.plot(result, plot)
+        render.notice(f"wrote {written}")

@@ -1,0 +1,297 @@
+"""sense: the word's vectors and every cosine equal a plain transformers computation; errors are one line."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bertprobe import sense
+
+RIVER = [
+    "Otters slid down the bank into the cold river.",
+    "We fished from the bank of the canal all afternoon.",
+    "Reeds grew thickly along the bank of the lake.",
+]
+MONEY = [
+    "The bank charged me a fee for the transfer.",
+    "She opened a savings account at the bank downtown.",
+    "The bank refused to lend the company more money.",
+]
+
+
+# ---------------------------------------------------------------------------- an independent reference
+
+
+@pytest.fixture(scope="module")
+def reference(minilm_path):
+    """Plain transformers: AutoTokenizer offsets, AutoModel hidden states, the word's pieces by regex."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path))
+    model = AutoModel.from_pretrained(str(minilm_path)).eval()
+
+    def run(word: str, texts: list[str], pool: str = "mean", occurrence: int = 1):
+        """[sentences, layers + 2, hidden] word vectors (static first), and each sentence's other tokens."""
+        vectors, others, tokens = [], [], []
+        for text in texts:
+            match = list(re.finditer(rf"\b{re.escape(word)}\b", text, re.IGNORECASE))[occurrence - 1]
+            enc = tokenizer(text, return_offsets_mapping=True, return_tensors="pt")
+            offsets = enc.pop("offset_mapping")[0].tolist()
+            with torch.no_grad():
+                out = model(**enc, output_hidden_states=True)
+            static = model.embeddings.word_embeddings.weight.detach()[enc["input_ids"][0]]
+            layers = torch.stack([static, *[h[0] for h in out.hidden_states]]).double()  # [L + 2, T, H]
+            pieces = [i for i, (s, e) in enumerate(offsets) if e > s and s < match.end() and e > match.start()]
+            chosen = layers[:, pieces]
+            pooled = {"mean": chosen.mean(1), "first": chosen[:, 0], "last": chosen[:, -1]}[pool]
+            real = [i for i, (s, e) in enumerate(offsets) if e > s]  # [CLS] and [SEP] span (0, 0)
+            vectors.append(pooled)
+            tokens.append(layers[:, real])
+            others.append(layers[:, [i for i in real if i not in pieces]])
+        return torch.stack(vectors).numpy(), others, tokens
+
+    return run
+
+
+def _cos(a, b):
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _pairs(n):
+    return [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+
+@pytest.fixture(scope="module")
+def bank_json(minilm_path):
+    from typer.testing import CliRunner
+
+    from bertprobe.cli import app
+
+    result = CliRunner().invoke(app, ["sense", "bank", "--model", "minilm", "--json", "--layer", "3"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_builtin_bank_vectors_and_cosines_equal_transformers(bank_json, reference):
+    doc = bank_json
+    texts = [s["text"] for s in doc["sentences"]]
+    senses = [s["sense"] for s in doc["sentences"]]
+    assert doc["model"] == "minilm" and "revision" in doc and doc["seed"] == 0
+    vectors, others, tokens = reference("bank", texts)
+    n, depth = vectors.shape[:2]
+    assert depth == 6 + 2 and len(doc["layers"]) == depth
+    for index, row in enumerate(doc["layers"]):
+        assert row["layer"] == (None if index == 0 else index - 1)
+        v = vectors[:, index]
+        cos = np.array([[_cos(v[i], v[j]) for j in range(n)] for i in range(n)])
+        same = [(i, j) for i, j in _pairs(n) if senses[i] == senses[j]]
+        diff = [(i, j) for i, j in _pairs(n) if senses[i] != senses[j]]
+        assert row["within"] == pytest.approx(np.mean([cos[p] for p in same]), abs=1e-4)
+        assert row["across"] == pytest.approx(np.mean([cos[p] for p in diff]), abs=1e-4)
+        assert row["separation"] == pytest.approx(row["within"] - row["across"], abs=1e-9)
+        # Anisotropy: the word against every other real token of the other sentences, brute force.
+        per_sentence = []
+        for i in range(n):
+            sims = [_cos(v[i], t) for j in range(n) if j != i for t in others[j][index].numpy()]
+            per_sentence.append(np.mean(sims))
+        assert row["anisotropy"] == pytest.approx(np.mean(per_sentence), abs=1e-4)
+        # Mean-centred: subtract the mean of every real token at this layer (the word's pieces included).
+        mean = torch.cat([t[index] for t in tokens]).mean(0).numpy()
+        centred = np.array([[_cos(v[i] - mean, v[j] - mean) for j in range(n)] for i in range(n)])
+        assert row["within_centred"] == pytest.approx(np.mean([centred[p] for p in same]), abs=1e-4)
+        assert row["across_centred"] == pytest.approx(np.mean([centred[p] for p in diff]), abs=1e-4)
+        # Leave-one-out 1-NN on the centred cosine (the static row is one big tie: credit is shared).
+        hits = []
+        for i in range(n):
+            best = max(centred[i, j] for j in range(n) if j != i)
+            tied = [j for j in range(n) if j != i and centred[i, j] >= best - 1e-6]
+            hits.append(np.mean([senses[j] == senses[i] for j in tied]))
+        assert row["knn_accuracy"] == pytest.approx(np.mean(hits), abs=1e-6)
+        if index > 0:
+            from sklearn.metrics import silhouette_score
+
+            distance = np.clip(1 - centred, 0, None)
+            np.fill_diagonal(distance, 0)
+            assert row["silhouette"] == pytest.approx(
+                silhouette_score(distance, senses, metric="precomputed"), abs=1e-4
+            )
+        if index == 4:  # --layer 3: the matrix shown
+            np.testing.assert_allclose(doc["matrix"], cos, atol=1e-4)
+            np.testing.assert_allclose(doc["matrix_centred"], centred, atol=1e-4)
+    assert doc["shown_layer"] == 3
+
+
+def test_bank_senses_separate_at_the_best_layer_unlike_the_static_embedding(bank_json):
+    layers = {row["layer"]: row for row in bank_json["layers"]}
+    best = layers[bank_json["best_layer"]]
+    assert bank_json["best_layer"] in range(1, 7)
+    assert best["within"] > best["across"]
+    assert best["within_centred"] > best["across_centred"]
+    assert best["knn_accuracy"] > 0.9
+    # The static vector is the same in every sentence: no separation, nearest-neighbour at chance (5 of 11).
+    static = layers[None]
+    assert static["within"] == pytest.approx(1.0) and static["across"] == pytest.approx(1.0)
+    assert static["knn_accuracy"] == pytest.approx(5 / 11)
+    assert best["silhouette"] == max(r["silhouette"] for r in bank_json["layers"][1:])
+
+
+def test_word_vectors_api_matches_transformers_for_first_and_last_pieces(minilm_path, reference):
+    from bertprobe import models
+
+    lm = models.load("minilm", device="cpu")
+    texts = ["My echolocation app failed.", "Bats use echolocation at night, as do whales."]
+    for pool in ("first", "last", "mean"):
+        found, notices = sense.word_vectors(lm, "echolocation", [sense.SenseSentence(t) for t in texts], pool=pool)
+        expected, _, _ = reference("echolocation", texts, pool=pool)
+        np.testing.assert_allclose(found.vectors, expected, atol=1e-4)
+        assert found.sentences[0].wordpieces == ["echo", "##lo", "##cation"]
+        assert any("splits into several word pieces" in n for n in notices)
+
+
+def test_occurrence_picks_the_later_word(cli, minilm_path, reference):
+    texts = ["The bank by the bank of the river.", "I walked from one bank to the other bank."]
+    code, stdout, stderr = cli("sense", "bank", "-s", texts[0], "-s", texts[1], "-m", "minilm", "--json")
+    assert code == 0 and "more than once" in stderr
+    first = json.loads(stdout)
+    code, stdout, _ = cli("sense", "bank", "-s", texts[0], "-s", texts[1], "-m", "minilm", "--occurrence", 2, "--json")
+    second = json.loads(stdout)
+    assert [s["start"] for s in first["sentences"]] == [t.find("bank") for t in texts]
+    assert [s["start"] for s in second["sentences"]] == [t.rfind("bank") for t in texts]
+    vectors, _, _ = reference("bank", texts, occurrence=2)
+    for row in second["layers"]:
+        index = 0 if row["layer"] is None else row["layer"] + 1
+        assert row["mean_cosine"] == pytest.approx(_cos(vectors[0, index], vectors[1, index]), abs=1e-4)
+
+
+def test_unlabelled_sentences_cluster_by_sense(cli, minilm_path):
+    args = [a for text in RIVER + MONEY for a in ("-s", text)]
+    code, stdout, _ = cli("sense", "bank", *args, "-m", "minilm", "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["labelled"] is False and doc["clusters"] == 2
+    clusters = [s["cluster"] for s in doc["sentences"]]
+    assert clusters == [1, 1, 1, 2, 2, 2]
+    assert all(r["within"] is None for r in doc["layers"])  # no senses: no within / across
+    code, table, _ = cli("sense", "bank", *args, "-m", "minilm")
+    assert "k-means clusters (k = 2)" in table and "c2" in table
+
+
+# ---------------------------------------------------------------------------- input files
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_files_with_word_and_sense_columns(cli, minilm_path, tmp_path, suffix):
+    rows = [("bank", "river", t) for t in RIVER] + [("bank", "money", t) for t in MONEY]
+    rows.append(("spring", "season", "Spring came early."))
+    path = tmp_path / f"senses{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps({"word": w, "sense": s, "sentence": t}) + "\n" for w, s, t in rows))
+    else:
+        sep = "\t" if suffix == ".tsv" else ","
+        path.write_text(f"word{sep}sense{sep}sentence\n" + "".join(f"{w}{sep}{s}{sep}{t}\n" for w, s, t in rows))
+    code, stdout, _ = cli("sense", "BANK", "--sentences", path, "-m", "minilm", "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["senses"] == ["river", "money"] and len(doc["sentences"]) == 6
+    assert [s["line"] for s in doc["sentences"]] == ([1, 2, 3, 4, 5, 6] if suffix == ".jsonl" else [2, 3, 4, 5, 6, 7])
+    code, _, stderr = cli("sense", "--sentences", path, "-m", "minilm")
+    assert code == 1 and "several words (bank, spring)" in stderr
+
+
+def test_example_file_runs(cli, minilm_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "senses_custom.csv"
+    code, stdout, _ = cli("sense", "light", "--sentences", example, "-m", "minilm", "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["senses"] == ["brightness", "weight"]
+    assert all(s["text"][s["start"] : s["end"]].lower() == "light" for s in doc["sentences"])
+
+
+# ---------------------------------------------------------------------------- errors: one line, exit 1
+
+
+def _one_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("error:") and "Traceback" not in stderr
+    return lines[0]
+
+
+def test_word_missing_names_the_sentence_and_line(cli, tiny_encoder_path, tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("sentence,sense\nThe bank was closed.,money\nThe banks were muddy.,river\n")
+    code, stdout, stderr = cli("sense", "bank", "--sentences", path, "-m", tiny_encoder_path)
+    assert code == 1 and stdout == ""
+    line = _one_error(stderr)
+    assert "sentence 2" in line and "line 3" in line and "The banks were muddy." in line
+    assert "inside 'banks'" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-s", "one bank only"], "only 1 sentence"),
+        (["--clusters", 5, "-s", "a bank", "-s", "the bank"], "--clusters 5 needs more than 5 sentences"),
+        (["--layer", 3, "-s", "a bank", "-s", "the bank"], "--layer 3 does not exist"),
+        (["--occurrence", 2, "-s", "a bank", "-s", "the bank"], "occurs 1 time(s) in sentence 1"),
+        (["--plot", "out.gif", "-s", "a bank", "-s", "the bank"], "unknown image type '.gif'"),
+    ],
+)
+def test_user_errors_are_one_line(cli, tiny_encoder_path, args, message):
+    code, stdout, stderr = cli("sense", "bank", *args, "-m", tiny_encoder_path)
+    assert code == 1 and stdout == ""
+    assert message in _one_error(stderr)
+
+
+def test_file_without_sentence_column(cli, tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("text,sense\nThe bank was closed.,money\n")
+    code, _, stderr = cli("sense", "bank", "--sentences", path, "-m", "minilm")
+    assert code == 1
+    assert "no 'sentence' column" in _one_error(stderr) and "hint:" in stderr
+
+
+def test_mixed_labels_and_unknown_builtin_word(cli, tmp_path, tiny_encoder_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"sentence": "a bank", "sense": "money"}\n{"sentence": "the bank"}\n')
+    code, _, stderr = cli("sense", "bank", "--sentences", path, "-m", tiny_encoder_path)
+    assert code == 1 and "line 2" in _one_error(stderr) and "has none" in stderr
+    code, _, stderr = cli("sense", "kettle")
+    assert code == 1 and "no built-in sentence set for 'kettle'" in _one_error(stderr)
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def test_table_escapes_user_text_and_plot_is_written(cli, tiny_encoder_path, tmp_path):
+    plot = tmp_path / "bank.png"
+    texts = ["The [bold]bank[/bold] [unused0] closed.", "A bank of the river.", "My bank lends money."]
+    args = [a for t in texts for a in ("-s", t)]
+    code, stdout, stderr = cli("sense", "bank", *args, "-m", tiny_encoder_path, "--plot", plot, "--centred")
+    assert code == 0
+    assert "[bold]" in stdout and "[unused0]" in stdout
+    assert "mean-centred cosine between" in stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+    assert "wrote" in stderr
+
+
+def test_list_shows_every_builtin_set(cli):
+    code, stdout, _ = cli("sense", "--list", "--json")
+    assert code == 0
+    sets = json.loads(stdout)["sets"]
+    assert len(sets) >= 10
+    for entry in sets:
+        assert len(entry["senses"]) >= 2 and min(entry["senses"].values()) >= 5
+    code, table, _ = cli("sense", "--list")
+    assert all(entry["word"] in table for entry in sets)
+
+
+def test_builtin_sentences_hold_their_word_once_and_are_distinct():
+    rows = [json.loads(line) for line in sense.DATA_FILE.read_text().splitlines() if line.strip()]
+    assert len({r["sentence"] for r in rows}) == len(rows)
+    for row in rows:
+        assert len(re.findall(rf"\b{row['word']}\b", row["sentence"], re.IGNORECASE)) == 1, row
