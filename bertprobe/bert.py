@@ -262,6 +262,7 @@ class Bert(nn.Module):
         inputs_embeds: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        heads: bool = True,
         **_: Any,
     ) -> BertOutput:
         reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
@@ -289,6 +290,10 @@ class Bert(nn.Module):
             out["hidden_states"] = tuple(all_hidden)
         if all_probs is not None:
             out["attentions"] = tuple(all_probs)
+        if not heads:
+            # The caller applies a head to a few positions itself (the MLM head over every position
+            # costs more than the whole encoder on small models).
+            return out
         if self.bert.pooler is not None:
             out["pooler_output"] = self.bert.pooler(hidden)
         if self.cls is not None:
@@ -338,6 +343,18 @@ def _no_init() -> Iterator[None]:
             cls.reset_parameters = method
 
 
+def fresh_mlm_head(cfg: BertConfig, std: float = 0.02) -> dict[str, torch.Tensor]:
+    """Weights of a new MLM transform and bias (BERT's initialiser: normal(0, 0.02), LayerNorm 1 / 0)."""
+    width = cfg.hidden_size
+    return {
+        "cls.predictions.transform.dense.weight": torch.randn(width, width) * std,
+        "cls.predictions.transform.dense.bias": torch.zeros(width),
+        "cls.predictions.transform.LayerNorm.weight": torch.ones(width),
+        "cls.predictions.transform.LayerNorm.bias": torch.zeros(width),
+        "cls.predictions.bias": torch.zeros(cfg.vocab_size),
+    }
+
+
 def build(
     raw_config: dict[str, Any],
     state: dict[str, torch.Tensor],
@@ -345,10 +362,17 @@ def build(
     nsp: bool,
     dtype: torch.dtype,
     device: torch.device,
+    new_mlm_head: bool = False,
 ) -> Bert:
-    """Make a Bert from a checkpoint's config and weights without a throw-away random init."""
+    """Make a Bert from a checkpoint's config and weights without a throw-away random init.
+
+    ``new_mlm_head``: give an encoder-only checkpoint a fresh MLM head (for pretraining only),
+    initialised as BERT initialises it, with the decoder tied to the word embeddings.
+    """
     cfg = BertConfig.from_dict(raw_config)
     state = normalise_keys(state)
+    if mlm and new_mlm_head and "cls.predictions.transform.dense.weight" not in state:
+        state.update(fresh_mlm_head(cfg))
     pooler = "bert.pooler.dense.weight" in state
     with torch.device("meta"), _no_init():
         model = Bert(cfg, mlm=mlm, nsp=nsp, pooler=pooler)

@@ -1,20 +1,61 @@
-"""Masked-token predictions: what BERT's MLM head puts at each ``[MASK]``.
+"""Masked-token predictions: what BERT's MLM head puts at each ``[MASK]``, under several masking modes.
 
-Each mask is predicted from its own final-layer hidden state; the scores are a softmax
-over the whole vocabulary at that position, exactly as ``pipeline("fill-mask")`` does.
+Each masked position is predicted from its own final-layer hidden state; the scores are a
+softmax over the whole vocabulary at that position, exactly as ``pipeline("fill-mask")`` does.
+
+Modes (``fill(lm, text, mode=...)``):
+
+- ``single``: the masks written in the text. ``word``: every word piece of a chosen word.
+  Both can score ``targets`` (words of any number of pieces), decode several masks jointly,
+  and show what the MLM head reads off the ``[CLS]`` position.
+- ``bert`` / ``random`` / ``whole-word`` / ``span``: a :mod:`bertprobe.masking` plan applied
+  to an unmasked text (BERT's 80/10/10 corruption, or all-``[MASK]``), with the rank and
+  probability of each original token and a recovery summary per action.
+- ``each``: every token masked in turn: pseudo-log-likelihood (Salazar et al. 2020).
+
+All masked variants of a text go through the model together, in as few padded batches as the
+token budget allows; the MLM head runs only at the positions asked for.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bertprobe.errors import MaskError, TextTooLongError
+from bertprobe import masking
+from bertprobe.errors import InputError, MaskError, TextTooLongError
 from bertprobe.models import LoadedModel
 from bertprobe.tokenizer import Encoding
 
 MASK_SPELLING = "[MASK]"
+MODES = ("single", "word", "bert", "random", "whole-word", "span", "each")
+CORRUPTING = {"bert": "token", "random": "token", "whole-word": "whole-word", "span": "span"}
+DEFAULT_REPLACE = {"bert": "bert", "random": "mask", "whole-word": "mask", "span": "mask"}
+REPLACE_PROBS = {"bert": (masking.BERT_MASK_PROB, masking.BERT_RANDOM_PROB), "mask": (1.0, 0.0)}
+DECODES = ("independent", "joint")
+MAX_JOINT_MASKS = 12
+MAX_SAMPLES = 1000
+MAX_BATCH_TOKENS = 16384  # padded tokens per forward pass
+MAX_LOGIT_FLOATS = 1 << 27  # full-vocabulary logits a non-native model may return per pass (512 MB)
+
+TARGET_SCORE_DEFINITION = (
+    "score = product over the target's word pieces, left to right, of P(piece | the text with the "
+    "target's earlier pieces filled in and its later pieces still masked); log_prob = its natural log"
+)
+JOINT_SCORE_DEFINITION = (
+    "joint_score = sum over the masked positions of ln P(token there | the text with every other masked "
+    "position filled by this completion): the pseudo-log-likelihood of the fill (higher is better)"
+)
+PLL_DEFINITION = (
+    "log_prob = ln P(token | the text with only that token masked); pll = sum over the tokens that are not "
+    "special ([CLS], [SEP], [UNK], ...) "
+    "(Salazar et al. 2020, as mlm-scoring and minicons compute it); pseudo_perplexity = exp(-pll / tokens)"
+)
+
+Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -26,11 +67,77 @@ class Prediction:
 
 
 @dataclass
+class OriginalToken:
+    """The token that stood at a masked position, and how the model ranks it there."""
+
+    token: str
+    token_id: int
+    rank: int  # 1 = the model's top prediction
+    score: float  # its probability at that position
+
+
+@dataclass
 class MaskPrediction:
     position: int  # index of the mask among the word pieces (with [CLS] at 0)
     char_start: int
     char_end: int
     predictions: list[Prediction]
+    original: OriginalToken | None = None  # word mode: the piece the mask hides
+
+
+@dataclass
+class MaskedWord:
+    """One occurrence of ``--mask-word`` and the word pieces masked for it."""
+
+    word: str
+    char_start: int
+    char_end: int
+    positions: list[int]
+
+
+@dataclass
+class PieceScore:
+    token: str
+    token_id: int
+    probability: float  # conditional on the earlier pieces of the same target
+
+
+@dataclass
+class TargetScore:
+    word: str
+    rank: int  # among the targets at this slot
+    score: float  # product of the pieces' conditional probabilities (see TARGET_SCORE_DEFINITION)
+    log_prob: float
+    pieces: list[PieceScore]
+
+
+@dataclass
+class SlotTargets:
+    """The targets scored in one slot: a written mask, or one occurrence of the masked word."""
+
+    slot: int  # 1-based
+    char_start: int
+    char_end: int
+    positions: list[int]
+    targets: list[TargetScore]  # best first
+
+
+@dataclass
+class JointFill:
+    positions: list[int]
+    tokens: list[str]
+    token_ids: list[int]
+    log_probs: list[float]  # per position: ln P(token | every other masked position filled)
+    joint_score: float  # their sum (see JOINT_SCORE_DEFINITION)
+    filled: str
+
+
+@dataclass
+class JointDecoding:
+    beam: int
+    score_definition: str
+    completions: list[JointFill]  # best first
+    independent: JointFill  # each mask's own top-1, scored the same way
 
 
 @dataclass
@@ -44,6 +151,116 @@ class FillMaskResult:
     masks: list[MaskPrediction]
     text_normalised: str  # the text with the model's own mask token; char spans index into it
     filled: str  # the text with every mask replaced by its top-1 word
+    notices: list[str] = field(default_factory=list)
+    mode: str = "single"
+    decode: str = "independent"
+    masked_words: list[MaskedWord] = field(default_factory=list)
+    joint: JointDecoding | None = None
+    targets: list[SlotTargets] | None = None
+    target_score_definition: str | None = None
+    cls_predictions: list[Prediction] | None = None  # the MLM head applied at [CLS]
+
+
+@dataclass
+class CorruptedPosition:
+    """One selected position of one sample: what was there, what the model saw, what it predicts."""
+
+    sample: int  # 1-based
+    position: int
+    char_start: int
+    char_end: int
+    group: int  # 1-based index of the unit (token, word or span) it was selected with
+    original: str
+    original_id: int
+    action: str  # mask, random or keep
+    seen: str  # the token the model read at this position
+    seen_id: int
+    predictions: list[Prediction]
+    original_rank: int
+    original_score: float
+
+
+@dataclass
+class CorruptionSample:
+    sample: int  # 1-based
+    seed: str  # masking.mask_plan's seed for this sample
+    input_ids: list[int]
+    seen_tokens: list[str]
+    groups: list[list[int]]
+    cls_predictions: list[Prediction] | None = None
+
+
+@dataclass
+class RecoveryRow:
+    """How often the original token comes back, over every selected position with one action."""
+
+    action: str  # mask, random, keep or all
+    count: int
+    top1: float | None  # share with the original token ranked first
+    top5: float | None
+    mean_original_score: float | None
+
+
+@dataclass
+class CorruptionResult:
+    model: str
+    revision: str | None
+    source: str
+    text: str
+    mode: str
+    scheme: str  # token, whole-word or span
+    replace: str  # bert (80/10/10) or mask (every selected token becomes [MASK])
+    rate: float
+    mask_prob: float
+    random_prob: float
+    top_k: int
+    tokens: list[str]
+    masks: list[CorruptedPosition]  # every sample's selected positions, in order
+    samples: list[CorruptionSample]
+    summary: list[RecoveryRow]
+    replacement_vocabulary: int
+    replacement_rule: str
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TokenLikelihood:
+    position: int
+    char_start: int
+    char_end: int
+    token: str
+    token_id: int
+    log_prob: float
+    rank: int
+    surprising: bool
+    predictions: list[Prediction]
+
+
+@dataclass
+class WordLikelihood:
+    word: str
+    char_start: int
+    char_end: int
+    positions: list[int]
+    log_prob: float  # sum over its pieces, each masked on its own
+
+
+@dataclass
+class PseudoLikelihoodResult:
+    model: str
+    revision: str | None
+    source: str
+    text: str
+    mode: str
+    top_k: int
+    tokens: list[str]
+    masks: list[TokenLikelihood]  # one per non-special token, each masked on its own
+    words: list[WordLikelihood]
+    pll: float
+    pseudo_perplexity: float
+    scored_tokens: int
+    surprising: list[int]  # positions of the most surprising tokens, most surprising first
+    definition: str = PLL_DEFINITION
     notices: list[str] = field(default_factory=list)
 
 
@@ -68,11 +285,15 @@ def mask_positions(encoding: Encoding, mask_id: int) -> list[int]:
     return [i for i, token_id in enumerate(encoding.ids) if token_id == mask_id]
 
 
+def _require_mask_token(lm: LoadedModel) -> None:
+    if lm.tokenizer.mask_token_id is None:
+        raise MaskError(f"{lm.name}'s tokenizer has no mask token", hint="Pick a masked-LM checkpoint.")
+
+
 def require_masks(lm: LoadedModel, text: str) -> tuple[Encoding, list[int]]:
     """Encode text written with masks; a text without any is a user error."""
+    _require_mask_token(lm)
     tok = lm.tokenizer
-    if tok.mask_token_id is None:
-        raise MaskError(f"{lm.name}'s tokenizer has no mask token", hint="Pick a masked-LM checkpoint.")
     encoding = encode_checked(lm, normalise_masks(text, tok.mask_token))
     positions = mask_positions(encoding, tok.mask_token_id)
     if not positions:
@@ -90,20 +311,74 @@ def logits_for(lm: LoadedModel, batch_ids: list[list[int]], positions: list[list
     """
     import torch
 
+    if positions is not None:
+        rows = masked_logits(lm, batch_ids, positions)
+        return torch.cat(rows) if rows else torch.zeros((0, 0))
     width = max(len(ids) for ids in batch_ids)
-    pad = lm.tokenizer.pad_token_id
-    input_ids = torch.full((len(batch_ids), width), pad, dtype=torch.long)
-    attention = torch.zeros((len(batch_ids), width), dtype=torch.long)
-    for row, ids in enumerate(batch_ids):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention[row, : len(ids)] = 1
+    input_ids, attention = _pad(lm, batch_ids, width)
     with torch.inference_mode():
         out = lm.model(input_ids=input_ids.to(lm.device), attention_mask=attention.to(lm.device))
         logits = out["logits"] if isinstance(out, dict) else out.logits
-        if positions is not None:
-            rows = [logits[r, p] for r, p in enumerate(positions)]
-            logits = torch.cat(rows) if rows else logits[:0, 0]
         return logits.float().cpu()
+
+
+def _pad(lm: LoadedModel, batch_ids: Sequence[Sequence[int]], width: int) -> tuple[Any, Any]:
+    import torch
+
+    input_ids = torch.full((len(batch_ids), width), lm.tokenizer.pad_token_id, dtype=torch.long)
+    attention = torch.zeros((len(batch_ids), width), dtype=torch.long)
+    for row, ids in enumerate(batch_ids):
+        input_ids[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
+        attention[row, : len(ids)] = 1
+    return input_ids, attention
+
+
+def masked_logits(
+    lm: LoadedModel,
+    sequences: Sequence[Sequence[int]],
+    positions: Sequence[Sequence[int]],
+    progress: Progress | None = None,
+    max_tokens: int = MAX_BATCH_TOKENS,
+) -> list[Any]:
+    """MLM logits (float32, CPU) at ``positions[i]`` of ``sequences[i]``: one [len(positions[i]), vocab] per sequence.
+
+    Sequences are padded together in as few forward passes as ``max_tokens`` allows. The
+    native BERT runs its MLM head only at the positions asked for; other models return
+    full logits, so their batches are also capped by the size of that tensor.
+    """
+    import torch
+
+    from bertprobe.features import batches
+
+    native = hasattr(lm.model, "mlm_logits")
+    if not native:
+        vocab = int(lm.config.get("vocab_size") or lm.tokenizer.vocab_size)
+        max_tokens = max(1, min(max_tokens, MAX_LOGIT_FLOATS // max(vocab, 1)))
+    results: list[Any] = [None] * len(sequences)
+    done = 0
+    for batch in batches([len(s) for s in sequences], batch_size=len(sequences) or 1, max_tokens=max_tokens):
+        width = max(len(sequences[i]) for i in batch)
+        input_ids, attention = _pad(lm, [sequences[i] for i in batch], width)
+        rows = torch.tensor([r for r, i in enumerate(batch) for _ in positions[i]], dtype=torch.long)
+        cols = torch.tensor([p for i in batch for p in positions[i]], dtype=torch.long)
+        with torch.inference_mode():
+            kwargs = {"input_ids": input_ids.to(lm.device), "attention_mask": attention.to(lm.device)}
+            if native:
+                out = lm.model(**kwargs, heads=False)
+                hidden = out["last_hidden_state"][rows.to(lm.device), cols.to(lm.device)]
+                logits = lm.model.mlm_logits(hidden)
+            else:
+                out = lm.model(**kwargs)
+                logits = out.logits[rows.to(lm.device), cols.to(lm.device)]
+            logits = logits.float().cpu()
+        start = 0
+        for i in batch:
+            results[i] = logits[start : start + len(positions[i])]
+            start += len(positions[i])
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(sequences))
+    return results
 
 
 def top_predictions(lm: LoadedModel, logits_row: Any, top_k: int) -> list[Prediction]:
@@ -114,6 +389,12 @@ def top_predictions(lm: LoadedModel, logits_row: Any, top_k: int) -> list[Predic
         Prediction(token=tok.id_to_token(i), token_id=i, score=v, token_str=tok.decode([i]))
         for v, i in zip(values.tolist(), indices.tolist(), strict=False)
     ]
+
+
+def _rank_and_score(logits_row: Any, token_id: int) -> tuple[int, float]:
+    probs = logits_row.softmax(dim=-1)
+    score = probs[token_id]
+    return int((probs > score).sum()) + 1, float(score)
 
 
 def splice(text: str, spans: list[tuple[int, int]], words: list[str]) -> str:
@@ -127,27 +408,163 @@ def splice(text: str, spans: list[tuple[int, int]], words: list[str]) -> str:
     return "".join(out)
 
 
-def fill_mask(lm: LoadedModel, text: str, top_k: int = 5) -> FillMaskResult:
-    """Top-k predictions for every mask in ``text``, each mask predicted independently."""
+# ---------------------------------------------------------------------------------------------
+# The entry point: check the options against the mode, then dispatch.
+
+
+def fill(
+    lm: LoadedModel,
+    text: str,
+    mode: str = "single",
+    top_k: int = 5,
+    *,
+    mask_word: str | None = None,
+    occurrence: int | None = None,
+    decode: str = "independent",
+    beam: int = 5,
+    targets: Sequence[str] | None = None,
+    show_cls: bool = False,
+    rate: float | None = None,
+    samples: int | None = None,
+    replace: str | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> FillMaskResult | CorruptionResult | PseudoLikelihoodResult:
+    """Run one masking mode; options that make no sense for the mode are refused, not ignored."""
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}", hint=f"Choose one of {', '.join(MODES)}.")
     if top_k < 1:
         raise MaskError("--top-k must be at least 1", hint="e.g. --top-k 10")
-    encoding, positions = require_masks(lm, text)
-    logits = logits_for(lm, [encoding.ids], [positions])
-    masks = [
-        MaskPrediction(
-            position=pos,
-            char_start=encoding.offsets[pos][0],
-            char_end=encoding.offsets[pos][1],
-            predictions=top_predictions(lm, logits[row], top_k),
+    _refuse(mode, "--mask-word", mask_word is not None, ("word",))
+    _refuse(mode, "--occurrence", occurrence is not None, ("word",))
+    _refuse(mode, "--decode joint", decode == "joint", ("single", "word"))
+    _refuse(mode, "--targets", targets is not None, ("single", "word"))
+    _refuse(mode, "--show-cls", show_cls, tuple(m for m in MODES if m != "each"))
+    corrupting = tuple(CORRUPTING)
+    _refuse(mode, "--rate", rate is not None, corrupting)
+    _refuse(mode, "--samples", samples is not None, corrupting)
+    _refuse(mode, "--replace", replace is not None, corrupting)
+    if mode == "word" and mask_word is None:
+        raise InputError("--mode word needs --mask-word", hint='e.g. --mode word --mask-word "mat"')
+    if decode not in DECODES:
+        raise InputError(f"unknown decoding {decode!r}", hint=f"Choose one of {', '.join(DECODES)}.")
+    if mode in ("single", "word"):
+        return fill_mask(
+            lm,
+            text,
+            top_k,
+            mask_word=mask_word,
+            occurrence=occurrence,
+            decode=decode,
+            beam=beam,
+            targets=targets,
+            show_cls=show_cls,
         )
-        for row, pos in enumerate(positions)
-    ]
+    if mode == "each":
+        return pseudo_log_likelihood(lm, text, top_k, progress=progress)
+    return corrupt(
+        lm,
+        text,
+        mode,
+        top_k,
+        rate=0.15 if rate is None else rate,
+        samples=1 if samples is None else samples,
+        replace=replace or DEFAULT_REPLACE[mode],
+        seed=seed,
+        show_cls=show_cls,
+        progress=progress,
+    )
+
+
+def _refuse(mode: str, option: str, given: bool, allowed: tuple[str, ...]) -> None:
+    if given and mode not in allowed:
+        modes = " / ".join(allowed)
+        raise InputError(f"{option} does not apply to --mode {mode}", hint=f"{option} works with --mode {modes}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# single and word modes
+
+
+@dataclass
+class _Slot:
+    char_start: int
+    char_end: int
+    positions: list[int]
+
+
+def fill_mask(
+    lm: LoadedModel,
+    text: str,
+    top_k: int = 5,
+    *,
+    mask_word: str | None = None,
+    occurrence: int | None = None,
+    decode: str = "independent",
+    beam: int = 5,
+    targets: Sequence[str] | None = None,
+    show_cls: bool = False,
+) -> FillMaskResult:
+    """Top-k predictions for every mask in ``text`` (or every piece of ``mask_word``), each mask on its own.
+
+    ``decode="joint"`` adds the best joint completions of all masks; ``targets`` scores
+    candidate words (of any number of word pieces) in each slot; ``show_cls`` adds what the MLM
+    head predicts from the ``[CLS]`` position of the same input.
+    """
+    if top_k < 1:
+        raise MaskError("--top-k must be at least 1", hint="e.g. --top-k 10")
+    if beam < 1:
+        raise InputError("--beam must be at least 1", hint="e.g. --beam 5")
+    tok = lm.tokenizer
+    _require_mask_token(lm)
+    masked_words: list[MaskedWord] = []
+    if mask_word is None:
+        encoding, positions = require_masks(lm, text)
+        slots = [_Slot(encoding.offsets[p][0], encoding.offsets[p][1], [p]) for p in positions]
+        ids = list(encoding.ids)
+    else:
+        from bertprobe.tokens import find_word
+
+        encoding = encode_checked(lm, normalise_masks(text, tok.mask_token))
+        found = find_word(encoding, mask_word, occurrence)
+        if not found:
+            raise InputError(
+                f"{mask_word.strip()!r} does not occur in the text as a whole word",
+                hint="--mask-word takes a word of TEXT as written there (case does not matter).",
+            )
+        masked_words = [MaskedWord(w.text, w.start, w.end, list(w.pieces)) for w in found]
+        written = mask_positions(encoding, tok.mask_token_id)
+        slots = [_Slot(w.char_start, w.char_end, w.positions) for w in masked_words]
+        slots += [_Slot(encoding.offsets[p][0], encoding.offsets[p][1], [p]) for p in written]
+        slots.sort(key=lambda s: s.positions[0])
+        ids = list(encoding.ids)
+        for word in masked_words:
+            for p in word.positions:
+                ids[p] = tok.mask_token_id
+    positions = [p for slot in slots for p in slot.positions]
+    wanted = positions + ([0] if show_cls else [])
+    logits = masked_logits(lm, [ids], [wanted])[0]
+    masks = []
+    for row, pos in enumerate(positions):
+        original = None
+        if ids[pos] != encoding.ids[pos]:
+            rank, score = _rank_and_score(logits[row], encoding.ids[pos])
+            original = OriginalToken(tok.id_to_token(encoding.ids[pos]), encoding.ids[pos], rank, score)
+        masks.append(
+            MaskPrediction(
+                position=pos,
+                char_start=encoding.offsets[pos][0],
+                char_end=encoding.offsets[pos][1],
+                predictions=top_predictions(lm, logits[row], top_k),
+                original=original,
+            )
+        )
     filled = splice(
         encoding.text,
         [(m.char_start, m.char_end) for m in masks],
         [m.predictions[0].token_str for m in masks],
     )
-    return FillMaskResult(
+    result = FillMaskResult(
         model=lm.name,
         revision=lm.revision,
         source=lm.source,
@@ -158,4 +575,413 @@ def fill_mask(lm: LoadedModel, text: str, top_k: int = 5) -> FillMaskResult:
         text_normalised=encoding.text,
         filled=filled,
         notices=list(lm.notices),
+        mode="word" if mask_word is not None else "single",
+        decode=decode,
+        masked_words=masked_words,
+        cls_predictions=top_predictions(lm, logits[len(positions)], top_k) if show_cls else None,
+    )
+    if decode == "joint":
+        independent = [m.predictions[0].token_id for m in masks]
+        result.joint = joint_decode(lm, encoding, ids, positions, independent, beam)
+    if targets is not None:
+        result.targets = score_targets(lm, encoding, ids, slots, _parse_targets(targets))
+        result.target_score_definition = TARGET_SCORE_DEFINITION
+    return result
+
+
+def _parse_targets(targets: Sequence[str]) -> list[str]:
+    words = [w.strip() for item in targets for w in item.split(",")]
+    if not words or not all(words):
+        raise InputError(
+            "--targets holds an empty word", hint='Give words separated by commas, e.g. --targets "mat,carpet,rug"'
+        )
+    return list(dict.fromkeys(words))
+
+
+def _target_pieces(lm: LoadedModel, encoding: Encoding, slot: _Slot, word: str) -> list[int]:
+    """The word pieces ``word`` becomes when written in the slot (so BPE vocabularies get their spacing)."""
+    text = encoding.text[: slot.char_start] + word + encoding.text[slot.char_end :]
+    written = lm.tokenizer.encode(text)
+    end = slot.char_start + len(word)
+    pieces = [
+        token_id
+        for token_id, (start, stop), special in zip(written.ids, written.offsets, written.special, strict=True)
+        if not special and start < end and stop > slot.char_start
+    ]
+    if not pieces:
+        raise InputError(f"the target {word!r} has no word pieces", hint="Give targets made of letters or digits.")
+    return pieces
+
+
+def score_targets(
+    lm: LoadedModel, encoding: Encoding, ids: list[int], slots: list[_Slot], targets: list[str]
+) -> list[SlotTargets]:
+    """Score each target word in each slot with all its pieces masked, left to right within the word.
+
+    A target of n pieces costs n masked variants (piece j predicted with pieces < j filled in);
+    every variant of every slot and target goes through the model together.
+    """
+    tok = lm.tokenizer
+    limit = tok.model_max_length
+    sequences: list[list[int]] = []
+    wanted: list[list[int]] = []
+    plan: list[tuple[int, str, list[int], int]] = []  # slot index, word, pieces, first variant
+    for s, slot in enumerate(slots):
+        first, last = slot.positions[0], slot.positions[-1]
+        for word in targets:
+            pieces = _target_pieces(lm, encoding, slot, word)
+            base = ids[:first] + [tok.mask_token_id] * len(pieces) + ids[last + 1 :]
+            if len(base) > limit:
+                raise TextTooLongError(
+                    f"with the target {word!r} the text is {len(base)} word pieces long; "
+                    f"{lm.name} reads at most {limit}"
+                )
+            plan.append((s, word, pieces, len(sequences)))
+            for j in range(len(pieces)):
+                variant = list(base)
+                variant[first : first + j] = pieces[:j]
+                sequences.append(variant)
+                wanted.append([first + j])
+    logits = masked_logits(lm, sequences, wanted)
+    by_slot: list[list[TargetScore]] = [[] for _ in slots]
+    for s, word, pieces, offset in plan:
+        scored, log_prob = [], 0.0
+        for j, piece in enumerate(pieces):
+            piece_log_prob = float(logits[offset + j][0].log_softmax(dim=-1)[piece])
+            scored.append(PieceScore(tok.id_to_token(piece), piece, math.exp(piece_log_prob)))
+            log_prob += piece_log_prob
+        by_slot[s].append(TargetScore(word, 0, math.exp(log_prob), log_prob, scored))
+    out = []
+    for s, slot in enumerate(slots):
+        ranked = sorted(by_slot[s], key=lambda t: -t.log_prob)
+        for rank, target in enumerate(ranked, start=1):
+            target.rank = rank
+        out.append(SlotTargets(s + 1, slot.char_start, slot.char_end, list(slot.positions), ranked))
+    return out
+
+
+def joint_decode(
+    lm: LoadedModel,
+    encoding: Encoding,
+    ids: list[int],
+    positions: list[int],
+    independent: list[int],
+    beam: int = 5,
+    refine_rounds: int = 3,
+) -> JointDecoding:
+    """Fill all masks together; completions are ranked by JOINT_SCORE_DEFINITION.
+
+    Candidates come from a beam search that fills the most confident mask first (every step
+    expands each beam state by the top ``beam`` tokens of each open mask), plus the independent
+    top-1 combination, plus up to ``refine_rounds`` rounds of coordinate moves (one position set
+    to its argmax given all the others). All are scored the same way, so the best joint
+    completion never scores below the independent one.
+    """
+    import torch
+
+    if len(positions) > MAX_JOINT_MASKS:
+        raise InputError(
+            f"--decode joint fills at most {MAX_JOINT_MASKS} masks together; this text has {len(positions)}",
+            hint="Mask fewer word pieces, or use --decode independent.",
+        )
+    tok = lm.tokenizer
+    blocked = torch.tensor(sorted(tok.special_ids), dtype=torch.long)
+
+    def fill_with(assignment: dict[int, int]) -> list[int]:
+        seq = list(ids)
+        for p, t in assignment.items():
+            seq[p] = t
+        return seq
+
+    states: list[tuple[dict[int, int], float]] = [({}, 0.0)]
+    for _ in positions:
+        open_positions = [[p for p in positions if p not in state] for state, _ in states]
+        logits = masked_logits(lm, [fill_with(state) for state, _ in states], open_positions)
+        expanded: dict[tuple[tuple[int, int], ...], tuple[dict[int, int], float]] = {}
+        for (state, score), rows, open_here in zip(states, logits, open_positions, strict=True):
+            log_probs = rows.log_softmax(dim=-1)
+            log_probs[:, blocked] = -math.inf
+            values, indices = log_probs.topk(min(beam, log_probs.shape[-1]), dim=-1)
+            for r, p in enumerate(open_here):
+                for value, token_id in zip(values[r].tolist(), indices[r].tolist(), strict=True):
+                    new = {**state, p: token_id}
+                    key = tuple(sorted(new.items()))
+                    if key not in expanded or expanded[key][1] < score + value:
+                        expanded[key] = (new, score + value)
+        states = sorted(expanded.values(), key=lambda item: -item[1])[:beam]
+
+    def key_of(tokens: Sequence[int]) -> tuple[int, ...]:
+        return tuple(tokens)
+
+    scored: dict[tuple[int, ...], list[float]] = {}
+    pending = [key_of(independent)] + [key_of([state[p] for p in positions]) for state, _ in states]
+    for round_number in range(refine_rounds + 1):
+        fresh = [c for c in dict.fromkeys(pending) if c not in scored]
+        if not fresh:
+            break
+        argmax = _score_fills(lm, ids, positions, fresh, scored, blocked)
+        if round_number == refine_rounds:
+            break
+        best = sorted(scored, key=lambda c: -sum(scored[c]))[:beam]
+        pending = []
+        for candidate in best:
+            for i, token_id in enumerate(argmax.get(candidate, ())):
+                if token_id != candidate[i]:
+                    pending.append((*candidate[:i], token_id, *candidate[i + 1 :]))
+
+    def as_fill(candidate: tuple[int, ...]) -> JointFill:
+        strs = [tok.decode([t]) for t in candidate]
+        spans = [encoding.offsets[p] for p in positions]
+        return JointFill(
+            positions=list(positions),
+            tokens=[tok.id_to_token(t) for t in candidate],
+            token_ids=list(candidate),
+            log_probs=list(scored[candidate]),
+            joint_score=sum(scored[candidate]),
+            filled=splice(encoding.text, spans, strs),
+        )
+
+    ranked = sorted(scored, key=lambda c: -sum(scored[c]))[:beam]
+    return JointDecoding(beam, JOINT_SCORE_DEFINITION, [as_fill(c) for c in ranked], as_fill(key_of(independent)))
+
+
+def _score_fills(
+    lm: LoadedModel,
+    ids: list[int],
+    positions: list[int],
+    candidates: list[tuple[int, ...]],
+    scored: dict[tuple[int, ...], list[float]],
+    blocked: Any,
+) -> dict[tuple[int, ...], list[int]]:
+    """Score candidates (one variant per masked position) into ``scored``; return each position's argmax."""
+    mask_id = dict(zip(positions, [ids[p] for p in positions], strict=True))
+    sequences, wanted = [], []
+    for candidate in candidates:
+        filled = list(ids)
+        for p, t in zip(positions, candidate, strict=True):
+            filled[p] = t
+        for p in positions:
+            variant = list(filled)
+            variant[p] = mask_id[p]
+            sequences.append(variant)
+            wanted.append([p])
+    logits = masked_logits(lm, sequences, wanted)
+    argmax: dict[tuple[int, ...], list[int]] = {}
+    for c, candidate in enumerate(candidates):
+        log_probs, best = [], []
+        for i, token_id in enumerate(candidate):
+            row = logits[c * len(positions) + i][0].log_softmax(dim=-1)
+            log_probs.append(float(row[token_id]))
+            row[blocked] = -math.inf
+            best.append(int(row.argmax()))
+        scored[candidate] = log_probs
+        argmax[candidate] = best
+    return argmax
+
+
+# ---------------------------------------------------------------------------------------------
+# corrupting modes: bert, random, whole-word, span
+
+
+def _require_unmasked(lm: LoadedModel, text: str, mode: str) -> Encoding:
+    _require_mask_token(lm)
+    encoding = encode_checked(lm, normalise_masks(text, lm.tokenizer.mask_token))
+    if lm.tokenizer.mask_token_id in encoding.ids:
+        raise MaskError(
+            f"--mode {mode} masks the text itself; write it without [MASK]",
+            hint=f'e.g. bertprobe fillmask "The cat sat on the mat." --mode {mode}',
+        )
+    if not masking.eligible_positions(encoding.ids, lm.tokenizer.special_ids):
+        raise InputError("the text has no tokens to mask (only special or unknown ones)", hint="Give a sentence.")
+    return encoding
+
+
+def corrupt(
+    lm: LoadedModel,
+    text: str,
+    mode: str = "bert",
+    top_k: int = 5,
+    *,
+    rate: float = 0.15,
+    samples: int = 1,
+    replace: str | None = None,
+    seed: int = 0,
+    show_cls: bool = False,
+    progress: Progress | None = None,
+) -> CorruptionResult:
+    """Apply a pretraining-style masking plan (``samples`` draws of it) and predict every selected position."""
+    if mode not in CORRUPTING:
+        raise InputError(f"{mode!r} is not a corrupting mode", hint=f"Choose one of {', '.join(CORRUPTING)}.")
+    if not 0.0 < rate <= 1.0:
+        raise InputError(f"--rate must be above 0 and at most 1, not {rate}", hint="BERT used --rate 0.15.")
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise InputError(f"--samples must be between 1 and {MAX_SAMPLES}", hint="e.g. --samples 20")
+    replace = replace or DEFAULT_REPLACE[mode]
+    if replace not in REPLACE_PROBS:
+        raise InputError(f"unknown --replace {replace!r}", hint="Choose bert (80/10/10) or mask.")
+    mask_prob, random_prob = REPLACE_PROBS[replace]
+    tok = lm.tokenizer
+    encoding = _require_unmasked(lm, text, mode)
+    scheme = CORRUPTING[mode]
+    units = None
+    if scheme != "token":
+        from bertprobe.tokens import words
+
+        units = [w.pieces for w in words(encoding)]
+    replacements = masking.replacement_ids(tok.backend.get_vocab(with_added_tokens=True), tok.special_ids)
+    plans, seeds = [], []
+    for sample in range(samples):
+        sample_seed = f"{seed}.{sample}"
+        plans.append(
+            masking.mask_plan(
+                encoding.ids,
+                tok.special_ids,
+                tok.mask_token_id,
+                seed=sample_seed,
+                rate=rate,
+                scheme=scheme,
+                units=units,
+                mask_prob=mask_prob,
+                random_prob=random_prob,
+                replacements=replacements,
+            )
+        )
+        seeds.append(sample_seed)
+    wanted = [plan.positions + ([0] if show_cls else []) for plan in plans]
+    logits = masked_logits(lm, [plan.input_ids for plan in plans], wanted, progress)
+    masks: list[CorruptedPosition] = []
+    sample_views: list[CorruptionSample] = []
+    for number, (plan, rows, sample_seed) in enumerate(zip(plans, logits, seeds, strict=True), start=1):
+        group_of = {p: g for g, group in enumerate(plan.groups, start=1) for p in group}
+        for row, (pos, action) in enumerate(zip(plan.positions, plan.actions, strict=True)):
+            original = plan.original_ids[pos]
+            rank, score = _rank_and_score(rows[row], original)
+            masks.append(
+                CorruptedPosition(
+                    sample=number,
+                    position=pos,
+                    char_start=encoding.offsets[pos][0],
+                    char_end=encoding.offsets[pos][1],
+                    group=group_of[pos],
+                    original=tok.id_to_token(original),
+                    original_id=original,
+                    action=action,
+                    seen=tok.id_to_token(plan.input_ids[pos]),
+                    seen_id=plan.input_ids[pos],
+                    predictions=top_predictions(lm, rows[row], top_k),
+                    original_rank=rank,
+                    original_score=score,
+                )
+            )
+        sample_views.append(
+            CorruptionSample(
+                sample=number,
+                seed=sample_seed,
+                input_ids=list(plan.input_ids),
+                seen_tokens=[tok.id_to_token(i) for i in plan.input_ids],
+                groups=[list(g) for g in plan.groups],
+                cls_predictions=top_predictions(lm, rows[len(plan.positions)], top_k) if show_cls else None,
+            )
+        )
+    actions = [a for a in masking.ACTIONS if a == masking.MASK or (replace == "bert")]
+    summary = [_recovery(action, [m for m in masks if m.action == action]) for action in actions]
+    summary.append(_recovery("all", masks))
+    return CorruptionResult(
+        model=lm.name,
+        revision=lm.revision,
+        source=lm.source,
+        text=text,
+        mode=mode,
+        scheme=scheme,
+        replace=replace,
+        rate=rate,
+        mask_prob=mask_prob,
+        random_prob=random_prob,
+        top_k=top_k,
+        tokens=encoding.tokens,
+        masks=masks,
+        samples=sample_views,
+        summary=summary,
+        replacement_vocabulary=len(replacements),
+        replacement_rule=masking.REPLACEMENT_RULE,
+        notices=list(lm.notices),
+    )
+
+
+def _recovery(action: str, selected: list[CorruptedPosition]) -> RecoveryRow:
+    if not selected:
+        return RecoveryRow(action, 0, None, None, None)
+    n = len(selected)
+    return RecoveryRow(
+        action=action,
+        count=n,
+        top1=sum(m.original_rank == 1 for m in selected) / n,
+        top5=sum(m.original_rank <= 5 for m in selected) / n,
+        mean_original_score=sum(m.original_score for m in selected) / n,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# each: pseudo-log-likelihood
+
+
+def pseudo_log_likelihood(
+    lm: LoadedModel, text: str, top_k: int = 5, progress: Progress | None = None
+) -> PseudoLikelihoodResult:
+    """Mask every non-special token in turn and score the true token there (see PLL_DEFINITION)."""
+    from bertprobe.tokens import words
+
+    tok = lm.tokenizer
+    encoding = _require_unmasked(lm, text, "each")
+    plans = masking.mask_each(encoding.ids, tok.special_ids, tok.mask_token_id)
+    notices = list(lm.notices)
+    unknown = sum(1 for i in encoding.ids if i == tok.token_to_id(tok.unk_token))
+    if unknown:
+        notices.append(f"{unknown} {tok.unk_token} token(s) are special and left out of the PLL")
+    logits = masked_logits(lm, [p.input_ids for p in plans], [p.positions for p in plans], progress)
+    scores: list[TokenLikelihood] = []
+    for plan, rows in zip(plans, logits, strict=True):
+        pos = plan.positions[0]
+        token_id = encoding.ids[pos]
+        log_probs = rows[0].log_softmax(dim=-1)
+        log_prob = float(log_probs[token_id])
+        scores.append(
+            TokenLikelihood(
+                position=pos,
+                char_start=encoding.offsets[pos][0],
+                char_end=encoding.offsets[pos][1],
+                token=tok.id_to_token(token_id),
+                token_id=token_id,
+                log_prob=log_prob,
+                rank=int((log_probs > log_probs[token_id]).sum()) + 1,
+                surprising=False,
+                predictions=top_predictions(lm, rows[0], top_k),
+            )
+        )
+    flagged = min(3, max(1, len(scores) // 5))
+    surprising = sorted(scores, key=lambda s: s.log_prob)[:flagged]
+    for score in surprising:
+        score.surprising = True
+    by_position = {s.position: s.log_prob for s in scores}
+    word_scores = [
+        WordLikelihood(w.text, w.start, w.end, list(w.pieces), sum(by_position[p] for p in w.pieces))
+        for w in words(encoding)
+        if all(p in by_position for p in w.pieces)
+    ]
+    pll = sum(s.log_prob for s in scores)
+    return PseudoLikelihoodResult(
+        model=lm.name,
+        revision=lm.revision,
+        source=lm.source,
+        text=text,
+        mode="each",
+        top_k=top_k,
+        tokens=encoding.tokens,
+        masks=scores,
+        words=word_scores,
+        pll=pll,
+        pseudo_perplexity=math.exp(-pll / len(scores)),
+        scored_tokens=len(scores),
+        surprising=[s.position for s in surprising],
+        notices=notices,
     )
