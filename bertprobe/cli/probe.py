@@ -1,0 +1,223 @@
+"""``bertprobe cls-train`` and ``bertprobe cls-predict``: a linear probe on BERT's [CLS] vector."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bertprobe.cli.app import command
+from bertprobe.cli.options import (
+    Common,
+    Device,
+    DeviceOpt,
+    Dtype,
+    DtypeOpt,
+    JsonOpt,
+    ModelOpt,
+    OfflineOpt,
+    RevisionOpt,
+    SeedOpt,
+)
+from bertprobe.datasets import TASKS
+from bertprobe.features import POOLINGS
+
+# Typer shows an Enum's values as the option's choices.
+Task = Enum("Task", {name: name for name in TASKS}, type=str)
+Pooling = Enum("Pooling", {name: name for name in POOLINGS}, type=str)
+
+LayerOpt = Annotated[
+    int | None,
+    typer.Option("--layer", help="Layer to read (default: the last): 0 = embeddings, -1 = last.", show_default=False),
+]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")]
+
+
+def _parse_C(value: str) -> float | None:
+    from bertprobe.errors import InputError
+
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number > 0 or number == float("inf"):
+        raise InputError(f"--C must be a positive number or 'auto', got {value!r}", hint="e.g. --C 0.1, or --C auto")
+    return number
+
+
+@command("cls-train")
+def cls_train_cli(
+    task: Annotated[Task | None, typer.Option("--task", help="A known task (GLUE SST-2).", show_default=False)] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Folder with the task's GLUE files (train.tsv, dev.tsv).", show_default=False),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Your labelled file: .csv, .tsv or .jsonl with a text and a label column.",
+            show_default=False,
+        ),
+    ] = None,
+    eval_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval-data", help="Labelled file to evaluate on (else --test-size of --data).", show_default=False
+        ),
+    ] = None,
+    text_column: Annotated[
+        str | None,
+        typer.Option(
+            "--text-column",
+            help="Text column of --data (default: the first of text, sentence, review, content).",
+            show_default=False,
+        ),
+    ] = None,
+    label_column: Annotated[
+        str | None,
+        typer.Option(
+            "--label-column",
+            help="Label column of --data (default: the first of label, sentiment, class, target).",
+            show_default=False,
+        ),
+    ] = None,
+    test_size: Annotated[
+        float, typer.Option("--test-size", help="Share of --data held out for evaluation (stratified, seeded).")
+    ] = 0.2,
+    layer: LayerOpt = None,
+    pool: Annotated[
+        Pooling, typer.Option("--pool", help="Sentence vector: [CLS], mean or max over tokens, or BERT's tanh pooler.")
+    ] = Pooling.cls,
+    c: Annotated[
+        str, typer.Option("--C", help="Inverse L2 strength of the logistic regression, or 'auto' (cross-validated).")
+    ] = "1.0",
+    max_train: Annotated[
+        int | None,
+        typer.Option("--max-train", min=1, help="Train on a seeded stratified sample of N rows.", show_default=False),
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(
+            "--max-length",
+            min=2,
+            help="Truncate texts to N word pieces (default: the model's limit).",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: BatchOpt = 32,
+    sweep: Annotated[
+        bool,
+        typer.Option("--sweep", help="Score every layer x pooling from one extraction, with a random-encoder control."),
+    ] = False,
+    control: Annotated[
+        bool | None,
+        typer.Option(
+            "--control/--no-control",
+            help="Also train the probe on a randomly initialised encoder (default: on with --sweep).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Save the probe here (probe.safetensors + probe.json).", show_default=False),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Extract features again instead of reading the cache.")
+    ] = False,
+    model: ModelOpt = "auto",
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    device: DeviceOpt = Device.auto,
+    dtype: DtypeOpt = Dtype.auto,
+    json: JsonOpt = False,
+    seed: SeedOpt = 0,
+) -> None:
+    """Train a logistic-regression probe on frozen BERT sentence vectors and show how good it is.
+
+    Example: bertprobe cls-train --data examples/sentiment.csv --model minilm --sweep
+    """
+    from bertprobe import datasets, render
+    from bertprobe.errors import InputError
+    from bertprobe.probe import cls_train
+
+    if (task is None) == (data is None):
+        raise InputError(
+            "give either --task or --data" if task is None else "give --task or --data, not both",
+            hint="e.g. --task sst2, or --data examples/sentiment.csv",
+        )
+    if data_dir is not None and task is None:
+        raise InputError("--data-dir goes with --task", hint="e.g. --task sst2 --data-dir SST-2/")
+    if eval_data is not None and data is None:
+        raise InputError("--eval-data goes with --data", hint="e.g. --data train.csv --eval-data dev.csv")
+    C = _parse_C(c)
+    common = Common(model, revision, offline, device, dtype, json, seed)
+    if task is not None:
+        split = datasets.load_task(task.value, data_dir, offline)
+    else:
+        split = datasets.load_files(data, eval_data, text_column, label_column, test_size, seed)
+    if max_train is not None and max_train < len(split.train):
+        split.train = datasets.subsample(split.train, max_train, seed)
+        split.source += f"; {max_train} training rows sampled (stratified, seed {seed})"
+    lm = common.load("encoder")
+    result = cls_train(
+        lm,
+        split,
+        layer=layer,
+        pooling=pool.value,
+        C=C,
+        max_length=max_length,
+        batch_size=batch_size,
+        sweep=sweep,
+        control=sweep if control is None else control,
+        seed=seed,
+        use_cache=not no_cache,
+        out=out,
+        task=task.value if task is not None else None,
+        progress=lambda description: render.progress_bar(description, enabled=not json),
+    )
+    for message in result.notices:
+        render.notice(message)
+    render.show(result, json=json, seed=seed)
+
+
+@command("cls-predict")
+def cls_predict_cli(
+    probe_dir: Annotated[Path, typer.Argument(help="Directory a probe was saved to (cls-train --out).")],
+    texts: Annotated[list[str], typer.Argument(help="Texts to classify.")],
+    layer: LayerOpt = None,
+    pool: Annotated[
+        Pooling | None, typer.Option("--pool", help="Checked against the probe's pooling.", show_default=False)
+    ] = None,
+    batch_size: BatchOpt = 32,
+    model: ModelOpt = "auto",
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    device: DeviceOpt = Device.auto,
+    dtype: DtypeOpt = Dtype.auto,
+    json: JsonOpt = False,
+    seed: SeedOpt = 0,
+) -> None:
+    """Label texts with a saved probe and show each class's probability (auto --model: the probe's own).
+
+    Example: bertprobe cls-predict runs/sentiment "a gripping, funny film" "a tedious mess"
+    """
+    from bertprobe import render
+    from bertprobe.probe import load_probe, predict
+
+    probe = load_probe(probe_dir)
+    if layer is not None and layer < 0:  # -1 = last, counted on the probe's model
+        layer += int(probe.meta.get("num_layers", probe.layer)) + 1
+    probe.check_reading(layer, pool.value if pool is not None else None)
+    if model == "auto":
+        model = probe.meta.get("model_path") or probe.model
+        revision = revision or probe.revision
+    lm = Common(model, revision, offline, device, dtype, json, seed).load("encoder")
+    result = predict(lm, probe, texts, batch_size=batch_size)
+    for message in result.notices:
+        render.notice(message)
+    render.show(result, json=json, seed=seed)

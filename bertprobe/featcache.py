@@ -1,0 +1,326 @@
+"""Pooled sentence features (a layer x pooling grid from one forward pass) and their on-disk cache.
+
+Extraction goes through ``features.batches`` / ``run_batch`` / ``pool``: length-sorted,
+dynamically padded batches under ``torch.inference_mode``, every layer asked for from the
+same forward pass. Each (layer, pooling) matrix is cached on its own, keyed by the model's
+fingerprint (hub commit or weights hash), dtype, layer, pooling, max length and a hash of the
+texts, so a sweep fills the cache for any later single run. Entries are written atomically
+and checked when read; a corrupt or mismatched entry is rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bertprobe import features
+from bertprobe.errors import InputError
+from bertprobe.models import LoadedModel
+from bertprobe.tokenizer import Encoding
+
+CACHE_VERSION = 1
+Progress = Callable[[int, int], None]
+Spec = tuple[int, str]  # (layer, pooling)
+
+
+def cache_root() -> Path:
+    """``$BERTPROBE_CACHE``, else ``~/.cache/bertprobe``."""
+    configured = os.environ.get("BERTPROBE_CACHE")
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "bertprobe"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, then rename over ``path``: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def resolve_layer(lm: LoadedModel, layer: int | None) -> int:
+    """0 = embeddings, ``num_layers`` = last; negative counts from the end (-1 = last); None = last."""
+    count = lm.num_layers
+    if layer is None:
+        return count
+    chosen = layer + count + 1 if layer < 0 else layer
+    if not 0 <= chosen <= count:
+        raise InputError(
+            f"--layer {layer} is out of range: {lm.name} has layers 0 (embeddings) to {count}",
+            hint=f"Pick a layer from 0 to {count}, or -1 for the last.",
+        )
+    return chosen
+
+
+def check_spec(lm: LoadedModel, layer: int, pooling: str) -> None:
+    if pooling not in features.POOLINGS:
+        raise InputError(f"unknown pooling {pooling!r}", hint=f"Choose one of {', '.join(features.POOLINGS)}.")
+    if pooling == "pooler" and layer != lm.num_layers:
+        raise InputError(
+            f"--pool pooler reads the last layer ({lm.num_layers}), not layer {layer}",
+            hint="BERT's pooler was trained on the last layer's [CLS]; use --pool cls for other layers.",
+        )
+    if pooling == "pooler" and "pooler" not in lm.heads:
+        raise InputError(
+            f"{lm.name} has no pooler weights, so --pool pooler would use a random layer",
+            hint="Use --pool cls, mean or max.",
+        )
+
+
+def effective_max_length(lm: LoadedModel, max_length: int | None) -> int:
+    limit = lm.tokenizer.model_max_length
+    if max_length is None:
+        return limit
+    if max_length < 2:
+        raise InputError(f"--max-length must be at least 2, got {max_length}", hint="e.g. --max-length 128")
+    return min(max_length, limit)
+
+
+def truncate(encoding: Encoding, max_length: int) -> Encoding:
+    """Keep the first ``max_length - 1`` word pieces and the closing special token ([SEP])."""
+    if len(encoding) <= max_length:
+        return encoding
+    keep = [*range(max_length - 1), len(encoding) - 1]
+    return Encoding(
+        ids=[encoding.ids[i] for i in keep],
+        tokens=[encoding.tokens[i] for i in keep],
+        offsets=[encoding.offsets[i] for i in keep],
+        special=[encoding.special[i] for i in keep],
+        text=encoding.text,
+    )
+
+
+def encode(lm: LoadedModel, texts: Sequence[str], max_length: int) -> tuple[list[Encoding], int]:
+    """Encodings cut to ``max_length`` word pieces, and how many texts had to be cut."""
+    encodings, cut = [], 0
+    for text in texts:
+        encoding = lm.tokenizer.encode(text)
+        if len(encoding) > max_length:
+            cut += 1
+            encoding = truncate(encoding, max_length)
+        encodings.append(encoding)
+    return encodings, cut
+
+
+def extract_pooled(
+    lm: LoadedModel,
+    encodings: Sequence[Encoding],
+    specs: Sequence[Spec],
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> dict[Spec, Any]:
+    """Float32 CPU tensors [texts, hidden], one per (layer, pooling), all from one forward pass per batch."""
+    import torch
+
+    layers = sorted({layer for layer, _ in specs})
+    slot = {layer: i for i, layer in enumerate(layers)}
+    out = {spec: torch.empty(len(encodings), lm.hidden_size, dtype=torch.float32) for spec in specs}
+    done = 0
+    for batch in features.batches([len(e) for e in encodings], batch_size):
+        hidden, attention = features.run_batch(lm, [encodings[i] for i in batch], layers=layers)
+        index = torch.tensor(batch)
+        with torch.inference_mode():
+            for layer, pooling in specs:
+                states = hidden[:, slot[layer]]
+                if pooling == "pooler":  # the pooler's weights live on the model's device, in its dtype
+                    pooled = features.pool(lm, states.to(lm.device, lm.dtype), attention.to(lm.device), pooling)
+                else:
+                    pooled = features.pool(lm, states, attention, pooling)
+                out[(layer, pooling)][index] = pooled.float().cpu()
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(encodings))
+    return out
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        raw = text.encode("utf-8")
+        digest.update(len(raw).to_bytes(8, "little"))
+        digest.update(raw)
+    return digest.hexdigest()
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    rebuilt: list[str] = field(default_factory=list)  # why an entry was not trusted
+
+
+@dataclass
+class FeatureSet:
+    """Pooled features per (layer, pooling), with what the cache and extraction did."""
+
+    features: dict[Spec, Any]
+    max_length: int
+    truncated: int
+    extract_seconds: float
+    cache: CacheStats
+
+
+class FeatureCache:
+    """One safetensors file per (model, dtype, layer, pooling, max length, texts)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or cache_root()) / "features"
+
+    @staticmethod
+    def key(lm: LoadedModel, spec: Spec, max_length: int, digest: str, count: int) -> dict[str, Any]:
+        return {
+            "version": CACHE_VERSION,
+            "fingerprint": lm.fingerprint,
+            "dtype": str(lm.dtype),
+            "layer": spec[0],
+            "pooling": spec[1],
+            "max_length": max_length,
+            "texts": digest,
+            "count": count,
+            "hidden": lm.hidden_size,
+        }
+
+    def path(self, key: dict[str, Any]) -> Path:
+        name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:40]
+        return self.root / f"{name}.safetensors"
+
+    def read(self, key: dict[str, Any]) -> tuple[Any | None, str | None]:
+        """(tensor, None) on a good hit; (None, reason) for a corrupt or mismatched entry; (None, None) on a miss."""
+        import torch
+
+        path = self.path(key)
+        if not path.is_file():
+            return None, None
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                stored = json.loads((handle.metadata() or {}).get("key", "null"))
+                tensor = handle.get_tensor("features")
+        except Exception as err:  # truncated file, bad header, missing tensor: all mean "do not trust"
+            return None, f"{path.name} is unreadable ({type(err).__name__})"
+        if stored != key:
+            return None, f"{path.name} was made for other inputs"
+        expected = (key["count"], key["hidden"])
+        if tuple(tensor.shape) != expected or tensor.dtype != torch.float32:
+            return None, f"{path.name} has shape {tuple(tensor.shape)}, expected {expected}"
+        if not bool(torch.isfinite(tensor).all()):
+            return None, f"{path.name} holds non-finite values"
+        return tensor, None
+
+    def write(self, key: dict[str, Any], tensor: Any) -> None:
+        from safetensors.torch import save
+
+        data = save({"features": tensor.contiguous()}, metadata={"key": json.dumps(key, sort_keys=True)})
+        try:
+            atomic_write(self.path(key), data)
+        except OSError:  # a read-only or full cache must not fail the run: the features are in memory
+            return
+
+
+def pooled_features(
+    lm: LoadedModel,
+    texts: Sequence[str],
+    specs: Sequence[Spec],
+    max_length: int | None = None,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    use_cache: bool = True,
+    cache: FeatureCache | None = None,
+) -> FeatureSet:
+    """Features of ``texts`` for each (layer, pooling): from the cache when it has them, else one extraction."""
+    specs = list(dict.fromkeys(specs))
+    for layer, pooling in specs:
+        check_spec(lm, layer, pooling)
+    length = effective_max_length(lm, max_length)
+    cache = cache or FeatureCache()
+    stats = CacheStats()
+    found: dict[Spec, Any] = {}
+    keys = {}
+    if use_cache:
+        digest = texts_digest(texts)
+        for spec in specs:
+            keys[spec] = cache.key(lm, spec, length, digest, len(texts))
+            tensor, reason = cache.read(keys[spec])
+            if tensor is not None:
+                found[spec] = tensor
+                stats.hits += 1
+            elif reason:
+                stats.rebuilt.append(reason)
+    missing = [spec for spec in specs if spec not in found]
+    stats.misses = len(missing)
+    truncated, seconds = 0, 0.0
+    if missing:
+        start = time.perf_counter()
+        encodings, truncated = encode(lm, texts, length)
+        fresh = extract_pooled(lm, encodings, missing, batch_size, progress)
+        seconds = time.perf_counter() - start
+        for spec, tensor in fresh.items():
+            found[spec] = tensor
+            if use_cache:
+                cache.write(keys[spec], tensor)
+    elif progress is not None:
+        progress(len(texts), len(texts))
+    return FeatureSet({spec: found[spec] for spec in specs}, length, truncated, seconds, stats)
+
+
+def random_encoder(lm: LoadedModel, seed: int) -> LoadedModel:
+    """The same architecture with freshly initialised weights (BERT's own init), as a control.
+
+    A probe on it measures what the probe and the architecture get without any pre-training.
+    """
+    import torch
+
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        if lm.native:
+            from bertprobe import bert
+
+            cfg = bert.BertConfig.from_dict(lm.config)
+            model = bert.Bert(cfg, pooler="pooler" in lm.heads)
+            _init_like_bert(model, float(lm.config.get("initializer_range", 0.02)))
+            with torch.no_grad():  # transformers' embedding has padding_idx = pad_token_id, zeroed at init
+                model.get_input_embeddings().weight[cfg.pad_token_id].zero_()
+        else:
+            import transformers
+
+            config = transformers.AutoConfig.from_pretrained(str(lm.path))
+            model = transformers.AutoModel.from_config(config)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    model = model.to(device=lm.device, dtype=lm.dtype).eval()
+    return replace(lm, model=model, fingerprint=f"{lm.fingerprint}+random-init-{seed}", notices=[])
+
+
+def _init_like_bert(model: Any, std: float) -> None:
+    """What transformers' BertPreTrainedModel._init_weights does: N(0, std) weights, zero biases, unit LayerNorm."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.normal_(0.0, std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.Embedding):
+                module.weight.normal_(0.0, std)
+                if module.padding_idx is not None:
+                    module.weight[module.padding_idx].zero_()
+            elif isinstance(module, nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()

@@ -1,0 +1,194 @@
+"""Views of [CLS] probe results: scores next to their alternatives, per-class tables, the sweep."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bertprobe.probe import Metrics, PredictResult, ProbeResult
+from bertprobe.render import bar, header
+
+# Frozen bert-base-uncased [CLS] + logistic regression on SST: Reimers & Gurevych (2019), table 5.
+SST2_REFERENCE = (
+    "For reference: frozen bert-base-uncased [CLS] + logistic regression reaches about 84% on SST "
+    "(Reimers & Gurevych 2019, table 5; mean pooling slightly higher); full fine-tuning about 93%."
+)
+
+
+def _layer_name(layer: int, num_layers: int) -> str:
+    if layer == 0:
+        return "0 (embeddings)"
+    return f"{layer} (last)" if layer == num_layers else str(layer)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{label} {count}" for label, count in counts.items())
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _scores_table(result: ProbeResult) -> Table:
+    table = Table(title=Text(f"on the eval set ({result.data.eval_size} texts)"), title_justify="left")
+    table.add_column("classifier")
+    table.add_column("accuracy", justify="right")
+    table.add_column("macro-F1", justify="right")
+    table.add_column("", no_wrap=True)
+    probe_name = Text(f"probe (layer {result.layer}, {result.pooling}, C={result.C:g})", style="bold")
+    table.add_row(
+        probe_name,
+        _percent(result.metrics.accuracy),
+        _percent(result.metrics.macro_f1),
+        Text(bar(result.metrics.accuracy), style="green"),
+    )
+    if result.control is not None:
+        table.add_row(
+            Text("same probe, random-init encoder"),
+            _percent(result.control.accuracy),
+            _percent(result.control.macro_f1),
+            Text(bar(result.control.accuracy), style="yellow"),
+        )
+    table.add_row(
+        Text.assemble("majority class (always ", (result.baseline.label, "italic"), ")"),
+        _percent(result.baseline.accuracy),
+        _percent(result.baseline.macro_f1),
+        Text(bar(result.baseline.accuracy), style="dim"),
+    )
+    return table
+
+
+def _per_class_table(metrics: Metrics) -> Table:
+    table = Table(title=Text("per class"), title_justify="left")
+    table.add_column("label")
+    for column in ("precision", "recall", "F1", "support"):
+        table.add_column(column, justify="right")
+    for row in metrics.per_class:
+        table.add_row(
+            Text(row.label, style="bold"),
+            f"{row.precision:.3f}",
+            f"{row.recall:.3f}",
+            f"{row.f1:.3f}",
+            str(row.support),
+        )
+    return table
+
+
+def _confusion_table(metrics: Metrics, labels: list[str]) -> Table:
+    table = Table(title=Text("confusion matrix (rows: true label, columns: predicted)"), title_justify="left")
+    table.add_column("true \\ predicted", style="bold")
+    for label in labels:
+        table.add_column(Text(label), justify="right")
+    for i, (label, row) in enumerate(zip(labels, metrics.confusion, strict=True)):
+        cells = [
+            Text(str(count), style="green" if i == j else ("red" if count else "dim")) for j, count in enumerate(row)
+        ]
+        table.add_row(Text(label), *cells)
+    return table
+
+
+def _sweep_table(result: ProbeResult) -> Table:
+    poolings = list(dict.fromkeys(cell.pooling for cell in result.sweep))
+    has_control = any(cell.control_accuracy is not None for cell in result.sweep)
+    best = max(result.sweep, key=lambda c: c.accuracy)
+    table = Table(
+        title=Text(
+            "sweep: eval accuracy % per layer (0 = embeddings) and pooling"
+            + (", random-init encoder after /" if has_control else "")
+        ),
+        title_justify="left",
+        caption=Text(
+            "Best cell in green (chosen on the eval set, so an optimistic estimate). "
+            + (
+                "The random-encoder control shows how much the probe finds without pre-training." if has_control else ""
+            ),
+            style="dim",
+        ),
+        caption_justify="left",
+    )
+    table.add_column("layer", justify="right")
+    for pooling in poolings:
+        table.add_column(pooling, justify="right", no_wrap=True)
+    cells = {(cell.layer, cell.pooling): cell for cell in result.sweep}
+    for layer in sorted({cell.layer for cell in result.sweep}):
+        row: list[Text] = []
+        for pooling in poolings:
+            cell = cells.get((layer, pooling))
+            if cell is None:
+                row.append(Text("", style="dim"))
+                continue
+            style = (
+                "bold green" if cell is best else ("bold" if (layer, pooling) == (result.layer, result.pooling) else "")
+            )
+            text = Text(f"{cell.accuracy * 100:.1f}", style=style)
+            if cell.control_accuracy is not None:
+                text.append(f" / {cell.control_accuracy * 100:.1f}", style="dim")
+            row.append(text)
+        table.add_row(str(layer), *row)
+    return table
+
+
+def probe_view(result: ProbeResult, console: Console) -> None:
+    header(console, "[CLS] linear probe", result)
+    data = result.data
+    console.print(Text.assemble(("data: ", "dim"), data.source))
+    console.print(
+        Text.assemble(
+            ("train ", "dim"),
+            f"{data.train_size} ({_counts(data.train_counts)})",
+            ("   eval ", "dim"),
+            f"{data.eval_size} ({_counts(data.eval_counts)})",
+        )
+    )
+    console.print(
+        Text.assemble(
+            ("features: ", "dim"),
+            f"layer {_layer_name(result.layer, result.num_layers)} of {result.num_layers}, {result.pooling} pooling, "
+            f"at most {result.max_length} word pieces; frozen encoder, standardised, logistic regression",
+        )
+    )
+    if result.c_search is not None:
+        search = result.c_search
+        tried = ", ".join(f"{c:g}: {score:.1%}" for c, score in zip(search.grid, search.cv_accuracy, strict=True))
+        console.print(
+            Text.assemble((f"C by {search.folds}-fold cross-validation: ", "dim"), tried, f" -> C={search.chosen:g}")
+        )
+    console.print(_scores_table(result))
+    console.print(_per_class_table(result.metrics))
+    console.print(_confusion_table(result.metrics, result.labels))
+    if result.sweep:
+        console.print(_sweep_table(result))
+    if result.task == "sst2":
+        console.print(Text(SST2_REFERENCE, style="dim"))
+    cached = f"{result.cache_hits} feature matrices from the cache, {result.cache_misses} extracted"
+    timing = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.seconds.items())
+    console.print(Text(f"{cached} ({timing})", style="dim"))
+    if result.saved_to:
+        console.print(
+            Text.assemble(
+                ("probe saved to ", "dim"), (result.saved_to, "bold"), (" (probe.safetensors + probe.json)", "dim")
+            )
+        )
+
+
+def predict_view(result: PredictResult, console: Console) -> None:
+    header(console, "[CLS] probe predictions", result)
+    console.print(Text(f"probe: {result.probe} (layer {result.layer}, {result.pooling} pooling)", style="dim"))
+    table = Table()
+    table.add_column("text", overflow="fold")
+    table.add_column("label")
+    for label in result.labels:
+        table.add_column(Text(f"p({label})"), justify="right")
+    table.add_column("", no_wrap=True)
+    for item in result.predictions:
+        table.add_row(
+            Text(item.text),
+            Text(item.label, style="bold"),
+            *[f"{item.probabilities[label]:.3f}" for label in result.labels],
+            Text(bar(item.probability, width=10), style="cyan"),
+        )
+    console.print(table)
+
+
+RENDERERS = {"ProbeResult": probe_view, "PredictResult": predict_view}

@@ -1,0 +1,209 @@
+"""Labelled data: GLUE SST-2 files, the offline / unreachable errors, and the user's own files."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import io
+import re
+import threading
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bertprobe import datasets
+from bertprobe.errors import DataError, NetworkError, OfflineError
+
+GLUE_TRAIN = (
+    "sentence\tlabel\n"
+    "a gripping , funny film \t1\n"
+    "the plot is a tedious mess \t0\n"
+    'an " odd quote but a lovely cast \t1\n'
+    "dull , dull , dull \t0\n"
+)
+GLUE_DEV = (
+    "sentence\tlabel\nit 's a charming and often affecting journey . \t1\nunflinchingly bleak and desperate \t0\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("BERTPROBE_CACHE", str(tmp_path / "cache"))
+
+
+def _glue_dir(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.tsv").write_text(GLUE_TRAIN)
+    (root / "dev.tsv").write_text(GLUE_DEV)
+    return root
+
+
+def test_glue_files_give_sst2_with_named_labels(tmp_path):
+    split = datasets.load_task("sst2", _glue_dir(tmp_path / "SST-2"))
+    assert split.label_names == ["negative", "positive"]
+    assert split.train.texts[0] == "a gripping , funny film"
+    assert split.train.labels == ["positive", "negative", "positive", "negative"]
+    assert split.train.texts[2] == 'an " odd quote but a lovely cast'  # GLUE's tsv is unquoted
+    assert split.eval.labels == ["positive", "negative"]
+    assert split.counts("train") == {"negative": 2, "positive": 2}
+    # A partial copy is announced: the real SST-2 has 67,349 / 872 sentences.
+    assert any("67349 / 872" in note for note in split.notes)
+    # The folder GLUE's zip unpacks to may be given, or its parent.
+    assert datasets.load_task("sst2", tmp_path).train.texts == split.train.texts
+
+
+def test_glue_file_with_a_bad_label_names_the_line(tmp_path):
+    root = _glue_dir(tmp_path / "glue")
+    (root / "dev.tsv").write_text("sentence\tlabel\nfine \t1\nhmm \tpositive\n")
+    with pytest.raises(DataError, match=r"dev\.tsv, line 3: label 'positive'"):
+        datasets.load_task("sst2", root)
+
+
+def test_glue_dir_without_the_files_says_what_is_missing(tmp_path):
+    (tmp_path / "train.tsv").write_text(GLUE_TRAIN)
+    with pytest.raises(DataError, match=r"no dev\.tsv") as info:
+        datasets.load_task("sst2", tmp_path)
+    assert "SST-2.zip" in info.value.hint
+
+
+def test_offline_sst2_is_one_clear_error(cli):
+    with pytest.raises(OfflineError):  # conftest sets HF_HUB_OFFLINE=1: no download is even tried
+        datasets.load_task("sst2")
+    code, out, err = cli("cls-train", "--task", "sst2", "--model", "minilm")
+    assert code == 1 and out == ""
+    assert "sst2 is not available offline" in err
+    assert "--data-dir" in err and "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip" in err
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Pretend the network is allowed (HF_HUB_OFFLINE off) and point SST-2 at a local URL."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(datasets, "TASKS", dict(datasets.TASKS))
+    monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT_S", 2.0)
+
+    def point_at(url: str) -> None:
+        datasets.TASKS["sst2"] = dataclasses.replace(datasets.TASKS["sst2"], glue_url=url)
+
+    return point_at
+
+
+def test_unreachable_download_is_a_network_error_with_instructions(online):
+    online("http://127.0.0.1:9/glue/SST-2.zip")  # the discard port: connection refused at once
+    with pytest.raises(NetworkError, match=re.escape("downloading http://127.0.0.1:9/glue/SST-2.zip failed")) as info:
+        datasets.load_task("sst2")
+    assert "--data-dir" in info.value.hint
+
+
+def test_download_unpacks_glue_zip_into_the_cache_and_reuses_it(online, tmp_path):
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w") as archive:
+        archive.writestr("SST-2/train.tsv", GLUE_TRAIN)
+        archive.writestr("SST-2/dev.tsv", GLUE_DEV)
+        archive.writestr("SST-2/test.tsv", "index\tsentence\n0\tunlabelled\n")
+    body = payload.getvalue()
+    requests = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        online(f"http://127.0.0.1:{server.server_port}/glue/data/SST-2.zip")
+        split = datasets.load_task("sst2")
+    finally:
+        server.shutdown()
+    assert requests == ["/glue/data/SST-2.zip"]
+    assert split.train.labels == ["positive", "negative", "positive", "negative"]
+    cached = tmp_path / "cache" / "datasets" / "sst2"
+    assert sorted(p.name for p in cached.iterdir()) == ["dev.tsv", "train.tsv"]  # no temp files left behind
+    # The server is gone: a second load must come from the cache, even offline.
+    again = datasets.load_task("sst2", offline=True)
+    assert again.eval.texts == split.eval.texts
+
+
+def test_csv_columns_are_guessed_and_labels_kept_as_written(tmp_path):
+    (tmp_path / "reviews.csv").write_text('id,review,sentiment\n1,"Great, really.",pos\n2,Awful.,neg\n3,Fine,pos\n')
+    data = datasets.read_labelled(tmp_path / "reviews.csv")
+    assert data.texts == ["Great, really.", "Awful.", "Fine"]
+    assert data.labels == ["pos", "neg", "pos"]
+    assert data.origin[1].endswith("reviews.csv, line 3")
+
+
+def test_named_columns_in_jsonl(tmp_path):
+    (tmp_path / "d.jsonl").write_text('{"body": "good", "y": 1}\n{"body": "bad", "y": 0}\n')
+    data = datasets.read_labelled(tmp_path / "d.jsonl", text_column="body", label_column="y")
+    assert data.texts == ["good", "bad"] and data.labels == ["1", "0"]
+
+
+def test_missing_columns_list_what_the_file_has(tmp_path):
+    (tmp_path / "d.csv").write_text("words,y\nhello,1\n")
+    with pytest.raises(DataError, match=r"no text column among text, sentence.*\(columns: words, y\)") as info:
+        datasets.read_labelled(tmp_path / "d.csv")
+    assert "--text-column" in info.value.hint
+
+
+def test_bad_rows_are_reported_with_their_line(tmp_path):
+    (tmp_path / "d.csv").write_text("text,label\nfine,pos\n\nno label here,\n")
+    with pytest.raises(DataError, match=r"d\.csv, line 4: empty 'label'"):
+        datasets.load_files(tmp_path / "d.csv")
+
+
+def test_eval_label_unseen_in_training_is_refused_with_its_line(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\na,pos\nb,neg\n")
+    (tmp_path / "eval.csv").write_text("text,label\nc,pos\nd,neutral\n")
+    with pytest.raises(DataError, match=r"eval\.csv, line 3: label 'neutral' never occurs"):
+        datasets.load_files(tmp_path / "train.csv", tmp_path / "eval.csv")
+
+
+def test_a_single_class_is_refused(tmp_path):
+    (tmp_path / "d.csv").write_text("text,label\na,pos\nb,pos\n")
+    with pytest.raises(DataError, match="at least two classes"):
+        datasets.load_files(tmp_path / "d.csv")
+
+
+def test_split_is_stratified_seeded_and_disjoint():
+    rows = [(f"text {i}", "pos" if i % 4 else "neg") for i in range(200)]  # 150 pos / 50 neg
+    data = datasets.LabelledData([t for t, _ in rows], [label for _, label in rows], [""] * 200)
+    train, held = datasets.stratified_split(data, 0.2, seed=3)
+    assert len(held) == 40 and len(train) == 160
+    assert Counter(held.labels) == {"pos": 30, "neg": 10}
+    assert not set(train.texts) & set(held.texts)
+    assert datasets.stratified_split(data, 0.2, seed=3)[1].texts == held.texts
+    assert datasets.stratified_split(data, 0.2, seed=4)[1].texts != held.texts
+
+
+def test_subsample_keeps_label_shares():
+    data = datasets.LabelledData([str(i) for i in range(100)], ["a"] * 80 + ["b"] * 20, [""] * 100)
+    sample = datasets.subsample(data, 10, seed=0)
+    assert Counter(sample.labels) == {"a": 8, "b": 2}
+    assert datasets.subsample(data, 1000, seed=0) is data
+    with pytest.raises(DataError, match="fewer rows than there are labels"):
+        datasets.subsample(data, 1, seed=0)
+
+
+def test_integer_labels_sort_numerically(tmp_path):
+    (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"t{i},{i % 11}\n" for i in range(44)))
+    split = datasets.load_files(tmp_path / "d.csv", test_size=0.25)
+    assert split.label_names == [str(i) for i in range(11)]
+
+
+def test_the_shipped_sentiment_sample_is_balanced_and_distinct():
+    path = Path(__file__).parent.parent / "examples" / "sentiment.csv"
+    data = datasets.read_labelled(path)
+    assert len(data) >= 300
+    assert Counter(data.labels) == {"positive": len(data) // 2, "negative": len(data) // 2}
+    assert len(set(data.texts)) == len(data.texts)

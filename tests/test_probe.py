@@ -1,0 +1,399 @@
+"""cls-train / cls-predict: the probe is plain scikit-learn on the right features, saved safely, reused safely."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bertprobe import featcache, models, probe
+from bertprobe.errors import ArtifactError
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "sentiment.csv"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("BERTPROBE_CACHE", str(tmp_path / "cache"))
+
+
+def _rows() -> list[tuple[str, str]]:
+    with EXAMPLES.open(newline="") as handle:
+        return [(row["text"], row["label"]) for row in csv.DictReader(handle)]
+
+
+@pytest.fixture(scope="module")
+def sentiment_files(tmp_path_factory):
+    """The shipped sample cut in two fixed files, so the split does not depend on the code under test."""
+    root = tmp_path_factory.mktemp("sentiment")
+    rows = _rows()
+    for name, part in (("train.csv", rows[:220]), ("eval.csv", rows[220:])):
+        with (root / name).open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            writer.writerows(part)
+    return root / "train.csv", root / "eval.csv", rows[:220], rows[220:]
+
+
+@pytest.fixture(scope="module")
+def reference_bert(minilm_path):
+    """all-MiniLM-L6-v2 through plain transformers, independent of bertprobe's native BERT and tokenizer."""
+    from transformers import AutoTokenizer, BertModel
+
+    return AutoTokenizer.from_pretrained(str(minilm_path)), BertModel.from_pretrained(str(minilm_path)).eval()
+
+
+def _reference_states(tokenizer, model, texts, max_length=None):
+    """All hidden states [layers + 1, batch, tokens, hidden] and the attention mask, padded in one batch."""
+    batch = tokenizer(
+        texts, padding=True, truncation=max_length is not None, max_length=max_length, return_tensors="pt"
+    )
+    with torch.no_grad():
+        out = model(**batch, output_hidden_states=True)
+    return torch.stack(out.hidden_states), batch["attention_mask"], out
+
+
+def _sklearn_probe(train_x, train_y, eval_x, C=1.0):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(train_x)
+    clf = LogisticRegression(C=C, max_iter=2000, random_state=0).fit(scaler.transform(train_x), train_y)
+    return clf.predict(scaler.transform(eval_x)), clf.predict_proba(scaler.transform(eval_x))
+
+
+def test_probe_accuracy_equals_plain_sklearn_on_the_same_features(cli, sentiment_files, reference_bert, tmp_path):
+    train_csv, eval_csv, train_rows, eval_rows = sentiment_files
+    code, out, err = cli(
+        "cls-train", "--data", train_csv, "--eval-data", eval_csv, "--model", "minilm", "--json",
+        "--out", tmp_path / "probe", "--control",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["model"], result["revision"], result["seed"]) == ("minilm", None, 0)
+    assert result["labels"] == ["negative", "positive"]
+    assert (result["layer"], result["pooling"]) == (6, "cls")
+
+    # The features bertprobe extracted equal [CLS] of the last layer computed by plain transformers.
+    lm = models.load("minilm", device="cpu")
+    texts = [t for t, _ in train_rows + eval_rows]
+    ours = featcache.pooled_features(lm, texts, [(6, "cls")]).features[(6, "cls")]
+    assert featcache.FeatureCache().root.is_dir()
+    tokenizer, model = reference_bert
+    some = list(range(0, len(texts), 5))  # a sample keeps the reference forward pass short
+    states, _, _ = _reference_states(tokenizer, model, [texts[i] for i in some])
+    torch.testing.assert_close(ours[some], states[6][:, 0], atol=1e-4, rtol=1e-4)
+
+    # On those same features, a plain scikit-learn run gets exactly the accuracy and confusion matrix reported.
+    labels = ["negative", "positive"]
+    train_y = [labels.index(y) for _, y in train_rows]
+    eval_y = np.array([labels.index(y) for _, y in eval_rows])
+    predicted, probabilities = _sklearn_probe(ours[:220].numpy(), train_y, ours[220:].numpy())
+    assert result["metrics"]["accuracy"] == pytest.approx(float((predicted == eval_y).mean()), abs=1e-12)
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    assert result["metrics"]["confusion"] == confusion_matrix(eval_y, predicted).tolist()
+    assert result["metrics"]["macro_f1"] == pytest.approx(f1_score(eval_y, predicted, average="macro"))
+    majority = max(set(train_y), key=train_y.count)
+    assert result["baseline"]["accuracy"] == pytest.approx(float((eval_y == majority).mean()))
+
+    # Real weights: the [CLS] probe reads sentiment well, far above chance and above a random encoder.
+    assert result["metrics"]["accuracy"] >= 0.75
+    assert result["metrics"]["accuracy"] >= result["control"]["accuracy"] + 0.1
+
+    # The saved probe's differentiable logits give scikit-learn's predict_proba.
+    saved = probe.load_probe(tmp_path / "probe")
+    assert saved.coef.dtype == torch.float32 and tuple(saved.coef.shape) == (1, lm.hidden_size)
+    assert tuple(saved.intercept.shape) == (1,) and tuple(saved.mean.shape) == tuple(saved.scale.shape) == (384,)
+    features = ours[220:].clone().requires_grad_(True)
+    logits = saved.logits(features)
+    assert logits.shape == (len(eval_rows), 2)
+    torch.testing.assert_close(logits.softmax(-1), torch.tensor(probabilities, dtype=torch.float32), atol=1e-5, rtol=0)
+    logits[:, 1].sum().backward()
+    assert features.grad is not None and features.grad.abs().sum() > 0
+    saved.check_model(lm)  # the same model is accepted
+
+    # cls-predict on the saved probe finds the model itself and agrees with the probabilities above.
+    code, out, err = cli("cls-predict", tmp_path / "probe", eval_rows[0][0], eval_rows[1][0], "--json")
+    assert code == 0, err
+    predictions = json.loads(out)["predictions"]
+    for row, item in zip(probabilities[:2], predictions, strict=True):
+        assert item["probabilities"]["positive"] == pytest.approx(row[1], abs=1e-5)
+        assert item["label"] == labels[int(row.argmax())]
+
+
+def test_sweep_scores_every_layer_and_pooling_from_one_extraction(cli, tiny_pretraining_path, tmp_path):
+    rows = _rows()[:60]
+    path = tmp_path / "d.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    code, out, err = cli(
+        "cls-train", "--data", path, "--model", tiny_pretraining_path, "--sweep", "--json", "--test-size", "0.3"
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    cells = {(c["layer"], c["pooling"]): c for c in result["sweep"]}
+    expected = {(layer, pooling) for layer in range(3) for pooling in ("cls", "mean", "max")} | {(2, "pooler")}
+    assert set(cells) == expected
+    assert all(c["control_accuracy"] is not None for c in cells.values())  # --sweep brings the control
+    main = cells[(2, "cls")]
+    assert main["accuracy"] == result["metrics"]["accuracy"]
+    assert result["control"]["accuracy"] == main["control_accuracy"]
+    # 10 grid cells for the model and 10 for the random encoder, all extracted once and cached.
+    assert (result["cache_misses"], result["cache_hits"]) == (20, 0)
+
+    # One cell checked independently: mean pooling of layer 1 through transformers, then plain sklearn.
+    from transformers import AutoTokenizer, BertModel
+
+    from bertprobe import datasets
+
+    split = datasets.load_files(path, test_size=0.3, seed=0)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_pretraining_path))
+    model = BertModel.from_pretrained(str(tiny_pretraining_path)).eval()
+
+    def mean_layer1(texts):
+        states, mask, _ = _reference_states(tokenizer, model, texts)
+        weights = mask.unsqueeze(-1).float()
+        return ((states[1] * weights).sum(1) / weights.sum(1)).numpy()
+
+    labels = result["labels"]
+    predicted, _ = _sklearn_probe(
+        mean_layer1(split.train.texts), [labels.index(y) for y in split.train.labels], mean_layer1(split.eval.texts)
+    )
+    truth = np.array([labels.index(y) for y in split.eval.labels])
+    assert cells[(1, "mean")]["accuracy"] == pytest.approx(float((predicted == truth).mean()))
+
+
+def test_pooled_features_match_transformers_for_every_pooling(tiny_pretraining_path):
+    from transformers import AutoTokenizer, BertModel
+
+    lm = models.load(str(tiny_pretraining_path), device="cpu")
+    texts = ["a short one", "a somewhat longer sentence about a film with many words in it", "ok"]
+    specs = [(0, "max"), (1, "mean"), (2, "cls"), (2, "pooler")]
+    found = featcache.pooled_features(lm, texts, specs, batch_size=2, use_cache=False).features
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_pretraining_path))
+    model = BertModel.from_pretrained(str(tiny_pretraining_path)).eval()
+    states, mask, out = _reference_states(tokenizer, model, texts)
+    weights = mask.unsqueeze(-1).float()
+    reference = {
+        (0, "max"): states[0].masked_fill(weights == 0, -1e9).amax(1),
+        (1, "mean"): (states[1] * weights).sum(1) / weights.sum(1),
+        (2, "cls"): states[2][:, 0],
+        (2, "pooler"): out.pooler_output,
+    }
+    for spec in specs:
+        torch.testing.assert_close(found[spec], reference[spec], atol=1e-5, rtol=1e-4)
+
+
+def test_truncation_to_max_length_matches_the_tokenizer(minilm_path, reference_bert):
+    lm = models.load("minilm", device="cpu")
+    texts = ["one two three four five six seven eight nine ten eleven twelve", "short"]
+    found = featcache.pooled_features(lm, texts, [(6, "mean")], max_length=8, use_cache=False)
+    assert found.truncated == 1 and found.max_length == 8
+    tokenizer, model = reference_bert
+    states, mask, _ = _reference_states(tokenizer, model, texts, max_length=8)
+    weights = mask.unsqueeze(-1).float()
+    torch.testing.assert_close(
+        found.features[(6, "mean")], (states[6] * weights).sum(1) / weights.sum(1), atol=1e-4, rtol=1e-4
+    )
+
+
+def _train_tiny(cli, tiny_encoder_path, tmp_path, *extra):
+    rows = _rows()[:40]
+    path = tmp_path / "d.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    code, out, err = cli("cls-train", "--data", path, "--model", tiny_encoder_path, "--json", *extra)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_second_run_reads_the_cache_and_a_corrupt_entry_is_rebuilt(cli, tiny_encoder_path, tmp_path):
+    first = _train_tiny(cli, tiny_encoder_path, tmp_path)
+    assert (first["cache_misses"], first["cache_hits"]) == (1, 0)
+    second = _train_tiny(cli, tiny_encoder_path, tmp_path)
+    assert (second["cache_misses"], second["cache_hits"]) == (1 - 1, 1)
+    assert second["metrics"] == first["metrics"]
+
+    entries = list((tmp_path / "cache" / "features").iterdir())
+    assert len(entries) == 1 and entries[0].suffix == ".safetensors"  # no temp files left behind
+    entry = entries[0]
+    good = entry.read_bytes()
+
+    entry.write_bytes(good[: len(good) // 2])  # a write cut short
+    third = _train_tiny(cli, tiny_encoder_path, tmp_path)
+    assert (third["cache_misses"], third["cache_hits"]) == (1, 0)
+    assert "unreadable" in third["cache_rebuilt"][0]
+    assert third["metrics"] == first["metrics"]
+    assert entry.read_bytes() == good  # rebuilt in place
+
+    # An entry whose content was made for other texts is not trusted either.
+    from safetensors.torch import load_file, save_file
+
+    tensor = load_file(str(entry))["features"]
+    save_file({"features": tensor * 0 + 1}, str(entry), metadata={"key": "{}"})
+    fourth = _train_tiny(cli, tiny_encoder_path, tmp_path)
+    assert fourth["cache_hits"] == 0 and "other inputs" in fourth["cache_rebuilt"][0]
+    assert fourth["metrics"] == first["metrics"]
+
+    # Another max length is another entry, and --no-cache neither reads nor writes.
+    assert _train_tiny(cli, tiny_encoder_path, tmp_path, "--max-length", "16")["cache_hits"] == 0
+    assert len(list((tmp_path / "cache" / "features").iterdir())) == 2
+    assert _train_tiny(cli, tiny_encoder_path, tmp_path, "--no-cache")["cache_hits"] == 0
+
+
+def test_multiclass_probe_logits_equal_sklearn(tiny_encoder_path, tmp_path):
+    from bertprobe import datasets
+
+    texts = [f"review number {i} says {word}" for i, word in enumerate(["good", "bad", "fine"] * 12)]
+    labels = ["pos", "neg", "mid"] * 12
+    data = datasets.LabelledData(texts, labels, [""] * len(texts))
+    train, held = datasets.stratified_split(data, 0.25, seed=0)
+    split = datasets.Split(train, held, ["mid", "neg", "pos"], "test")
+    lm = models.load(str(tiny_encoder_path), device="cpu")
+    result = probe.cls_train(lm, split, pooling="mean", C=0.5, out=tmp_path / "p3")
+    saved = probe.load_probe(tmp_path / "p3")
+    assert tuple(saved.coef.shape) == (3, 32) and saved.labels == ["mid", "neg", "pos"]
+    assert (saved.layer, saved.pooling, saved.max_length) == (2, "mean", 64)
+    found = featcache.pooled_features(lm, train.texts + held.texts, [(2, "mean")]).features[(2, "mean")]
+    predicted, probabilities = _sklearn_probe(
+        found[: len(train)].numpy(),
+        [split.label_names.index(y) for y in train.labels],
+        found[len(train) :].numpy(),
+        C=0.5,
+    )
+    torch.testing.assert_close(
+        saved.logits(found[len(train) :]).softmax(-1),
+        torch.tensor(probabilities, dtype=torch.float32),
+        atol=1e-5,
+        rtol=0,
+    )
+    truth = np.array([split.label_names.index(y) for y in held.labels])
+    assert result.metrics.accuracy == pytest.approx(float((predicted == truth).mean()))
+    meta = json.loads((tmp_path / "p3" / "probe.json").read_text())
+    assert meta["format"] == "bertprobe-probe" and meta["version"] == 1
+    assert {"model", "revision", "fingerprint", "layer", "pooling", "max_length", "labels", "metrics"} <= set(meta)
+    assert "scikit-learn" in meta["packages"] and "torch" in meta["packages"]
+
+
+def test_a_probe_for_another_model_layer_or_pooling_is_refused(cli, tiny_encoder_path, tmp_path):
+    _train_tiny(cli, tiny_encoder_path, tmp_path, "--out", tmp_path / "p")
+    code, out, err = cli("cls-predict", tmp_path / "p", "a fine film", "--model", "minilm")
+    assert code == 1 and out == ""
+    assert "this probe was trained on" in err and "not on minilm" in err and "hint:" in err
+    code, _, err = cli("cls-predict", tmp_path / "p", "a fine film", "--pool", "mean")
+    assert code == 1 and "trained on cls pooling, not mean" in err
+    code, _, err = cli("cls-predict", tmp_path / "p", "a fine film", "--layer", "1")
+    assert code == 1 and "trained on layer 2, not layer 1" in err
+    # The same layer spelled -1, and no --model: the probe's own (local) model is loaded.
+    code, out, err = cli("cls-predict", tmp_path / "p", "a fine film", "--layer", "-1", "--json")
+    assert code == 0, err
+    prediction = json.loads(out)["predictions"][0]
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
+
+
+def _corrupt(directory: Path, how: str) -> None:
+    meta_path, weights_path = directory / "probe.json", directory / "probe.safetensors"
+    if how == "missing weights":
+        weights_path.unlink()
+    elif how == "truncated weights":
+        weights_path.write_bytes(weights_path.read_bytes()[:100])
+    elif how == "not json":
+        meta_path.write_text("{not json")
+    elif how == "wrong format":
+        meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "format": "something-else"}))
+    elif how == "shape mismatch":
+        from safetensors.torch import load_file, save_file
+
+        tensors = load_file(str(weights_path))
+        tensors["mean"] = tensors["mean"][:-1].contiguous()
+        save_file(tensors, str(weights_path))
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("missing weights", "holds no probe.safetensors"),
+        ("truncated weights", "is corrupt"),
+        ("not json", "is not readable JSON"),
+        ("wrong format", "is not a bertprobe probe"),
+        ("shape mismatch", "do not fit together"),
+    ],
+)
+def test_damaged_probe_files_are_refused_with_a_hint(cli, tiny_encoder_path, tmp_path, how, message):
+    probe_dir = tmp_path / "p"
+    _train_tiny(cli, tiny_encoder_path, tmp_path, "--out", probe_dir)
+    _corrupt(probe_dir, how)
+    with pytest.raises(ArtifactError, match=message) as info:
+        probe.load_probe(probe_dir)
+    assert info.value.hint
+    code, out, err = cli("cls-predict", probe_dir, "text")
+    assert code == 1 and out == "" and message in err.replace("\n", " ") and "Traceback" not in err
+
+
+def test_probe_files_are_written_atomically(cli, tiny_encoder_path, tmp_path):
+    _train_tiny(cli, tiny_encoder_path, tmp_path, "--out", tmp_path / "p")
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["probe.json", "probe.safetensors"]
+    meta = json.loads((tmp_path / "p" / "probe.json").read_text())
+    assert meta["model_path"] == str(Path(tiny_encoder_path).resolve())
+
+
+def test_c_auto_picks_what_sklearn_grid_search_picks(tiny_encoder_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(90, 12)).astype(np.float32)
+    targets = (features[:, 0] + 0.8 * rng.normal(size=90) > 0).astype(int).tolist()
+    search = probe.search_C(features, targets, seed=0)
+    grid = GridSearchCV(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=0)),
+        {"logisticregression__C": list(probe.C_GRID)},
+        cv=StratifiedKFold(3, shuffle=True, random_state=0),
+    ).fit(features, targets)
+    assert search.chosen == grid.best_params_["logisticregression__C"]
+    np.testing.assert_allclose(search.cv_accuracy, grid.cv_results_["mean_test_score"])
+
+
+def test_max_train_samples_a_stratified_subset(cli, tiny_encoder_path, tmp_path):
+    result = _train_tiny(cli, tiny_encoder_path, tmp_path, "--max-train", "10", "--C", "auto")
+    assert result["data"]["train_size"] == 10
+    assert result["data"]["train_counts"] == {"negative": 5, "positive": 5}
+    assert result["c_search"]["chosen"] in probe.C_GRID
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "give either --task or --data"),
+        (("--layer", "9"), "--layer 9 is out of range"),
+        (("--layer", "1", "--pool", "pooler"), "--pool pooler reads the last layer"),
+        (("--pool", "pooler"), "has no pooler weights"),
+        (("--C", "-1"), "--C must be a positive number"),
+        (("--C", "lots"), "--C must be a positive number"),
+        (("--test-size", "1.5"), "--test-size must be between 0 and 1"),
+    ],
+)
+def test_user_errors_are_one_line_with_a_hint(cli, tiny_encoder_path, mlm_path, tmp_path, args, message):
+    data = () if not args else ("--data", str(EXAMPLES))
+    model = mlm_path if message == "has no pooler weights" else tiny_encoder_path  # BERT-tiny MLM: no pooler
+    code, out, err = cli("cls-train", *data, "--model", model, *args)
+    assert code == 1 and out == ""
+    assert message in err and "hint:" in err and "Traceback" not in err
+
+
+def test_table_view_escapes_labels_and_shows_the_alternatives(cli, tiny_encoder_path, tmp_path):
+    path = tmp_path / "d.csv"
+    rows = [(text, "[bold]yes" if label == "positive" else "[unused0]") for text, label in _rows()[:40]]
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    code, out, err = cli("cls-train", "--data", path, "--model", tiny_encoder_path, "--control")
+    assert code == 0, err
+    assert "[bold]yes" in out and "[unused0]" in out  # model-free user strings printed as written
+    assert "majority class" in out and "random-init encoder" in out and "confusion matrix" in out
