@@ -1,0 +1,159 @@
+"""``bertprobe attribute``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# The registry lives in the core module, which imports nothing heavy at the top: the choices
+# below come from it without --help importing torch.
+from bertprobe.attribute import (
+    BASELINES,
+    DEFAULT_MAX_STEPS,
+    DEFAULT_RANDOM_ORDERS,
+    DEFAULT_STEPS,
+    DELTA_TOLERANCE,
+    METHODS,
+)
+from bertprobe.cli.app import command
+from bertprobe.cli.options import (
+    Common,
+    Device,
+    DeviceOpt,
+    Dtype,
+    DtypeOpt,
+    JsonOpt,
+    ModelOpt,
+    OfflineOpt,
+    RevisionOpt,
+    SeedOpt,
+)
+
+MethodChoice = Enum("MethodChoice", {name: name for name in METHODS}, type=str)
+BaselineChoice = Enum("BaselineChoice", {name: name for name in BASELINES}, type=str)
+
+
+@command("attribute")
+def attribute_cli(
+    text: Annotated[str, typer.Argument(help="The text to explain; with a [MASK] to explain a fill-mask prediction.")],
+    probe: Annotated[
+        Path | None,
+        typer.Option(
+            "--probe", help="Directory of a probe saved by `cls-train --out`: explain its class.", show_default=False
+        ),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label", help="Probe class to explain (default: the predicted one).", show_default=False),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target", "-t", help="Word to explain at the [MASK] (default: the top-1 prediction).", show_default=False
+        ),
+    ] = None,
+    mask: Annotated[int, typer.Option("--mask", min=1, help="Which [MASK] to explain when there are several.")] = 1,
+    method: Annotated[
+        MethodChoice, typer.Option("--method", help="; ".join(f"{n}: {m.summary}" for n, m in METHODS.items()) + ".")
+    ] = MethodChoice.ig,
+    baseline: Annotated[
+        BaselineChoice,
+        typer.Option("--baseline", help="What stands for an absent word piece: [PAD] or [MASK] embedding, or zeros."),
+    ] = BaselineChoice.pad,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Integration steps (ig).")] = DEFAULT_STEPS,
+    auto_steps: Annotated[
+        bool,
+        typer.Option(
+            "--auto-steps",
+            help=f"Double --steps until the convergence delta is within {DELTA_TOLERANCE:.0%} (up to --max-steps).",
+        ),
+    ] = False,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Cap for --auto-steps.")] = DEFAULT_MAX_STEPS,
+    internal_batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--internal-batch-size",
+            min=1,
+            help="Integration steps (or occluded copies) per forward pass; default: as many as fit ~2048 word pieces.",
+            show_default=False,
+        ),
+    ] = None,
+    faithfulness: Annotated[
+        bool,
+        typer.Option(
+            "--faithfulness/--no-faithfulness", help="ERASER comprehensiveness / sufficiency against random orders."
+        ),
+    ] = True,
+    random_orders: Annotated[
+        int, typer.Option("--random-orders", min=1, help="Random word-piece orders the attribution is compared with.")
+    ] = DEFAULT_RANDOM_ORDERS,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html", help="Also write a standalone HTML page (no scripts, no fonts) to FILE.", show_default=False
+        ),
+    ] = None,
+    model: ModelOpt = "auto",
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    device: DeviceOpt = Device.auto,
+    dtype: DtypeOpt = Dtype.auto,
+    json: JsonOpt = False,
+    seed: SeedOpt = 0,
+) -> None:
+    """Show which input tokens drive a fill-mask prediction or a saved probe's class (Captum).
+
+    Example: bertprobe attribute "The cat sat on the [MASK]." --target mat
+    """
+    from bertprobe import render
+    from bertprobe.attribute import AttributionSettings, attribute_fill_mask, attribute_probe
+    from bertprobe.errors import InputError
+
+    if probe is not None and target is not None:
+        raise InputError(
+            "--probe and --target ask two different questions",
+            hint="Use --probe DIR [--label L] for a probe's class, or --target WORD for the word at a [MASK].",
+        )
+    if label is not None and probe is None:
+        raise InputError("--label names a probe class, but no --probe was given", hint="Add --probe DIR.")
+    settings = AttributionSettings(
+        method=method.value,
+        baseline=baseline.value,
+        steps=steps,
+        auto_steps=auto_steps,
+        max_steps=max_steps,
+        internal_batch_size=internal_batch_size,
+        faithfulness=faithfulness,
+        random_orders=random_orders,
+        seed=seed,
+    )
+    common = Common(model, revision, offline, device, dtype, json, seed)
+    # A progress bar only on a terminal: piped stderr keeps to notices and errors.
+    show_progress = not json and render.err().is_terminal
+    if probe is not None:
+        from bertprobe.probe import load_probe
+
+        saved = load_probe(probe)
+        if model == "auto":
+            # A probe reads one model's features only: default to it rather than to bert-base-uncased.
+            common.model = saved.model
+            common.revision = revision or saved.revision
+        lm = common.load("encoder")
+        with render.progress_bar("attributing", enabled=show_progress) as progress:
+            result = attribute_probe(lm, text, saved, label=label, settings=settings, progress=progress)
+    else:
+        lm = common.load("mlm")
+        with render.progress_bar("attributing", enabled=show_progress) as progress:
+            result = attribute_fill_mask(lm, text, target=target, mask=mask, settings=settings, progress=progress)
+    for notice in result.notices:
+        render.notice(notice)
+    if html is not None:
+        from bertprobe.render.attribute import write_html
+
+        write_html(result, html)
+        if not json:
+            render.notice(f"wrote {html}")
+    render.show(result, json=json, seed=seed)

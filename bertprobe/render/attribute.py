@@ -1,0 +1,340 @@
+"""Views of attribution results: the text coloured by attribution, the top word pieces, the
+completeness check and faithfulness against random orders; and a standalone HTML page."""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from pathlib import Path
+
+from rich.color import Color
+from rich.console import Console
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+from bertprobe.attribute import AttributionResult, TokenScore
+from bertprobe.errors import InputError
+from bertprobe.render import bar, header
+
+TOP_TOKENS = 10
+POSITIVE = (27, 140, 60)  # green: raises F
+NEGATIVE = (205, 45, 45)  # red: lowers F
+WHITE = (255, 255, 255)
+
+
+def _blend(value: float) -> tuple[int, int, int]:
+    """A background for a score in [-1, 1]: white at 0, full green / red at +-1."""
+    strength = min(abs(value), 1.0) * 0.85
+    colour = POSITIVE if value >= 0 else NEGATIVE
+    return tuple(round(w + (c - w) * strength) for w, c in zip(WHITE, colour, strict=True))  # type: ignore[return-value]
+
+
+def _word_scale(result: AttributionResult) -> float:
+    return max((abs(w.normalised) for w in result.words if not w.fixed), default=0.0) or 1.0
+
+
+def top_tokens(result: AttributionResult, limit: int = TOP_TOKENS) -> list[TokenScore]:
+    """The free word pieces with the largest |attribution|, largest first."""
+    free = [t for t in result.tokens if not t.fixed]
+    return sorted(free, key=lambda t: (-abs(t.attribution), t.index))[:limit]
+
+
+def _explains(result: AttributionResult) -> Text:
+    target = result.target
+    chosen = "the model's top choice" if target.predicted else f"rank {target.rank} of the model's choices"
+    line = Text("explains: ", style="dim")
+    line.append(result.score, style="bold")
+    line.append(f" = {result.output:.4f}")
+    line.append(f"  (p = {target.probability:.4f}, {chosen})", style="dim")
+    return line
+
+
+def _method_line(result: AttributionResult) -> Text:
+    line = Text("method: ", style="dim")
+    line.append(result.method, style="bold")
+    line.append(f" ({result.method_description}); baseline: {result.baseline}")
+    if result.steps is not None:
+        line.append(f"; {result.steps} steps, {result.internal_batch_size} per pass")
+    line.append(f"; device: {result.device}", style="dim")
+    return line
+
+
+def coloured_text(result: AttributionResult) -> Text:
+    """The text with each word's background scaled by its attribution (fixed words underlined)."""
+    scale = _word_scale(result)
+    text = Text()
+    cursor = 0
+    for word in result.words:
+        text.append(result.text[cursor : word.char_start])
+        if word.fixed:
+            style = Style(bold=True, underline=True)
+        else:
+            style = Style(color="black", bgcolor=Color.from_rgb(*_blend(word.normalised / scale)))
+        text.append(result.text[word.char_start : word.char_end], style=style)
+        cursor = word.char_end
+    text.append(result.text[cursor:])
+    return text
+
+
+def _tokens_table(result: AttributionResult) -> Table:
+    rows = top_tokens(result)
+    table = Table(title=Text(f"top {len(rows)} word pieces by |attribution|"), title_justify="left")
+    table.add_column("rank", justify="right", style="dim")
+    table.add_column("piece")
+    table.add_column("position", justify="right", style="dim")
+    table.add_column("attribution", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("", no_wrap=True)
+    largest = max((abs(t.normalised) for t in rows), default=0.0) or 1.0
+    for rank, token in enumerate(rows, start=1):
+        colour = "green" if token.attribution >= 0 else "red"
+        table.add_row(
+            str(rank),
+            Text(token.token, style="bold" if rank == 1 else ""),
+            str(token.index),
+            Text(f"{token.attribution:+.4f}", style=colour),
+            f"{token.normalised:+.1%}",
+            Text(bar(abs(token.normalised) / largest, width=16), style=colour),
+        )
+    return table
+
+
+def completeness_lines(result: AttributionResult) -> list[Text]:
+    outputs = Text(
+        f"F(x) = {result.output:.4f}, F(baseline) = {result.baseline_output:.4f}, "
+        f"F(x) - F(baseline) = {result.output - result.baseline_output:+.4f}",
+        style="dim",
+    )
+    conv = result.convergence
+    if conv is None:
+        outputs.append(f"  ({result.method} makes no completeness promise)")
+        return [outputs]
+    total = sum(t.attribution for t in result.tokens)
+    line = Text("completeness: ", style="dim")
+    line.append(f"sum of attributions = {total:+.4f}; convergence delta = {conv.delta:+.2e}")
+    share = "undefined (F(x) = F(baseline))" if conv.relative is None else f"{conv.relative:.2%}"
+    line.append(f" = {share} of |F(x) - F(baseline)| ")
+    if conv.passed:
+        line.append(f"within {conv.tolerance:.0%}", style="bold green")
+    else:
+        line.append(f"above {conv.tolerance:.0%}: not trustworthy yet", style="bold red")
+    lines = [outputs, line]
+    if len(conv.tries) > 1:
+        tried = " -> ".join(f"{t.steps} ({'-' if t.relative is None else f'{t.relative:.1%}'})" for t in conv.tries)
+        lines.append(Text(f"auto-steps: {tried}", style="dim"))
+    return lines
+
+
+def _faithfulness_table(result: AttributionResult) -> Table | None:
+    faith = result.faithfulness
+    if faith is None:
+        return None
+    table = Table(title=Text("faithfulness (ERASER AOPC)"), title_justify="left")
+    table.add_column("")
+    table.add_column("attribution", justify="right")
+    table.add_column(f"{faith.random_orders} random orders", justify="right")
+    table.add_column("beats", justify="right")
+    table.add_row(
+        "comprehensiveness ↑",
+        f"{faith.comprehensiveness_aopc:+.4f}",
+        f"{faith.random_comprehensiveness_aopc:+.4f} ± {faith.random_comprehensiveness_std:.4f}",
+        _share(faith.beats_random_comprehensiveness),
+    )
+    table.add_row(
+        "sufficiency ↓",
+        f"{faith.sufficiency_aopc:+.4f}",
+        f"{faith.random_sufficiency_aopc:+.4f} ± {faith.random_sufficiency_std:.4f}",
+        _share(faith.beats_random_sufficiency),
+    )
+    return table
+
+
+def faithfulness_note(result: AttributionResult) -> Text:
+    faith = result.faithfulness
+    assert faith is not None
+    bins = ", ".join(f"{k}% ({n})" for k, n in zip(faith.bins, faith.removed, strict=True))
+    return Text(
+        f"{faith.quantity} on the whole text = {faith.full:.4f}; its drop when the top pieces are {faith.removal}, "
+        f"averaged over the top {bins} pieces. Comprehensiveness removes them (higher is better), sufficiency "
+        "keeps only them (lower is better); beats = share of random orders this attribution does better than.",
+        style="dim",
+    )
+
+
+def _share(value: float) -> Text:
+    return Text(f"{value:.0%}", style="green" if value >= 0.9 else "yellow" if value >= 0.5 else "red")
+
+
+def attribution_view(result: AttributionResult, console: Console) -> None:
+    header(console, "attribution", result)
+    console.print(_explains(result))
+    console.print(_method_line(result))
+    console.print()
+    console.print(coloured_text(result))
+    console.print(Text("green raises F, red lowers it; underlined pieces are held fixed", style="dim"))
+    console.print(_tokens_table(result))
+    for line in completeness_lines(result):
+        console.print(line)
+    table = _faithfulness_table(result)
+    if table is not None:
+        console.print(table)
+        console.print(faithfulness_note(result))
+
+
+RENDERERS = {"AttributionResult": attribution_view}
+
+
+# --------------------------------------------------------------------------------------------
+# Standalone HTML
+# --------------------------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 60rem;
+       color: #1b1b1b; line-height: 1.5; padding: 0 1rem; }
+h1 { font-size: 1.3rem; margin-bottom: 0.2rem; }
+.meta { color: #555; font-size: 0.9rem; }
+.text { font-size: 1.4rem; line-height: 2.4rem; margin: 1.5rem 0; }
+.w { padding: 0.15rem 0.2rem; border-radius: 0.25rem; }
+.fixed { font-weight: bold; text-decoration: underline; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.95rem; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }
+th:first-child, td:first-child, td.piece { text-align: left; }
+.pos { color: #1b7a36; } .neg { color: #b42323; }
+.ok { color: #1b7a36; font-weight: bold; } .bad { color: #b42323; font-weight: bold; }
+.swatch { display: inline-block; width: 1rem; height: 1rem; vertical-align: middle; border: 1px solid #ccc; }
+code { font-family: ui-monospace, Menlo, Consolas, monospace; }
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _rgb(value: float) -> str:
+    red, green, blue = _blend(value)
+    return f"rgb({red}, {green}, {blue})"
+
+
+def to_html(result: AttributionResult) -> str:
+    """A page that needs nothing else: inline CSS, no scripts, no fonts, every string escaped."""
+    scale = _word_scale(result)
+    spans, cursor = [], 0
+    for word in result.words:
+        spans.append(_e(result.text[cursor : word.char_start]))
+        piece = _e(result.text[word.char_start : word.char_end])
+        if word.fixed:
+            spans.append(f'<span class="w fixed" title="held fixed">{piece}</span>')
+        else:
+            tip = _e(f"attribution {word.attribution:+.4f} ({word.normalised:+.1%})")
+            spans.append(
+                f'<span class="w" style="background: {_rgb(word.normalised / scale)}" title="{tip}">{piece}</span>'
+            )
+        cursor = word.char_end
+    spans.append(_e(result.text[cursor:]))
+
+    rows = []
+    for rank, token in enumerate(top_tokens(result, limit=len(result.tokens)), start=1):
+        sign = "pos" if token.attribution >= 0 else "neg"
+        rows.append(
+            f'<tr><td>{rank}</td><td class="piece"><code>{_e(token.token)}</code></td><td>{token.index}</td>'
+            f'<td class="{sign}">{token.attribution:+.4f}</td><td>{token.normalised:+.1%}</td>'
+            f'<td><span class="swatch" style="background: {_rgb(token.normalised / scale)}"></span></td></tr>'
+        )
+    words = []
+    for word in result.words:
+        if word.fixed:
+            continue
+        pieces = " ".join(result.tokens[i].token for i in word.pieces)
+        sign = "pos" if word.attribution >= 0 else "neg"
+        words.append(
+            f'<tr><td class="piece">{_e(word.text)}</td><td><code>{_e(pieces)}</code></td>'
+            f'<td class="{sign}">{word.attribution:+.4f}</td><td>{word.normalised:+.1%}</td></tr>'
+        )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>bertprobe attribution: {_e(result.text)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>bertprobe attribution</h1>",
+        f'<p class="meta">model: <code>{_e(result.model)}</code>'
+        + (f" @ <code>{_e(result.revision)}</code>" if result.revision else "")
+        + f"; method: <b>{_e(result.method)}</b> ({_e(result.method_description)}); baseline: {_e(result.baseline)}"
+        + (f"; {result.steps} steps" if result.steps is not None else "")
+        + "</p>",
+        f"<p>explains: <b>{_e(result.score)}</b> = {result.output:.4f} "
+        f'<span class="meta">(p = {result.target.probability:.4f}, rank {result.target.rank})</span></p>',
+        f'<div class="text">{"".join(spans)}</div>',
+        '<p class="meta">green raises F, red lowers it; underlined pieces are held fixed (the same in the '
+        "baseline)</p>",
+        _completeness_html(result),
+        _faithfulness_html(result),
+        "<h2>word pieces</h2>",
+        "<table><tr><th>rank</th><th>piece</th><th>position</th><th>attribution</th><th>share</th><th></th></tr>",
+        *rows,
+        "</table>",
+        "<h2>words</h2>",
+        "<table><tr><th>word</th><th>pieces</th><th>attribution</th><th>share</th></tr>",
+        *words,
+        "</table>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _completeness_html(result: AttributionResult) -> str:
+    outputs = (
+        f"F(x) = {result.output:.4f}, F(baseline) = {result.baseline_output:.4f}, "
+        f"F(x) &minus; F(baseline) = {result.output - result.baseline_output:+.4f}"
+    )
+    conv = result.convergence
+    if conv is None:
+        return f'<p class="meta">{outputs} ({_e(result.method)} makes no completeness promise)</p>'
+    share = "undefined" if conv.relative is None else f"{conv.relative:.2%}"
+    verdict = (
+        f'<span class="ok">within {conv.tolerance:.0%}</span>'
+        if conv.passed
+        else f'<span class="bad">above {conv.tolerance:.0%}: not trustworthy yet</span>'
+    )
+    total = sum(t.attribution for t in result.tokens)
+    return (
+        f'<p class="meta">{outputs}</p><p>completeness: sum of attributions = {total:+.4f}; convergence delta = '
+        f"{conv.delta:+.2e} = {share} of |F(x) &minus; F(baseline)|, {verdict} ({conv.steps} steps)</p>"
+    )
+
+
+def _faithfulness_html(result: AttributionResult) -> str:
+    faith = result.faithfulness
+    if faith is None:
+        return ""
+    return (
+        f'<h2>faithfulness</h2><p class="meta">ERASER AOPC over removing the top {_e(", ".join(map(str, faith.bins)))}%'
+        f" of pieces ({_e(faith.removal)}); {_e(faith.quantity)} on the whole text = {faith.full:.4f}</p>"
+        f"<table><tr><th></th><th>this attribution</th><th>random orders (n={faith.random_orders})</th>"
+        "<th>beats random</th></tr>"
+        f"<tr><td>comprehensiveness (higher is better)</td><td>{faith.comprehensiveness_aopc:+.4f}</td>"
+        f"<td>{faith.random_comprehensiveness_aopc:+.4f} &plusmn; {faith.random_comprehensiveness_std:.4f}</td>"
+        f"<td>{faith.beats_random_comprehensiveness:.0%}</td></tr>"
+        f"<tr><td>sufficiency (lower is better)</td><td>{faith.sufficiency_aopc:+.4f}</td>"
+        f"<td>{faith.random_sufficiency_aopc:+.4f} &plusmn; {faith.random_sufficiency_std:.4f}</td>"
+        f"<td>{faith.beats_random_sufficiency:.0%}</td></tr></table>"
+    )
+
+
+def write_html(result: AttributionResult, path: str | Path) -> Path:
+    """Write the page atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise InputError(f"cannot write {path}: {err.strerror}", hint="Pick a writable path for --html.") from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(to_html(result))
+        os.replace(temporary, path)
+    except OSError as err:
+        Path(temporary).unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {err.strerror}", hint="Pick a writable path for --html.") from None
+    return path

@@ -1,0 +1,406 @@
+"""attribute: scores equal independent computations on transformers; a planted word ranks first; errors are one line."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from bertprobe import models
+from bertprobe.attribute import METHODS, AttributionSettings, attribute_fill_mask, attribute_probe
+
+SENTENCE = "The cat sat on the [MASK] in the old house."
+
+
+@pytest.fixture(scope="module")
+def reference_mlm():
+    """transformers' own BertForMaskedLM for a checkpoint: the independent side of every comparison."""
+    from transformers import BertForMaskedLM
+
+    cache = {}
+
+    def get(path):
+        if path not in cache:
+            cache[path] = BertForMaskedLM.from_pretrained(str(path)).eval()
+        return cache[path]
+
+    return get
+
+
+def _mask_logit(model, target_id, position, input_ids=None, inputs_embeds=None):
+    # transformers' BertForMaskedLM, its MLM head applied at the one position that matters.
+    hidden = model.bert(input_ids=input_ids, inputs_embeds=inputs_embeds).last_hidden_state
+    return model.cls(hidden[:, position])[:, target_id]
+
+
+def _free(result):
+    return [t.index for t in result.tokens if not t.fixed]
+
+
+@pytest.mark.parametrize(("model_fixture", "per_pass"), [("mlm_path", None), ("tiny_pretraining_path", 7)])
+def test_ig_equals_captum_layer_ig_on_transformers_and_is_complete(request, reference_mlm, model_fixture, per_pass):
+    from captum.attr import LayerIntegratedGradients
+
+    path = request.getfixturevalue(model_fixture)
+    lm = models.load(str(path), "mlm", device="cpu")
+    settings = AttributionSettings(internal_batch_size=per_pass, faithfulness=False)
+    result = attribute_fill_mask(lm, SENTENCE, target="garden", settings=settings)
+    assert result.internal_batch_size == (per_pass or 50)
+
+    ref = reference_mlm(path)
+    encoding = lm.tokenizer.encode(SENTENCE)
+    ids = torch.tensor([encoding.ids])
+    position = encoding.tokens.index("[MASK]")
+    target_id = lm.tokenizer.token_to_id("garden")
+    keep = torch.tensor([s or t == "[MASK]" for s, t in zip(encoding.special, encoding.tokens, strict=True)])
+    baseline_ids = torch.where(keep, ids, torch.full_like(ids, lm.tokenizer.pad_token_id))
+    lig = LayerIntegratedGradients(
+        lambda i: _mask_logit(ref, target_id, position, input_ids=i), ref.get_input_embeddings()
+    )
+    expected = lig.attribute(ids, baselines=baseline_ids, n_steps=50).sum(-1)[0]
+
+    ours = torch.tensor([t.attribution for t in result.tokens])
+    torch.testing.assert_close(ours, expected.float(), atol=2e-4, rtol=1e-3)
+    with torch.no_grad():
+        f_x = float(_mask_logit(ref, target_id, position, input_ids=ids))
+        f_b = float(_mask_logit(ref, target_id, position, input_ids=baseline_ids))
+    assert result.output == pytest.approx(f_x, abs=1e-4)
+    assert result.baseline_output == pytest.approx(f_b, abs=1e-4)
+    # Completeness: the attributions sum to F(x) - F(baseline) within the delta the result reports.
+    conv = result.convergence
+    assert abs(float(ours.sum()) - (f_x - f_b)) <= abs(conv.delta) + 1e-4
+    assert conv.passed and abs(conv.delta) <= 0.05 * abs(f_x - f_b)
+    assert [t.attribution for t in result.tokens if t.fixed] == [0.0, 0.0, 0.0]  # [CLS], [MASK], [SEP]
+
+
+@pytest.mark.parametrize("baseline", ["zero", "mask"])
+def test_ig_equals_a_plain_riemann_integral(reference_mlm, mlm_path, baseline):
+    lm = models.load(str(mlm_path), "mlm", device="cpu")
+    result = attribute_fill_mask(
+        lm, SENTENCE, settings=AttributionSettings(baseline=baseline, steps=64, faithfulness=False)
+    )
+    ref = reference_mlm(mlm_path)
+    encoding = lm.tokenizer.encode(SENTENCE)
+    ids = torch.tensor([encoding.ids])
+    position, target_id = result.target.position, result.target.index
+    embed = ref.get_input_embeddings()
+    with torch.no_grad():
+        x = embed(ids)
+        free = torch.tensor([not t.fixed for t in result.tokens]).view(1, -1, 1)
+        replaced = (
+            torch.zeros_like(x) if baseline == "zero" else embed(torch.full_like(ids, lm.tokenizer.mask_token_id))
+        )
+        b = torch.where(free, replaced, x)
+    steps = 256
+    alphas = (torch.arange(steps) + 0.5) / steps  # midpoint rule
+    path = (b + alphas.view(-1, 1, 1) * (x - b)).requires_grad_()
+    (grads,) = torch.autograd.grad(_mask_logit(ref, target_id, position, inputs_embeds=path).sum(), path)
+    expected = (grads.mean(0) * (x - b)[0]).sum(-1)
+    ours = torch.tensor([t.attribution for t in result.tokens])
+    scale = float(expected.abs().max())
+    torch.testing.assert_close(ours, expected, atol=0.01 * scale, rtol=0)
+
+
+@pytest.mark.parametrize("baseline", ["pad", "mask", "zero"])
+def test_occlusion_equals_a_leave_one_out_loop(reference_mlm, mlm_path, baseline):
+    lm = models.load(str(mlm_path), "mlm", device="cpu")
+    settings = AttributionSettings(method="occlusion", baseline=baseline, internal_batch_size=3, faithfulness=False)
+    result = attribute_fill_mask(lm, SENTENCE, target="garden", settings=settings)
+    ref = reference_mlm(mlm_path)
+    encoding = lm.tokenizer.encode(SENTENCE)
+    position, target_id = result.target.position, result.target.index
+    expected = []
+    with torch.no_grad():
+        full = float(_mask_logit(ref, target_id, position, input_ids=torch.tensor([encoding.ids])))
+        for index, token in enumerate(encoding.tokens):
+            if encoding.special[index] or token == "[MASK]":
+                expected.append(0.0)
+                continue
+            if baseline == "zero":
+                embeds = ref.get_input_embeddings()(torch.tensor([encoding.ids])).clone()
+                embeds[0, index] = 0.0
+                left_out = float(_mask_logit(ref, target_id, position, inputs_embeds=embeds))
+            else:
+                ids = list(encoding.ids)
+                ids[index] = lm.tokenizer.pad_token_id if baseline == "pad" else lm.tokenizer.mask_token_id
+                left_out = float(_mask_logit(ref, target_id, position, input_ids=torch.tensor([ids])))
+            expected.append(full - left_out)
+    assert [t.attribution for t in result.tokens] == pytest.approx(expected, abs=1e-4)
+    assert result.convergence is None and result.steps is None
+
+
+def test_saliency_is_gradient_times_input(reference_mlm, tiny_pretraining_path):
+    lm = models.load(str(tiny_pretraining_path), "mlm", device="cpu")
+    settings = AttributionSettings(method="saliency", faithfulness=False)
+    result = attribute_fill_mask(lm, SENTENCE, target="garden", settings=settings)
+    ref = reference_mlm(tiny_pretraining_path)
+    encoding = lm.tokenizer.encode(SENTENCE)
+    embeds = ref.get_input_embeddings()(torch.tensor([encoding.ids])).detach().requires_grad_()
+    logit = _mask_logit(ref, result.target.index, result.target.position, inputs_embeds=embeds)
+    (grad,) = torch.autograd.grad(logit.sum(), embeds)
+    expected = (grad * embeds)[0].sum(-1).detach()
+    for token in result.tokens:
+        assert token.attribution == pytest.approx(0.0 if token.fixed else float(expected[token.index]), abs=1e-5)
+
+
+def test_scores_are_normalised_and_words_merge_their_pieces(mlm_path):
+    lm = models.load(str(mlm_path), "mlm", device="cpu")
+    text = "An unbelievably [MASK] story about hippopotamuses."
+    result = attribute_fill_mask(lm, text, settings=AttributionSettings(steps=16, faithfulness=False))
+    free = [t for t in result.tokens if not t.fixed]
+    total = sum(abs(t.attribution) for t in free)
+    for token in free:
+        assert token.normalised == pytest.approx(token.attribution / total, abs=1e-6)
+    assert sum(abs(t.normalised) for t in free) == pytest.approx(1.0, abs=1e-5)
+    split = [w for w in result.words if len(w.pieces) > 1]
+    assert split, "the text should hold words of several word pieces"
+    for word in result.words:
+        assert word.attribution == pytest.approx(sum(result.tokens[i].attribution for i in word.pieces), abs=1e-6)
+        assert word.text == text[word.char_start : word.char_end]
+    assert [w.text for w in result.words][:3] == ["An", "unbelievably", "[MASK]"]
+
+
+def test_faithfulness_equals_deleting_tokens_by_hand(reference_mlm, mlm_path):
+    lm = models.load(str(mlm_path), "mlm", device="cpu")
+    result = attribute_fill_mask(lm, SENTENCE, settings=AttributionSettings(steps=16, random_orders=5))
+    ref = reference_mlm(mlm_path)
+    encoding = lm.tokenizer.encode(SENTENCE)
+    fixed = [t.fixed for t in result.tokens]
+    free = [t.index for t in result.tokens if not t.fixed]
+    ranked = sorted(free, key=lambda i: (-result.tokens[i].attribution, i))
+
+    def probability(kept):
+        ids = torch.tensor([[encoding.ids[i] for i in kept]])
+        with torch.no_grad():
+            logits = ref(input_ids=ids).logits[0, kept.index(result.target.position)]
+        return float(logits.softmax(-1)[result.target.index])
+
+    everything = list(range(len(encoding)))
+    full = probability(everything)
+    comp, suff = [], []
+    for percent in (1, 5, 10, 20, 50):
+        top = set(ranked[: max(1, -(-len(free) * percent // 100))])
+        comp.append(full - probability([i for i in everything if i not in top]))
+        suff.append(full - probability([i for i in everything if fixed[i] or i in top]))
+    faith = result.faithfulness
+    assert faith.full == pytest.approx(full, abs=1e-5)
+    assert faith.comprehensiveness == pytest.approx(comp, abs=1e-5)
+    assert faith.sufficiency == pytest.approx(suff, abs=1e-5)
+    assert faith.comprehensiveness_aopc == pytest.approx(sum(comp) / 5, abs=1e-5)
+    assert faith.sufficiency_aopc == pytest.approx(sum(suff) / 5, abs=1e-5)
+    assert faith.removed == [1, 1, 1, 2, 5]  # 10 free pieces
+    assert faith.random_orders == 5 and 0.0 <= faith.beats_random_comprehensiveness <= 1.0
+
+
+def test_convergence_delta_is_flagged_and_auto_steps_fixes_it(cli, mlm_path):
+    text = "Paris is the capital of [MASK]."
+    args = ("attribute", text, "-m", mlm_path, "--no-faithfulness", "--json")
+    code, stdout, stderr = cli(*args, "--steps", 1)
+    assert code == 0
+    conv = json.loads(stdout)["convergence"]
+    assert not conv["passed"] and abs(conv["delta"]) > 0.05 * abs(conv["difference"])
+    assert "did not converge" in stderr and "--auto-steps" in stderr
+
+    code, stdout, stderr = cli(*args, "--steps", 1, "--auto-steps")
+    doc = json.loads(stdout)
+    conv = doc["convergence"]
+    assert code == 0 and conv["passed"] and "did not converge" not in stderr
+    tried = [t["steps"] for t in conv["tries"]]
+    assert tried[0] == 1 and tried == sorted(tried) and len(tried) > 1 and doc["steps"] == tried[-1]
+    assert abs(sum(t["attribution"] for t in doc["tokens"]) - conv["difference"]) <= 0.05 * abs(conv["difference"])
+
+    code, stdout, stderr = cli(*args, "--steps", 1, "--auto-steps", "--max-steps", 2)
+    assert code == 0 and not json.loads(stdout)["convergence"]["passed"]
+    assert "cap of 2" in stderr
+
+
+# --------------------------------------------------------------------------------------------
+# The probe path, on the real MiniLM: a word planted as the label's only cause ranks first.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def zebra_probe(tmp_path_factory, minilm_path):
+    """A probe trained (plain scikit-learn) on sentences whose label is 'mentions a zebra'."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from bertprobe import features
+    from bertprobe.probe import save_probe
+
+    lm = models.load("minilm", "encoder", device="cpu")
+    rng = random.Random(0)
+    nouns = ["dog", "cat", "horse", "teacher", "farmer", "child", "bird", "doctor"]
+    verbs = ["walked", "slept", "waited", "sang", "ran", "stood", "rested"]
+    places = ["river", "house", "market", "garden", "station", "school", "forest"]
+    adjectives = ["old", "quiet", "small", "happy", "tired", "young"]
+    texts, labels = [], []
+    for number in range(60):
+        noun = "zebra" if number % 2 == 0 else rng.choice(nouns)
+        texts.append(f"the {rng.choice(adjectives)} {noun} {rng.choice(verbs)} near the {rng.choice(places)}")
+        labels.append(int(noun == "zebra"))
+    extracted = features.extract(lm, texts)
+    x = np.stack([item.hidden_states[lm.num_layers, 0].numpy() for item in extracted])  # [CLS], last layer
+    scaler = StandardScaler().fit(x)
+    classifier = LogisticRegression(max_iter=2000).fit(scaler.transform(x), labels)
+    meta = {
+        "model": "minilm",
+        "revision": None,
+        "fingerprint": lm.fingerprint,
+        "layer": lm.num_layers,
+        "pooling": "cls",
+        "max_length": 128,
+        "labels": ["other", "zebra"],
+        "metrics": {},
+    }
+    directory = tmp_path_factory.mktemp("zebra-probe")
+    save_probe(directory, classifier.coef_, classifier.intercept_, scaler.mean_, scaler.scale_, meta)
+    return directory, scaler, classifier
+
+
+ZEBRA_TEXT = "a tired zebra and a horse slept near the quiet school"
+
+
+def test_planted_word_ranks_first_and_beats_random_orders(cli, zebra_probe):
+    directory, scaler, classifier = zebra_probe
+    code, stdout, _ = cli("attribute", ZEBRA_TEXT, "--probe", directory, "--steps", 16, "--random-orders", 10, "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["model"] == "minilm" and doc["target"]["label"] == "zebra" and doc["target"]["predicted"]
+    words = sorted((w for w in doc["words"] if not w["fixed"]), key=lambda w: -w["attribution"])
+    assert words[0]["text"] == "zebra"
+    assert words[0]["normalised"] > 0.4  # not a narrow win: the planted word carries most of the evidence
+    # F(x) is scikit-learn's decision function on the independently extracted [CLS] vector.
+    lm = models.load("minilm", "encoder", device="cpu")
+    with torch.no_grad():
+        cls_vector = lm.model(input_ids=torch.tensor([lm.tokenizer.encode(ZEBRA_TEXT).ids])).last_hidden_state[:, 0]
+    decision = classifier.decision_function(scaler.transform(cls_vector.numpy()))[0]
+    assert doc["output"] == pytest.approx(decision, abs=1e-3)
+    assert doc["convergence"]["passed"]
+    faith = doc["faithfulness"]
+    assert faith["comprehensiveness_aopc"] > faith["random_comprehensiveness_aopc"]
+    assert faith["sufficiency_aopc"] < faith["random_sufficiency_aopc"]
+    assert faith["beats_random_comprehensiveness"] >= 0.8
+
+
+def test_other_label_of_a_binary_probe_negates_the_attributions(zebra_probe):
+    from bertprobe.probe import load_probe
+
+    directory, _, _ = zebra_probe
+    probe = load_probe(directory)
+    lm = models.load("minilm", "encoder", device="cpu")
+    settings = AttributionSettings(method="occlusion", faithfulness=False)
+    zebra = attribute_probe(lm, ZEBRA_TEXT, probe, settings=settings)
+    other = attribute_probe(lm, ZEBRA_TEXT, probe, label="OTHER", settings=settings)
+    assert other.target.label == "other" and not other.target.predicted and other.target.rank == 2
+    assert other.output == pytest.approx(-zebra.output, abs=1e-4)
+    assert [t.attribution for t in other.tokens] == pytest.approx([-t.attribution for t in zebra.tokens], abs=1e-4)
+
+
+def test_probe_of_another_model_and_unknown_label_are_refused(cli, zebra_probe, mlm_path):
+    directory, _, _ = zebra_probe
+    code, stdout, stderr = cli("attribute", "a zebra", "--probe", directory, "-m", mlm_path)
+    assert code == 1 and stdout == "" and "trained on minilm" in stderr and "Traceback" not in stderr
+    code, _, stderr = cli("attribute", "a zebra", "--probe", directory, "--label", "giraffe")
+    assert code == 1 and "'other', 'zebra'" in stderr
+    code, _, stderr = cli("attribute", "a zebra", "--probe", directory, "--target", "mat")
+    assert code == 1 and "two different questions" in stderr
+
+
+# --------------------------------------------------------------------------------------------
+# The command: JSON, table, HTML, errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_json_echoes_what_reproduces_the_result(cli, mlm_path):
+    code, stdout, _ = cli(
+        "attribute", SENTENCE, "-m", mlm_path, "--target", "garden", "--steps", 8, "--seed", 7, "--json"
+    )
+    assert code == 0
+    doc = json.loads(stdout)  # stdout is the JSON document and nothing else
+    assert doc["model"] == str(mlm_path) and "revision" in doc and doc["seed"] == 7
+    assert doc["method"] == "ig" and doc["baseline"] == "pad" and doc["steps"] == 8
+    assert doc["target"]["kind"] == "fill-mask" and doc["target"]["label"] == "garden"
+    assert [t["token"] for t in doc["tokens"]][:3] == ["[CLS]", "the", "cat"]
+    again = json.loads(
+        cli("attribute", SENTENCE, "-m", mlm_path, "--target", "garden", "--steps", 8, "--seed", 7, "--json")[1]
+    )
+    assert again["faithfulness"] == doc["faithfulness"]  # the random orders come from --seed
+
+
+def test_table_shows_target_tokens_and_verdicts_even_odd_pieces(cli, tiny_pretraining_path):
+    code, stdout, _ = cli("attribute", "a [MASK] b c d", "-m", tiny_pretraining_path, "--json", "--steps", 8)
+    target = json.loads(stdout)["target"]["label"]  # a random model predicts pieces like [unused12]
+    code, table, _ = cli("attribute", "a [MASK] b c d", "-m", tiny_pretraining_path, "--steps", 8)
+    assert code == 0
+    assert repr(target) in table
+    for piece in ("a", "b", "c", "d"):
+        assert f"│ {piece} " in table
+    assert "completeness" in table and "within 5%" in table
+    assert "comprehensiveness" in table and "sufficiency" in table
+
+
+def test_html_page_is_standalone_and_escaped(cli, mlm_path, tmp_path):
+    page = tmp_path / "attribution.html"
+    text = "The <b>cat</b> & the [MASK] sat."
+    code, stdout, _ = cli("attribute", text, "-m", mlm_path, "--steps", 8, "--html", page, "--json")
+    assert code == 0 and json.loads(stdout)["text"] == text
+    content = page.read_text(encoding="utf-8")
+    assert content.startswith("<!DOCTYPE html>")
+    assert "<b>cat</b>" not in content and "&lt;" in content and "&amp;" in content
+    for external in ("<script", "<link", "@import", "@font-face", "url(", "http://", "https://"):
+        assert external not in content
+    assert "comprehensiveness" in content and "within 5%" in content
+    code, _, stderr = cli("attribute", text, "-m", mlm_path, "--steps", 2, "--html", tmp_path / "no" / "x.html")
+    assert code == 1 and "cannot write" in stderr
+
+
+def test_method_choices_come_from_the_registry(cli, mlm_path):
+    from bertprobe.attribute import get_method
+    from bertprobe.cli.attribute import MethodChoice
+    from bertprobe.errors import InputError
+
+    assert [m.value for m in MethodChoice] == list(METHODS) == ["ig", "saliency", "occlusion"]
+    code, _, stderr = cli("attribute", SENTENCE, "-m", mlm_path, "--method", "lime")
+    assert code == 2 and all(name in stderr for name in METHODS)
+    with pytest.raises(InputError, match="known methods: ig, saliency, occlusion"):
+        get_method("lime")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("The cat sat on the mat.",), "no mask token"),
+        ((SENTENCE, "--target", "hippopotamuses"), "word pieces"),
+        ((SENTENCE, "--mask", 2), "no mask 2"),
+        (("[MASK]",), "no word pieces to attribute"),
+        ((SENTENCE, "--label", "positive"), "no --probe"),
+        (("word " * 80 + "[MASK]",), "reads at most 64"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_1(cli, tiny_pretraining_path, args, message):
+    code, stdout, stderr = cli("attribute", *args, "-m", tiny_pretraining_path, "--steps", 2)
+    assert code == 1 and stdout == ""
+    assert stderr.startswith("error:") and message in stderr and "hint:" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_encoder_only_model_has_nothing_to_fill(cli):
+    code, _, stderr = cli("attribute", SENTENCE, "-m", "minilm")
+    assert code == 1 and "has no MLM head" in stderr
+
+
+def test_mps_work_moves_to_the_cpu():
+    from types import SimpleNamespace
+
+    from bertprobe.attribute import _prepare_device, attribution_device
+
+    assert attribution_device(torch.device("mps")) == torch.device("cpu")
+    assert attribution_device(torch.device("cpu")) == torch.device("cpu")
+    moved = []
+    lm = SimpleNamespace(device=torch.device("mps"), model=SimpleNamespace(to=moved.append))
+    notices = _prepare_device(lm)
+    assert moved == ["cpu"] and lm.device == torch.device("cpu") and "float64" in notices[0]
