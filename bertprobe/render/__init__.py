@@ -115,7 +115,7 @@ class progress_bar:  # used like a function: ``with progress_bar("...") as updat
         self._task: Any = None
 
     def __enter__(self):
-        if not self.enabled:
+        if not self.enabled or not err().is_terminal:  # a bar in a log file is noise
             return lambda done, total: None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
