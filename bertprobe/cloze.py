@@ -1,0 +1,85 @@
+"""Cloze evaluation: precision@k of fill-mask predictions on sentences with known answers.
+
+The built-in set (``bertprobe/data/cloze.jsonl``) holds everyday sentences written for this
+project, each with one ``[MASK]`` and the words that would be acceptable there; it is kept
+out of any training text bertprobe ships.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from bertprobe.errors import DataError
+from bertprobe.fillmask import logits_for, require_masks
+from bertprobe.models import LoadedModel
+
+
+@dataclass
+class ClozeItem:
+    text: str
+    answers: list[str]
+    top: list[str]
+    hit_rank: int | None  # 1-based rank of the first acceptable answer in the top list
+
+
+@dataclass
+class ClozeResult:
+    model: str
+    revision: str | None
+    top_k: int
+    items: list[ClozeItem]
+    precision_at_1: float
+    precision_at_k: float
+    notices: list[str] = field(default_factory=list)
+
+
+def builtin_items() -> list[dict]:
+    text = resources.files("bertprobe").joinpath("data/cloze.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def read_items(path: str | Path) -> list[dict]:
+    """Items of a jsonl file, each ``{"text": "... [MASK] ...", "answers": [...]}``."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such file", hint="Check the path given to --data.")
+    items = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            items.append({"text": str(item["text"]), "answers": [str(a).lower() for a in item["answers"]]})
+        except (ValueError, KeyError, TypeError):
+            raise DataError(f'{path}, line {number}: expected {{"text": "... [MASK] ...", "answers": [...]}}') from None
+    return items
+
+
+def evaluate(lm: LoadedModel, items: list[dict], top_k: int = 5) -> ClozeResult:
+    """Precision@1 and @k: an item counts when an acceptable answer is among the top k predictions.
+
+    Predictions are compared as decoded words, lower-cased; a word-piece continuation (``##s``)
+    never matches an answer.
+    """
+    if not items:
+        raise DataError("no cloze sentences to score", hint='Each line: {"text": "... [MASK] ...", "answers": [...]}')
+    encoded = [require_masks(lm, item["text"]) for item in items]
+    all_logits = logits_for(lm, [enc.ids for enc, _ in encoded], [positions[:1] for _, positions in encoded])
+    scored = []
+    for item, logits in zip(items, all_logits, strict=True):
+        top = [lm.tokenizer.decode([i]).strip() for i in logits.topk(top_k).indices.tolist()]
+        answers = {a.lower() for a in item["answers"]}
+        rank = next((r for r, word in enumerate(top, start=1) if word.lower() in answers), None)
+        scored.append(ClozeItem(item["text"], sorted(answers), top, rank))
+    count = max(len(scored), 1)
+    return ClozeResult(
+        model=lm.name,
+        revision=lm.revision,
+        top_k=top_k,
+        items=scored,
+        precision_at_1=sum(i.hit_rank == 1 for i in scored) / count,
+        precision_at_k=sum(i.hit_rank is not None for i in scored) / count,
+        notices=list(lm.notices),
+    )

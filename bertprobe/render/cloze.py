@@ -1,0 +1,39 @@
+"""The cloze evaluation table."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bertprobe.cloze import ClozeResult
+from bertprobe.render import header
+
+
+def cloze_table(result: ClozeResult, console: Console) -> None:
+    header(console, "cloze", result)
+    table = Table(title_justify="left")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("sentence")
+    table.add_column(f"top {result.top_k} predictions")
+    table.add_column("hit", justify="right")
+    for number, item in enumerate(result.items, start=1):
+        tops = Text()
+        for rank, word in enumerate(item.top, start=1):
+            tops.append(word, style="bold green" if word.lower() in item.answers else "")
+            if rank < len(item.top):
+                tops.append("  ")
+        table.add_row(str(number), Text(item.text), tops, "–" if item.hit_rank is None else str(item.hit_rank))
+    console.print(table)
+    console.print(
+        Text.assemble(
+            ("precision@1 ", "bold"),
+            f"{result.precision_at_1:.3f}   ",
+            (f"precision@{result.top_k} ", "bold"),
+            f"{result.precision_at_k:.3f}   ",
+            (f"over {len(result.items)} sentences; green: an acceptable answer", "dim"),
+        )
+    )
+
+
+RENDERERS = {"ClozeResult": cloze_table}

@@ -1,0 +1,85 @@
+"""The live training view and the pretraining summary."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from bertprobe.pretrain import PretrainResult, TrainStatus, perplexity
+from bertprobe.render import bar, err
+
+
+def _probes_table(probes: list[Any], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("probe")
+    table.add_column("top-3 predictions")
+    for probe in probes:
+        table.add_row(Text(probe.text), Text("  ".join(f"{tok} {p:.2f}" for tok, p in probe.predictions)))
+    return table
+
+
+def _status_view(status: TrainStatus) -> Group:
+    total = f"/{status.total_steps}" if status.total_steps else ""
+    line = Text()
+    line.append(f"step {status.step}{total}  ", style="bold")
+    line.append(bar(status.budget_fraction, 20), style="cyan")
+    line.append(f" {100 * status.budget_fraction:.0f}%  ")
+    line.append(f"loss {status.loss:.3f}  lr {status.lr:.2e}  {status.tokens_per_second:,.0f} tokens/s  ")
+    line.append(f"{status.elapsed / 60:.1f} min", style="dim")
+    if status.saved_step is not None:
+        line.append(f"  saved at step {status.saved_step}", style="dim")
+    return Group(line, _probes_table(status.probes, "what the model predicts now"))
+
+
+@contextlib.contextmanager
+def live_view(enabled: bool = True) -> Iterator[Any]:
+    """A Rich Live view on stderr, updated by the ``TrainStatus`` callback it yields."""
+    if not enabled:
+        yield None
+        return
+    with Live(Text("loading the model and the corpus ...", style="dim"), console=err(), transient=True) as live:
+        yield lambda status: live.update(_status_view(status))
+
+
+def pretrain_summary(result: PretrainResult, console: Any) -> None:
+    console.print(
+        Text.assemble(
+            ("pretrain  ", "bold"),
+            (f"from {result.source} → {result.out}", "dim"),
+        )
+    )
+    table = Table(show_header=False, box=None)
+    table.add_column(style="dim")
+    table.add_column()
+    resumed = f" (resumed at step {result.start_step})" if result.resumed else ""
+    table.add_row("corpus", f"{result.corpus_lines:,} lines → {result.chunks:,} chunks")
+    table.add_row("steps", f"{result.steps:,}{resumed} in {result.seconds / 60:.1f} min, {result.tokens:,} tokens")
+    if result.first_loss is not None and result.final_loss is not None:
+        table.add_row(
+            "loss",
+            f"{result.first_loss:.3f} → {result.final_loss:.3f}  (perplexity of masked tokens "
+            f"{perplexity(result.first_loss):,.0f} → {perplexity(result.final_loss):,.1f})",
+        )
+    console.print(table)
+    if result.probes_before:
+        table = Table(title="probe predictions, before → after", title_justify="left")
+        table.add_column("probe")
+        table.add_column("before")
+        table.add_column("after")
+        for before, after in zip(result.probes_before, result.probes_after, strict=True):
+            table.add_row(
+                Text(before.text),
+                Text("  ".join(f"{t} {p:.2f}" for t, p in before.predictions), style="dim"),
+                Text("  ".join(f"{t} {p:.2f}" for t, p in after.predictions), style="bold"),
+            )
+        console.print(table)
+    console.print(Text(f'use it: bertprobe fillmask "...[MASK]..." --model {result.out}', style="dim"))
+
+
+RENDERERS = {"PretrainResult": pretrain_summary}
