@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from bertprobe.atomic import atomic_path
 from bertprobe.errors import InputError
 from bertprobe.fillmask import encode_checked
 from bertprobe.models import LoadedModel
@@ -144,5 +146,10 @@ def plot(result: AttentionResult, path: str) -> None:
         fig.colorbar(image, ax=ax, fraction=0.03)
     fig.suptitle(f"{result.model}: {result.text}"[:120])
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as temporary:
+            fig.savefig(temporary, dpi=120, format=Path(path).suffix.lstrip(".").lower() or "png")
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot write --plot {path}: {err}", hint="Use an existing folder and a .png name.") from None
+    finally:
+        plt.close(fig)

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bertprobe.atomic import atomic_write
 from bertprobe.errors import DataError, NetworkError, OfflineError
-from bertprobe.featcache import atomic_write, cache_root
+from bertprobe.featcache import cache_root
 from bertprobe.records import read_rows
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content")

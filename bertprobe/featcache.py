@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bertprobe import features
+from bertprobe.atomic import atomic_write
 from bertprobe.errors import InputError
 from bertprobe.models import LoadedModel
 from bertprobe.tokenizer import Encoding
@@ -34,21 +34,6 @@ def cache_root() -> Path:
     """``$BERTPROBE_CACHE``, else ``~/.cache/bertprobe``."""
     configured = os.environ.get("BERTPROBE_CACHE")
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "bertprobe"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, then rename over ``path``: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def resolve_layer(lm: LoadedModel, layer: int | None) -> int:

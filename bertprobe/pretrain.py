@@ -18,10 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bertprobe import masking
+from bertprobe.atomic import atomic_path
 from bertprobe.errors import ArtifactError, DataError, InputError
 from bertprobe.models import LoadedModel
 
@@ -183,18 +182,8 @@ def _sha256(path: Path) -> str:
 
 
 def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same directory, then rename over the target."""
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as temporary:
+        write(temporary)
 
 
 def save_checkpoint(

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bertprobe.atomic import atomic_write
 from bertprobe.errors import ArtifactError, DataError, InputError
-from bertprobe.featcache import atomic_write
 
 PROBE_FORMAT = "bertprobe-probe"
 PROBE_VERSION = 1

@@ -4,8 +4,6 @@ completeness check and faithfulness against random orders; and a standalone HTML
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from pathlib import Path
 
 from rich.color import Color
@@ -14,6 +12,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from bertprobe.atomic import atomic_path
 from bertprobe.attribute import AttributionResult, TokenScore
 from bertprobe.errors import InputError
 from bertprobe.render import bar, header
@@ -327,14 +326,8 @@ def write_html(result: AttributionResult, path: str | Path) -> Path:
     """Write the page atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with atomic_path(path) as temporary:
+            temporary.write_text(to_html(result), encoding="utf-8")
     except OSError as err:
-        raise InputError(f"cannot write {path}: {err.strerror}", hint="Pick a writable path for --html.") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(to_html(result))
-        os.replace(temporary, path)
-    except OSError as err:
-        Path(temporary).unlink(missing_ok=True)
         raise InputError(f"cannot write {path}: {err.strerror}", hint="Pick a writable path for --html.") from None
     return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from bertprobe.atomic import atomic_path
 from bertprobe.errors import InputError
 from bertprobe.render import bar, header
 from bertprobe.sense import SenseCatalog, SenseResult, SentenceVector
@@ -333,9 +333,8 @@ def plot(result: SenseResult, path: str | Path) -> Path:
         right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
         right.grid(alpha=0.3)
         figure.tight_layout()
-        temporary = target.with_name(f".{target.stem}.tmp{target.suffix}")
-        figure.savefig(temporary, dpi=120)
-        os.replace(temporary, target)
+        with atomic_path(target) as temporary:
+            figure.savefig(temporary, dpi=120, format=target.suffix.lstrip(".").lower())
     finally:
         plt.close(figure)
     return target
