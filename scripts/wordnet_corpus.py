@@ -2,7 +2,10 @@
 
 Reads Debian's ``wordnet-base`` files (``apt-get install wordnet-base``; WordNet 3.0 licence:
 use, copy, modify and distribute with the copyright notice kept) and writes one line per
-gloss definition and per quoted example sentence, shuffled with a fixed seed.
+gloss definition and per quoted example sentence, shuffled with a fixed seed. Lines are tidied
+to read like ordinary sentences: dictionary abbreviations are spelled out or dropped, and every
+line ends with a full stop (WordNet's examples have none, and a model trained on them learns
+that the word before a sentence's final "." is itself a ".").
 
     python scripts/wordnet_corpus.py /usr/share/wordnet runs/wordnet.txt
 """
@@ -14,6 +17,22 @@ import re
 import sys
 from pathlib import Path
 
+_ABBREVIATIONS = [
+    (re.compile(r"\be\.g\.,?", re.IGNORECASE), "for example"),
+    (re.compile(r"\bi\.e\.,?", re.IGNORECASE), "that is"),
+    (re.compile(r",?\s*\betc\.", re.IGNORECASE), ""),
+    (re.compile(r"\bU\.S\."), "US"),
+]
+
+
+def tidy(line: str) -> str:
+    for pattern, replacement in _ABBREVIATIONS:
+        line = pattern.sub(replacement, line)
+    line = re.sub(r"\s+", " ", line).strip()
+    if line and line[-1] not in ".!?":
+        line += "."
+    return line
+
 
 def sentences(wordnet: Path) -> list[str]:
     found: list[str] = []
@@ -24,7 +43,7 @@ def sentences(wordnet: Path) -> list[str]:
             gloss = line.split("|", 1)[1].strip()
             found.extend(example.strip() for example in re.findall(r'"([^"]+)"', gloss))
             found.append(re.split(r';\s*"', gloss)[0].strip().rstrip(";").strip())
-    return [s for s in found if len(s.split()) >= 4]
+    return [tidy(s) for s in found if len(s.split()) >= 4]
 
 
 def main() -> None:
