@@ -110,3 +110,38 @@ def cli():
         return result.exit_code, result.stdout, result.stderr
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_path(tmp_path_factory) -> Path:
+    """A random-weight RobertaForMaskedLM with its own byte-level BPE tokenizer (mask token ``<mask>``).
+
+    It exercises the transformers fallback of the loader (not model_type bert) and a non-BERT mask token.
+    """
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForMaskedLM
+
+    target = tmp_path_factory.mktemp("tiny-roberta")
+    text = [
+        "the cat sat on the mat and the dog sat on the rug",
+        "a river bank is muddy while a money bank is busy",
+        "hello world this is a tiny tokenizer for tests",
+    ] * 20
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(text, vocab_size=400, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])  # fmt: skip
+    bpe.post_processor = RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", model_max_length=62,
+    )  # fmt: skip
+    fast.save_pretrained(target)
+    torch.manual_seed(2)
+    config = RobertaConfig(
+        vocab_size=bpe.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )  # fmt: skip
+    RobertaForMaskedLM(config).save_pretrained(target)
+    return target
