@@ -50,4 +50,4 @@ def test_sense_runs_on_a_non_bert_encoder(cli, tiny_roberta_path):
                           "-s", "a money bank is busy", "-s", "the bank sat on the mat", "--json")  # fmt: skip
     assert code == 0
     layers = [row["name"] for row in json.loads(stdout)["layers"]]
-    assert layers == ["static", "emb", "1", "2"]
+    assert layers == ["static", "embeddings", "1", "2"]
