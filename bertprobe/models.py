@@ -218,6 +218,8 @@ def resolve(spec: str, head: str = "encoder", revision: str | None = None, offli
     """Turn a spec into a local checkpoint directory, downloading from the hub if allowed."""
     offline = offline_requested(offline)
     notices: list[str] = []
+    if not spec.strip():
+        raise ModelNotFoundError("--model is empty")
     if spec == "auto":
         spec, notice = _choose_auto(head, offline)
         if notice:

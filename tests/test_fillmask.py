@@ -108,6 +108,8 @@ def test_unknown_model_and_offline_hub_id(cli, tmp_path):
     assert code == 1 and "not in the local Hugging Face cache" in stderr and "hint:" in stderr
     code, _, stderr = cli("fillmask", "a [MASK]", "-m", "not a model !")
     assert code == 1 and "no model directory or hub id" in stderr
+    code, _, stderr = cli("fillmask", "a [MASK]", "-m", "")
+    assert code == 1 and "--model is empty" in stderr
 
 
 def test_auto_without_bert_base_says_what_to_do(cli, monkeypatch):
