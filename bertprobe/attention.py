@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from bertprobe.atomic import atomic_path
 from bertprobe.errors import InputError
-from bertprobe.fillmask import encode_checked
+from bertprobe.features import encode_checked
 from bertprobe.models import LoadedModel
 
 
@@ -68,6 +66,8 @@ def attention_probabilities(lm: LoadedModel, ids: list[int]) -> Any:
 def attention(lm: LoadedModel, text: str, layer: int | None = None, head: int | None = None) -> AttentionResult:
     """Per-layer attention summaries for ``text``, averaged over heads (or one ``head``)."""
     encoding = encode_checked(lm, text)
+    if all(encoding.special):
+        raise InputError("the text has no words to look at", hint='e.g. bertprobe attention "The cat sat on the mat."')
     probs = attention_probabilities(lm, encoding.ids)  # [L, H, T, T]
     num_layers, num_heads = probs.shape[0], probs.shape[1]
     if layer is not None and not 1 <= layer <= num_layers:
@@ -123,33 +123,3 @@ def attention(lm: LoadedModel, text: str, layer: int | None = None, head: int | 
         matrix=mean_heads[layer - 1].tolist() if layer is not None else None,
         notices=list(lm.notices),
     )
-
-
-def plot(result: AttentionResult, path: str) -> None:
-    """Write a layer x token heatmap of [CLS]'s attention (PNG, or any format matplotlib knows)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    width = max(6.0, 0.45 * len(result.tokens) + 2)
-    fig, axes = plt.subplots(1, 2, figsize=(width * 2, 0.4 * result.num_layers + 2.5))
-    for ax, values, title in (
-        (axes[0], result.cls_to_token, "[CLS] attends to token"),
-        (axes[1], result.token_to_cls, "token attends to [CLS]"),
-    ):
-        image = ax.imshow(values, aspect="auto", cmap="viridis", vmin=0.0)
-        ax.set_xticks(range(len(result.tokens)), result.tokens, rotation=70, fontsize=8)
-        ax.set_yticks(range(result.num_layers), [str(i + 1) for i in range(result.num_layers)])
-        ax.set_ylabel("layer")
-        ax.set_title(title + (f" (head {result.head})" if result.head else " (mean over heads)"))
-        fig.colorbar(image, ax=ax, fraction=0.03)
-    fig.suptitle(f"{result.model}: {result.text}"[:120])
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as temporary:
-            fig.savefig(temporary, dpi=120, format=Path(path).suffix.lstrip(".").lower() or "png")
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot write --plot {path}: {err}", hint="Use an existing folder and a .png name.") from None
-    finally:
-        plt.close(fig)

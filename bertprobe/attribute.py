@@ -456,7 +456,7 @@ def attribute_probe(
     """Attribute a saved probe's class log-odds (default: the predicted class) on ``text``."""
     import torch
 
-    from bertprobe.fillmask import encode_checked
+    from bertprobe.features import encode_checked
 
     settings = settings or AttributionSettings()
     method = _check_settings(settings)

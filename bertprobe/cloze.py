@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from bertprobe.errors import DataError
+from bertprobe.errors import BertprobeError, DataError
 from bertprobe.fillmask import logits_for, require_masks
 from bertprobe.models import LoadedModel
+from bertprobe.records import read_text
 
 
 @dataclass
@@ -42,18 +43,31 @@ def builtin_items() -> list[dict]:
 
 
 def read_items(path: str | Path) -> list[dict]:
-    """Items of a jsonl file, each ``{"text": "... [MASK] ...", "answers": [...]}``."""
-    if not Path(path).is_file():
-        raise DataError(f"{path}: no such file", hint="Check the path given to --data.")
+    """Items of a jsonl file, each ``{"text": "... [MASK] ...", "answers": ["word", ...]}``."""
     items = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    text = read_text(path, hint="Check the path given to --data.")
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             item = json.loads(line)
-            items.append({"text": str(item["text"]), "answers": [str(a).lower() for a in item["answers"]]})
-        except (ValueError, KeyError, TypeError):
-            raise DataError(f'{path}, line {number}: expected {{"text": "... [MASK] ...", "answers": [...]}}') from None
+        except ValueError:
+            item = None
+        answers = item.get("answers") if isinstance(item, dict) else None
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("text"), str)
+            or not isinstance(answers, list)
+            or not answers
+            or not all(isinstance(a, str) and a.strip() for a in answers)
+        ):
+            raise DataError(
+                f"{path}, line {number}: expected a JSON object with a text and a list of answer words",
+                hint='e.g. {"text": "The cat sat on the [MASK].", "answers": ["mat", "floor"]}',
+            )
+        items.append(
+            {"text": item["text"], "answers": [a.strip().lower() for a in answers], "where": f"{path}, line {number}"}
+        )
     return items
 
 
@@ -65,7 +79,13 @@ def evaluate(lm: LoadedModel, items: list[dict], top_k: int = 5) -> ClozeResult:
     """
     if not items:
         raise DataError("no cloze sentences to score", hint='Each line: {"text": "... [MASK] ...", "answers": [...]}')
-    encoded = [require_masks(lm, item["text"]) for item in items]
+    encoded = []
+    for number, item in enumerate(items, start=1):
+        try:
+            encoded.append(require_masks(lm, item["text"]))
+        except BertprobeError as err:
+            where = item.get("where", f"cloze sentence {number}")
+            raise DataError(f"{where}: {err.message}", hint=err.hint) from None
     all_logits = logits_for(lm, [enc.ids for enc, _ in encoded], [positions[:1] for _, positions in encoded])
     scored = []
     for item, logits in zip(items, all_logits, strict=True):

@@ -347,7 +347,8 @@ def subsample(data: LabelledData, limit: int, seed: int) -> LabelledData:
     from sklearn.model_selection import train_test_split
 
     indices = list(range(len(data)))
-    if min(counts.values()) < 2:  # a label with one row cannot be stratified
+    if min(counts.values()) < 2 or len(data) - limit < len(counts):
+        # sklearn cannot stratify a label with one row, nor leave fewer rows out than there are labels
         import random
 
         chosen = sorted(random.Random(seed).sample(indices, limit))

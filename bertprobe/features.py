@@ -30,19 +30,21 @@ class Extracted:
     hidden_states: Any
 
 
+def encode_checked(lm: LoadedModel, text: str, pair: str | None = None, label: str = "the text") -> Encoding:
+    """Tokenise ``text`` (and ``pair``) and refuse it when the model cannot see all of it."""
+    encoding = lm.tokenizer.encode(text, pair)
+    limit = lm.tokenizer.model_max_length
+    if len(encoding) > limit:
+        raise TextTooLongError(f"{label} is {len(encoding)} word pieces long; {lm.name} reads at most {limit}")
+    return encoding
+
+
 def encode_all(lm: LoadedModel, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Encoding]:
     """Tokenise every text, refusing (with its number) one that is longer than the model reads."""
-    limit = lm.tokenizer.model_max_length
-    encodings = []
-    for number, text in enumerate(texts):
-        encoding = lm.tokenizer.encode(text, pairs[number] if pairs else None)
-        if len(encoding) > limit:
-            raise TextTooLongError(
-                f"text {number + 1} is {len(encoding)} word pieces long; {lm.name} reads at most {limit}",
-                hint="Shorten it, or pass --max-length to truncate.",
-            )
-        encodings.append(encoding)
-    return encodings
+    return [
+        encode_checked(lm, text, pairs[number] if pairs else None, label=f"text {number + 1}")
+        for number, text in enumerate(texts)
+    ]
 
 
 def batches(lengths: Sequence[int], batch_size: int, max_tokens: int = 16384) -> Iterator[list[int]]:

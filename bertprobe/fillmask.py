@@ -27,6 +27,7 @@ from typing import Any
 
 from bertprobe import masking
 from bertprobe.errors import InputError, MaskError, TextTooLongError
+from bertprobe.features import encode_checked
 from bertprobe.models import LoadedModel
 from bertprobe.tokenizer import Encoding
 
@@ -270,15 +271,6 @@ _MASK_VARIANTS = re.compile(r"\[\s*mask\s*\]", re.IGNORECASE)
 def normalise_masks(text: str, mask_token: str) -> str:
     """Accept ``[MASK]`` (any case) for any model: rewrite it as the tokenizer's own mask token."""
     return _MASK_VARIANTS.sub(lambda _: mask_token, text)
-
-
-def encode_checked(lm: LoadedModel, text: str) -> Encoding:
-    """Tokenise ``text`` and refuse it when the model cannot see all of it."""
-    encoding = lm.tokenizer.encode(text)
-    limit = lm.tokenizer.model_max_length
-    if len(encoding) > limit:
-        raise TextTooLongError(f"the text is {len(encoding)} word pieces long; {lm.name} reads at most {limit}")
-    return encoding
 
 
 def mask_positions(encoding: Encoding, mask_id: int) -> list[int]:

@@ -239,6 +239,11 @@ def resolve(spec: str, head: str = "encoder", revision: str | None = None, offli
                 f"{spec} is not a model directory: it has no config.json",
                 hint="Point --model at a Hugging Face checkpoint directory (config.json, tokenizer, weights).",
             )
+        if not _weight_files(local):
+            raise ModelNotFoundError(
+                f"{spec} has no weights (model.safetensors or pytorch_model.bin)",
+                hint="Copy the checkpoint's weight files into it, or point --model at the full checkpoint.",
+            )
         return Resolved(str(local), local.resolve(), "local", None, notices)
     if not _HUB_ID.match(spec) or spec.count("/") > 1:
         raise ModelNotFoundError(f"no model directory or hub id {spec!r}")
@@ -257,7 +262,9 @@ def _choose_auto(head: str, offline: bool) -> tuple[str, str | None]:
     fallback = _offline_fallback(head)
     why = "is not cached and " + ("offline mode is on" if offline else "the Hugging Face hub cannot be reached")
     if fallback is None:
-        needs = "a masked-LM head" if head == "mlm" else "MLM and NSP heads"
+        needs = {"mlm": "a masked-LM head", "nsp": "an NSP head", "pretraining": "MLM and NSP heads"}.get(
+            head, "an encoder"
+        )
         raise OfflineError(
             f"no model with {needs} is available: {DEFAULT_HUB_MODEL} is the default, but {why}",
             hint="Connect once so bert-base-uncased is cached, or pass --model DIR of a local BERT checkpoint "
@@ -367,7 +374,15 @@ def _safetensors_keys(file: Path) -> list[str]:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    return json.loads((path / "config.json").read_text(encoding="utf-8"))
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelNotFoundError(
+            f"{path / 'config.json'} is not valid JSON ({err})", hint="Restore the checkpoint's config.json."
+        ) from None
+    if not isinstance(config, dict):
+        raise ModelNotFoundError(f"{path / 'config.json'} is not a model config", hint="Restore it.")
+    return config
 
 
 def _fingerprint(resolved: Resolved) -> str:
@@ -573,7 +588,7 @@ class ModelInfo:
 def _info(name: str, source: str, path: Path, size: int | None = None, description: str = "") -> ModelInfo | None:
     try:
         config = _read_config(path)
-    except (OSError, ValueError):
+    except (OSError, BertprobeError):
         return None
     if size is None:
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -15,7 +15,7 @@ from pathlib import Path
 from bertprobe.errors import DataError, InputError
 from bertprobe.features import Progress, batches, encode_all, pad_batch
 from bertprobe.models import LoadedModel
-from bertprobe.records import read_rows
+from bertprobe.records import read_rows, read_text
 
 _TRUE = {"1", "true", "yes", "next", "is_next", "isnext"}
 _FALSE = {"0", "false", "no", "random", "not_next", "notnext"}
@@ -144,13 +144,7 @@ def read_pairs(path: str | Path) -> tuple[list[tuple[str, str]], list[bool | Non
 
 def read_sentences(path: str | Path) -> list[str]:
     """Consecutive sentences of a plain text file, one per line (blank lines skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file", hint="Give a text file with one sentence per line, in order.")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text", hint="Save the file as UTF-8.") from None
+    lines = read_text(path, hint="Give a text file with one sentence per line, in order.").splitlines()
     sentences = [line.strip() for line in lines if line.strip()]
     if len(sentences) < 3:
         raise DataError(

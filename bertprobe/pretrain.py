@@ -30,6 +30,7 @@ from bertprobe import masking
 from bertprobe.atomic import atomic_path
 from bertprobe.errors import ArtifactError, DataError, InputError
 from bertprobe.models import LoadedModel
+from bertprobe.records import read_text
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -112,14 +113,7 @@ def read_corpus(paths: Sequence[str]) -> list[str]:
         raise InputError("no corpus given", hint="Pass --corpus FILE (one sentence or paragraph per line).")
     lines: list[str] = []
     for name in paths:
-        path = Path(name)
-        if not path.is_file():
-            raise DataError(f"{path}: no such corpus file", hint="Check the path given to --corpus.")
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError as err:
-            line = path.read_bytes()[: err.start].count(b"\n") + 1
-            raise DataError(f"{path}, line {line}: not UTF-8 text", hint="Save the corpus as UTF-8.") from None
+        text = read_text(name, hint="Check the path given to --corpus.")
         lines.extend(line.strip() for line in text.splitlines() if line.strip())
     if not lines:
         raise DataError(f"{', '.join(paths)}: no text", hint="The corpus needs at least one non-empty line.")
@@ -294,6 +288,11 @@ def pretrain(
         raise InputError("give exactly one budget: --steps N or --minutes M", hint="e.g. --steps 1000")
     if (settings.steps is not None and settings.steps < 1) or (settings.minutes is not None and settings.minutes <= 0):
         raise InputError("the training budget must be positive", hint="e.g. --steps 1000 or --minutes 30")
+    if settings.lr <= 0 or settings.save_minutes <= 0 or settings.batch_size < 1:
+        raise InputError(
+            "--lr and --save-minutes must be positive and --batch-size at least 1",
+            hint="e.g. --lr 1e-4 --save-minutes 5 --batch-size 32",
+        )
     if not 0 < settings.rate < 1:
         raise InputError(f"--rate {settings.rate} must be between 0 and 1", hint="BERT used 0.15.")
     if settings.save_dtype not in {"float32", "float16", "bfloat16"}:

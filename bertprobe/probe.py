@@ -74,6 +74,10 @@ class SavedProbe:
     def model(self) -> str:
         return str(self.meta["model"])
 
+    def default_model_spec(self) -> str:
+        """What --model auto means for this probe: its own model (a local one by its absolute path)."""
+        return str(self.meta.get("model_path") or self.meta["model"])
+
     @property
     def revision(self) -> str | None:
         return self.meta.get("revision")
@@ -222,7 +226,8 @@ def load_probe(directory: str | Path) -> SavedProbe:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ArtifactError(f"{meta_path} is not readable JSON ({err})", hint=retrain) from None
     if not isinstance(meta, dict) or meta.get("format") != PROBE_FORMAT:
-        raise ArtifactError(f"{meta_path} is not a bertprobe probe (format {meta.get('format')!r})", hint=retrain)
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ArtifactError(f"{meta_path} is not a bertprobe probe (format {found!r})", hint=retrain)
     if meta.get("version") != PROBE_VERSION:
         raise ArtifactError(
             f"{meta_path} is probe format version {meta.get('version')!r}; this bertprobe reads version "

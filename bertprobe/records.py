@@ -32,17 +32,23 @@ def file_format(path: Path) -> str:
         ) from None
 
 
-def read_rows(path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = ()) -> list[Row]:
-    """Rows of ``path`` with at least the ``required`` columns filled; ``optional`` ones may be absent."""
+def read_text(path: str | Path, hint: str = "Check the path.") -> str:
+    """The text of a user's file; a missing file or one that is not UTF-8 is a DataError naming the line."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file", hint="Check the path.")
-    kind = file_format(path)
+        raise DataError(f"{path}: no such file", hint=hint)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         line = path.read_bytes()[: err.start].count(b"\n") + 1
         raise DataError(f"{path}, line {line}: not UTF-8 text", hint="Save the file as UTF-8.") from None
+
+
+def read_rows(path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = ()) -> list[Row]:
+    """Rows of ``path`` with at least the ``required`` columns filled; ``optional`` ones may be absent."""
+    path = Path(path)
+    text = read_text(path)
+    kind = file_format(path)
     rows = _read_jsonl(path, text) if kind == "jsonl" else _read_delimited(path, text, kind)
     if not rows:
         raise DataError(f"{path}: no data rows", hint="The file needs a header line and at least one row.")

@@ -193,6 +193,8 @@ def test_subsample_keeps_label_shares():
     assert datasets.subsample(data, 1000, seed=0) is data
     with pytest.raises(DataError, match="fewer rows than there are labels"):
         datasets.subsample(data, 1, seed=0)
+    almost_all = datasets.subsample(data, 99, seed=0)  # one row left out: too few to stratify, still sampled
+    assert len(almost_all.texts) == 99 and len(set(almost_all.texts)) == 99
 
 
 def test_integer_labels_sort_numerically(tmp_path):

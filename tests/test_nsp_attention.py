@@ -113,6 +113,8 @@ def test_attention_single_head_table_and_plot(cli, minilm_path, tmp_path):
     assert code == 0 and plot.stat().st_size > 5000 and plot.read_bytes()[:4] == b"\x89PNG"
     assert "[CLS] attends to each token" in table and "layer 2" in table
     code, _, stderr = cli("attention", "x", "-m", "minilm", "--plot", tmp_path / "missing" / "a.png")
-    assert code == 1 and "cannot write --plot" in stderr and "Traceback" not in stderr
+    assert code == 1 and "does not exist" in stderr and "Traceback" not in stderr
+    code, _, stderr = cli("attention", "", "-m", "minilm")
+    assert code == 1 and "no words to look at" in stderr
     code, _, stderr = cli("attention", "x", "-m", "minilm", "--layer", 9)
     assert code == 1 and "has layers 1 to 6" in stderr

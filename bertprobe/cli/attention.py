@@ -45,11 +45,13 @@ def attention_cli(
     Example: bertprobe attention "The cat sat on the mat." --layer 6
     """
     from bertprobe import attention, render
+    from bertprobe.render.attention import plot as plot_attention
 
+    if plot is not None:
+        render.check_plot_path(plot)  # before the model work, not after
     common = Common(model, revision, offline, device, dtype, json, seed)
     lm = common.load("encoder")
     result = attention.attention(lm, text, layer=layer, head=head)
     if plot is not None:
-        attention.plot(result, str(plot))
-        render.notice(f"Wrote {plot}")
+        render.notice(f"Wrote {plot_attention(result, plot)}")
     render.show(result, json=json, seed=seed)

@@ -139,7 +139,7 @@ def attribute_cli(
         saved = load_probe(probe)
         if model == "auto":
             # A probe reads one model's features only: default to it rather than to bert-base-uncased.
-            common.model = saved.model
+            common.model = saved.default_model_spec()
             common.revision = revision or saved.revision
         lm = common.load("encoder")
         with render.progress_bar("attributing", enabled=show_progress) as progress:

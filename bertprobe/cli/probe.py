@@ -214,7 +214,7 @@ def cls_predict_cli(
         layer += int(probe.meta.get("num_layers", probe.layer)) + 1
     probe.check_reading(layer, pool.value if pool is not None else None)
     if model == "auto":
-        model = probe.meta.get("model_path") or probe.model
+        model = probe.default_model_spec()
         revision = revision or probe.revision
     lm = Common(model, revision, offline, device, dtype, json, seed).load("encoder")
     result = predict(lm, probe, texts, batch_size=batch_size)

@@ -103,7 +103,7 @@ def sense_cli(
     from bertprobe.render import sense as sense_render
 
     if plot is not None:
-        sense_render.check_plot_path(plot)
+        render.check_plot_path(plot)
     word, labelled_sentences, origin = sense.collect(word, sentence or (), sentences)
     common = Common(model, revision, offline, device, dtype, json, seed)
     lm = common.load("encoder")

@@ -13,12 +13,14 @@ import importlib
 import json as jsonlib
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from bertprobe import __version__
+from bertprobe.errors import InputError
 
 
 def out() -> Console:
@@ -94,6 +96,22 @@ def bar(fraction: float, width: int = 20) -> str:
     fraction = min(max(fraction, 0.0), 1.0)
     full, part = divmod(round(fraction * width * 8), 8)
     return "█" * full + ("" if part == 0 else " ▏▎▍▌▋▊▉"[part])
+
+
+PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def check_plot_path(path: str | Path) -> Path:
+    """Refuse a plot file that cannot be written, before any model work is done."""
+    target = Path(path)
+    if target.suffix.lower() not in PLOT_FORMATS:
+        raise InputError(
+            f"--plot {target}: unknown image type {target.suffix or '(none)'!r}",
+            hint=f"End the file name with one of {', '.join(PLOT_FORMATS)}.",
+        )
+    if not target.parent.resolve().is_dir():
+        raise InputError(f"--plot {target}: the folder {target.parent} does not exist", hint="Create it first.")
+    return target
 
 
 def show_models(infos: list[Any], json: bool = False) -> None:

@@ -13,11 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.atomic import atomic_path
-from bertprobe.errors import InputError
-from bertprobe.render import bar, header
+from bertprobe.render import bar, check_plot_path, header
 from bertprobe.sense import SenseCatalog, SenseResult, SentenceVector
-
-PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -269,19 +266,6 @@ def catalog_view(result: SenseCatalog, console: Console) -> None:
             )
     console.print(table)
     console.print(Text("Probe one with: bertprobe sense WORD", style="dim"))
-
-
-def check_plot_path(path: str | Path) -> Path:
-    """Refuse a plot file that cannot be written, before any model work is done."""
-    target = Path(path)
-    if target.suffix.lower() not in PLOT_FORMATS:
-        raise InputError(
-            f"--plot {target}: unknown image type {target.suffix or '(none)'!r}",
-            hint=f"End the file name with one of {', '.join(PLOT_FORMATS)}.",
-        )
-    if not target.parent.resolve().is_dir():
-        raise InputError(f"--plot {target}: the folder {target.parent} does not exist", hint="Create it first.")
-    return target
 
 
 def plot(result: SenseResult, path: str | Path) -> Path:

@@ -1,0 +1,58 @@
+"""Inputs a user can get wrong end in one 'error:' line and a hint, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+
+def _assert_user_error(result, *phrases):
+    code, stdout, stderr = result
+    assert stdout == ""
+    assert code == 1, stderr
+    assert stderr.startswith("error:") and "hint:" in stderr and "Traceback" not in stderr
+    for phrase in phrases:
+        assert phrase in stderr
+
+
+def test_broken_model_directories(cli, tiny_encoder_path, tmp_path):
+    no_weights = tmp_path / "no-weights"
+    no_weights.mkdir()
+    shutil.copy(tiny_encoder_path / "config.json", no_weights / "config.json")
+    _assert_user_error(cli("attention", "hi there", "-m", no_weights), "has no weights")
+    bad_config = tmp_path / "bad-config"
+    shutil.copytree(tiny_encoder_path, bad_config)
+    (bad_config / "config.json").write_text("{bad")
+    _assert_user_error(cli("attention", "hi there", "-m", bad_config), "config.json is not valid JSON")
+
+
+def test_cloze_files_are_checked_line_by_line(cli, mlm_path, tmp_path):
+    good = '{"text": "The cat sat on the [MASK].", "answers": ["mat"]}\n'
+    cases = {
+        "string-answers.jsonl": (good + '{"text": "The [MASK] sat.", "answers": "cat"}\n', "line 2"),
+        "no-mask.jsonl": (good + '{"text": "no mask here", "answers": ["x"]}\n', "line 2: no mask token"),
+        "not-utf8.jsonl": (None, "not UTF-8"),
+    }
+    for name, (content, phrase) in cases.items():
+        path = tmp_path / name
+        if content is None:
+            path.write_bytes(b'\xff\xfe{"text"\n')
+        else:
+            path.write_text(content)
+        _assert_user_error(cli("cloze", "--data", path, "-m", mlm_path), phrase)
+    (tmp_path / "ok.jsonl").write_text(good)
+    code, stdout, _ = cli("cloze", "--data", tmp_path / "ok.jsonl", "-m", mlm_path, "--json")
+    assert code == 0 and json.loads(stdout)["items"][0]["answers"] == ["mat"]
+
+
+def test_a_probe_json_that_is_not_an_object(cli, tmp_path):
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "probe.json").write_text("[]")
+    (probe / "probe.safetensors").write_bytes(b"")
+    _assert_user_error(cli("cls-predict", probe, "hello"), "is not a bertprobe probe")
+
+
+def test_nsp_offline_names_the_head_it_needs(cli, monkeypatch):
+    monkeypatch.setattr("bertprobe.models._cached_on_hub", lambda repo: False)
+    _assert_user_error(cli("nsp", "I was hungry.", "So I ate.", "--offline"), "no model with an NSP head")
