@@ -13,6 +13,7 @@ transformers would initialise it randomly and predict noise without a word of wa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import importlib.util
@@ -415,7 +416,13 @@ def load(
     """Load (once per process) the tokenizer and model for ``head``."""
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}")
-    return _load_cached(spec, head, revision, device, dtype, offline_requested(offline))
+    offline = offline_requested(offline)
+    if spec != "auto":
+        return _load_cached(spec, head, revision, device, dtype, offline)
+    # Decide what auto means now (the environment may have changed), then load through the cache.
+    chosen, notice = _choose_auto(head, offline)
+    lm = _load_cached(chosen, head, revision, device, dtype, offline)
+    return dataclasses.replace(lm, notices=[notice, *lm.notices]) if notice else lm
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,0 +1,44 @@
+"""Copy a pretrain output directory as a shippable checkpoint: config, tokenizer and weights only.
+
+Drops the optimizer and trainer state and stores the weights in the dtype asked for.
+
+    python scripts/export_checkpoint.py runs/tiny-mlm bertprobe/data/models/tiny-mlm --dtype float16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+KEEP = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("target", type=Path)
+    parser.add_argument("--dtype", default="float16", choices=["float32", "float16", "bfloat16"])
+    args = parser.parse_args()
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    args.target.mkdir(parents=True, exist_ok=True)
+    for name in KEEP:
+        if (args.source / name).is_file():
+            shutil.copyfile(args.source / name, args.target / name)
+    config = json.loads((args.target / "config.json").read_text())
+    config["torch_dtype"] = args.dtype
+    (args.target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    weights = load_file(str(args.source / "model.safetensors"))
+    dtype = getattr(torch, args.dtype)
+    save_file({k: v.to(dtype).contiguous() for k, v in weights.items()}, str(args.target / "model.safetensors"),
+              metadata={"format": "pt"})  # fmt: skip
+    size = sum(f.stat().st_size for f in args.target.iterdir())
+    print(f"{args.target}: {size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
