@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from bertprobe.errors import BertprobeError, DataError
-from bertprobe.fillmask import logits_for, require_masks
+from bertprobe.fillmask import masked_logits, require_masks
 from bertprobe.models import LoadedModel
 from bertprobe.records import read_text
 
@@ -86,7 +86,7 @@ def evaluate(lm: LoadedModel, items: list[dict], top_k: int = 5) -> ClozeResult:
         except BertprobeError as err:
             where = item.get("where", f"cloze sentence {number}")
             raise DataError(f"{where}: {err.message}", hint=err.hint) from None
-    all_logits = logits_for(lm, [enc.ids for enc, _ in encoded], [positions[:1] for _, positions in encoded])
+    all_logits = [rows[0] for rows in masked_logits(lm, [e.ids for e, _ in encoded], [p[:1] for _, p in encoded])]
     scored = []
     for item, logits in zip(items, all_logits, strict=True):
         top = [lm.tokenizer.decode([i]).strip() for i in logits.topk(top_k).indices.tolist()]

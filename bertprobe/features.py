@@ -61,6 +61,19 @@ def batches(lengths: Sequence[int], batch_size: int, max_tokens: int = 16384) ->
         yield batch
 
 
+def pad_ids(id_lists: Sequence[Sequence[int]], pad_value: int) -> tuple[Any, Any]:
+    """Right-pad id lists to the longest: ([batch, longest] long tensor, attention mask)."""
+    import torch
+
+    width = max(len(ids) for ids in id_lists)
+    padded = torch.full((len(id_lists), width), pad_value, dtype=torch.long)
+    attention = torch.zeros((len(id_lists), width), dtype=torch.long)
+    for row, ids in enumerate(id_lists):
+        padded[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
+        attention[row, : len(ids)] = 1
+    return padded, attention
+
+
 def pad_batch(
     lm: LoadedModel, encodings: Sequence[Encoding], type_ids: Sequence[Sequence[int]] | None = None
 ) -> tuple[Any, Any, Any]:
@@ -70,13 +83,9 @@ def pad_batch(
     """
     import torch
 
-    width = max(len(e) for e in encodings)
-    input_ids = torch.full((len(encodings), width), lm.tokenizer.pad_token_id, dtype=torch.long)
-    attention = torch.zeros((len(encodings), width), dtype=torch.long)
-    token_types = torch.zeros((len(encodings), width), dtype=torch.long)
+    input_ids, attention = pad_ids([e.ids for e in encodings], lm.tokenizer.pad_token_id)
+    token_types = torch.zeros_like(input_ids)
     for row, encoding in enumerate(encodings):
-        input_ids[row, : len(encoding)] = torch.tensor(encoding.ids)
-        attention[row, : len(encoding)] = 1
         segments = type_ids[row] if type_ids is not None else encoding.type_ids
         if segments:
             token_types[row, : len(encoding)] = torch.tensor(list(segments))

@@ -296,35 +296,6 @@ def require_masks(lm: LoadedModel, text: str) -> tuple[Encoding, list[int]]:
     return encoding, positions
 
 
-def logits_for(lm: LoadedModel, batch_ids: list[list[int]], positions: list[list[int]] | None = None) -> Any:
-    """MLM logits for a batch of id lists (padded here), as a float32 tensor on the CPU.
-
-    With ``positions``, only those rows of each sequence are returned, stacked in order.
-    """
-    import torch
-
-    if positions is not None:
-        rows = masked_logits(lm, batch_ids, positions)
-        return torch.cat(rows) if rows else torch.zeros((0, 0))
-    width = max(len(ids) for ids in batch_ids)
-    input_ids, attention = _pad(lm, batch_ids, width)
-    with torch.inference_mode():
-        out = lm.model(input_ids=input_ids.to(lm.device), attention_mask=attention.to(lm.device))
-        logits = out["logits"] if isinstance(out, dict) else out.logits
-        return logits.float().cpu()
-
-
-def _pad(lm: LoadedModel, batch_ids: Sequence[Sequence[int]], width: int) -> tuple[Any, Any]:
-    import torch
-
-    input_ids = torch.full((len(batch_ids), width), lm.tokenizer.pad_token_id, dtype=torch.long)
-    attention = torch.zeros((len(batch_ids), width), dtype=torch.long)
-    for row, ids in enumerate(batch_ids):
-        input_ids[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
-        attention[row, : len(ids)] = 1
-    return input_ids, attention
-
-
 def masked_logits(
     lm: LoadedModel,
     sequences: Sequence[Sequence[int]],
@@ -340,7 +311,7 @@ def masked_logits(
     """
     import torch
 
-    from bertprobe.features import batches
+    from bertprobe.features import batches, pad_ids
 
     native = hasattr(lm.model, "mlm_logits")
     if not native:
@@ -349,8 +320,7 @@ def masked_logits(
     results: list[Any] = [None] * len(sequences)
     done = 0
     for batch in batches([len(s) for s in sequences], batch_size=len(sequences) or 1, max_tokens=max_tokens):
-        width = max(len(sequences[i]) for i in batch)
-        input_ids, attention = _pad(lm, [sequences[i] for i in batch], width)
+        input_ids, attention = pad_ids([sequences[i] for i in batch], lm.tokenizer.pad_token_id)
         rows = torch.tensor([r for r, i in enumerate(batch) for _ in positions[i]], dtype=torch.long)
         cols = torch.tensor([p for i in batch for p in positions[i]], dtype=torch.long)
         with torch.inference_mode():

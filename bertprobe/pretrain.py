@@ -29,6 +29,7 @@ from typing import Any
 from bertprobe import masking
 from bertprobe.atomic import atomic_path
 from bertprobe.errors import ArtifactError, DataError, InputError
+from bertprobe.features import pad_ids
 from bertprobe.models import LoadedModel
 from bertprobe.records import read_text
 
@@ -385,14 +386,8 @@ def pretrain(
                 )
                 for row, ids in enumerate(batch_ids)
             ]  # fmt: skip
-            width = max(len(p.input_ids) for p in plans)
-            input_ids = torch.full((len(plans), width), tok.pad_token_id, dtype=torch.long)
-            attention = torch.zeros_like(input_ids)
-            labels = torch.full_like(input_ids, -100)
-            for row, plan in enumerate(plans):
-                input_ids[row, : len(plan.input_ids)] = torch.tensor(plan.input_ids)
-                attention[row, : len(plan.input_ids)] = 1
-                labels[row, : len(plan.input_ids)] = torch.tensor(plan.labels())
+            input_ids, attention = pad_ids([p.input_ids for p in plans], tok.pad_token_id)
+            labels, _ = pad_ids([p.labels() for p in plans], -100)
             input_ids, attention, labels = (t.to(lm.device) for t in (input_ids, attention, labels))
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(settings.lr, fraction(), settings.warmup)
