@@ -182,34 +182,38 @@ class FeatureCache:
         name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:40]
         return self.root / f"{name}.safetensors"
 
-    def read(self, key: dict[str, Any]) -> tuple[Any | None, str | None]:
-        """(tensor, None) on a good hit; (None, reason) for a corrupt or mismatched entry; (None, None) on a miss."""
+    def read(self, key: dict[str, Any]) -> tuple[Any | None, str | None, int]:
+        """(tensor, None, truncated texts) on a good hit; (None, reason, 0) for a corrupt or mismatched entry;
+        (None, None, 0) on a miss."""
         import torch
 
         path = self.path(key)
         if not path.is_file():
-            return None, None
+            return None, None, 0
         try:
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as handle:
-                stored = json.loads((handle.metadata() or {}).get("key", "null"))
+                metadata = handle.metadata() or {}
+                stored = json.loads(metadata.get("key", "null"))
+                truncated = int(metadata.get("truncated", "0"))
                 tensor = handle.get_tensor("features")
         except Exception as err:  # truncated file, bad header, missing tensor: all mean "do not trust"
-            return None, f"{path.name} is unreadable ({type(err).__name__})"
+            return None, f"{path.name} is unreadable ({type(err).__name__})", 0
         if stored != key:
-            return None, f"{path.name} was made for other inputs"
+            return None, f"{path.name} was made for other inputs", 0
         expected = (key["count"], key["hidden"])
         if tuple(tensor.shape) != expected or tensor.dtype != torch.float32:
-            return None, f"{path.name} has shape {tuple(tensor.shape)}, expected {expected}"
+            return None, f"{path.name} has shape {tuple(tensor.shape)}, expected {expected}", 0
         if not bool(torch.isfinite(tensor).all()):
-            return None, f"{path.name} holds non-finite values"
-        return tensor, None
+            return None, f"{path.name} holds non-finite values", 0
+        return tensor, None, truncated
 
-    def write(self, key: dict[str, Any], tensor: Any) -> None:
+    def write(self, key: dict[str, Any], tensor: Any, truncated: int = 0) -> None:
         from safetensors.torch import save
 
-        data = save({"features": tensor.contiguous()}, metadata={"key": json.dumps(key, sort_keys=True)})
+        metadata = {"key": json.dumps(key, sort_keys=True), "truncated": str(truncated)}
+        data = save({"features": tensor.contiguous()}, metadata=metadata)
         try:
             atomic_write(self.path(key), data)
         except OSError:  # a read-only or full cache must not fail the run: the features are in memory
@@ -235,19 +239,21 @@ def pooled_features(
     stats = CacheStats()
     found: dict[Spec, Any] = {}
     keys = {}
+    truncated = 0
     if use_cache:
         digest = texts_digest(texts)
         for spec in specs:
             keys[spec] = cache.key(lm, spec, length, digest, len(texts))
-            tensor, reason = cache.read(keys[spec])
+            tensor, reason, cut = cache.read(keys[spec])
             if tensor is not None:
                 found[spec] = tensor
+                truncated = max(truncated, cut)  # the same texts and max length: the same count
                 stats.hits += 1
             elif reason:
                 stats.rebuilt.append(reason)
     missing = [spec for spec in specs if spec not in found]
     stats.misses = len(missing)
-    truncated, seconds = 0, 0.0
+    seconds = 0.0
     if missing:
         start = time.perf_counter()
         encodings, truncated = encode(lm, texts, length)
@@ -256,7 +262,7 @@ def pooled_features(
         for spec, tensor in fresh.items():
             found[spec] = tensor
             if use_cache:
-                cache.write(keys[spec], tensor)
+                cache.write(keys[spec], tensor, truncated)
     elif progress is not None:
         progress(len(texts), len(texts))
     return FeatureSet({spec: found[spec] for spec in specs}, length, truncated, seconds, stats)

@@ -189,6 +189,15 @@ def test_pooled_features_match_transformers_for_every_pooling(tiny_pretraining_p
         torch.testing.assert_close(found[spec], reference[spec], atol=1e-5, rtol=1e-4)
 
 
+def test_a_cached_rerun_reports_the_same_truncation(minilm_path, tmp_path):
+    lm = models.load("minilm", device="cpu")
+    texts = ["one two three four five six seven eight nine ten eleven twelve", "short"]
+    cache = featcache.FeatureCache(tmp_path / "cache")
+    first = featcache.pooled_features(lm, texts, [(6, "mean")], max_length=8, cache=cache)
+    again = featcache.pooled_features(lm, texts, [(6, "mean")], max_length=8, cache=cache)
+    assert again.cache.hits == 1 and again.truncated == first.truncated == 1
+
+
 def test_truncation_to_max_length_matches_the_tokenizer(minilm_path, reference_bert):
     lm = models.load("minilm", device="cpu")
     texts = ["one two three four five six seven eight nine ten eleven twelve", "short"]
