@@ -194,9 +194,8 @@ class FeatureCache:
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as handle:
-                metadata = handle.metadata() or {}
-                stored = json.loads(metadata.get("key", "null"))
-                truncated = int(metadata.get("truncated", "0"))
+                stored = json.loads((handle.metadata() or {}).get("key", "null"))
+                truncated = int(stored.pop("truncated", 0)) if isinstance(stored, dict) else 0
                 tensor = handle.get_tensor("features")
         except Exception as err:  # truncated file, bad header, missing tensor: all mean "do not trust"
             return None, f"{path.name} is unreadable ({type(err).__name__})", 0
@@ -212,8 +211,10 @@ class FeatureCache:
     def write(self, key: dict[str, Any], tensor: Any, truncated: int = 0) -> None:
         from safetensors.torch import save
 
-        metadata = {"key": json.dumps(key, sort_keys=True), "truncated": str(truncated)}
-        data = save({"features": tensor.contiguous()}, metadata=metadata)
+        # One metadata entry: safetensors writes several in no fixed order, and an entry rebuilt from the
+        # same inputs should be the same bytes.
+        stored = json.dumps({**key, "truncated": truncated}, sort_keys=True)
+        data = save({"features": tensor.contiguous()}, metadata={"key": stored})
         try:
             atomic_write(self.path(key), data)
         except OSError:  # a read-only or full cache must not fail the run: the features are in memory
