@@ -790,7 +790,7 @@ def corrupt(
         from bertprobe.tokens import words
 
         units = [w.pieces for w in words(encoding)]
-    replacements = masking.replacement_ids(tok.backend.get_vocab(with_added_tokens=True), tok.special_ids)
+    replacements = tok.replacement_ids
     plans, seeds = [], []
     for sample in range(samples):
         sample_seed = f"{seed}.{sample}"

@@ -319,7 +319,7 @@ def pretrain(
     model.train()
     tok = lm.tokenizer
     special = set(tok.special_ids)
-    replacements = masking.replacement_ids(tok.backend.get_vocab(with_added_tokens=True), special)
+    replacements = tok.replacement_ids
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
         (no_decay if parameter.ndim < 2 or "LayerNorm" in name else decay).append(parameter)

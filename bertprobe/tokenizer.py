@@ -7,6 +7,7 @@ converted once through transformers (its fast tokenizer's backend is the same ob
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,13 @@ class Tokenizer:
 
     def is_special(self, token_id: int) -> bool:
         return token_id in self.special_ids
+
+    @functools.cached_property
+    def replacement_ids(self) -> list[int]:
+        """Ids BERT's random replacements are drawn from (``masking.REPLACEMENT_RULE``), computed once."""
+        from bertprobe.masking import replacement_ids
+
+        return replacement_ids(self.backend.get_vocab(with_added_tokens=True), self.special_ids)
 
 
 def _added_special_ids(backend: Any) -> list[int]:
