@@ -306,14 +306,13 @@ class Objective:
         """The probability for each text made of only the word pieces ``kept`` (original indices, in order)."""
         import torch
 
+        from bertprobe.features import pad_ids
+
         values: list[float] = []
         for chunk in _chunks(kept, TOKEN_BUDGET):
-            width = max(len(k) for k in chunk)
-            ids = torch.full((len(chunk), width), self.lm.tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, indices in enumerate(chunk):
-                ids[row, : len(indices)] = torch.tensor([self.encoding.ids[i] for i in indices])
-                mask[row, : len(indices)] = 1
+            ids, mask = pad_ids(
+                [[self.encoding.ids[i] for i in indices] for indices in chunk], self.lm.tokenizer.pad_token_id
+            )
             with torch.inference_mode():
                 probs = self._probabilities(ids.to(self.device), mask.to(self.device), chunk)
             values.extend(probs.float().cpu().tolist())
