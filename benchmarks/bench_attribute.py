@@ -17,21 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
+
+from timing import median_time
 
 TEXT = "a gripping, funny and heartfelt film about two estranged brothers who finally learn to forgive it"
 STEPS = 50
-
-
-def median_time(func, repeats: int) -> float:
-    func()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -20,25 +20,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from timing import median_time
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog near the old river bank, "
     "while two small children watch it all from the wooden bridge above."
 )
-
-
-def median_time(func, repeats: int) -> float:
-    func()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def tiny_mlm_path() -> Path:

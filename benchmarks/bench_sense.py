@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
+
+from timing import median_time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -27,15 +27,6 @@ def hundred_sentences() -> list:
             text = prefix + (s.text[0].lower() + s.text[1:] if prefix else s.text)
             out.append(sense.SenseSentence(text, s.sense))
     return out[:100]
-
-
-def median_time(func, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -68,7 +59,7 @@ def main() -> None:
     ]
     results = {}
     for name, func in rows:
-        results[name] = median_time(func, args.repeats)
+        results[name] = median_time(func, args.repeats, warmup=False)
         print(f"{name:<36} median {results[name] * 1000:8.1f} ms")
     probe_ratio = results["probe, one sentence at a time"] / results["probe, batched (batch 32)"]
     vector_ratio = results["vectors only, one at a time"] / results["vectors only, batched (batch 32)"]
