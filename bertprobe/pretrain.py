@@ -143,29 +143,23 @@ def learning_rate(peak: float, fraction: float, warmup: float) -> float:
     return peak * max(0.0, 1.0 - fraction) / max(1e-9, 1.0 - warmup)
 
 
-def probe_predictions(lm: LoadedModel, model: Any, texts: Sequence[str], top: int = 3) -> list[ProbeTop]:
+def probe_predictions(lm: LoadedModel, texts: Sequence[str], top: int = 3) -> list[ProbeTop]:
     """Top predictions at the first mask of each probe sentence, with the model in eval mode."""
-    import torch
+    from bertprobe.fillmask import masked_logits, require_masks, top_predictions
 
-    from bertprobe.fillmask import require_masks
-
-    results = []
-    was_training = model.training
-    model.eval()
-    for text in texts:
-        encoding, positions = require_masks(lm, text)
-        with torch.inference_mode():
-            hidden = model(input_ids=torch.tensor([encoding.ids], device=lm.device), heads=False)
-            logits = model.mlm_logits(hidden["last_hidden_state"][0, positions[0]]).float()
-        probs = logits.softmax(-1)
-        values, indices = probs.topk(top)
-        results.append(
-            ProbeTop(
-                text, [(lm.tokenizer.decode([i]), v) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
-            )
-        )
-    model.train(was_training)
-    return results
+    if not texts:
+        return []
+    encoded = [require_masks(lm, text) for text in texts]
+    was_training = lm.model.training
+    lm.model.eval()
+    try:
+        rows = masked_logits(lm, [e.ids for e, _ in encoded], [positions[:1] for _, positions in encoded])
+    finally:
+        lm.model.train(was_training)
+    return [
+        ProbeTop(text, [(p.token_str, p.score) for p in top_predictions(lm, logits[0], top)])
+        for text, logits in zip(texts, rows, strict=True)
+    ]
 
 
 def _sha256(path: Path) -> str:
@@ -337,7 +331,7 @@ def pretrain(
         step, elapsed_before, tokens_seen = state["step"], state["elapsed"], state["tokens"]
         losses_first = state.get("first_loss")
     probes = list(settings.probes)
-    probes_before = probe_predictions(lm, model, probes)
+    probes_before = probe_predictions(lm, probes)
 
     epoch = state["epoch"] if state else 0
     cursor = state["cursor"] if state else 0
@@ -407,7 +401,7 @@ def pretrain(
 
             now = time.perf_counter()
             if probes and now - last_probe >= probe_seconds:
-                current_probes = probe_predictions(lm, model, probes)
+                current_probes = probe_predictions(lm, probes)
                 last_probe = now
             if now - last_save >= 60 * settings.save_minutes:
                 save_checkpoint(lm, model, optimizer, out, snapshot(), settings.save_dtype)
@@ -448,7 +442,7 @@ def pretrain(
         resumed=resumed,
         interrupted=interrupted,
         probes_before=probes_before,
-        probes_after=probe_predictions(lm, model, probes),
+        probes_after=probe_predictions(lm, probes),
         settings=asdict(settings),
         notices=list(lm.notices),
     )
