@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bertprobe import features
+from bertprobe import features, layers
 from bertprobe.atomic import atomic_write
 from bertprobe.errors import InputError
 from bertprobe.models import LoadedModel
@@ -38,16 +38,7 @@ def cache_root() -> Path:
 
 def resolve_layer(lm: LoadedModel, layer: int | None) -> int:
     """0 = embeddings, ``num_layers`` = last; negative counts from the end (-1 = last); None = last."""
-    count = lm.num_layers
-    if layer is None:
-        return count
-    chosen = layer + count + 1 if layer < 0 else layer
-    if not 0 <= chosen <= count:
-        raise InputError(
-            f"--layer {layer} is out of range: {lm.name} has layers 0 (embeddings) to {count}",
-            hint=f"Pick a layer from 0 to {count}, or -1 for the last.",
-        )
-    return chosen
+    return lm.num_layers if layer is None else layers.resolve_layer(layer, lm.num_layers, lm.name)
 
 
 def check_spec(lm: LoadedModel, layer: int, pooling: str) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bertprobe.errors import DataError, InputError
+from bertprobe.layers import resolve_layer
 from bertprobe.models import LoadedModel
 
 POOLINGS = ("mean", "first", "last")
@@ -507,11 +508,8 @@ def probe(
     if not word:
         raise InputError("the word to probe is empty", hint="bertprobe sense WORD")
     _require_two(sentences)
-    if layer is not None and not 0 <= layer <= lm.num_layers:
-        raise InputError(
-            f"--layer {layer} does not exist: {lm.name} has layers 0 (embeddings) to {lm.num_layers}",
-            hint=f"Pick a layer between 0 and {lm.num_layers}, or leave --layer out for the best one.",
-        )
+    if layer is not None:
+        layer = resolve_layer(layer, lm.num_layers, lm.name)
     notices: list[str] = []
     labels = [s.sense for s in sentences]
     labelled_count = sum(label is not None for label in labels)

@@ -8,18 +8,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import Common
 
 # Spelled out here (not imported from bertprobe.fillmask) so `--help` stays light; a test checks they agree.
 Mode = Enum("Mode", {m: m for m in ("single", "word", "bert", "random", "whole-word", "span", "each")}, type=str)
@@ -104,13 +93,8 @@ def fillmask_cli(
             show_default=False,
         ),
     ] = None,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Predict the words behind each [MASK], or watch BERT's pretraining masking on a sentence.
 
@@ -120,9 +104,8 @@ def fillmask_cli(
     from bertprobe.fillmask import fill
 
     chosen = mode.value if mode is not None else ("word" if mask_word is not None else "single")
-    common = Common(model, revision, offline, device, dtype, json, seed)
     lm = common.load("mlm")
-    with render.progress_bar(f"fillmask --mode {chosen}", enabled=not json) as progress:
+    with render.progress_bar(f"fillmask --mode {chosen}", enabled=not common.json) as progress:
         result = fill(
             lm,
             text,
@@ -137,10 +120,10 @@ def fillmask_cli(
             rate=rate,
             samples=samples,
             replace=replace.value if replace is not None else None,
-            seed=seed,
+            seed=common.seed,
             progress=progress,
         )
     for notice in result.notices:
         if notice not in lm.notices:  # the loader's own were printed when it loaded
             render.notice(notice)
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed)
