@@ -51,16 +51,9 @@ def attention_probabilities(lm: LoadedModel, ids: list[int]) -> Any:
     """Attention probabilities [layers, heads, tokens, tokens] for one text (float32, CPU)."""
     import torch
 
-    model = lm.model
-    if not lm.native:
-        # Fused (sdpa / flash) kernels return no probabilities; the eager path does.
-        if hasattr(model, "set_attn_implementation"):
-            model.set_attn_implementation("eager")
-        else:
-            model.config._attn_implementation = "eager"
+    # The backend returns probabilities (an explicit softmax) and leaves the cached model's kernels as they were.
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor([ids], device=lm.device), output_attentions=True)
-    attentions = out["attentions"] if isinstance(out, dict) else out.attentions
+        attentions = lm.backend.forward(input_ids=torch.tensor([ids], device=lm.device), attentions=True).attentions
     return torch.stack([a[0] for a in attentions]).float().cpu()
 
 

@@ -364,7 +364,7 @@ def word_vectors(
         raise InputError(f"unknown pooling {pool!r}", hint=f"Choose one of {', '.join(POOLINGS)}.")
     located, notices = locate(lm, word, sentences, occurrence)
     extracted = features.extract(lm, [s.text for s in sentences], batch_size=batch_size, progress=progress)
-    embedding = lm.model.get_input_embeddings().weight
+    embedding = lm.input_embeddings().weight
     count = len(sentences)
     depth = lm.num_layers + 2
     vectors = np.zeros((count, depth, lm.hidden_size))
@@ -376,6 +376,9 @@ def word_vectors(
         encoding = item.encoding
         with torch.no_grad():
             static = embedding[torch.tensor(encoding.ids, device=embedding.device)].float().cpu()
+        # ALBERT and ELECTRA embed words in fewer dimensions than their hidden states: zero-padding the
+        # static vectors keeps every dot product, norm and distance, so the static row is unchanged.
+        static = torch.nn.functional.pad(static, (0, lm.hidden_size - static.shape[-1]))
         # [layers + 2, tokens, hidden]: the static rows stacked in front of the contextual layers.
         states = torch.cat([static.unsqueeze(0), item.hidden_states], dim=0).double().numpy()
         vectors[where.number - 1] = _pool(states[:, where.pieces, :], pool)
