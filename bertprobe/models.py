@@ -537,6 +537,7 @@ def _load_transformers(path: Path, head: str, dtype: Any, device: Any) -> Any:
         "nsp": transformers.AutoModelForNextSentencePrediction,
         "pretraining": transformers.AutoModelForPreTraining,
     }[head]
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on stderr (seam's hf.py does too)
     try:
         model, info = auto.from_pretrained(str(path), dtype=dtype, output_loading_info=True, trust_remote_code=False)
     except ValueError as err:
