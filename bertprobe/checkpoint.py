@@ -27,6 +27,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Collection, Iterable
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -177,7 +178,13 @@ def read_config(path: Path, family: Collection[str] | None = None) -> dict[str, 
             f"{file} is not a model config (a JSON object), it is a JSON {_json_kind(config)}",
             hint="Restore the checkpoint's config.json.",
         )
-    if family is None or config.get("model_type") in family:
+    model_type = config.get("model_type")
+    if model_type is not None and not isinstance(model_type, str):
+        raise _error(
+            f"{file}: model_type is {json.dumps(model_type)[:60]}, not a string",
+            hint="Fix model_type in config.json (or restore the checkpoint's config.json).",
+        )
+    if family is None or model_type in family:
         _check_config_types(file, config)
     return config
 
@@ -369,7 +376,9 @@ def _pickle_shapes(file: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
     import torch
 
     def load(mmap: bool) -> Any:
-        return torch.load(file, map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr; the verdict is ours
+            warnings.simplefilter("ignore")
+            return torch.load(file, map_location="cpu", weights_only=True, mmap=mmap)
 
     try:
         try:
@@ -692,7 +701,8 @@ def check_loading_info(path: Path, head: str, info: dict[str, Any]) -> None:
             f"{path.name}: {len(mismatched)} weights do not have the shape config.json gives (e.g. {mismatched[0]})",
             hint="config.json and the weights come from different models: restore the checkpoint.",
         )
-    stray = sorted(k for k in info.get("unexpected_keys", ()) if re.search(r"(^|\.)(embeddings|encoder|layers?)\.", k))
+    unexpected = [k for k in info.get("unexpected_keys", ()) if not k.endswith(_BUFFERS)]
+    stray = sorted(k for k in unexpected if re.search(r"(^|\.)(embeddings|encoder|layers?)\.", k))
     if stray:
         raise _error(
             f"{path.name}: the weights hold {len(stray)} encoder tensors this config.json does not describe "

@@ -193,6 +193,7 @@ CASES = {
     "config not UTF-8": ("config", _write("config.json", b'{"model_type": "\xff\xfe"}'), "not UTF-8"),
     "config a list": ("config", _config_text("[]"), "is not a model config"),
     "config a string": ("config", _config_text('"bert"'), "is not a model config"),
+    "model_type a list": ("config", _config(model_type=["bert"]), "model_type is [\"bert\"], not a string"),
     "num_hidden_layers 'two'": ("config", _config(num_hidden_layers="two"), 'num_hidden_layers is "two"'),
     "num_hidden_layers true": ("config", _config(num_hidden_layers=True), "num_hidden_layers is true"),
     "num_hidden_layers 2.0": ("config", _config(num_hidden_layers=2.0), "num_hidden_layers is 2.0"),
