@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bertprobe import checkpoint
 from bertprobe.errors import MissingHeadError, ModelNotFoundError
 from bertprobe.models.backend import Backend, Forward
 
@@ -73,28 +74,12 @@ def load(path: Path, head: str, dtype: Any, device: Any, name: str) -> tuple[Any
                 f"{name}: its config.json and its weights disagree on tensor shapes ({_first_line(err)})",
                 hint="Restore the config that was saved with these weights.",
             ) from err
-        raise
-    missing = sorted(k for k in info.get("missing_keys", ()) if not k.endswith("position_ids"))
-    if head == "encoder":  # AutoModel adds a pooler the checkpoint may lack; bertprobe uses it only if present
-        missing = [k for k in missing if not k.split(".", 1)[-1].startswith("pooler") and not k.startswith("pooler")]
-    mismatched = list(info.get("mismatched_keys", ()))
-    if mismatched:
-        raise ModelNotFoundError(
-            f"{name}: its config.json and its weights disagree on the shape of {len(mismatched)} tensors "
-            f"(e.g. {mismatched[0][0] if isinstance(mismatched[0], tuple) else mismatched[0]})",
-            hint="Restore the config that was saved with these weights.",
-        )
-    if missing and head != "encoder":
-        raise MissingHeadError(
-            f"{name} lacks {len(missing)} {head} weights (e.g. {missing[0]}); transformers would fill them with "
-            "random weights and predict noise"
-        )
+        raise ModelNotFoundError(f"{name}: transformers cannot load it ({checkpoint.one_line(err)})") from None
+    except (OSError, KeyError) as err:  # a damaged checkpoint is one line
+        raise ModelNotFoundError(f"{name}: transformers cannot load it ({checkpoint.one_line(err)})") from None
+    # Missing (would be random) and mismatched weights are refused for every head, the encoder too.
+    checkpoint.check_loading_info(path, head, info)
     notices = []
-    if missing:
-        notices.append(
-            f"{name}: {len(missing)} encoder weights are missing from the checkpoint and were randomly "
-            f"initialised (e.g. {missing[0]}); its outputs are partly random"
-        )
     unexpected = sorted(
         k
         for k in info.get("unexpected_keys", ())
