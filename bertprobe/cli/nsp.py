@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import Common
+from bertprobe.cli.options import Common, count
 
 
 @command("nsp")
@@ -27,7 +27,7 @@ def nsp_cli(
             "ones, 50/50 and seeded, as BERT was trained.",
         ),
     ] = None,
-    show: Annotated[int, typer.Option("--show", min=0, help="Pairs listed in the table (0: all).")] = 20,
+    show: Annotated[int, typer.Option("--show", help="Pairs listed in the table (0: all).", **count(0))] = 20,
     *,
     common: Common,
 ) -> None:
