@@ -437,8 +437,10 @@ def check_directory(path: Path, config: dict[str, Any], head: str, family: Colle
     shapes = weight_shapes(path)
     _check_dtypes(path, shapes)
     _check_layers(path, config, shapes)
-    embeddings = [s for k, (_, s) in shapes.items() if k.endswith("word_embeddings.weight") and len(s) == 2]
+    embeddings = [s for k, (_, s) in shapes.items() if k.endswith(_WORD_EMBEDDINGS) and len(s) == 2]
     rows = embeddings[0][0] if embeddings else config.get("vocab_size")
+    if embeddings:
+        _check_embeddings(path, config, embeddings[0])
     if vocab_size is not None and _is_int(rows) and vocab_size > rows:
         raise _error(
             f"{path}: the tokenizer has {vocab_size:,} tokens but the model's embeddings hold {rows:,}",
@@ -447,6 +449,24 @@ def check_directory(path: Path, config: dict[str, Any], head: str, family: Colle
     if config.get("model_type") == "bert":
         return _check_bert_tensors(path, config, shapes, head)
     return []
+
+
+_WORD_EMBEDDINGS = ("word_embeddings.weight", "embeddings.tok_embeddings.weight")
+
+
+def _check_embeddings(path: Path, config: dict[str, Any], shape: tuple[int, ...]) -> None:
+    """The word-embedding matrix is [vocab_size, width]: the cheapest shape test for every family."""
+    width_key = next((k for k in ("embedding_size", "hidden_size", "dim") if _is_int(config.get(k))), None)
+    checks = [("vocab_size", shape[0])]
+    if width_key and config.get("model_type") != "mobilebert":  # MobileBERT embeds trigrams, then projects
+        checks.append((width_key, shape[1]))
+    for key, held in checks:
+        if _is_int(config.get(key)) and config[key] != held:
+            raise _error(
+                f"{path}: config.json says {key} {config[key]} but the word embeddings in the weights are "
+                f"{shape[0]} x {shape[1]}",
+                hint="config.json and the weights come from different models: restore the checkpoint.",
+            )
 
 
 def _check_kind(path: Path, config: dict[str, Any], family: Collection[str]) -> None:
@@ -682,6 +702,17 @@ def _check_bert_tensors(
 # --------------------------------------------------------------------------------------------
 # After transformers has loaded a non-native model
 # --------------------------------------------------------------------------------------------
+
+
+def unloadable(path: Path, err: BaseException) -> ModelNotFoundError:
+    """One line for transformers' own refusal to load a checkpoint (it may refer to a report it logged)."""
+    reason = one_line(err, 200)
+    if "mismatched_sizes" in reason:
+        reason = "some weights do not have the shapes config.json gives"
+    return _error(
+        f"{path.name}: transformers cannot load it ({reason})",
+        hint="The checkpoint's files do not fit together: restore it from its source.",
+    )
 
 
 def check_loading_info(path: Path, head: str, info: dict[str, Any]) -> None:

@@ -543,7 +543,7 @@ def _load_transformers(path: Path, head: str, dtype: Any, device: Any) -> Any:
     except ValueError as err:
         raise MissingHeadError(f"{path.name}: transformers cannot load a {head} model from it ({err})") from err
     except (RuntimeError, OSError, KeyError) as err:  # checkpoint trust: a damaged checkpoint is one line
-        raise ModelNotFoundError(f"{path.name}: transformers cannot load it ({checkpoint.one_line(err)})") from None
+        raise checkpoint.unloadable(path, err) from None
     checkpoint.check_loading_info(path, head, info)  # checkpoint trust: no random or dropped weights
     return model.to(device).eval()
 

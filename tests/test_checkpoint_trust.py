@@ -317,9 +317,14 @@ def test_roberta_layer_count_and_missing_weights_are_refused(cli, tiny_roberta_p
     for command in (("attention", "the cat"), ("fillmask", "the cat sat on the <mask>")):
         _refused(cli(*command, "-m", lacking), "lacks 1", "they would be random")
 
-    wrong = _copy(tiny_roberta_path, tmp_path, "wrong")
-    _config(model_type="roberta", vocab_size=500)(wrong)
-    _refused(cli("attention", "the cat", "-m", wrong))
+    for change, phrase in (
+        ({"vocab_size": 500}, "says vocab_size 500 but the word embeddings in the weights are"),
+        ({"hidden_size": 64}, "says hidden_size 64 but"),
+        ({"intermediate_size": 128}, "some weights do not have the shapes config.json gives"),  # transformers' check
+    ):
+        wrong = _copy(tiny_roberta_path, tmp_path, "wrong-" + next(iter(change)))
+        _config(**change)(wrong)
+        _refused(cli("attention", "the cat", "-m", wrong), phrase)
 
 
 # --------------------------------------------------------------------------------------------
