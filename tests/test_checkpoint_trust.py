@@ -467,29 +467,54 @@ def tiny_gpt2_path(tmp_path_factory, tiny_roberta_path) -> Path:
     return target
 
 
-def test_a_gpt2_is_refused_by_every_command_naming_the_bert_family(cli, tiny_gpt2_path, tmp_path):
+def _every_command(tmp_path: Path, model: Path) -> list[tuple]:
+    """Each command that loads a model, with inputs it accepts (pretrain: --from)."""
     data = tmp_path / "d.csv"
     data.write_text("text,label\n" + "".join(f"good film {i},positive\nbad film {i},negative\n" for i in range(10)))
     cloze = tmp_path / "c.jsonl"
     cloze.write_text(json.dumps({"text": SENTENCE, "answers": ["mat"]}) + "\n")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat on the mat.\n" * 20)
-    commands = [
-        ("fillmask", SENTENCE),
-        ("sense", "bank"),
-        ("cls-train", "--data", data, "--out", tmp_path / "probe"),
-        ("attribute", SENTENCE, "--target", "mat"),
-        ("nsp", "I was hungry.", "So I ate."),
-        ("attention", "hi there"),
-        ("cloze", "--data", cloze),
+    return [
+        ("fillmask", SENTENCE, "-m", model),
+        ("sense", "bank", "-m", model),
+        ("cls-train", "--data", data, "--out", tmp_path / "probe", "-m", model),
+        ("attribute", SENTENCE, "--target", "mat", "-m", model),
+        ("nsp", "I was hungry.", "So I ate.", "-m", model),
+        ("attention", "hi there", "-m", model),
+        ("cloze", "--data", cloze, "-m", model),
+        ("pretrain", "--from", model, "--corpus", corpus, "--out", tmp_path / "run", "--steps", 2),
     ]
-    for command in commands:
-        line = _refused(cli(*command, "-m", tiny_gpt2_path), "is a 'gpt2' model, not a BERT-family encoder")
+
+
+def test_a_gpt2_is_refused_by_every_command_naming_the_bert_family(cli, tiny_gpt2_path, tmp_path):
+    for command in _every_command(tmp_path, tiny_gpt2_path):
+        line = _refused(cli(*command), "is a 'gpt2' model, not a BERT-family encoder")
         assert "bert, " in line and "roberta" in line  # names the family it supports
-    _refused(
-        cli("pretrain", "--from", tiny_gpt2_path, "--corpus", corpus, "--out", tmp_path / "run", "--steps", 2), "gpt2"
-    )
     assert not (tmp_path / "run").exists() and not (tmp_path / "probe").exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "phrase"),
+    [("safetensors data truncated", "(truncated)"), ("no tokenizer files", "has no tokenizer files"),
+     ("config says fewer layers", "says 1 layers")],
+)  # fmt: skip
+def test_a_broken_checkpoint_is_refused_by_every_command(case, phrase, cli, tiny_pretraining_path, tmp_path):
+    good = _copy(tiny_pretraining_path, tmp_path, "good")
+    data = tmp_path / "d.csv"
+    _every_command(tmp_path, good)  # writes the data files
+    code, _, stderr = cli("cls-train", "--data", data, "--out", tmp_path / "saved", "-m", good)
+    assert code == 0, stderr
+    broken = _copy(good, tmp_path, "broken")
+    CASES[case][1](broken)
+    shutil.rmtree(good)
+    broken.rename(good)  # the saved probe's own model is now the broken one
+    from bertprobe import models
+
+    models._load_cached.cache_clear()  # each CLI run is a new process; here they share one
+    commands = [*_every_command(tmp_path, good), ("cls-predict", tmp_path / "saved", "a good film", "-m", good)]
+    for command in commands:
+        _refused(cli(*command), phrase)
 
 
 def test_trust_remote_code_is_never_enabled():
