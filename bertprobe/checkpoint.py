@@ -283,6 +283,11 @@ def shard_names(index_file: Path) -> list[str]:
                 hint="A checkpoint's shards live in its own directory; this index is damaged or hostile. "
                 "Restore it from a source you trust.",
             )
+        if not shard.endswith(".safetensors"):
+            raise _error(
+                f"{index_file} names a shard that is not a safetensors file: {shard!r}",
+                hint="Restore the checkpoint's model.safetensors.index.json and its model-*.safetensors shards.",
+            )
         names.add(shard)
     return sorted(names)
 

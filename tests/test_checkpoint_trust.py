@@ -370,6 +370,7 @@ SHARD_CASES = {
     "a shard path through a subfolder ../": (_index(_first_tensor_to("sub/../../x.safetensors")), "outside the model"),
     "an absolute shard path": (_index(_first_tensor_to("/etc/passwd")), "outside the model directory"),
     "a Windows shard path": (_index(_first_tensor_to("C:\\weights.safetensors")), "outside the model directory"),
+    "a shard that is a pickle": (_index(_first_tensor_to("pytorch_model.bin")), "not a safetensors file"),
     "a shard name that is a number": (_index(_first_tensor_to(7)), "not a shard file name"),
     "a tensor no shard holds": (_index(lambda m: m.update({"bert.extra.weight": m[sorted(m)[0]]})), "no shard holds"),
     "a shard truncated": (
