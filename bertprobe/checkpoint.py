@@ -14,7 +14,7 @@ exception with a hint, never prints. The loader calls it at a few marked places:
   ``torch.load(weights_only=True)``. Returns notices for what is ignored but harmless.
 - ``check_loading_info``: what transformers reports after ``from_pretrained`` (missing,
   unexpected, mismatched weights) for the models bertprobe does not run natively.
-- ``fingerprint``: a content hash of config, tokenizer and weights; each large file is hashed
+- ``fingerprint``: a content hash of config, tokenizer and weights (hub snapshots too); each large file is hashed
   once and remembered by path, size, mtime, ctime and inode in ``$BERTPROBE_CACHE/fingerprints.json``.
 """
 
@@ -831,9 +831,12 @@ def content_files(path: Path) -> list[Path]:
 
 
 def fingerprint(name: str, path: Path, revision: str | None = None, files: Iterable[Path] | None = None) -> str:
-    """``name@commit`` for a hub snapshot, else ``name#`` + a hash of the checkpoint's content."""
-    if revision:
-        return f"{name}@{revision}"
+    """``name#hash`` (``name@commit#hash`` for a hub snapshot): a hash of the checkpoint's content.
+
+    A hub commit names what was downloaded, not what is on disk now: a blob edited or damaged in
+    the cache must not be served features or probes made from the original, so it is hashed too.
+    The same files reached another way (a local copy) give the same hash.
+    """
     memo_file = memo_path()
     memo = _read_memo(memo_file)
     changed = False
@@ -847,4 +850,4 @@ def fingerprint(name: str, path: Path, revision: str | None = None, files: Itera
         digest.update(f"{file.relative_to(path).as_posix()}\0{file_hash}\n".encode())
     if changed:
         _write_memo(memo_file, memo)
-    return f"{name}#{digest.hexdigest()[:16]}"
+    return f"{name}@{revision}#{digest.hexdigest()[:16]}" if revision else f"{name}#{digest.hexdigest()[:16]}"

@@ -644,6 +644,26 @@ def test_the_memo_saves_the_hash_and_is_rebuilt_when_corrupt(tiny_encoder_path, 
     assert hashed.count(fresh / "model.safetensors") == 2
 
 
+def test_a_hub_snapshot_is_fingerprinted_by_content_too(tiny_encoder_path, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from bertprobe import models, probe
+
+    monkeypatch.setenv("BERTPROBE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    _snapshot(tmp_path / "hub", "org/tiny-bert", tiny_encoder_path)
+    models._load_cached.cache_clear()
+    hub = models.load("org/tiny-bert", device="cpu", offline=True).fingerprint
+    local = models.load(str(tiny_encoder_path), device="cpu").fingerprint
+    assert hub.startswith("org/tiny-bert@0123456789abcdef") and probe.weights_id(hub) == probe.weights_id(local)
+    snapshot = next((tmp_path / "hub").glob("models--org--tiny-bert/snapshots/*"))
+    _flip_middle_byte(snapshot / "model.safetensors")  # a blob edited in the cache, same commit
+    models._load_cached.cache_clear()
+    edited = models.load("org/tiny-bert", device="cpu", offline=True).fingerprint
+    assert edited.split("#")[0] == hub.split("#")[0] and probe.weights_id(edited) != probe.weights_id(hub)
+    models._load_cached.cache_clear()
+
+
 def _train(cli, model: Path, data: Path, out: Path):
     code, stdout, stderr = cli("cls-train", "--data", data, "--model", model, "--out", out, "--json")
     assert code == 0, stderr
