@@ -333,7 +333,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _fingerprint(resolved: Resolved) -> str:
-    """A short id of the exact model: the hub commit, else a hash of config, tokenizer and weights' content."""
+    """A short id of the exact model: a hash of config, tokenizer and weights' content (plus the hub commit)."""
     return checkpoint.fingerprint(resolved.name, resolved.path, resolved.revision)  # checkpoint trust
 
 
