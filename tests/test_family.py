@@ -101,3 +101,22 @@ def test_sense_finds_leading_space_pieces_through_offsets(family_path):
     for where, text in zip(located, SENSES, strict=True):
         assert text[where.start : where.end] == "bank"
         assert "".join(where.wordpieces).lstrip("Ġ") == "bank"
+
+
+def test_models_lists_the_family_in_the_hub_cache(cli, family_path, tmp_path, monkeypatch):
+    import shutil
+
+    from huggingface_hub import constants
+
+    for kind in ("roberta", "albert", "electra"):
+        repo = tmp_path / f"models--tiny--{kind}"
+        shutil.copytree(family_path(kind), repo / "snapshots" / "0123abcd")
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text("0123abcd")
+        (repo / "blobs").mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    code, stdout, stderr = cli("models", "--json")
+    assert code == 0, stderr
+    listed = {row["name"]: row for row in json.loads(stdout)["models"]}
+    assert {"tiny/roberta", "tiny/albert", "tiny/electra"} <= set(listed)
+    assert listed["tiny/albert"]["model_type"] == "albert" and "MLM" in listed["tiny/albert"]["heads"]
