@@ -145,10 +145,7 @@ def _sentence_table(result: SenseResult, width: int) -> Table:
     if result.split_word:
         table.add_column("pieces")
     table.add_column("sentence")
-    used = 6 + (9 if result.clusters is not None else 0)
-    used += (max(len(s.sense or "") for s in result.sentences) + 3) if result.labelled else 0
-    used += (max(len(" ".join(s.wordpieces)) for s in result.sentences) + 3) if result.split_word else 0
-    room = max(width - used, 30)
+    # Whole sentences, wrapped by the table on a narrow terminal rather than cut to fit it.
     ordered = sorted(result.sentences, key=lambda s: (s.cluster or 0, s.number))
     previous = None
     for sentence in ordered:
@@ -159,7 +156,7 @@ def _sentence_table(result: SenseResult, width: int) -> Table:
             row.append(Text(sentence.sense or ""))
         if result.split_word:
             row.append(Text(" ".join(sentence.wordpieces)))
-        row.append(snippet(sentence, room))
+        row.append(snippet(sentence, len(sentence.text)))
         table.add_row(*row, end_section=False)
         previous = sentence.cluster
     return table
