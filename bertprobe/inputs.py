@@ -295,8 +295,9 @@ def length_problem(lm: object, pair: bool = False) -> Problem:
     return problem
 
 
-def mask_problem(lm: object, wanted: bool) -> Problem:
-    """Also bad: a text without a mask where one is needed (``wanted``), or with one where none may be."""
+def mask_problem(lm: object, wanted: bool | None, word: str | None = None) -> Problem:
+    """Also bad: a text without a mask where one is needed (``wanted``), or with one where none may be
+    (``wanted=False``), or without ``word`` when one is to be masked."""
     from bertprobe.fillmask import normalise_masks
 
     tokenizer = lm.tokenizer  # type: ignore[attr-defined]
@@ -309,8 +310,13 @@ def mask_problem(lm: object, wanted: bool) -> Problem:
         masked = tokenizer.mask_token_id in encoding.ids
         if wanted and not masked:
             return "no [MASK] in the text", len(encoding)
-        if not wanted and masked:
+        if wanted is False and masked:
             return "the text holds a [MASK]; this mode masks the text itself", len(encoding)
+        if word is not None and word.strip():
+            from bertprobe.tokens import find_word
+
+            if not find_word(encoding, word):
+                return f"{word.strip()!r} does not occur in the text as a whole word", len(encoding)
         return None, len(encoding)
 
     return problem
