@@ -135,3 +135,37 @@ def test_input_usage_errors(cli, mlm_path, tmp_path):
     assert code == 1 and "no 'text' or 'sentence' column (columns: a, b)" in stderr
     code, _, stderr = cli("score", "A dog.", "--out", tmp_path / "no" / "such.jsonl", "-m", mlm_path)
     assert code == 1 and "does not exist" in stderr
+
+
+def test_attention_attribute_and_nsp_take_input_files(cli, tiny_pretraining_path, tmp_path):
+    model = ("-m", tiny_pretraining_path)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("The cat sat on the mat.\nA dog barked at the moon.\n")
+    code, stdout, stderr = cli("attention", "--input", plain, "--json", *model)
+    assert code == 0, stderr
+    code, alone, _ = cli("attention", "A dog barked at the moon.", "--json", *model)
+    assert _without_position(_lines(stdout)[1]) == json.loads(alone)
+
+    masked = tmp_path / "masked.txt"
+    masked.write_text("The cat sat on the [MASK].\nA [MASK] barked at the moon.\n")
+    fast = ("--steps", 4, "--no-faithfulness", "--json", *model)
+    code, stdout, stderr = cli("attribute", "--input", masked, *fast)
+    assert code == 0, stderr
+    code, alone, _ = cli("attribute", "A [MASK] barked at the moon.", *fast)
+    line = _without_position(_lines(stdout)[1])
+    single = json.loads(alone)
+    assert line.keys() == single.keys() and line["target"] == single["target"]
+    got, want = ([t["attribution"] for t in d["tokens"]] for d in (line, single))
+    assert got == pytest.approx(want, abs=1e-5)
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("sentence_a,sentence_b\nI was hungry.,So I ate.\nThe sky is blue.,Cats purr.\n")
+    code, stdout, stderr = cli("nsp", "--input", pairs, "--json", *model)
+    assert code == 0, stderr
+    code, alone, _ = cli("nsp", "The sky is blue.", "Cats purr.", "--json", *model)
+    line, single = _without_position(_lines(stdout)[1]), json.loads(alone)
+    assert line["pairs"][0]["is_next_probability"] == pytest.approx(single["pairs"][0]["is_next_probability"], abs=1e-5)
+    line["pairs"][0].pop("is_next_probability"), single["pairs"][0].pop("is_next_probability")
+    assert line == single
+    code, stdout, _ = cli("nsp", "--input", pairs, *model)
+    assert code == 0 and "P(B follows A)" in stdout and "Cats purr." in stdout

@@ -154,14 +154,13 @@ def _corruption(result: Any) -> str:
 
 
 def _attribution(result: Any) -> str:
-    top = sorted(result.words, key=lambda w: -abs(w.score))[:3] if getattr(result, "words", None) else []
-    target = getattr(result.target, "label", "")
-    return f"{target}: " + ", ".join(f"{w.word} {w.score:+.3f}" for w in top)
+    top = sorted(result.words, key=lambda w: -abs(w.normalised))[:3] if getattr(result, "words", None) else []
+    return f"{result.target.label}: " + ", ".join(f"{w.text} {w.normalised:+.0%}" for w in top)
 
 
 def _attention(result: Any) -> str:
-    layers = getattr(result, "layers", None) or []
-    return f"{len(layers)} layers, {len(result.tokens)} word pieces"
+    last = result.layers[-1]
+    return f"last layer: {last.special_share:.0%} of attention on special tokens, entropy {last.entropy_bits:.2f} bits"
 
 
 _DESCRIBE: dict[str, Callable[[Any], str]] = {
