@@ -19,7 +19,7 @@ Models: a random-weight BERT-base-shaped MLM (12 layers, 768 wide, 30,522 word p
 do not depend on the weights) and the shipped tiny-mlm (2 layers, 128 wide).
 
     nice -n 19 .venv/bin/python benchmarks/bench_score.py [--threads 2] [--sentences 240] [--subset 6]
-        [--models base,tiny] [--device cpu]
+        [--models base,tiny] [--device cpu] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,8 @@ import json, sys, torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 path, corpus, out, device = sys.argv[1:5]
 tok = AutoTokenizer.from_pretrained(path)
-model = AutoModelForMaskedLM.from_pretrained(path).eval().to(device)
+# float32 like the other rows (transformers 5 would take a float16 checkpoint's own dtype)
+model = AutoModelForMaskedLM.from_pretrained(path, dtype=torch.float32).eval().to(device)
 plls = []
 for text in open(corpus, encoding="utf-8").read().splitlines():
     ids = tok(text)["input_ids"]
@@ -116,40 +118,45 @@ def bench(name: str, path: Path, texts: list[str], args: argparse.Namespace, wor
     corpus = work / "corpus.txt"
     corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
     n = len(texts)
-    rows: dict[str, float] = {}
-    plls: dict[str, list[float]] = {}
-
-    out = work / f"{name}-score.jsonl"
-    command = [sys.executable, "-m", "bertprobe", "score", "--input", str(corpus), "--out", str(out), "--json"]
-    rows["score"] = timed([*command, "-m", str(path), "--device", args.device], env)
-    plls["score"] = [json.loads(line)["pll"] for line in out.read_text().splitlines()]
-
+    outputs = {row: work / f"{name}-{row.replace(' ', '-')}.out" for row in ("score", "minicons", "plain loop")}
+    commands: dict[str, list[list[str]]] = {
+        "score": [
+            [sys.executable, "-m", "bertprobe", "score", "--input", str(corpus), "--out", str(outputs["score"]),
+             "--json", "-m", str(path), "--device", args.device]
+        ]
+    }  # fmt: skip
     minicons = os.environ.get("BERTPROBE_MINICONS_PYTHON")
     if minicons and Path(minicons).is_file():
-        out = work / f"{name}-minicons.json"
         script = work / "minicons_run.py"
         script.write_text(MINICONS)
-        rows["minicons"] = timed([minicons, str(script), str(path), str(corpus), str(out), args.device], env)
-        plls["minicons"] = json.loads(out.read_text())
+        commands["minicons"] = [[minicons, str(script), str(path), str(corpus), str(outputs["minicons"]), args.device]]
     else:
         print("  minicons: skipped (set BERTPROBE_MINICONS_PYTHON to a python that has minicons installed)")
-
     subset = texts[: args.subset]
-    start = time.perf_counter()
-    for text in subset:
-        timed([sys.executable, "-m", "bertprobe", "fillmask", text, "--mode", "each", "--json", "-m", str(path),
-               "--device", args.device], env)  # fmt: skip
-    rows["per-process"] = (time.perf_counter() - start) * n / len(subset)
-
-    out = work / f"{name}-plain.json"
+    commands["per-process"] = [
+        [sys.executable, "-m", "bertprobe", "fillmask", text, "--mode", "each", "--json", "-m", str(path),
+         "--device", args.device]
+        for text in subset
+    ]  # fmt: skip
     script = work / "plain_loop.py"
     script.write_text(PLAIN_LOOP)
-    rows["plain loop"] = timed([sys.executable, str(script), str(path), str(corpus), str(out), args.device], env)
-    plls["plain loop"] = json.loads(out.read_text())
+    commands["plain loop"] = [
+        [sys.executable, str(script), str(path), str(corpus), str(outputs["plain loop"]), args.device]
+    ]
+    times: dict[str, list[float]] = {row: [] for row in commands}
+    for _ in range(args.repeats):  # rows interleaved, so a busy machine slows them all alike
+        for row, runs in commands.items():
+            times[row].append(sum(timed(command, env) for command in runs))
+    rows = {row: statistics.median(values) for row, values in times.items()}
+    rows["per-process"] *= n / len(subset)
+    plls = {"score": [json.loads(line)["pll"] for line in outputs["score"].read_text().splitlines()]}
+    for row in ("minicons", "plain loop"):
+        if row in commands:
+            plls[row] = json.loads(outputs[row].read_text())
 
     print(
         f"\n{name}: {n} sentences, {args.threads} threads, device {args.device} "
-        f"(per-process: {len(subset)} run, scaled)"
+        f"(per-process: {len(subset)} run, scaled; median of {args.repeats})"
     )
     print(f"  {'row':<12} {'seconds':>9} {'sentences/s':>12} {'score / row':>12}")
     for row, seconds in rows.items():
@@ -174,6 +181,7 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=6)
     parser.add_argument("--models", default="base,tiny")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=1, help="Runs of every row, interleaved; the median counts.")
     args = parser.parse_args()
     texts = corpus_sentences(args.sentences)
     import importlib.metadata as md

@@ -118,9 +118,16 @@ class Summary:
             with_line = True
         else:
             with_line = False
-        table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=60)
+        # The text column gets what the other columns leave of the terminal's width.
+        others = [len(str(index)) for index, _, _, _ in self.rows] or [1]
+        used = max(others) + (max([4] + [len(str(line)) for _, line, _, _ in self.rows]) if with_line else 0)
+        for number, (header, justify) in enumerate(self.columns):
+            widest = max([len(header)] + [len(cells[number]) for _, _, _, cells in self.rows])
+            used += widest if justify == "right" else min(widest, 40)
+        borders = 3 * (len(self.columns) + (3 if with_line else 2)) + 1
+        table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=max(16, console.width - used - borders))
         for header, justify in self.columns:
-            table.add_column(header, justify=justify)  # type: ignore[arg-type]
+            table.add_column(header, justify=justify, no_wrap=justify == "right")  # type: ignore[arg-type]
         for index, line, text, cells in self.rows:
             first = [str(index)] + ([str(line) if line is not None else ""] if with_line else [])
             table.add_row(*first, Text(text), *[Text(c) for c in cells])

@@ -41,7 +41,12 @@ def sentence_table(result: SentenceScore, console: Console) -> None:
     line = Text(f"PLL {result.pll:.3f} over {result.scored_tokens} tokens   pseudo-perplexity ")
     line.append(f"{result.pseudo_perplexity:.2f}", style="bold")
     console.print(line)
-    console.print(Text(PLAIN_WORDS + " The bar shows how surprising each token is.", style="dim"))
+    words = (
+        PLAIN_WORDS
+        if result.metric == "original"
+        else PLAIN_WORDS.replace("masked in turn", "masked in turn with the rest of its word")
+    )
+    console.print(Text(words + " The bar shows how surprising each token is.", style="dim"))
 
 
 def summary(show: int) -> Summary:
@@ -67,7 +72,9 @@ def corpus_lines(texts: int, tokens: int, pll: float, metric: str) -> list[str]:
     return [
         f"{texts} text(s), {tokens} scored tokens (--metric {metric}): total PLL {pll:.3f}, "
         f"mean PLL per token {pll / tokens:.3f}, corpus pseudo-perplexity {math.exp(-pll / tokens):.2f}.",
-        PLAIN_WORDS,
+        PLAIN_WORDS
+        if metric == "original"
+        else PLAIN_WORDS.replace("masked in turn", "masked in turn with the rest of its word"),
     ]
 
 
