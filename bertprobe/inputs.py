@@ -233,6 +233,8 @@ class TextSource:
             first = checked.bad[0]
             more = len(checked.bad) - 1
             others = f" ({more} more bad line(s): {self.list_bad(checked.bad[1:])})" if more else ""
+            if not self.from_file and checked.count == 1:
+                raise InputError(first.reason, hint="Fix the text.")
             raise DataError(
                 f"{first.where(self.label)}: {first.reason}{others}; nothing was computed",
                 hint="Fix or delete those lines, or pass --on-bad skip to leave them out and list them.",

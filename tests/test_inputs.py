@@ -169,3 +169,29 @@ def test_attention_attribute_and_nsp_take_input_files(cli, tiny_pretraining_path
     assert line == single
     code, stdout, _ = cli("nsp", "--input", pairs, *model)
     assert code == 0 and "P(B follows A)" in stdout and "Cats purr." in stdout
+
+
+def test_json_lines_sink_writes_all_lines_or_keeps_the_old_file(tmp_path):
+    from dataclasses import dataclass
+
+    from bertprobe.render.jsonl import JsonLines, line_document
+
+    @dataclass
+    class Result:
+        text: str
+        value: float
+
+    target = tmp_path / "out.jsonl"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError), JsonLines(target) as sink:
+        sink.write(line_document(Result("a", 1.0), 1, 1, 0))
+        raise RuntimeError("interrupted half-way")
+    assert target.read_text() == "old\n" and list(tmp_path.iterdir()) == [target]
+    with JsonLines(target) as sink:
+        for n, text in enumerate(["a", "b"], start=1):
+            sink.write(line_document(Result(text, float(n)), n, None, 7))
+    docs = _lines(target.read_text())
+    assert [(d["index"], d["line"], d["text"], d["value"], d["seed"]) for d in docs] == [
+        (1, None, "a", 1.0, 7),
+        (2, None, "b", 2.0, 7),
+    ]
