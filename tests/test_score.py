@@ -215,10 +215,22 @@ def test_out_is_written_whole_or_not_at_all(mlm_path, tmp_path):
     out = tmp_path / "scores.jsonl"
     out.write_text("an earlier run\n")
     crashed = _run_cli(
-        "score", "--input", corpus, "--out", out, "-m", mlm_path, env={"BERTPROBE_TEST_CRASH_AFTER": "jsonl-line"}
+        "score",
+        "--input",
+        corpus,
+        "--out",
+        out,
+        "-m",
+        mlm_path,
+        env={"BERTPROBE_TEST_KILL_AFTER": "jsonl:line-written#3"},
     )
-    assert crashed.returncode == 17
+    assert crashed.returncode == -9  # SIGKILL after the third line
     assert out.read_text() == "an earlier run\n"  # the killed run left the old file as it was
+    killed_at_rename = _run_cli(
+        "score", "--input", corpus, "--out", out, "-m", mlm_path,
+        env={"BERTPROBE_TEST_KILL_AFTER": "atomic-write:temp-written"},
+    )  # fmt: skip
+    assert killed_at_rename.returncode == -9 and out.read_text() == "an earlier run\n"
     rerun = _run_cli("score", "--input", corpus, "--out", out, "--json", "-m", mlm_path)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stdout == ""  # --out takes the lines instead of stdout

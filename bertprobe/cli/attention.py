@@ -8,18 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import ATTENTION_LAYER_HELP, Common, count, layer_option
 from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
 
 
@@ -28,11 +17,12 @@ def attention_cli(
     text: Annotated[
         str | None, typer.Argument(help="The text to look at (or many with --input).", show_default=False)
     ] = None,
-    layer: Annotated[
-        int | None, typer.Option("--layer", "-l", help="Drill into one layer (1 = first).", show_default=False)
-    ] = None,
+    layer: Annotated[int | None, layer_option(ATTENTION_LAYER_HELP, "-l")] = None,
     head: Annotated[
-        int | None, typer.Option("--head", help="One attention head (1-based) instead of the mean.", show_default=False)
+        int | None,
+        typer.Option(
+            "--head", help="One attention head (1-based) instead of the mean.", show_default=False, **count(1, 10_000)
+        ),
     ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a layer x token heatmap (PNG).")] = None,
     input_file: InputOpt = None,
@@ -40,13 +30,8 @@ def attention_cli(
     on_bad: OnBadOpt = OnBad.stop,
     out: OutOpt = None,
     show: ShowOpt = 20,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Where attention goes, layer by layer: [CLS] to each token, each token to [CLS] and [SEP].
 
@@ -55,7 +40,6 @@ def attention_cli(
     from bertprobe import attention, render
     from bertprobe.render.attention import plot as plot_attention
 
-    common = Common(model, revision, offline, device, dtype, json, seed)
     if input_file is not None or out is not None or text is None:
         _many(common, text, input_file, text_column, on_bad.value, out, show, layer, head, plot)
         return
@@ -65,7 +49,7 @@ def attention_cli(
     result = attention.attention(lm, text, layer=layer, head=head)
     if plot is not None:
         render.notice(f"Wrote {plot_attention(result, plot)}")
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed)
 
 
 def _many(

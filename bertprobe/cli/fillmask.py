@@ -9,18 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import MAX_TOP_K, Common, count, real
 from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
 
 # Spelled out here (not imported from bertprobe.fillmask) so `--help` stays light; a test checks they agree.
@@ -48,14 +37,16 @@ def fillmask_cli(
         ),
     ] = None,
     mode: Annotated[Mode | None, typer.Option("--mode", help=MODE_HELP, show_default=False)] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Predictions shown per mask.")] = 5,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Predictions shown per mask.", **count(1, MAX_TOP_K))] = 5,
     mask_word: Annotated[
         str | None,
         typer.Option("--mask-word", help="(word) The word whose pieces are masked.", show_default=False),
     ] = None,
     occurrence: Annotated[
         int | None,
-        typer.Option("--occurrence", min=1, help="(word) Mask only the N-th occurrence (1-based).", show_default=False),
+        typer.Option(
+            "--occurrence", help="(word) Mask only the N-th occurrence (1-based).", show_default=False, **count(1)
+        ),
     ] = None,
     decode: Annotated[
         Decode,
@@ -66,7 +57,7 @@ def fillmask_cli(
             "joint score = sum over masks of ln P(token | every other mask filled by the completion).",
         ),
     ] = Decode.independent,
-    beam: Annotated[int, typer.Option("--beam", min=1, max=50, help="(joint) Beam width and completions shown.")] = 5,
+    beam: Annotated[int, typer.Option("--beam", help="(joint) Beam width and completions shown.", **count(1, 50))] = 5,
     targets: Annotated[
         str | None,
         typer.Option(
@@ -86,14 +77,15 @@ def fillmask_cli(
             "--rate",
             help="(bert, random, whole-word, span) Share of the non-special tokens selected (default 0.15, as "
             "BERT); the draws follow --seed.",
+            show_default=False,
+            **real(0, 1, low_open=True),
         ),
     ] = None,
     samples: Annotated[
         int | None,
         typer.Option(
             "--samples",
-            min=1,
-            max=1000,
+            **count(1, 1000),
             help="(bert, random, whole-word, span) Independent draws of the masking, all in one forward "
             "pass; the summary counts them all (default 1).",
         ),
@@ -112,13 +104,8 @@ def fillmask_cli(
     on_bad: OnBadOpt = OnBad.stop,
     out: OutOpt = None,
     show: ShowOpt = 20,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Predict the words behind each [MASK], or watch BERT's pretraining masking on a sentence.
 
@@ -128,24 +115,23 @@ def fillmask_cli(
     from bertprobe.fillmask import fill
 
     chosen = mode.value if mode is not None else ("word" if mask_word is not None else "single")
-    common = Common(model, revision, offline, device, dtype, json, seed)
-    options = dict(
-        mask_word=mask_word,
-        occurrence=occurrence,
-        decode=decode.value,
-        beam=beam,
-        targets=[targets] if targets is not None else None,
-        show_cls=show_cls,
-        rate=rate,
-        samples=samples,
-        replace=replace.value if replace is not None else None,
-        seed=seed,
-    )
     if input_file is not None or out is not None or text is None:
+        options = dict(
+            mask_word=mask_word,
+            occurrence=occurrence,
+            decode=decode.value,
+            beam=beam,
+            targets=[targets] if targets is not None else None,
+            show_cls=show_cls,
+            rate=rate,
+            samples=samples,
+            replace=replace.value if replace is not None else None,
+            seed=common.seed,
+        )
         _many(common, text, input_file, text_column, on_bad.value, out, show, chosen, top_k, options)
         return
     lm = common.load("mlm")
-    with render.progress_bar(f"fillmask --mode {chosen}", enabled=not json) as progress:
+    with render.progress_bar(f"fillmask --mode {chosen}", enabled=not common.json) as progress:
         result = fill(
             lm,
             text,
@@ -160,13 +146,13 @@ def fillmask_cli(
             rate=rate,
             samples=samples,
             replace=replace.value if replace is not None else None,
-            seed=seed,
+            seed=common.seed,
             progress=progress,
         )
     for notice in result.notices:
         if notice not in lm.notices:  # the loader's own were printed when it loaded
             render.notice(notice)
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed)
 
 
 def _many(

@@ -9,18 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import Common
 from bertprobe.cli.texts import BatchSizeOpt, InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
 
 # Spelled out here (not imported from bertprobe.score) so `--help` stays light; a test checks they agree.
@@ -70,13 +59,8 @@ def score_cli(
     on_bad: OnBadOpt = OnBad.stop,
     out: OutOpt = None,
     show: ShowOpt = 20,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Score sentences: pseudo-log-likelihood, pseudo-perplexity and per-token scores; or minimal-pair accuracy.
 
@@ -88,7 +72,6 @@ def score_cli(
     from bertprobe.score import check_options
 
     check_options(metric.value, unk.value, batch_size)
-    common = Common(model, revision, offline, device, dtype, json, seed)
     if pairs is not None:
         if texts or input_file is not None or text_column is not None:
             raise InputError(

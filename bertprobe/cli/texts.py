@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from bertprobe.cli.options import count
+
 OnBad = Enum("OnBad", {name: name for name in ("stop", "skip")}, type=str)
 
 InputOpt = Annotated[
@@ -50,12 +52,12 @@ OutOpt = Annotated[
         show_default=False,
     ),
 ]
-ShowOpt = Annotated[int, typer.Option("--show", min=0, help="Rows of the summary table for many texts (0: all).")]
+ShowOpt = Annotated[int, typer.Option("--show", help="Rows of the summary table for many texts (0: all).", **count(0))]
 BatchSizeOpt = Annotated[
     int,
     typer.Option(
         "--batch-size",
-        min=1,
+        **count(1, 1 << 24),
         help="Padded word pieces per forward pass; the masked copies of many texts share passes. Memory per pass: "
         "about 150 MB for bert-base at 4096 (it grows in proportion).",
     ),
@@ -133,8 +135,8 @@ def run_many(
     distributed.finish(place)
     if not place.main:
         return
-    for notice, count in notices.items():
-        render.notice(f"{count} text(s): {notice}" if count > 1 or sink.count > 1 else notice)
+    for notice, times in notices.items():
+        render.notice(f"{times} text(s): {notice}" if times > 1 or sink.count > 1 else notice)
     if out is not None:
         render.notice(f"Wrote {sink.count} result(s) to {out} (JSON Lines, input order)")
     if not common.json:

@@ -21,14 +21,6 @@ from rich.text import Text
 from bertprobe.errors import InputError
 from bertprobe.render import to_document
 
-# Test-only: the name of a write step after which the process dies (crash tests).
-CRASH_HOOK = "BERTPROBE_TEST_CRASH_AFTER"
-
-
-def crash_point(step: str) -> None:
-    if os.environ.get(CRASH_HOOK) == step:
-        os._exit(17)
-
 
 def check_out_path(path: str | Path | None) -> Path | None:
     """Refuse an output file that cannot be written, before any model work."""
@@ -79,7 +71,9 @@ class JsonLines:
         if self.out is None:
             self._file.flush()
         else:
-            crash_point("jsonl-line")
+            from bertprobe.atomic import crash_point
+
+            crash_point("jsonl:line-written")  # test hook: BERTPROBE_TEST_KILL_AFTER=jsonl:line-written
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
         if self.out is None:
