@@ -84,10 +84,12 @@ def score(
     source: str = "arguments",
     mode: str = "pairs",
     progress: Progress | None = None,
+    probabilities: Sequence[float] | None = None,  # already computed (many pairs batched together)
 ) -> NspResult:
     if not pairs:
         raise InputError("no sentence pairs to score", hint='e.g. bertprobe nsp "I was hungry." "So I ate."')
-    probabilities = is_next_probabilities(lm, pairs, progress=progress)
+    if probabilities is None:
+        probabilities = is_next_probabilities(lm, pairs, progress=progress)
     truth = list(truth) if truth is not None else [None] * len(pairs)
     lines = list(lines) if lines is not None else [None] * len(pairs)
     scored = [
