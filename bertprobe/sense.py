@@ -533,12 +533,28 @@ def _anisotropy(vectors: Any, unit_sums: Any, counts: Any) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _cluster(similarity_vectors: Any, k: int, seed: int) -> list[int]:
-    """k-means on unit-length (centred) vectors; clusters numbered in order of first appearance."""
+def _cluster(similarity_vectors: Any, k: int, seed: int, notices: list[str] | None = None) -> list[int]:
+    """k-means on unit-length (centred) vectors; clusters numbered in order of first appearance.
+
+    Fewer distinct vectors than ``k`` (repeated sentences) make scikit-learn warn; that becomes one
+    bertprobe notice instead of a library warning on the terminal.
+    """
+    import warnings
+
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
 
     unit = similarity_vectors / _norms(similarity_vectors)
-    raw = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(unit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        raw = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(unit)
+    if notices is not None and any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        message = (
+            f"the word's vectors take fewer than {k} distinct values at some layers (repeated sentences?): "
+            f"k-means found fewer than {k} clusters there"
+        )
+        if message not in notices:
+            notices.append(message)
     numbering: dict[int, int] = {}
     for label in raw:
         numbering.setdefault(int(label), len(numbering) + 1)
@@ -618,7 +634,7 @@ def probe(
         )
         matrices[index] = (raw, centred_sim)
         if not labelled and can_cluster and index > 0:
-            cluster_by_layer[index] = _cluster(centred_vectors, k, seed)
+            cluster_by_layer[index] = _cluster(centred_vectors, k, seed, notices)
             row.cluster_silhouette = silhouette(centred_sim, cluster_by_layer[index])
         stats.append(row)
 
@@ -638,7 +654,7 @@ def probe(
     agreement = None
     if can_cluster:
         assignment = cluster_by_layer.get(shown) or _cluster(
-            found.vectors[:, shown] - found.token_means[shown], k, seed
+            found.vectors[:, shown] - found.token_means[shown], k, seed, notices
         )
         for sentence, cluster in zip(found.sentences, assignment, strict=True):
             sentence.cluster = cluster

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import (
     Common,
     Device,
@@ -32,6 +33,7 @@ def attention_cli(
         int | None, typer.Option("--head", help="One attention head (1-based) instead of the mean.", show_default=False)
     ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a layer x token heatmap (PNG).")] = None,
+    explain: ExplainOpt = False,
     model: ModelOpt = "auto",
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -54,4 +56,4 @@ def attention_cli(
     result = attention.attention(lm, text, layer=layer, head=head)
     if plot is not None:
         render.notice(f"Wrote {plot_attention(result, plot)}")
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=json, seed=seed, explain=explain)

@@ -19,6 +19,7 @@ from bertprobe.attribute import (
     METHODS,
 )
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import (
     Common,
     Device,
@@ -96,6 +97,7 @@ def attribute_cli(
             "--html", help="Also write a standalone HTML page (no scripts, no fonts) to FILE.", show_default=False
         ),
     ] = None,
+    explain: ExplainOpt = False,
     model: ModelOpt = "auto",
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -156,4 +158,4 @@ def attribute_cli(
         write_html(result, html)
         if not json:
             render.notice(f"wrote {html}")
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=json, seed=seed, explain=explain)

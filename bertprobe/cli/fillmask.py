@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import DetailsOpt, ExplainOpt
 from bertprobe.cli.options import (
     Common,
     Device,
@@ -104,6 +105,22 @@ def fillmask_cli(
             show_default=False,
         ),
     ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            metavar="left|right|both|all",
+            help="(single, word) Predict the one mask from the words on its left only (what a left-to-right model "
+            "sees), its right only, and/or both, side by side: a comma list, or all. A one-sided view REMOVES the "
+            "other side rather than masking it (masks would still tell the model how many words follow); the left "
+            "view also drops the closing [SEP], which would tell the model the text ends at the mask. The table "
+            "follows the probability of the original word (--mask-word), of --targets, or else of the top-1 with "
+            "both sides.",
+            show_default=False,
+        ),
+    ] = None,
+    explain: ExplainOpt = False,
+    details: DetailsOpt = False,
     model: ModelOpt = "auto",
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -120,6 +137,10 @@ def fillmask_cli(
     from bertprobe.fillmask import fill
 
     chosen = mode.value if mode is not None else ("word" if mask_word is not None else "single")
+    if context is not None:
+        from bertprobe.fillmask import parse_contexts
+
+        parse_contexts(context)  # a misspelt view is refused before the model loads
     common = Common(model, revision, offline, device, dtype, json, seed)
     lm = common.load("mlm")
     with render.progress_bar(f"fillmask --mode {chosen}", enabled=not json) as progress:
@@ -139,8 +160,9 @@ def fillmask_cli(
             replace=replace.value if replace is not None else None,
             seed=seed,
             progress=progress,
+            context=context,
         )
     for notice in result.notices:
         if notice not in lm.notices:  # the loader's own were printed when it loaded
             render.notice(notice)
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=json, seed=seed, explain=explain, details=details)

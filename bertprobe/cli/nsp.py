@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import (
     Common,
     Device,
@@ -39,6 +40,7 @@ def nsp_cli(
         ),
     ] = None,
     show: Annotated[int, typer.Option("--show", min=0, help="Pairs listed in the table (0: all).")] = 20,
+    explain: ExplainOpt = False,
     model: ModelOpt = "auto",
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -77,4 +79,4 @@ def nsp_cli(
     else:
         from bertprobe.render.nsp import nsp_table
 
-        nsp_table(result, render.out(), show=show)
+        nsp_table(result, render.out(), show=show, explain=explain)

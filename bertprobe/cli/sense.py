@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import DetailsOpt, ExplainOpt
 from bertprobe.cli.options import (
     Common,
     Device,
@@ -83,6 +84,8 @@ def sense_cli(
     ] = None,
     list_sets: Annotated[bool, typer.Option("--list", help="List the built-in sense sets and exit.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sentences per forward pass.")] = 32,
+    explain: ExplainOpt = False,
+    details: DetailsOpt = False,
     model: ModelOpt = "auto",
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -124,7 +127,7 @@ def sense_cli(
         )
     for notice in result.notices:
         render.notice(notice)
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=json, seed=seed, explain=explain, details=details)
     if plot is not None:
         written = sense_render.plot(result, plot)
         render.notice(f"wrote {written}")
