@@ -224,3 +224,12 @@ def test_faithfulness_keeps_significant_digits():
     assert signif(0.0) == "+0.0000"
     assert signif(2.5e-5, sign=False) == "2.50e-05"
     assert signif(0.25, sign=False) == "0.2500"
+
+
+def test_offline_hint_for_a_missing_hub_model_names_the_bundled_masked_lm(cli):
+    code, stdout, stderr = cli("fillmask", "The cat sat on the [MASK].", "--model", "bert-base-uncased", "--offline")
+    if code == 0:
+        pytest.skip("bert-base-uncased is in this machine's Hugging Face cache")
+    assert stdout == "" and "not in the local Hugging Face cache" in stderr
+    hint = " ".join(stderr.split())
+    assert "--model tiny-mlm (masked LM" in hint and "--model minilm (encoder only" in hint

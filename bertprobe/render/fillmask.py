@@ -100,14 +100,15 @@ def fillmask_readings(result: FillMaskResult) -> list[str]:
     top = first.predictions[0]
     if len(result.masks) == 1:
         confidence = (
-            "sure of it"
+            "it is fairly sure"
             if top.score >= 0.5
-            else "unsure: several words fit"
+            else "it is unsure, several words fit"
             if top.score < 0.2
-            else "leaning towards it, but far from sure"
+            else "it leans that way, but is far from sure"
         )
         lines.append(
-            f"The model's best guess for the mask is {top.token_str.strip()!r} with p={top.score:.2f}: {confidence}. "
+            f"The model's best guess for the mask is {top.token_str.strip()!r} with p={top.score:.2f}, "
+            f"so {confidence}. "
             "Each mask is predicted from its own final hidden state, which has read the words on both sides."
         )
     else:
