@@ -376,6 +376,10 @@ def test_table_reads_out_the_result_for_a_learner(cli, minilm_path):
     static = next(line for line in table.splitlines() if line.strip().startswith("static"))
     assert "–" in static  # no nearest neighbour among identical vectors
     assert "adjusted Rand" not in table and "aniso." not in table  # expert columns wait for --details
+    code, detailed, _ = cli("sense", "bank", "-m", "minilm", "--details", "--explain")
+    assert code == 0
+    assert "adjusted Rand 1.00" in detailed and "aniso." in detailed and "gap°" in detailed
+    assert "take each sentence, find the one whose vector is most similar" in " ".join(detailed.split())
 
 
 def test_unlabelled_sentences_have_no_best_layer(cli, minilm_path):
@@ -386,3 +390,24 @@ def test_unlabelled_sentences_have_no_best_layer(cli, minilm_path):
     assert doc["best_layer"] is None and doc["shown_layer"] == 6 and doc["position_control"]["within"] is None
     _, table, _ = cli("sense", "bank", *args, "-m", "minilm")
     assert "★" not in table and "Without sense labels" in table
+
+
+def test_position_control_counts_roberta_positions_from_its_padding_offset(cli, tiny_roberta_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    texts = ["a river bank is muddy", "a money bank is busy", "the bank sat on the mat"]
+    args = [a for text in texts for a in ("-s", text)]
+    code, stdout, stderr = cli("sense", "bank", *args, "-m", tiny_roberta_path, "--json")
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_roberta_path))
+    model = AutoModel.from_pretrained(str(tiny_roberta_path))
+    table = model.embeddings.position_embeddings.weight.detach().double().numpy()
+    offset = model.config.pad_token_id + 1  # RoBERTa numbers positions from padding_idx + 1
+    vectors = []
+    for sentence in doc["sentences"]:
+        ids = tokenizer(sentence["text"])["input_ids"]
+        assert len(ids) > max(sentence["pieces"])
+        vectors.append(table[[p + offset for p in sentence["pieces"]]].mean(axis=0))
+    expected = np.mean([_cos(vectors[i], vectors[j]) for i, j in _pairs(len(vectors))])
+    assert doc["position_control"]["mean_cosine"] == pytest.approx(expected, abs=1e-6)

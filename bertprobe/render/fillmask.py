@@ -361,6 +361,23 @@ def pll_table(result: PseudoLikelihoodResult, console: Console, explain: bool = 
     line = Text(f"PLL {result.pll:.3f} over {result.scored_tokens} tokens   pseudo-perplexity ")
     line.append(f"{result.pseudo_perplexity:.2f}", style="bold")
     console.print(line)
+    if explain:
+        console.print(
+            Text(
+                "ln P(token): the log-probability of the real token when only it is masked (0 = certain, more "
+                "negative = more surprising); rank: where it comes in the model's list; PLL: their sum.",
+                style="dim",
+            )
+        )
+    by_position = {s.position: s for s in result.masks}
+    surprising = ", ".join(repr(by_position[p].token) for p in result.surprising if p in by_position)
+    console.print(
+        Text(
+            f"Masked one at a time, each token of this text gets on average (geometric mean) the probability of a 1-in-"
+            f"{result.pseudo_perplexity:,.1f} guess; the model least expected {surprising}.",
+            style="bold",
+        )
+    )
 
 
 CONTEXT_TITLE = {"left": "left context only", "right": "right context only", "both": "both sides (BERT)"}
