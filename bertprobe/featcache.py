@@ -15,11 +15,11 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertprobe import features
+from bertprobe import features, layers
 from bertprobe.atomic import atomic_write
 from bertprobe.errors import InputError
 from bertprobe.models import LoadedModel
@@ -38,16 +38,7 @@ def cache_root() -> Path:
 
 def resolve_layer(lm: LoadedModel, layer: int | None) -> int:
     """0 = embeddings, ``num_layers`` = last; negative counts from the end (-1 = last); None = last."""
-    count = lm.num_layers
-    if layer is None:
-        return count
-    chosen = layer + count + 1 if layer < 0 else layer
-    if not 0 <= chosen <= count:
-        raise InputError(
-            f"--layer {layer} is out of range: {lm.name} has layers 0 (embeddings) to {count}",
-            hint=f"Pick a layer from 0 to {count}, or -1 for the last.",
-        )
-    return chosen
+    return lm.num_layers if layer is None else layers.resolve_layer(layer, lm.num_layers, lm.name)
 
 
 def check_spec(lm: LoadedModel, layer: int, pooling: str) -> None:
@@ -270,49 +261,8 @@ def pooled_features(
 
 
 def random_encoder(lm: LoadedModel, seed: int) -> LoadedModel:
-    """The same architecture with freshly initialised weights (BERT's own init), as a control.
+    """The same architecture with freshly initialised weights (the model's own init), as a control.
 
     A probe on it measures what the probe and the architecture get without any pre-training.
     """
-    import torch
-
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        if lm.native:
-            from bertprobe import bert
-
-            cfg = bert.BertConfig.from_dict(lm.config)
-            model = bert.Bert(cfg, pooler="pooler" in lm.heads)
-            _init_like_bert(model, float(lm.config.get("initializer_range", 0.02)))
-            with torch.no_grad():  # transformers' embedding has padding_idx = pad_token_id, zeroed at init
-                model.get_input_embeddings().weight[cfg.pad_token_id].zero_()
-        else:
-            import transformers
-
-            config = transformers.AutoConfig.from_pretrained(str(lm.path))
-            model = transformers.AutoModel.from_config(config)
-    finally:
-        torch.random.set_rng_state(generator_state)
-    model = model.to(device=lm.device, dtype=lm.dtype).eval()
-    return replace(lm, model=model, fingerprint=f"{lm.fingerprint}+random-init-{seed}", notices=[])
-
-
-def _init_like_bert(model: Any, std: float) -> None:
-    """What transformers' BertPreTrainedModel._init_weights does: N(0, std) weights, zero biases, unit LayerNorm."""
-    import torch
-    from torch import nn
-
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.Linear):
-                module.weight.normal_(0.0, std)
-                if module.bias is not None:
-                    module.bias.zero_()
-            elif isinstance(module, nn.Embedding):
-                module.weight.normal_(0.0, std)
-                if module.padding_idx is not None:
-                    module.weight[module.padding_idx].zero_()
-            elif isinstance(module, nn.LayerNorm):
-                module.weight.fill_(1.0)
-                module.bias.zero_()
+    return lm.random_copy(seed)

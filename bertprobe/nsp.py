@@ -67,12 +67,7 @@ def is_next_probabilities(
     for batch in batches([len(e) for e in encodings], batch_size):
         input_ids, attention, token_types = pad_batch(lm, [encodings[i] for i in batch])
         with torch.inference_mode():
-            out = lm.model(
-                input_ids=input_ids.to(lm.device),
-                attention_mask=attention.to(lm.device),
-                token_type_ids=token_types.to(lm.device),
-            )
-            logits = out["seq_relationship_logits"] if isinstance(out, dict) else _nsp_logits(out)
+            logits = lm.backend.nsp_logits(input_ids.to(lm.device), attention.to(lm.device), token_types.to(lm.device))
             chance = logits.float().softmax(-1)[:, 0].cpu().tolist()
         for index, value in zip(batch, chance, strict=True):
             probabilities[index] = value
@@ -80,11 +75,6 @@ def is_next_probabilities(
         if progress:
             progress(done, len(pairs))
     return probabilities
-
-
-def _nsp_logits(out):
-    # BertForNextSentencePrediction names them ``logits``; BertForPreTraining ``seq_relationship_logits``.
-    return out.seq_relationship_logits if getattr(out, "seq_relationship_logits", None) is not None else out.logits
 
 
 def score(

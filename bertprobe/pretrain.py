@@ -150,12 +150,8 @@ def probe_predictions(lm: LoadedModel, texts: Sequence[str], top: int = 3) -> li
     if not texts:
         return []
     encoded = [require_masks(lm, text) for text in texts]
-    was_training = lm.model.training
-    lm.model.eval()
-    try:
+    with lm.backend.mode(training=False):
         rows = masked_logits(lm, [e.ids for e, _ in encoded], [positions[:1] for _, positions in encoded])
-    finally:
-        lm.model.train(was_training)
     return [
         ProbeTop(text, [(p.token_str, p.score) for p in top_predictions(lm, logits[0], top)])
         for text, logits in zip(texts, rows, strict=True)
@@ -385,9 +381,9 @@ def pretrain(
             input_ids, attention, labels = (t.to(lm.device) for t in (input_ids, attention, labels))
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(settings.lr, fraction(), settings.warmup)
-            hidden = model(input_ids=input_ids, attention_mask=attention, heads=False)["last_hidden_state"]
+            hidden = lm.backend.forward(input_ids=input_ids, attention_mask=attention).last_hidden_state
             selected = labels != -100
-            logits = model.mlm_logits(hidden[selected])
+            logits = lm.backend.mlm_logits(hidden[selected])
             loss = torch.nn.functional.cross_entropy(logits.float(), labels[selected])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -24,6 +24,7 @@ from typing import Any
 
 from bertprobe.atomic import atomic_write
 from bertprobe.errors import ArtifactError, DataError, InputError
+from bertprobe.layers import resolve_layer
 
 PROBE_FORMAT = "bertprobe-probe"
 PROBE_VERSION = 1
@@ -106,7 +107,11 @@ class SavedProbe:
             raise ArtifactError(f"this probe reads layer {self.layer}, but {lm.name} has {lm.num_layers} layers")
 
     def check_reading(self, layer: int | None = None, pooling: str | None = None) -> None:
-        """Refuse a layer or pooling other than the probe's (``None``: take the probe's own)."""
+        """Refuse a layer or pooling other than the probe's (``None``: take the probe's own).
+
+        A negative ``layer`` counts from the end of the probe's model (-1 = its last layer)."""
+        if layer is not None and layer < 0:
+            layer = resolve_layer(layer, int(self.meta.get("num_layers", self.layer)), self.model)
         if layer is not None and layer != self.layer:
             raise ArtifactError(
                 f"this probe was trained on layer {self.layer}, not layer {layer}",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bertprobe.errors import DataError, InputError
+from bertprobe.layers import resolve_layer
 from bertprobe.models import LoadedModel
 
 POOLINGS = ("mean", "first", "last")
@@ -384,7 +385,7 @@ def word_vectors(
         raise InputError(f"unknown pooling {pool!r}", hint=f"Choose one of {', '.join(POOLINGS)}.")
     located, notices = locate(lm, word, sentences, occurrence)
     extracted = features.extract(lm, [s.text for s in sentences], batch_size=batch_size, progress=progress)
-    embedding = lm.model.get_input_embeddings().weight
+    embedding = lm.input_embeddings().weight
     position_table = _position_table(lm)
     count = len(sentences)
     depth = lm.num_layers + 2
@@ -400,6 +401,9 @@ def word_vectors(
         encoding = item.encoding
         with torch.no_grad():
             static = embedding[torch.tensor(encoding.ids, device=embedding.device)].float().cpu()
+        # ALBERT and ELECTRA embed words in fewer dimensions than their hidden states: zero-padding the
+        # static vectors keeps every dot product, norm and distance, so the static row is unchanged.
+        static = torch.nn.functional.pad(static, (0, lm.hidden_size - static.shape[-1]))
         # [layers + 2, tokens, hidden]: the static rows stacked in front of the contextual layers.
         states = torch.cat([static.unsqueeze(0), item.hidden_states], dim=0).double().numpy()
         vectors[where.number - 1] = _pool(states[:, where.pieces, :], pool)
@@ -439,26 +443,15 @@ def word_vectors(
 
 
 def _position_table(lm: LoadedModel) -> tuple[Any, int] | None:
-    """The absolute position-embedding matrix (float64 numpy) and the index of position 0 in it, or None.
-
-    RoBERTa-style models number positions from ``pad_token_id + 1``. Models with relative or
-    rotary positions (DeBERTa, ModernBERT) have no such matrix: no position control then.
-    """
+    """The absolute position-embedding matrix (float64 numpy) and the row of position 0, or None."""
     import torch
 
-    model = lm.model
-    base = getattr(model, "bert", None) or getattr(model, "base_model", model)
-    embeddings = getattr(base, "embeddings", None)
-    table = getattr(embeddings, "position_embeddings", None)
-    if not isinstance(table, torch.nn.Embedding):
+    found = lm.backend.position_embeddings()
+    if found is None:
         return None
-    if lm.config.get("position_embedding_type", "absolute") != "absolute":
-        return None
-    offset = 0
-    if lm.config.get("model_type") in {"roberta", "xlm-roberta", "camembert"}:
-        offset = int(lm.config.get("pad_token_id", 1)) + 1
+    layer, offset = found
     with torch.no_grad():
-        return table.weight.detach().double().cpu().numpy(), offset
+        return layer.weight.detach().double().cpu().numpy(), offset
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -585,11 +578,8 @@ def probe(
     if not word:
         raise InputError("the word to probe is empty", hint="bertprobe sense WORD")
     _require_two(sentences)
-    if layer is not None and not 0 <= layer <= lm.num_layers:
-        raise InputError(
-            f"--layer {layer} does not exist: {lm.name} has layers 0 (embeddings) to {lm.num_layers}",
-            hint=f"Pick a layer between 0 and {lm.num_layers}, or leave --layer out for the best one.",
-        )
+    if layer is not None:
+        layer = resolve_layer(layer, lm.num_layers, lm.name)
     notices: list[str] = []
     labels = [s.sense for s in sentences]
     labelled_count = sum(label is not None for label in labels)

@@ -381,7 +381,7 @@ def test_max_train_samples_a_stratified_subset(cli, tiny_encoder_path, tmp_path)
     ("args", "message"),
     [
         ((), "give either --task or --data"),
-        (("--layer", "9"), "--layer 9 is out of range"),
+        (("--layer", "9"), "--layer 9 does not exist"),
         (("--layer", "1", "--pool", "pooler"), "--pool pooler reads the last layer"),
         (("--pool", "pooler"), "has no pooler weights"),
         (("--C", "-1"), "--C must be a positive number"),

@@ -20,18 +20,7 @@ from bertprobe.attribute import (
 )
 from bertprobe.cli.app import command
 from bertprobe.cli.learner import ExplainOpt
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import Common
 
 MethodChoice = Enum("MethodChoice", {name: name for name in METHODS}, type=str)
 BaselineChoice = Enum("BaselineChoice", {name: name for name in BASELINES}, type=str)
@@ -98,13 +87,8 @@ def attribute_cli(
         ),
     ] = None,
     explain: ExplainOpt = False,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Show which input tokens drive a fill-mask prediction or a saved probe's class (Captum).
 
@@ -130,19 +114,18 @@ def attribute_cli(
         internal_batch_size=internal_batch_size,
         faithfulness=faithfulness,
         random_orders=random_orders,
-        seed=seed,
+        seed=common.seed,
     )
-    common = Common(model, revision, offline, device, dtype, json, seed)
     # A progress bar only on a terminal: piped stderr keeps to notices and errors.
-    show_progress = not json and render.err().is_terminal
+    show_progress = not common.json and render.err().is_terminal
     if probe is not None:
         from bertprobe.probe import load_probe
 
         saved = load_probe(probe)
-        if model == "auto":
+        if common.model == "auto":
             # A probe reads one model's features only: default to it rather than to bert-base-uncased.
             common.model = saved.default_model_spec()
-            common.revision = revision or saved.revision
+            common.revision = common.revision or saved.revision
         lm = common.load("encoder")
         with render.progress_bar("attributing", enabled=show_progress) as progress:
             result = attribute_probe(lm, text, saved, label=label, settings=settings, progress=progress)
@@ -156,6 +139,6 @@ def attribute_cli(
         from bertprobe.render.attribute import write_html
 
         write_html(result, html)
-        if not json:
+        if not common.json:
             render.notice(f"wrote {html}")
-    render.show(result, json=json, seed=seed, explain=explain)
+    render.show(result, json=common.json, seed=common.seed, explain=explain)

@@ -9,18 +9,7 @@ import typer
 
 from bertprobe.cli.app import command
 from bertprobe.cli.learner import DetailsOpt, ExplainOpt
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import Common
 
 # Spelled out here (not imported from bertprobe.fillmask) so `--help` stays light; a test checks they agree.
 Mode = Enum("Mode", {m: m for m in ("single", "word", "bert", "random", "whole-word", "span", "each")}, type=str)
@@ -121,13 +110,8 @@ def fillmask_cli(
     ] = None,
     explain: ExplainOpt = False,
     details: DetailsOpt = False,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Predict the words behind each [MASK], or watch BERT's pretraining masking on a sentence.
 
@@ -141,9 +125,8 @@ def fillmask_cli(
         from bertprobe.fillmask import parse_contexts
 
         parse_contexts(context)  # a misspelt view is refused before the model loads
-    common = Common(model, revision, offline, device, dtype, json, seed)
     lm = common.load("mlm")
-    with render.progress_bar(f"fillmask --mode {chosen}", enabled=not json) as progress:
+    with render.progress_bar(f"fillmask --mode {chosen}", enabled=not common.json) as progress:
         result = fill(
             lm,
             text,
@@ -158,11 +141,11 @@ def fillmask_cli(
             rate=rate,
             samples=samples,
             replace=replace.value if replace is not None else None,
-            seed=seed,
+            seed=common.seed,
             progress=progress,
             context=context,
         )
     for notice in result.notices:
         if notice not in lm.notices:  # the loader's own were printed when it loaded
             render.notice(notice)
-    render.show(result, json=json, seed=seed, explain=explain, details=details)
+    render.show(result, json=common.json, seed=common.seed, explain=explain, details=details)

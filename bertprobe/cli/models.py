@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import JsonOpt
+from bertprobe.cli.options import Common
 
 
-@command("models")
-def models_cli(json: JsonOpt = False) -> None:
+@command("models", shared=("json",))
+def models_cli(*, common: Common) -> None:
     """List the bundled models and the BERT-family models in the local Hugging Face cache.
 
     Example: bertprobe models
@@ -15,4 +15,4 @@ def models_cli(json: JsonOpt = False) -> None:
     from bertprobe import render
     from bertprobe.models import list_models
 
-    render.show_models(list_models(), json=json)
+    render.show_models(list_models(), json=common.json)

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import Device, DeviceOpt, JsonOpt, OfflineOpt, SeedOpt
+from bertprobe.cli.options import Common
 
 
-@command("pretrain")
+@command("pretrain", shared=("offline", "device", "json", "seed"))
 def pretrain_cli(
     source: Annotated[
         str, typer.Option("--from", help="Checkpoint to continue from: hub id, directory, or minilm.")
@@ -37,10 +37,8 @@ def pretrain_cli(
     save_minutes: Annotated[float, typer.Option("--save-minutes", help="Minutes between checkpoints.")] = 5.0,
     save_dtype: Annotated[str, typer.Option("--save-dtype", help="float32, float16 or bfloat16 weights.")] = "float32",
     restart: Annotated[bool, typer.Option("--restart", help="Ignore a run already in --out and start over.")] = False,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Continue BERT's masked-LM pretraining on your text, and watch it learn.
 
@@ -60,20 +58,20 @@ def pretrain_cli(
         warmup=warmup,
         rate=rate,
         max_length=max_length,
-        seed=seed,
+        seed=common.seed,
         save_minutes=save_minutes,
         save_dtype=save_dtype,
         probes=list(probe or ["The cat sat on the [MASK]."]),
     )
-    with live_view(enabled=not json) as on_status:
+    with live_view(enabled=not common.json) as on_status:
         try:
-            result = pretrain.pretrain(settings, device=getattr(device, "value", device), offline=offline,
+            result = pretrain.pretrain(settings, device=common.device, offline=common.offline,
                                        restart=restart, on_status=on_status)  # fmt: skip
         except pretrain.Interrupted as stop:
             result = stop.result
     for notice in result.notices:
         render.notice(notice)
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed)
     if result.interrupted:
         render.notice(f"Interrupted: checkpoint saved at step {result.steps}; run the same command to resume.")
         raise typer.Exit(130)

@@ -10,18 +10,7 @@ import typer
 
 from bertprobe.cli.app import command
 from bertprobe.cli.learner import DetailsOpt, ExplainOpt
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import LAYER_HELP, Common, layer_option
 from bertprobe.datasets import TASKS
 from bertprobe.features import POOLINGS
 
@@ -29,10 +18,7 @@ from bertprobe.features import POOLINGS
 Task = Enum("Task", {name: name for name in TASKS}, type=str)
 Pooling = Enum("Pooling", {name: name for name in POOLINGS}, type=str)
 
-LayerOpt = Annotated[
-    int | None,
-    typer.Option("--layer", help="Layer to read (default: the last): 0 = embeddings, -1 = last.", show_default=False),
-]
+LayerOpt = Annotated[int | None, layer_option(LAYER_HELP + " Default: the last.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")]
 
 
@@ -132,13 +118,8 @@ def cls_train_cli(
     ] = False,
     explain: ExplainOpt = False,
     details: DetailsOpt = False,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Train a logistic-regression probe on frozen BERT sentence vectors and show how good it is.
 
@@ -158,14 +139,13 @@ def cls_train_cli(
     if eval_data is not None and data is None:
         raise InputError("--eval-data goes with --data", hint="e.g. --data train.csv --eval-data dev.csv")
     C = _parse_C(c)
-    common = Common(model, revision, offline, device, dtype, json, seed)
     if task is not None:
-        split = datasets.load_task(task.value, data_dir, offline)
+        split = datasets.load_task(task.value, data_dir, common.offline)
     else:
-        split = datasets.load_files(data, eval_data, text_column, label_column, test_size, seed)
+        split = datasets.load_files(data, eval_data, text_column, label_column, test_size, common.seed)
     if max_train is not None and max_train < len(split.train):
-        split.train = datasets.subsample(split.train, max_train, seed)
-        split.source += f"; {max_train} training rows sampled (stratified, seed {seed})"
+        split.train = datasets.subsample(split.train, max_train, common.seed)
+        split.source += f"; {max_train} training rows sampled (stratified, seed {common.seed})"
     lm = common.load("encoder")
     result = cls_train(
         lm,
@@ -177,18 +157,18 @@ def cls_train_cli(
         batch_size=batch_size,
         sweep=sweep,
         control=sweep if control is None else control,
-        seed=seed,
+        seed=common.seed,
         use_cache=not no_cache,
         out=out,
         task=task.value if task is not None else None,
-        progress=lambda description: render.progress_bar(description, enabled=not json),
+        progress=lambda description: render.progress_bar(description, enabled=not common.json),
     )
     from bertprobe import cls_origin
 
     result.cls_origin = cls_origin.of(lm)
     for message in result.notices:
         render.notice(message)
-    render.show(result, json=json, seed=seed, explain=explain, details=details)
+    render.show(result, json=common.json, seed=common.seed, explain=explain, details=details)
 
 
 @command("cls-predict")
@@ -202,13 +182,8 @@ def cls_predict_cli(
     batch_size: BatchOpt = 32,
     explain: ExplainOpt = False,
     details: DetailsOpt = False,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Label texts with a saved probe and show each class's probability (auto --model: the probe's own).
 
@@ -218,14 +193,12 @@ def cls_predict_cli(
     from bertprobe.probe import load_probe, predict
 
     probe = load_probe(probe_dir)
-    if layer is not None and layer < 0:  # -1 = last, counted on the probe's model
-        layer += int(probe.meta.get("num_layers", probe.layer)) + 1
     probe.check_reading(layer, pool.value if pool is not None else None)
-    if model == "auto":
-        model = probe.default_model_spec()
-        revision = revision or probe.revision
-    lm = Common(model, revision, offline, device, dtype, json, seed).load("encoder")
+    if common.model == "auto":
+        common.model = probe.default_model_spec()
+        common.revision = common.revision or probe.revision
+    lm = common.load("encoder")
     result = predict(lm, probe, texts, batch_size=batch_size)
     for message in result.notices:
         render.notice(message)
-    render.show(result, json=json, seed=seed, explain=explain, details=details)
+    render.show(result, json=common.json, seed=common.seed, explain=explain, details=details)

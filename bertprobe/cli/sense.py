@@ -10,18 +10,7 @@ import typer
 
 from bertprobe.cli.app import command
 from bertprobe.cli.learner import DetailsOpt, ExplainOpt
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import LAYER_HELP, Common, layer_option
 
 
 class Pool(str, Enum):
@@ -59,10 +48,7 @@ def sense_cli(
         ),
     ] = None,
     layer: Annotated[
-        int | None,
-        typer.Option(
-            "--layer", help="Layer of the similarity matrix and clusters (default: the best).", show_default=False
-        ),
+        int | None, layer_option("Layer of the similarity matrix and clusters (default: the best). " + LAYER_HELP)
     ] = None,
     clusters: Annotated[
         int | None,
@@ -86,13 +72,8 @@ def sense_cli(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sentences per forward pass.")] = 32,
     explain: ExplainOpt = False,
     details: DetailsOpt = False,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Show how one word's contextual vectors separate by sense, layer by layer, against static embeddings.
 
@@ -101,16 +82,15 @@ def sense_cli(
     from bertprobe import render, sense
 
     if list_sets:
-        render.show(sense.catalog(model, revision), json=json, seed=seed)
+        render.show(sense.catalog(common.model, common.revision), json=common.json, seed=common.seed)
         return
     from bertprobe.render import sense as sense_render
 
     if plot is not None:
         render.check_plot_path(plot)
     word, labelled_sentences, origin = sense.collect(word, sentence or (), sentences)
-    common = Common(model, revision, offline, device, dtype, json, seed)
     lm = common.load("encoder")
-    with render.progress_bar(f"sense: {word}", enabled=not json) as progress:
+    with render.progress_bar(f"sense: {word}", enabled=not common.json) as progress:
         result = sense.probe(
             lm,
             word,
@@ -119,7 +99,7 @@ def sense_cli(
             occurrence=occurrence,
             layer=layer,
             clusters=clusters,
-            seed=seed,
+            seed=common.seed,
             origin=origin,
             centred=centred,
             batch_size=batch_size,
@@ -127,7 +107,7 @@ def sense_cli(
         )
     for notice in result.notices:
         render.notice(notice)
-    render.show(result, json=json, seed=seed, explain=explain, details=details)
+    render.show(result, json=common.json, seed=common.seed, explain=explain, details=details)
     if plot is not None:
         written = sense_render.plot(result, plot)
         render.notice(f"wrote {written}")

@@ -32,6 +32,7 @@ from bertprobe.errors import (
     NetworkError,
     OfflineError,
 )
+from bertprobe.models.backend import LoadedModel
 
 HEADS = ("encoder", "mlm", "nsp", "pretraining")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -116,41 +117,6 @@ class Resolved:
     source: str  # "hub", "local" or "bundled"
     revision: str | None = None
     notices: list[str] = field(default_factory=list)
-
-
-@dataclass
-class LoadedModel:
-    """A tokenizer and a model ready to run, plus what outputs need to be reproducible."""
-
-    name: str
-    path: Path
-    source: str
-    revision: str | None
-    head: str
-    tokenizer: Any
-    model: Any
-    device: Any
-    dtype: Any
-    config: dict[str, Any]
-    heads: set[str]
-    native: bool
-    fingerprint: str
-    notices: list[str] = field(default_factory=list)
-
-    @property
-    def num_layers(self) -> int:
-        return int(self.config.get("num_hidden_layers") or self.config.get("n_layers") or 0)
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.config.get("hidden_size") or self.config.get("dim") or 0)
-
-    def describe(self) -> dict[str, Any]:
-        """What every JSON result echoes about the model."""
-        return {"model": self.name, "revision": self.revision, "source": self.source}
-
-    def input_embeddings(self) -> Any:
-        return self.model.get_input_embeddings()
 
 
 def offline_requested(offline: bool) -> bool:
@@ -347,7 +313,7 @@ def _weight_files(path: Path) -> list[Path]:
 
 def checkpoint_heads(path: Path) -> set[str]:
     """Heads whose weights the checkpoint really holds, read from tensor names only."""
-    from bertprobe import bert
+    from bertprobe.models import native as bert
 
     files = _weight_files(path)
     keys: set[str] = set()
@@ -363,6 +329,8 @@ def checkpoint_heads(path: Path) -> set[str]:
     # Non-BERT layouts (RoBERTa, DistilBERT, ...): recognise their MLM heads by name.
     if any(k.startswith(("lm_head.", "vocab_transform.", "generator_lm_head.", "predictions.")) for k in keys):
         heads.add("mlm")
+    if any(k.endswith(("pooler.dense.weight", "albert.pooler.weight")) for k in keys):
+        heads.add("pooler")
     return heads
 
 
@@ -417,16 +385,19 @@ def load(
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}")
     offline = offline_requested(offline)
+    backend = backend_choice()
     if spec != "auto":
-        return _load_cached(spec, head, revision, device, dtype, offline)
+        return _load_cached(spec, head, revision, device, dtype, offline, backend)
     # Decide what auto means now (the environment may have changed), then load through the cache.
     chosen, notice = _choose_auto(head, offline)
-    lm = _load_cached(chosen, head, revision, device, dtype, offline)
+    lm = _load_cached(chosen, head, revision, device, dtype, offline, backend)
     return dataclasses.replace(lm, notices=[notice, *lm.notices]) if notice else lm
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(spec: str, head: str, revision: str | None, device: str, dtype: str, offline: bool) -> LoadedModel:
+def _load_cached(
+    spec: str, head: str, revision: str | None, device: str, dtype: str, offline: bool, backend: str = "auto"
+) -> LoadedModel:
     torch_device = resolve_device(device)
     resolved = resolve(spec, head, revision, offline)
     config = _read_config(resolved.path)
@@ -443,14 +414,15 @@ def _load_cached(spec: str, head: str, revision: str | None, device: str, dtype:
     from bertprobe.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.from_dir(resolved.path, max_len)
-    from bertprobe import bert
-
-    if bert.supports(config) and _weight_files(resolved.path):
+    notices = list(resolved.notices)
+    native = use_native(config) and bool(_weight_files(resolved.path))
+    if native:
         model = _load_native(resolved.path, config, head, torch_dtype, torch_device)
-        native = True
     else:
-        model = _load_transformers(resolved.path, head, torch_dtype, torch_device)
-        native = False
+        from bertprobe.models import hf
+
+        model, load_notices = hf.load(resolved.path, head, torch_dtype, torch_device, resolved.name)
+        notices += load_notices
     return LoadedModel(
         name=resolved.name,
         path=resolved.path,
@@ -465,13 +437,43 @@ def _load_cached(spec: str, head: str, revision: str | None, device: str, dtype:
         heads=heads,
         native=native,
         fingerprint=_fingerprint(resolved),
-        notices=resolved.notices,
+        notices=notices,
     )
 
 
+BACKENDS = ("auto", "native", "transformers")
+
+
+def backend_choice() -> str:
+    """``$BERTPROBE_BACKEND``: ``transformers`` forces transformers' classes for every model; ``auto`` by default."""
+    choice = os.environ.get("BERTPROBE_BACKEND", "auto").strip().lower() or "auto"
+    if choice not in BACKENDS:
+        raise BertprobeError(
+            f"BERTPROBE_BACKEND={choice!r} is not a backend", hint=f"Set it to one of {', '.join(BACKENDS)}."
+        )
+    return choice
+
+
+def use_native(config: dict[str, Any]) -> bool:
+    """The native BERT runs a checkpoint only when it reproduces it exactly and no one asked for transformers."""
+    from bertprobe.models import native
+
+    return backend_choice() != "transformers" and native.supports(config)
+
+
+_NO_NSP = {
+    "roberta": "RoBERTa dropped next-sentence prediction from pretraining, so its checkpoints have no NSP head",
+    "xlm-roberta": "XLM-R was pretrained like RoBERTa, without next-sentence prediction, so it has no NSP head",
+    "camembert": "CamemBERT was pretrained like RoBERTa, without next-sentence prediction, so it has no NSP head",
+    "distilbert": "DistilBERT was distilled with the masked-LM objective only, so it has no NSP head",
+    "albert": "ALBERT replaced next-sentence prediction with sentence-order prediction, so it has no NSP head",
+    "electra": "ELECTRA was pretrained with replaced-token detection, not next-sentence prediction",
+}
+
+
 def _missing_reason(config: dict[str, Any], missing: set[str]) -> str:
-    if "nsp" in missing and config.get("model_type") in {"roberta", "xlm-roberta", "camembert"}:
-        return "RoBERTa dropped next-sentence prediction from pretraining, so its checkpoints have no NSP head"
+    if "nsp" in missing and config.get("model_type") in _NO_NSP:
+        return _NO_NSP[str(config.get("model_type"))]
     if missing == {"nsp"}:
         return "its checkpoint keeps no NSP weights; BertForPreTraining checkpoints such as bert-base-uncased do"
     return "its checkpoint holds no weights for it"
@@ -496,10 +498,10 @@ def load_trainable(spec: str, revision: str | None = None, device: str = "auto",
     torch_device = resolve_device(device)
     resolved = resolve(spec, "mlm", revision, offline_requested(offline))
     config = _read_config(resolved.path)
-    from bertprobe import bert
+    from bertprobe.models import native as bert
     from bertprobe.tokenizer import Tokenizer
 
-    if not bert.supports(config) or not _weight_files(resolved.path):
+    if not bert.supports(config) or not _weight_files(resolved.path):  # pretrain trains the native BERT
         raise MissingHeadError(
             f"{resolved.name} is a {config.get('model_type', 'unknown')!r} checkpoint; pretrain trains BERT "
             "(model_type bert) checkpoints with safetensors or PyTorch weights",
@@ -533,7 +535,7 @@ def _load_native(
 ) -> Any:
     import torch
 
-    from bertprobe import bert
+    from bertprobe.models import native as bert
 
     state: dict[str, torch.Tensor] = {}
     for file in _weight_files(path):
@@ -555,28 +557,15 @@ def _load_native(
         )
     except KeyError as err:
         raise ModelNotFoundError(f"{path} is not a complete BERT checkpoint: {err.args[0]}") from err
+    except RuntimeError as err:  # load_state_dict: a tensor's shape is not what config.json says
+        if "size mismatch" not in str(err):
+            raise
+        detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), "")
+        raise ModelNotFoundError(
+            f"{path.name}: its config.json and its weights disagree on tensor shapes ({detail})",
+            hint="Restore the config that was saved with these weights.",
+        ) from err
     return model
-
-
-def _load_transformers(path: Path, head: str, dtype: Any, device: Any) -> Any:
-    import transformers
-
-    auto = {
-        "encoder": transformers.AutoModel,
-        "mlm": transformers.AutoModelForMaskedLM,
-        "nsp": transformers.AutoModelForNextSentencePrediction,
-        "pretraining": transformers.AutoModelForPreTraining,
-    }[head]
-    try:
-        model, info = auto.from_pretrained(str(path), dtype=dtype, output_loading_info=True, trust_remote_code=False)
-    except ValueError as err:
-        raise MissingHeadError(f"{path.name}: transformers cannot load a {head} model from it ({err})") from err
-    missing = [k for k in info.get("missing_keys", ()) if not k.endswith("position_ids")]
-    if missing and head != "encoder":
-        raise MissingHeadError(
-            f"{path.name} lacks {len(missing)} {head} weights (e.g. {sorted(missing)[0]}); they would be random"
-        )
-    return model.to(device).eval()
 
 
 @dataclass
