@@ -379,6 +379,7 @@ def test_table_reads_out_the_result_for_a_learner(cli, minilm_path):
     code, detailed, _ = cli("sense", "bank", "-m", "minilm", "--details", "--explain")
     assert code == 0
     assert "adjusted Rand 1.00" in detailed and "aniso." in detailed and "gap°" in detailed
+    assert "'bank' at word piece (mean): river 8.8, money 8.8" in " ".join(detailed.split())
     assert "take each sentence, find the one whose vector is most similar" in " ".join(detailed.split())
 
 
@@ -411,3 +412,23 @@ def test_position_control_counts_roberta_positions_from_its_padding_offset(cli, 
         vectors.append(table[[p + offset for p in sentence["pieces"]]].mean(axis=0))
     expected = np.mean([_cos(vectors[i], vectors[j]) for i, j in _pairs(len(vectors))])
     assert doc["position_control"]["mean_cosine"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_reading_warns_when_position_gives_the_sense_away(cli, minilm_path, tmp_path):
+    path = tmp_path / "skewed.csv"
+    river = ["Bank of the river was muddy.", "Bank of the stream was steep.", "Bank of the lake was green."]
+    money = [
+        "I paid the cheque in at the bank.",
+        "She borrowed the money from the bank.",
+        "We opened a savings account at the bank.",
+    ]
+    path.write_text(
+        "sentence,sense\n" + "".join(f"{t},river\n" for t in river) + "".join(f"{t},money\n" for t in money)
+    )
+    code, stdout, _ = cli("sense", "bank", "--sentences", path, "-m", "minilm", "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["position_length_knn"] == 1.0 and doc["position_control"]["knn_accuracy"] == 1.0
+    _, table, _ = cli("sense", "bank", "--sentences", path, "-m", "minilm")
+    squashed = " ".join(table.split())
+    assert "POSITION ALONE already predicts the sense" in squashed and "Careful:" in squashed

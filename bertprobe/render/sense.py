@@ -253,7 +253,23 @@ def readings(result: SenseResult) -> list[str]:
         )
     elif emb is not None and emb.knn_accuracy is not None:
         lines.append(f"{static}; at the embedding layer (1-NN {emb.knn_accuracy:.2f}) it differs only by position.")
+    if result.position_length_knn is not None and result.position_length_knn >= SEPARATES:
+        lines.append(
+            f"Careful: in these sentences the word's position and the sentence length alone predict the sense "
+            f"(1-NN {result.position_length_knn:.2f}); put the word at similar places in every sense."
+        )
     return lines
+
+
+def _balance_line(result: SenseResult) -> Text:
+    """Where the word sits in each sense's sentences: the confound the position row controls for."""
+    line = Text(f"{result.word!r} at word piece (mean): ", style="dim")
+    line.append(", ".join(f"{b.sense} {b.mean_position:.1f}" for b in result.balance))
+    line.append("; sentence length: ")
+    line.append(", ".join(f"{b.sense} {b.mean_length:.1f}" for b in result.balance))
+    if result.position_length_knn is not None:
+        line.append(f"; 1-NN from (position, length) alone: {result.position_length_knn:.2f}")
+    return line
 
 
 def _sentence_table(result: SenseResult, width: int) -> Table:
@@ -356,6 +372,8 @@ def sense_view(result: SenseResult, console: Console, explain: bool = False, det
         console.print(_explain(result))
     console.print(_layer_table(result, details))
     console.print(_legend(result, details))
+    if details and result.balance:
+        console.print(_balance_line(result))
     for line in readings(result):
         console.print(Text(line, style="bold"))
     console.print()
