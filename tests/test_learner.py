@@ -233,3 +233,13 @@ def test_offline_hint_for_a_missing_hub_model_names_the_bundled_masked_lm(cli):
     assert stdout == "" and "not in the local Hugging Face cache" in stderr
     hint = " ".join(stderr.split())
     assert "--model tiny-mlm (masked LM" in hint and "--model minilm (encoder only" in hint
+
+
+def test_nsp_pairs_without_truth_count_the_judgements(cli, tiny_pretraining_path, tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("sentence_a,sentence_b\nI was hungry.,So I ate.\nIt rained.,The cat is blue.\nHi.,Hello.\n")
+    _, stdout, _ = cli("nsp", "--pairs", path, "-m", tiny_pretraining_path, "--json")
+    judged = sum(p["predicted_next"] for p in json.loads(stdout)["pairs"])
+    code, table, _ = cli("nsp", "--pairs", path, "-m", tiny_pretraining_path)
+    assert code == 0
+    assert f"takes B for A's next sentence in {judged} of 3 pairs" in " ".join(table.split())

@@ -105,6 +105,12 @@ def readings(result: NspResult) -> list[str]:
                 else "takes B for a random sentence, not A's next."
             )
         )
+    else:
+        judged = sum(p.predicted_next for p in result.pairs)
+        lines.append(
+            f"The NSP head, reading only [CLS], takes B for A's next sentence in {judged} of {len(result.pairs)} "
+            "pairs (P above 0.5); add an is_next column to score it against the truth."
+        )
     if result.cls_origin is not None:
         lines.append(result.cls_origin.note)
     return lines
