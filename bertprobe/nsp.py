@@ -16,6 +16,7 @@ from bertprobe.cls_origin import ClsOrigin
 from bertprobe.errors import DataError, InputError
 from bertprobe.features import Progress, batches, encode_all, pad_batch
 from bertprobe.models import LoadedModel
+from bertprobe.records import lines as text_lines
 from bertprobe.records import read_rows, read_text
 
 _TRUE = {"1", "true", "yes", "next", "is_next", "isnext"}
@@ -143,7 +144,7 @@ def read_pairs(path: str | Path) -> tuple[list[tuple[str, str]], list[bool | Non
 
 def read_sentences(path: str | Path) -> list[str]:
     """Consecutive sentences of a plain text file, one per line (blank lines skipped)."""
-    lines = read_text(path, hint="Give a text file with one sentence per line, in order.").splitlines()
+    lines = text_lines(read_text(path, hint="Give a text file with one sentence per line, in order."))
     sentences = [line.strip() for line in lines if line.strip()]
     if len(sentences) < 3:
         raise DataError(

@@ -90,3 +90,60 @@ def test_sense_layer_zero_is_the_embedding_output_and_negative_counts_from_the_e
     matrix = doc["matrix"]
     pairs = [matrix[i][j] for i in range(len(matrix)) for j in range(i + 1, len(matrix))]
     assert sum(pairs) / len(pairs) == pytest.approx(row["mean_cosine"], abs=1e-6)
+
+
+NAN_INF = ("nan", "inf", "-inf", "1e400")
+# (command line up to the option, option, refused values, one accepted value)
+NUMERIC = [
+    (("fillmask", "The cat sat on the [MASK]."), "--top-k", ("0", "-3", "1.5", "100001", "1e3", *NAN_INF)),
+    (("fillmask", "The cat sat."), "--occurrence", ("0", "-1", "nan")),
+    (("fillmask", "The cat sat on the [MASK]."), "--beam", ("0", "51", "nan")),
+    (("fillmask", "The cat sat.", "--mode", "bert"), "--rate", ("0", "-0.1", "1.5", *NAN_INF)),
+    (("fillmask", "The cat sat.", "--mode", "bert"), "--samples", ("0", "1001", "nan", "99999999999999999999")),
+    (("fillmask", "The cat sat on the [MASK]."), "--seed", ("-1", "4294967296", "1.5", *NAN_INF)),
+    (("sense", "bank"), "--layer", ("nan", "1.5", "100001", "-100001")),
+    (("sense", "bank"), "--clusters", ("1", "0", "nan")),
+    (("sense", "bank"), "--batch-size", ("0", "nan")),
+    (("sense", "bank"), "--occurrence", ("0", "inf")),
+    (("cls-train", "--data", "x.csv"), "--test-size", ("0", "1", "-0.2", *NAN_INF)),
+    (("cls-train", "--data", "x.csv"), "--C", ("0", "-1", "abc", *NAN_INF)),
+    (("cls-train", "--data", "x.csv"), "--max-train", ("0", "nan")),
+    (("cls-train", "--data", "x.csv"), "--max-length", ("1", "nan")),
+    (("cls-train", "--data", "x.csv"), "--layer", ("nan", "inf")),
+    (("cls-predict", "probe-dir", "a text"), "--batch-size", ("0", "inf")),
+    (("attribute", "The cat sat on the [MASK]."), "--steps", ("0", "10001", *NAN_INF)),
+    (("attribute", "The cat sat on the [MASK]."), "--max-steps", ("0", "nan")),
+    (("attribute", "The cat sat on the [MASK]."), "--random-orders", ("0", "1001", "nan")),
+    (("attribute", "The cat sat on the [MASK]."), "--internal-batch-size", ("0", "nan")),
+    (("attribute", "The cat sat on the [MASK]."), "--mask", ("0", "nan")),
+    (("nsp", "a", "b"), "--show", ("-1", "nan")),
+    (("attention", "a cat"), "--layer", ("nan", "1.5", "100001")),
+    (("attention", "a cat"), "--head", ("0", "-1", "nan", "inf")),
+    (("cloze",), "--top-k", ("0", "nan", "100001")),
+    (("pretrain",), "--steps", ("0", "-5", "nan", "100000001")),
+    (("pretrain",), "--minutes", ("0", "-1", "43201", *NAN_INF)),
+    (("pretrain",), "--lr", ("0", "-1e-4", "2", *NAN_INF)),
+    (("pretrain",), "--save-minutes", ("0", "-1", *NAN_INF)),
+    (("pretrain",), "--rate", ("0", "1.01", "nan")),
+    (("pretrain",), "--warmup", ("-0.1", "0.95", "nan")),
+    (("pretrain",), "--batch-size", ("0", "nan")),
+    (("pretrain",), "--max-length", ("7", "nan")),
+    (("pretrain",), "--seed", ("-1", "4294967296", "nan")),
+    (("pretrain",), "--save-dtype", ("int8",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "value"),
+    [(args, option, value) for args, option, values in NUMERIC for value in values],
+    ids=lambda v: v if isinstance(v, str) else v[0],
+)
+def test_a_bad_number_is_a_usage_error_before_anything_runs(cli, args, option, value, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # pretrain would write runs/ here if it ever started
+    code, out, err = cli(*args, option, value)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith("error: invalid value for") and option in lines[0]
+    assert lines[1] == f"hint: See `bertprobe {args[0]} --help`."
+    assert not (tmp_path / "runs").exists()

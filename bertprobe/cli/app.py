@@ -28,7 +28,7 @@ def _usage_error(exc: Any) -> typer.Exit:
         names.append(ctx.info_name)
         ctx = ctx.parent
     path = " ".join(["bertprobe", *reversed(names)])
-    message = exc.format_message()
+    message = exc.format_message().replace("Value error, ", "")  # pydantic's prefix on a parser's refusal
     render.error(BertprobeError(message[:1].lower() + message[1:], hint=f"See `{path} --help`."))
     return typer.Exit(2)
 

@@ -20,8 +20,9 @@ from bertprobe.attribute import (
 )
 from bertprobe.cli.app import command
 from bertprobe.cli.learner import ExplainOpt
-from bertprobe.cli.options import Common
+from bertprobe.cli.options import Common, count
 
+MAX_STEPS = 10_000  # integration steps: past this a run takes hours and the delta no longer shrinks visibly
 MethodChoice = Enum("MethodChoice", {name: name for name in METHODS}, type=str)
 BaselineChoice = Enum("BaselineChoice", {name: name for name in BASELINES}, type=str)
 
@@ -45,7 +46,9 @@ def attribute_cli(
             "--target", "-t", help="Word to explain at the [MASK] (default: the top-1 prediction).", show_default=False
         ),
     ] = None,
-    mask: Annotated[int, typer.Option("--mask", min=1, help="Which [MASK] to explain when there are several.")] = 1,
+    mask: Annotated[
+        int, typer.Option("--mask", help="Which [MASK] to explain when there are several.", **count(1))
+    ] = 1,
     method: Annotated[
         MethodChoice, typer.Option("--method", help="; ".join(f"{n}: {m.summary}" for n, m in METHODS.items()) + ".")
     ] = MethodChoice.ig,
@@ -53,7 +56,9 @@ def attribute_cli(
         BaselineChoice,
         typer.Option("--baseline", help="What stands for an absent word piece: [PAD] or [MASK] embedding, or zeros."),
     ] = BaselineChoice.pad,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Integration steps (ig).")] = DEFAULT_STEPS,
+    steps: Annotated[
+        int, typer.Option("--steps", help="Integration steps (ig).", **count(1, MAX_STEPS))
+    ] = DEFAULT_STEPS,
     auto_steps: Annotated[
         bool,
         typer.Option(
@@ -61,12 +66,14 @@ def attribute_cli(
             help=f"Double --steps until the convergence delta is within {DELTA_TOLERANCE:.0%} (up to --max-steps).",
         ),
     ] = False,
-    max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Cap for --auto-steps.")] = DEFAULT_MAX_STEPS,
+    max_steps: Annotated[
+        int, typer.Option("--max-steps", help="Cap for --auto-steps.", **count(1, MAX_STEPS))
+    ] = DEFAULT_MAX_STEPS,
     internal_batch_size: Annotated[
         int | None,
         typer.Option(
             "--internal-batch-size",
-            min=1,
+            **count(1),
             help="Integration steps (or occluded copies) per forward pass; default: as many as fit ~2048 word pieces.",
             show_default=False,
         ),
@@ -78,7 +85,12 @@ def attribute_cli(
         ),
     ] = True,
     random_orders: Annotated[
-        int, typer.Option("--random-orders", min=1, help="Random word-piece orders the attribution is compared with.")
+        int,
+        typer.Option(
+            "--random-orders",
+            help="Random word-piece orders the attribution is compared with.",
+            **count(1, 1000),
+        ),
     ] = DEFAULT_RANDOM_ORDERS,
     html: Annotated[
         Path | None,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import Common
+from bertprobe.cli.options import MAX_TOP_K, Common, count
 
 
 @command("cloze")
@@ -17,7 +17,9 @@ def cloze_cli(
         Path | None,
         typer.Option("--data", help='jsonl of {"text": "... [MASK] ...", "answers": [...]} (default: built-in set).'),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Predictions that count for precision@k.")] = 5,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", help="Predictions that count for precision@k.", **count(1, MAX_TOP_K))
+    ] = 5,
     *,
     common: Common,
 ) -> None:

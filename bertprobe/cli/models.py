@@ -15,4 +15,8 @@ def models_cli(*, common: Common) -> None:
     from bertprobe import render
     from bertprobe.models import list_models
 
-    render.show_models(list_models(), json=common.json)
+    notices: list[str] = []
+    infos = list_models(notices)
+    for notice in notices:  # a broken snapshot is skipped, not fatal
+        render.notice(notice)
+    render.show_models(infos, json=common.json)

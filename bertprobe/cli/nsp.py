@@ -9,7 +9,7 @@ import typer
 
 from bertprobe.cli.app import command
 from bertprobe.cli.learner import ExplainOpt
-from bertprobe.cli.options import Common
+from bertprobe.cli.options import Common, count
 
 
 @command("nsp")
@@ -28,7 +28,7 @@ def nsp_cli(
             "ones, 50/50 and seeded, as BERT was trained.",
         ),
     ] = None,
-    show: Annotated[int, typer.Option("--show", min=0, help="Pairs listed in the table (0: all).")] = 20,
+    show: Annotated[int, typer.Option("--show", help="Pairs listed in the table (0: all).", **count(0))] = 20,
     explain: ExplainOpt = False,
     *,
     common: Common,

@@ -26,6 +26,7 @@ Device = Enum("Device", {name: name for name in DEVICES}, type=str)
 Dtype = Enum("Dtype", {name: name for name in DTYPES}, type=str)
 
 SEED_MAX = 2**32 - 1  # numpy's and scikit-learn's random_state accept 0 .. 2**32 - 1
+MAX_TOP_K = 100_000  # more than any vocabulary shown; a bigger number is a typo
 
 
 class Count:
@@ -101,6 +102,19 @@ def parse_layer(value: Any) -> int:
             ) from None
     if abs(number) > MAX_LAYER:
         raise typer.BadParameter(f"{number} is not a layer of any BERT model (0 = embeddings, -1 = last)")
+    return number
+
+
+def parse_c(value: Any) -> float | None:
+    """``--C``: a positive, finite inverse regularisation strength, or ``auto`` (None: cross-validated)."""
+    if value is None or str(value).strip().lower() == "auto":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (number > 0 and math.isfinite(number)):
+        raise typer.BadParameter(f"{value!r} is not a positive number or 'auto' (e.g. --C 0.1, or --C auto)")
     return number
 
 

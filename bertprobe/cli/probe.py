@@ -10,7 +10,7 @@ import typer
 
 from bertprobe.cli.app import command
 from bertprobe.cli.learner import DetailsOpt, ExplainOpt
-from bertprobe.cli.options import LAYER_HELP, Common, layer_option
+from bertprobe.cli.options import LAYER_HELP, Common, count, layer_option, parse_c, real
 from bertprobe.datasets import TASKS
 from bertprobe.features import POOLINGS
 
@@ -19,21 +19,7 @@ Task = Enum("Task", {name: name for name in TASKS}, type=str)
 Pooling = Enum("Pooling", {name: name for name in POOLINGS}, type=str)
 
 LayerOpt = Annotated[int | None, layer_option(LAYER_HELP + " Default: the last.")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")]
-
-
-def _parse_C(value: str) -> float | None:
-    from bertprobe.errors import InputError
-
-    if value.strip().lower() == "auto":
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not number > 0 or number == float("inf"):
-        raise InputError(f"--C must be a positive number or 'auto', got {value!r}", hint="e.g. --C 0.1, or --C auto")
-    return number
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Texts per forward pass.", **count(1))]
 
 
 @command("cls-train")
@@ -74,24 +60,37 @@ def cls_train_cli(
         ),
     ] = None,
     test_size: Annotated[
-        float, typer.Option("--test-size", help="Share of --data held out for evaluation (stratified, seeded).")
+        float,
+        typer.Option(
+            "--test-size",
+            help="Share of --data held out for evaluation (stratified, seeded).",
+            **real(0, 1, low_open=True, high_open=True),
+        ),
     ] = 0.2,
     layer: LayerOpt = None,
     pool: Annotated[
         Pooling, typer.Option("--pool", help="Sentence vector: [CLS], mean or max over tokens, or BERT's tanh pooler.")
     ] = Pooling.cls,
     c: Annotated[
-        str, typer.Option("--C", help="Inverse L2 strength of the logistic regression, or 'auto' (cross-validated).")
-    ] = "1.0",
+        float | None,
+        typer.Option(
+            "--C",
+            parser=parse_c,
+            metavar="<float|auto>",
+            help="Inverse L2 strength of the logistic regression, or 'auto' (cross-validated).",
+        ),
+    ] = 1.0,
     max_train: Annotated[
         int | None,
-        typer.Option("--max-train", min=1, help="Train on a seeded stratified sample of N rows.", show_default=False),
+        typer.Option(
+            "--max-train", help="Train on a seeded stratified sample of N rows.", show_default=False, **count(1)
+        ),
     ] = None,
     max_length: Annotated[
         int | None,
         typer.Option(
             "--max-length",
-            min=2,
+            **count(2),
             help="Truncate texts to N word pieces (default: the model's limit).",
             show_default=False,
         ),
@@ -138,7 +137,6 @@ def cls_train_cli(
         raise InputError("--data-dir goes with --task", hint="e.g. --task sst2 --data-dir SST-2/")
     if eval_data is not None and data is None:
         raise InputError("--eval-data goes with --data", hint="e.g. --data train.csv --eval-data dev.csv")
-    C = _parse_C(c)
     if task is not None:
         split = datasets.load_task(task.value, data_dir, common.offline)
     else:
@@ -152,7 +150,7 @@ def cls_train_cli(
         split,
         layer=layer,
         pooling=pool.value,
-        C=C,
+        C=c,
         max_length=max_length,
         batch_size=batch_size,
         sweep=sweep,

@@ -10,7 +10,7 @@ import typer
 
 from bertprobe.cli.app import command
 from bertprobe.cli.learner import DetailsOpt, ExplainOpt
-from bertprobe.cli.options import LAYER_HELP, Common, layer_option
+from bertprobe.cli.options import LAYER_HELP, Common, count, layer_option
 
 
 class Pool(str, Enum):
@@ -44,7 +44,10 @@ def sense_cli(
     occurrence: Annotated[
         int | None,
         typer.Option(
-            "--occurrence", min=1, help="Which occurrence of the word to use (default: the first).", show_default=False
+            "--occurrence",
+            help="Which occurrence of the word to use (default: the first).",
+            show_default=False,
+            **count(1),
         ),
     ] = None,
     layer: Annotated[
@@ -53,7 +56,10 @@ def sense_cli(
     clusters: Annotated[
         int | None,
         typer.Option(
-            "--clusters", min=2, help="k of k-means (default: 2, or the number of senses).", show_default=False
+            "--clusters",
+            help="k of k-means (default: 2, or the number of senses).",
+            show_default=False,
+            **count(2, 10_000),
         ),
     ] = None,
     centred: Annotated[
@@ -69,7 +75,7 @@ def sense_cli(
         ),
     ] = None,
     list_sets: Annotated[bool, typer.Option("--list", help="List the built-in sense sets and exit.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sentences per forward pass.")] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sentences per forward pass.", **count(1))] = 32,
     explain: ExplainOpt = False,
     details: DetailsOpt = False,
     *,
