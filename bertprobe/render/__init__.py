@@ -219,13 +219,13 @@ def to_document(result: Any, seed: int | None = None) -> dict[str, Any]:
     return doc
 
 
-def show(result: Any, json: bool = False, seed: int | None = None) -> None:
-    """Print a core result as JSON or as its Rich view."""
+def show(result: Any, json: bool = False, seed: int | None = None, **view: Any) -> None:
+    """Print a core result as JSON or as its Rich view; ``view`` (e.g. explain, details) goes to the view."""
     if json:
         emit_json(to_document(result, seed))
         return
     module = importlib.import_module("bertprobe.render." + type(result).__module__.rsplit(".", 1)[-1])
-    module.RENDERERS[type(result).__name__](result, out())
+    module.RENDERERS[type(result).__name__](result, out(), **view)
 
 
 def header(console: Console, title: str, result: Any) -> None:
