@@ -39,9 +39,24 @@ def _save(target, minilm_path, overrides):
     else:
         model = transformers.BertForPreTraining(transformers.BertConfig(**values))
     model.save_pretrained(target)
+    if values["vocab_size"] < 30522:  # a tokenizer as small as the embeddings (a bigger one is refused)
+        _small_tokenizer(target, values["vocab_size"])
+        return target
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         shutil.copy(minilm_path / name, target / name)
     return target
+
+
+def _small_tokenizer(target, size):
+    import string
+
+    import transformers
+
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.ascii_lowercase, *string.digits, ".", ","]
+    pieces += [f"##{c}" for c in string.ascii_lowercase]
+    pieces += [f"w{i}" for i in range(size - len(pieces))]
+    (target / "vocab.txt").write_text("\n".join(pieces[:size]) + "\n")
+    transformers.BertTokenizerFast(vocab_file=str(target / "vocab.txt")).save_pretrained(target)
 
 
 @pytest.fixture(scope="module")
