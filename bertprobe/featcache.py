@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertprobe import features
+from bertprobe import features, layers
 from bertprobe.atomic import atomic_write
 from bertprobe.errors import InputError
 from bertprobe.models import LoadedModel
 from bertprobe.tokenizer import Encoding
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: each entry stores the SHA-256 of its values
 Progress = Callable[[int, int], None]
 Spec = tuple[int, str]  # (layer, pooling)
 
@@ -38,16 +38,7 @@ def cache_root() -> Path:
 
 def resolve_layer(lm: LoadedModel, layer: int | None) -> int:
     """0 = embeddings, ``num_layers`` = last; negative counts from the end (-1 = last); None = last."""
-    count = lm.num_layers
-    if layer is None:
-        return count
-    chosen = layer + count + 1 if layer < 0 else layer
-    if not 0 <= chosen <= count:
-        raise InputError(
-            f"--layer {layer} is out of range: {lm.name} has layers 0 (embeddings) to {count}",
-            hint=f"Pick a layer from 0 to {count}, or -1 for the last.",
-        )
-    return chosen
+    return lm.num_layers if layer is None else layers.resolve_layer(layer, lm.num_layers, lm.name)
 
 
 def check_spec(lm: LoadedModel, layer: int, pooling: str) -> None:
@@ -140,6 +131,11 @@ def texts_digest(texts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def tensor_digest(tensor: Any) -> str:
+    """SHA-256 of a CPU tensor's values (row-major bytes), recorded with a cache entry and checked on read."""
+    return hashlib.sha256(tensor.contiguous().numpy().tobytes()).hexdigest()
+
+
 @dataclass
 class CacheStats:
     hits: int = 0
@@ -196,11 +192,15 @@ class FeatureCache:
             with safe_open(str(path), framework="pt") as handle:
                 stored = json.loads((handle.metadata() or {}).get("key", "null"))
                 truncated = int(stored.pop("truncated", 0)) if isinstance(stored, dict) else 0
+                digest = stored.pop("sha256", None) if isinstance(stored, dict) else None
                 tensor = handle.get_tensor("features")
         except Exception as err:  # truncated file, bad header, missing tensor: all mean "do not trust"
             return None, f"{path.name} is unreadable ({type(err).__name__})", 0
         if stored != key:
             return None, f"{path.name} was made for other inputs", 0
+        if tensor.dtype == torch.float32 and digest != tensor_digest(tensor):
+            # Zeroed or flipped values are still finite floats of the right shape: only the hash sees them.
+            return None, f"{path.name} does not match its content hash (changed on disk)", 0
         expected = (key["count"], key["hidden"])
         if tuple(tensor.shape) != expected or tensor.dtype != torch.float32:
             return None, f"{path.name} has shape {tuple(tensor.shape)}, expected {expected}", 0
@@ -213,8 +213,9 @@ class FeatureCache:
 
         # One metadata entry: safetensors writes several in no fixed order, and an entry rebuilt from the
         # same inputs should be the same bytes.
-        stored = json.dumps({**key, "truncated": truncated}, sort_keys=True)
-        data = save({"features": tensor.contiguous()}, metadata={"key": stored})
+        tensor = tensor.contiguous()
+        stored = json.dumps({**key, "truncated": truncated, "sha256": tensor_digest(tensor)}, sort_keys=True)
+        data = save({"features": tensor}, metadata={"key": stored})
         try:
             atomic_write(self.path(key), data)
         except OSError:  # a read-only or full cache must not fail the run: the features are in memory

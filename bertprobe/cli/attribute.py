@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,26 +19,24 @@ from bertprobe.attribute import (
     METHODS,
 )
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.learner import ExplainOpt
+from bertprobe.cli.options import Common, count
+from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
 
+MAX_STEPS = 10_000  # integration steps: past this a run takes hours and the delta no longer shrinks visibly
 MethodChoice = Enum("MethodChoice", {name: name for name in METHODS}, type=str)
 BaselineChoice = Enum("BaselineChoice", {name: name for name in BASELINES}, type=str)
 
 
 @command("attribute")
 def attribute_cli(
-    text: Annotated[str, typer.Argument(help="The text to explain; with a [MASK] to explain a fill-mask prediction.")],
+    text: Annotated[
+        str | None,
+        typer.Argument(
+            help="The text to explain; with a [MASK] to explain a fill-mask prediction. Or many with --input.",
+            show_default=False,
+        ),
+    ] = None,
     probe: Annotated[
         Path | None,
         typer.Option(
@@ -55,7 +53,9 @@ def attribute_cli(
             "--target", "-t", help="Word to explain at the [MASK] (default: the top-1 prediction).", show_default=False
         ),
     ] = None,
-    mask: Annotated[int, typer.Option("--mask", min=1, help="Which [MASK] to explain when there are several.")] = 1,
+    mask: Annotated[
+        int, typer.Option("--mask", help="Which [MASK] to explain when there are several.", **count(1))
+    ] = 1,
     method: Annotated[
         MethodChoice, typer.Option("--method", help="; ".join(f"{n}: {m.summary}" for n, m in METHODS.items()) + ".")
     ] = MethodChoice.ig,
@@ -63,7 +63,9 @@ def attribute_cli(
         BaselineChoice,
         typer.Option("--baseline", help="What stands for an absent word piece: [PAD] or [MASK] embedding, or zeros."),
     ] = BaselineChoice.pad,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Integration steps (ig).")] = DEFAULT_STEPS,
+    steps: Annotated[
+        int, typer.Option("--steps", help="Integration steps (ig).", **count(1, MAX_STEPS))
+    ] = DEFAULT_STEPS,
     auto_steps: Annotated[
         bool,
         typer.Option(
@@ -71,12 +73,14 @@ def attribute_cli(
             help=f"Double --steps until the convergence delta is within {DELTA_TOLERANCE:.0%} (up to --max-steps).",
         ),
     ] = False,
-    max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Cap for --auto-steps.")] = DEFAULT_MAX_STEPS,
+    max_steps: Annotated[
+        int, typer.Option("--max-steps", help="Cap for --auto-steps.", **count(1, MAX_STEPS))
+    ] = DEFAULT_MAX_STEPS,
     internal_batch_size: Annotated[
         int | None,
         typer.Option(
             "--internal-batch-size",
-            min=1,
+            **count(1),
             help="Integration steps (or occluded copies) per forward pass; default: as many as fit ~2048 word pieces.",
             show_default=False,
         ),
@@ -88,7 +92,12 @@ def attribute_cli(
         ),
     ] = True,
     random_orders: Annotated[
-        int, typer.Option("--random-orders", min=1, help="Random word-piece orders the attribution is compared with.")
+        int,
+        typer.Option(
+            "--random-orders",
+            help="Random word-piece orders the attribution is compared with.",
+            **count(1, 1000),
+        ),
     ] = DEFAULT_RANDOM_ORDERS,
     html: Annotated[
         Path | None,
@@ -96,13 +105,14 @@ def attribute_cli(
             "--html", help="Also write a standalone HTML page (no scripts, no fonts) to FILE.", show_default=False
         ),
     ] = None,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    input_file: InputOpt = None,
+    text_column: TextColumnOpt = None,
+    on_bad: OnBadOpt = OnBad.stop,
+    out: OutOpt = None,
+    show: ShowOpt = 20,
+    explain: ExplainOpt = False,
+    *,
+    common: Common,
 ) -> None:
     """Show which input tokens drive a fill-mask prediction or a saved probe's class (Captum).
 
@@ -128,19 +138,23 @@ def attribute_cli(
         internal_batch_size=internal_batch_size,
         faithfulness=faithfulness,
         random_orders=random_orders,
-        seed=seed,
+        seed=common.seed,
     )
-    common = Common(model, revision, offline, device, dtype, json, seed)
     # A progress bar only on a terminal: piped stderr keeps to notices and errors.
-    show_progress = not json and render.err().is_terminal
+    show_progress = not common.json and render.err().is_terminal
+    if input_file is not None or out is not None or text is None:
+        if html is not None:
+            raise InputError("--html draws one text; with --input use --out FILE (JSON Lines)", hint="Drop --html.")
+        _many(common, text, input_file, text_column, on_bad.value, out, show, probe, label, target, mask, settings)
+        return
     if probe is not None:
         from bertprobe.probe import load_probe
 
         saved = load_probe(probe)
-        if model == "auto":
+        if common.model == "auto":
             # A probe reads one model's features only: default to it rather than to bert-base-uncased.
             common.model = saved.default_model_spec()
-            common.revision = revision or saved.revision
+            common.revision = common.revision or saved.revision
         lm = common.load("encoder")
         with render.progress_bar("attributing", enabled=show_progress) as progress:
             result = attribute_probe(lm, text, saved, label=label, settings=settings, progress=progress)
@@ -154,6 +168,58 @@ def attribute_cli(
         from bertprobe.render.attribute import write_html
 
         write_html(result, html)
-        if not json:
+        if not common.json:
             render.notice(f"wrote {html}")
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed, explain=explain)
+
+
+def _many(
+    common: Common,
+    text: str | None,
+    input_file: str | None,
+    text_column: str | None,
+    on_bad: str,
+    out: Path | None,
+    show: int,
+    probe: Path | None,
+    label: str | None,
+    target: str | None,
+    mask: int,
+    settings: Any,
+) -> None:
+    """``--input FILE``: each text explained as a one-text run would, as JSON Lines and a summary table."""
+    from bertprobe import inputs
+    from bertprobe.cli.texts import run_many
+
+    source = inputs.source_for(
+        [text] if text is not None else [],
+        input_file,
+        text_column,
+        example='bertprobe attribute "The cat sat on the [MASK]." --target mat',
+    )
+    saved = None
+    if probe is not None:
+        from bertprobe.probe import load_probe
+
+        saved = load_probe(probe)
+        if common.model == "auto":
+            common.model = saved.default_model_spec()
+            common.revision = common.revision or saved.revision
+
+    def problem(lm: Any) -> inputs.Problem:
+        return inputs.mask_problem(lm, wanted=True) if saved is None else inputs.length_problem(lm)
+
+    def compute(lm: Any, items: list[inputs.InputText], progress: Any) -> list[Any]:
+        from bertprobe.attribute import attribute_fill_mask, attribute_probe
+
+        results = []
+        for done, item in enumerate(items, start=1):
+            if saved is not None:
+                results.append(attribute_probe(lm, item.text, saved, label=label, settings=settings))
+            else:
+                results.append(attribute_fill_mask(lm, item.text, target=target, mask=mask, settings=settings))
+            progress(done, len(items))
+        return results
+
+    head = "encoder" if saved is not None else "mlm"
+    run_many(common, head, source, compute, problem, on_bad=on_bad, out=out, show=show, title="attribute")

@@ -8,18 +8,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import MAX_TOP_K, Common, count
 
 
 @command("cloze")
@@ -28,14 +17,11 @@ def cloze_cli(
         Path | None,
         typer.Option("--data", help='jsonl of {"text": "... [MASK] ...", "answers": [...]} (default: built-in set).'),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Predictions that count for precision@k.")] = 5,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", help="Predictions that count for precision@k.", **count(1, MAX_TOP_K))
+    ] = 5,
+    *,
+    common: Common,
 ) -> None:
     """How often the masked-LM puts an acceptable word first (precision@1) or in its top k.
 
@@ -44,5 +30,5 @@ def cloze_cli(
     from bertprobe import cloze, render
 
     items = cloze.read_items(data) if data else cloze.builtin_items()
-    lm = Common(model, revision, offline, device, dtype, json, seed).load("mlm")
-    render.show(cloze.evaluate(lm, items, top_k=top_k), json=json, seed=seed)
+    lm = common.load("mlm")
+    render.show(cloze.evaluate(lm, items, top_k=top_k), json=common.json, seed=common.seed)

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bertprobe.errors import MissingHeadError, ModelNotFoundError
+from bertprobe import checkpoint
+from bertprobe.errors import MissingHeadError
 from bertprobe.models.backend import Backend, Forward
 
 # Weights a checkpoint may carry for heads other than the one loaded: never worth a notice.
@@ -67,34 +68,11 @@ def load(path: Path, head: str, dtype: Any, device: Any, name: str) -> tuple[Any
             )
     except ValueError as err:
         raise MissingHeadError(f"{name}: transformers cannot load a {head} model from it ({_first_line(err)})") from err
-    except RuntimeError as err:
-        if "size mismatch" in str(err) or "mismatch" in str(err).lower():
-            raise ModelNotFoundError(
-                f"{name}: its config.json and its weights disagree on tensor shapes ({_first_line(err)})",
-                hint="Restore the config that was saved with these weights.",
-            ) from err
-        raise
-    missing = sorted(k for k in info.get("missing_keys", ()) if not k.endswith("position_ids"))
-    if head == "encoder":  # AutoModel adds a pooler the checkpoint may lack; bertprobe uses it only if present
-        missing = [k for k in missing if not k.split(".", 1)[-1].startswith("pooler") and not k.startswith("pooler")]
-    mismatched = list(info.get("mismatched_keys", ()))
-    if mismatched:
-        raise ModelNotFoundError(
-            f"{name}: its config.json and its weights disagree on the shape of {len(mismatched)} tensors "
-            f"(e.g. {mismatched[0][0] if isinstance(mismatched[0], tuple) else mismatched[0]})",
-            hint="Restore the config that was saved with these weights.",
-        )
-    if missing and head != "encoder":
-        raise MissingHeadError(
-            f"{name} lacks {len(missing)} {head} weights (e.g. {missing[0]}); transformers would fill them with "
-            "random weights and predict noise"
-        )
+    except (RuntimeError, OSError, KeyError) as err:  # a damaged checkpoint, or shapes that disagree: one line
+        raise checkpoint.unloadable(path, err) from None
+    # Missing (would be random) and mismatched weights are refused for every head, the encoder too.
+    checkpoint.check_loading_info(path, head, info)
     notices = []
-    if missing:
-        notices.append(
-            f"{name}: {len(missing)} encoder weights are missing from the checkpoint and were randomly "
-            f"initialised (e.g. {missing[0]}); its outputs are partly random"
-        )
     unexpected = sorted(
         k
         for k in info.get("unexpected_keys", ())

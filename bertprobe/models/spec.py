@@ -15,15 +15,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import importlib.util
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bertprobe import checkpoint
 from bertprobe.errors import (
     BertprobeError,
     DeviceError,
@@ -285,8 +284,7 @@ def _download(repo: str, revision: str | None, offline: bool, unreachable: bool)
         except (EntryNotFoundError, LocalEntryNotFoundError):
             continue
         if name.endswith("index.json"):
-            index = json.loads(weights.read_text())
-            for shard in sorted(set(index["weight_map"].values())):
+            for shard in checkpoint.shard_names(weights):  # checkpoint trust: shards stay inside the repo
                 fetch(shard)
         break
     else:
@@ -300,15 +298,7 @@ def _download(repo: str, revision: str | None, offline: bool, unreachable: bool)
 
 
 def _weight_files(path: Path) -> list[Path]:
-    if (path / "model.safetensors").is_file():
-        return [path / "model.safetensors"]
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return [path / s for s in shards]
-    if (path / "pytorch_model.bin").is_file():
-        return [path / "pytorch_model.bin"]
-    return []
+    return checkpoint.weight_files(path)  # checkpoint trust: index checked, shards inside, all present
 
 
 def checkpoint_heads(path: Path) -> set[str]:
@@ -335,38 +325,16 @@ def checkpoint_heads(path: Path) -> set[str]:
 
 
 def _safetensors_keys(file: Path) -> list[str]:
-    # The header is a little-endian u64 length then JSON: reading it needs neither torch nor safetensors.
-    with file.open("rb") as handle:
-        size = int.from_bytes(handle.read(8), "little")
-        header = json.loads(handle.read(size))
-    return [k for k in header if k != "__metadata__"]
+    return list(checkpoint.safetensors_header(file))  # checkpoint trust: header checked against the file
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelNotFoundError(
-            f"{path / 'config.json'} is not valid JSON ({err})", hint="Restore the checkpoint's config.json."
-        ) from None
-    if not isinstance(config, dict):
-        raise ModelNotFoundError(f"{path / 'config.json'} is not a model config", hint="Restore it.")
-    return config
+    return checkpoint.read_config(path, BERT_FAMILY)  # checkpoint trust: JSON and field types checked
 
 
 def _fingerprint(resolved: Resolved) -> str:
-    """A short id of the exact weights: the hub commit, else a hash of the weight files' edges."""
-    if resolved.revision:
-        return f"{resolved.name}@{resolved.revision}"
-    digest = hashlib.sha256()
-    for file in _weight_files(resolved.path):
-        size = file.stat().st_size
-        digest.update(str(size).encode())
-        with file.open("rb") as handle:
-            digest.update(handle.read(1 << 16))
-            handle.seek(max(0, size - (1 << 16)))
-            digest.update(handle.read(1 << 16))
-    return f"{resolved.name}#{digest.hexdigest()[:16]}"
+    """A short id of the exact model: a hash of config, tokenizer and weights' content (plus the hub commit)."""
+    return checkpoint.fingerprint(resolved.name, resolved.path, resolved.revision)  # checkpoint trust
 
 
 def _needed_heads(head: str) -> set[str]:
@@ -401,6 +369,7 @@ def _load_cached(
     torch_device = resolve_device(device)
     resolved = resolve(spec, head, revision, offline)
     config = _read_config(resolved.path)
+    resolved.notices.extend(checkpoint.check_directory(resolved.path, config, head, BERT_FAMILY))  # checkpoint trust
     heads = checkpoint_heads(resolved.path)
     missing = _needed_heads(head) - heads
     if missing:
@@ -498,6 +467,7 @@ def load_trainable(spec: str, revision: str | None = None, device: str = "auto",
     torch_device = resolve_device(device)
     resolved = resolve(spec, "mlm", revision, offline_requested(offline))
     config = _read_config(resolved.path)
+    resolved.notices.extend(checkpoint.check_directory(resolved.path, config, "mlm", BERT_FAMILY))  # checkpoint trust
     from bertprobe.models import native as bert
     from bertprobe.tokenizer import Tokenizer
 
@@ -582,9 +552,10 @@ class ModelInfo:
 
 
 def _info(name: str, source: str, path: Path, size: int | None = None, description: str = "") -> ModelInfo | None:
-    try:
-        config = _read_config(path)
-    except (OSError, BertprobeError):
+    if not (path / "config.json").is_file():
+        return None  # not a model snapshot (e.g. only a tokenizer was downloaded)
+    config = _read_config(path)
+    if config.get("model_type") not in BERT_FAMILY:
         return None
     if size is None:
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -602,13 +573,17 @@ def _info(name: str, source: str, path: Path, size: int | None = None, descripti
     )
 
 
-def list_models() -> list[ModelInfo]:
-    """Bundled models and BERT-family models already in the local Hugging Face cache."""
+def list_models(notices: list[str] | None = None) -> list[ModelInfo]:
+    """Bundled models and BERT-family models already in the local Hugging Face cache.
+
+    A broken checkpoint is left out with a line appended to ``notices``.
+    """
     found: list[ModelInfo] = []
+    notices = [] if notices is None else notices
     for name, bundled in BUNDLED.items():
         path = bundled.path()
         if path is not None:
-            info = _info(name, "bundled", path, description=bundled.description)
+            info = _listed(notices, name, "bundled", path, description=bundled.description)
             if info:
                 found.append(info)
     try:
@@ -621,7 +596,18 @@ def list_models() -> list[ModelInfo]:
         if repo.repo_type != "model":
             continue
         for revision in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)[:1]:
-            info = _info(repo.repo_id, "hub cache", revision.snapshot_path, size=repo.size_on_disk)
+            info = _listed(notices, repo.repo_id, "hub cache", revision.snapshot_path, size=repo.size_on_disk)
             if info and info.model_type in BERT_FAMILY:
                 found.append(info)
+    if cache.warnings:
+        notices.append(f"skipped {len(cache.warnings)} unreadable entries of the Hugging Face cache.")
     return found
+
+
+def _listed(notices: list[str], name: str, source: str, path: Path, **kwargs: Any) -> ModelInfo | None:
+    """checkpoint trust: one broken snapshot is a notice in ``bertprobe models``, not the end of the listing."""
+    try:
+        return _info(name, source, path, **kwargs)
+    except (OSError, BertprobeError) as err:
+        notices.append(f"skipped {name}: {err}")
+        return None
