@@ -225,3 +225,23 @@ def test_no_command_changes_the_loaded_model_for_the_next(cli, request, fixture,
         for head, lm in cached.items():
             assert models.load(path, head, None, "auto", "auto", False) is lm  # still the cached one
             assert _state(lm) == before[head], f"{command[0]} changed the {head} model"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_missing_encoder_weights_are_said_in_one_line_of_ours(cli, tmp_path, minilm_path, monkeypatch, backend):
+    from safetensors.torch import load_file, save_file
+
+    path = _save(tmp_path / "holed", minilm_path, {})
+    weights = load_file(str(path / "model.safetensors"))
+    del weights["bert.encoder.layer.1.output.dense.bias"]
+    save_file(weights, str(path / "model.safetensors"), metadata={"format": "pt"})
+    if backend == "transformers":
+        monkeypatch.setenv("BERTPROBE_BACKEND", "transformers")
+    code, _, stderr = cli("attention", "the river bank", "-m", path, "--json")
+    if backend == "native":  # the native BERT refuses an incomplete checkpoint outright
+        assert code == 1 and "not a complete BERT checkpoint" in stderr
+        return
+    assert code == 0
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing from the checkpoint" in lines[0] and "output.dense.bias" in lines[0]
+    assert "LOAD REPORT" not in stderr and "Loading weights" not in stderr
