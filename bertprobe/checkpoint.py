@@ -14,7 +14,7 @@ exception with a hint, never prints. The loader calls it at a few marked places:
   ``torch.load(weights_only=True)``. Returns notices for what is ignored but harmless.
 - ``check_loading_info``: what transformers reports after ``from_pretrained`` (missing,
   unexpected, mismatched weights) for the models bertprobe does not run natively.
-- ``fingerprint``: a content hash of config, tokenizer and weights; each large file is hashed
+- ``fingerprint``: a content hash of config, tokenizer and weights (hub snapshots too); each large file is hashed
   once and remembered by path, size, mtime, ctime and inode in ``$BERTPROBE_CACHE/fingerprints.json``.
 """
 
@@ -283,6 +283,11 @@ def shard_names(index_file: Path) -> list[str]:
                 hint="A checkpoint's shards live in its own directory; this index is damaged or hostile. "
                 "Restore it from a source you trust.",
             )
+        if not shard.endswith(".safetensors"):
+            raise _error(
+                f"{index_file} names a shard that is not a safetensors file: {shard!r}",
+                hint="Restore the checkpoint's model.safetensors.index.json and its model-*.safetensors shards.",
+            )
         names.add(shard)
     return sorted(names)
 
@@ -437,8 +442,10 @@ def check_directory(path: Path, config: dict[str, Any], head: str, family: Colle
     shapes = weight_shapes(path)
     _check_dtypes(path, shapes)
     _check_layers(path, config, shapes)
-    embeddings = [s for k, (_, s) in shapes.items() if k.endswith("word_embeddings.weight") and len(s) == 2]
+    embeddings = [s for k, (_, s) in shapes.items() if k.endswith(_WORD_EMBEDDINGS) and len(s) == 2]
     rows = embeddings[0][0] if embeddings else config.get("vocab_size")
+    if embeddings:
+        _check_embeddings(path, config, embeddings[0])
     if vocab_size is not None and _is_int(rows) and vocab_size > rows:
         raise _error(
             f"{path}: the tokenizer has {vocab_size:,} tokens but the model's embeddings hold {rows:,}",
@@ -447,6 +454,24 @@ def check_directory(path: Path, config: dict[str, Any], head: str, family: Colle
     if config.get("model_type") == "bert":
         return _check_bert_tensors(path, config, shapes, head)
     return []
+
+
+_WORD_EMBEDDINGS = ("word_embeddings.weight", "embeddings.tok_embeddings.weight")
+
+
+def _check_embeddings(path: Path, config: dict[str, Any], shape: tuple[int, ...]) -> None:
+    """The word-embedding matrix is [vocab_size, width]: the cheapest shape test for every family."""
+    width_key = next((k for k in ("embedding_size", "hidden_size", "dim") if _is_int(config.get(k))), None)
+    checks = [("vocab_size", shape[0])]
+    if width_key and config.get("model_type") != "mobilebert":  # MobileBERT embeds trigrams, then projects
+        checks.append((width_key, shape[1]))
+    for key, held in checks:
+        if _is_int(config.get(key)) and config[key] != held:
+            raise _error(
+                f"{path}: config.json says {key} {config[key]} but the word embeddings in the weights are "
+                f"{shape[0]} x {shape[1]}",
+                hint="config.json and the weights come from different models: restore the checkpoint.",
+            )
 
 
 def _check_kind(path: Path, config: dict[str, Any], family: Collection[str]) -> None:
@@ -684,6 +709,17 @@ def _check_bert_tensors(
 # --------------------------------------------------------------------------------------------
 
 
+def unloadable(path: Path, err: BaseException) -> ModelNotFoundError:
+    """One line for transformers' own refusal to load a checkpoint (it may refer to a report it logged)."""
+    reason = one_line(err, 200)
+    if "mismatched_sizes" in reason:
+        reason = "some weights do not have the shapes config.json gives"
+    return _error(
+        f"{path.name}: transformers cannot load it ({reason})",
+        hint="The checkpoint's files do not fit together: restore it from its source.",
+    )
+
+
 def check_loading_info(path: Path, head: str, info: dict[str, Any]) -> None:
     """Refuse what transformers would otherwise fill with random weights, or silently drop."""
     missing = sorted(k for k in info.get("missing_keys", ()) if not k.endswith(_BUFFERS))
@@ -795,9 +831,12 @@ def content_files(path: Path) -> list[Path]:
 
 
 def fingerprint(name: str, path: Path, revision: str | None = None, files: Iterable[Path] | None = None) -> str:
-    """``name@commit`` for a hub snapshot, else ``name#`` + a hash of the checkpoint's content."""
-    if revision:
-        return f"{name}@{revision}"
+    """``name#hash`` (``name@commit#hash`` for a hub snapshot): a hash of the checkpoint's content.
+
+    A hub commit names what was downloaded, not what is on disk now: a blob edited or damaged in
+    the cache must not be served features or probes made from the original, so it is hashed too.
+    The same files reached another way (a local copy) give the same hash.
+    """
     memo_file = memo_path()
     memo = _read_memo(memo_file)
     changed = False
@@ -811,4 +850,4 @@ def fingerprint(name: str, path: Path, revision: str | None = None, files: Itera
         digest.update(f"{file.relative_to(path).as_posix()}\0{file_hash}\n".encode())
     if changed:
         _write_memo(memo_file, memo)
-    return f"{name}#{digest.hexdigest()[:16]}"
+    return f"{name}@{revision}#{digest.hexdigest()[:16]}" if revision else f"{name}#{digest.hexdigest()[:16]}"

@@ -25,7 +25,7 @@ from bertprobe.errors import InputError
 from bertprobe.models import LoadedModel
 from bertprobe.tokenizer import Encoding
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: each entry stores the SHA-256 of its values
 Progress = Callable[[int, int], None]
 Spec = tuple[int, str]  # (layer, pooling)
 
@@ -131,6 +131,11 @@ def texts_digest(texts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def tensor_digest(tensor: Any) -> str:
+    """SHA-256 of a CPU tensor's values (row-major bytes), recorded with a cache entry and checked on read."""
+    return hashlib.sha256(tensor.contiguous().numpy().tobytes()).hexdigest()
+
+
 @dataclass
 class CacheStats:
     hits: int = 0
@@ -187,11 +192,15 @@ class FeatureCache:
             with safe_open(str(path), framework="pt") as handle:
                 stored = json.loads((handle.metadata() or {}).get("key", "null"))
                 truncated = int(stored.pop("truncated", 0)) if isinstance(stored, dict) else 0
+                digest = stored.pop("sha256", None) if isinstance(stored, dict) else None
                 tensor = handle.get_tensor("features")
         except Exception as err:  # truncated file, bad header, missing tensor: all mean "do not trust"
             return None, f"{path.name} is unreadable ({type(err).__name__})", 0
         if stored != key:
             return None, f"{path.name} was made for other inputs", 0
+        if tensor.dtype == torch.float32 and digest != tensor_digest(tensor):
+            # Zeroed or flipped values are still finite floats of the right shape: only the hash sees them.
+            return None, f"{path.name} does not match its content hash (changed on disk)", 0
         expected = (key["count"], key["hidden"])
         if tuple(tensor.shape) != expected or tensor.dtype != torch.float32:
             return None, f"{path.name} has shape {tuple(tensor.shape)}, expected {expected}", 0
@@ -204,8 +213,9 @@ class FeatureCache:
 
         # One metadata entry: safetensors writes several in no fixed order, and an entry rebuilt from the
         # same inputs should be the same bytes.
-        stored = json.dumps({**key, "truncated": truncated}, sort_keys=True)
-        data = save({"features": tensor.contiguous()}, metadata={"key": stored})
+        tensor = tensor.contiguous()
+        stored = json.dumps({**key, "truncated": truncated, "sha256": tensor_digest(tensor)}, sort_keys=True)
+        data = save({"features": tensor}, metadata={"key": stored})
         try:
             atomic_write(self.path(key), data)
         except OSError:  # a read-only or full cache must not fail the run: the features are in memory

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bertprobe.cls_origin import ClsOrigin
 from bertprobe.errors import DataError, InputError
 from bertprobe.features import Progress, batches, encode_all, pad_batch
 from bertprobe.models import LoadedModel
+from bertprobe.records import lines as text_lines
 from bertprobe.records import read_rows, read_text
 
 _TRUE = {"1", "true", "yes", "next", "is_next", "isnext"}
@@ -48,6 +50,7 @@ class NspResult:
     mean_probability_next: float | None
     mean_probability_random: float | None
     notices: list[str] = field(default_factory=list)
+    cls_origin: ClsOrigin | None = None  # what this model's [CLS] was trained for
 
 
 def is_next_probabilities(
@@ -114,7 +117,14 @@ def score(
         mean_probability_next=mean([s.is_next_probability for s in nexts]),
         mean_probability_random=mean([s.is_next_probability for s in randoms]),
         notices=list(lm.notices),
+        cls_origin=_cls_origin(lm),
     )
+
+
+def _cls_origin(lm: LoadedModel) -> ClsOrigin:
+    from bertprobe import cls_origin
+
+    return cls_origin.of(lm)
 
 
 def read_pairs(path: str | Path) -> tuple[list[tuple[str, str]], list[bool | None], list[int]]:
@@ -136,7 +146,7 @@ def read_pairs(path: str | Path) -> tuple[list[tuple[str, str]], list[bool | Non
 
 def read_sentences(path: str | Path) -> list[str]:
     """Consecutive sentences of a plain text file, one per line (blank lines skipped)."""
-    lines = read_text(path, hint="Give a text file with one sentence per line, in order.").splitlines()
+    lines = text_lines(read_text(path, hint="Give a text file with one sentence per line, in order."))
     sentences = [line.strip() for line in lines if line.strip()]
     if len(sentences) < 3:
         raise DataError(

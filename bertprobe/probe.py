@@ -169,16 +169,15 @@ def save_probe(
 ) -> Path:
     """Write ``probe.safetensors`` and ``probe.json`` into ``directory`` (made if missing)."""
     import numpy as np
-    import torch
-    from safetensors.torch import save
+    from safetensors.numpy import save  # the same file format as safetensors.torch, without importing torch
 
     directory = Path(directory)
     check_out_directory(directory)
     tensors = {
-        "coef": torch.from_numpy(np.asarray(coef, dtype=np.float32)).reshape(len(coef), -1).contiguous(),
-        "intercept": torch.from_numpy(np.asarray(intercept, dtype=np.float32)).reshape(-1).contiguous(),
-        "mean": torch.from_numpy(np.asarray(mean, dtype=np.float32)).reshape(-1).contiguous(),
-        "scale": torch.from_numpy(np.asarray(scale, dtype=np.float32)).reshape(-1).contiguous(),
+        "coef": np.ascontiguousarray(np.asarray(coef, dtype=np.float32).reshape(len(coef), -1)),
+        "intercept": np.ascontiguousarray(np.asarray(intercept, dtype=np.float32).reshape(-1)),
+        "mean": np.ascontiguousarray(np.asarray(mean, dtype=np.float32).reshape(-1)),
+        "scale": np.ascontiguousarray(np.asarray(scale, dtype=np.float32).reshape(-1)),
     }
     weights = save(tensors, metadata={"format": PROBE_FORMAT})
     doc = {
@@ -445,6 +444,7 @@ class ProbeResult:
     seconds: dict[str, float]
     saved_to: str | None = None
     notices: list[str] = field(default_factory=list)
+    cls_origin: Any = None  # a cls_origin.ClsOrigin: what this model's [CLS] was trained for
 
 
 @dataclass

@@ -317,9 +317,14 @@ def test_roberta_layer_count_and_missing_weights_are_refused(cli, tiny_roberta_p
     for command in (("attention", "the cat"), ("fillmask", "the cat sat on the <mask>")):
         _refused(cli(*command, "-m", lacking), "lacks 1", "they would be random")
 
-    wrong = _copy(tiny_roberta_path, tmp_path, "wrong")
-    _config(model_type="roberta", vocab_size=500)(wrong)
-    _refused(cli("attention", "the cat", "-m", wrong))
+    for change, phrase in (
+        ({"vocab_size": 500}, "says vocab_size 500 but the word embeddings in the weights are"),
+        ({"hidden_size": 64}, "says hidden_size 64 but"),
+        ({"intermediate_size": 128}, "some weights do not have the shapes config.json gives"),  # transformers' check
+    ):
+        wrong = _copy(tiny_roberta_path, tmp_path, "wrong-" + next(iter(change)))
+        _config(**change)(wrong)
+        _refused(cli("attention", "the cat", "-m", wrong), phrase)
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,6 +370,7 @@ SHARD_CASES = {
     "a shard path through a subfolder ../": (_index(_first_tensor_to("sub/../../x.safetensors")), "outside the model"),
     "an absolute shard path": (_index(_first_tensor_to("/etc/passwd")), "outside the model directory"),
     "a Windows shard path": (_index(_first_tensor_to("C:\\weights.safetensors")), "outside the model directory"),
+    "a shard that is a pickle": (_index(_first_tensor_to("pytorch_model.bin")), "not a safetensors file"),
     "a shard name that is a number": (_index(_first_tensor_to(7)), "not a shard file name"),
     "a tensor no shard holds": (_index(lambda m: m.update({"bert.extra.weight": m[sorted(m)[0]]})), "no shard holds"),
     "a shard truncated": (
@@ -462,29 +468,54 @@ def tiny_gpt2_path(tmp_path_factory, tiny_roberta_path) -> Path:
     return target
 
 
-def test_a_gpt2_is_refused_by_every_command_naming_the_bert_family(cli, tiny_gpt2_path, tmp_path):
+def _every_command(tmp_path: Path, model: Path) -> list[tuple]:
+    """Each command that loads a model, with inputs it accepts (pretrain: --from)."""
     data = tmp_path / "d.csv"
     data.write_text("text,label\n" + "".join(f"good film {i},positive\nbad film {i},negative\n" for i in range(10)))
     cloze = tmp_path / "c.jsonl"
     cloze.write_text(json.dumps({"text": SENTENCE, "answers": ["mat"]}) + "\n")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat on the mat.\n" * 20)
-    commands = [
-        ("fillmask", SENTENCE),
-        ("sense", "bank"),
-        ("cls-train", "--data", data, "--out", tmp_path / "probe"),
-        ("attribute", SENTENCE, "--target", "mat"),
-        ("nsp", "I was hungry.", "So I ate."),
-        ("attention", "hi there"),
-        ("cloze", "--data", cloze),
+    return [
+        ("fillmask", SENTENCE, "-m", model),
+        ("sense", "bank", "-m", model),
+        ("cls-train", "--data", data, "--out", tmp_path / "probe", "-m", model),
+        ("attribute", SENTENCE, "--target", "mat", "-m", model),
+        ("nsp", "I was hungry.", "So I ate.", "-m", model),
+        ("attention", "hi there", "-m", model),
+        ("cloze", "--data", cloze, "-m", model),
+        ("pretrain", "--from", model, "--corpus", corpus, "--out", tmp_path / "run", "--steps", 2),
     ]
-    for command in commands:
-        line = _refused(cli(*command, "-m", tiny_gpt2_path), "is a 'gpt2' model, not a BERT-family encoder")
+
+
+def test_a_gpt2_is_refused_by_every_command_naming_the_bert_family(cli, tiny_gpt2_path, tmp_path):
+    for command in _every_command(tmp_path, tiny_gpt2_path):
+        line = _refused(cli(*command), "is a 'gpt2' model, not a BERT-family encoder")
         assert "bert, " in line and "roberta" in line  # names the family it supports
-    _refused(
-        cli("pretrain", "--from", tiny_gpt2_path, "--corpus", corpus, "--out", tmp_path / "run", "--steps", 2), "gpt2"
-    )
     assert not (tmp_path / "run").exists() and not (tmp_path / "probe").exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "phrase"),
+    [("safetensors data truncated", "(truncated)"), ("no tokenizer files", "has no tokenizer files"),
+     ("config says fewer layers", "says 1 layers")],
+)  # fmt: skip
+def test_a_broken_checkpoint_is_refused_by_every_command(case, phrase, cli, tiny_pretraining_path, tmp_path):
+    good = _copy(tiny_pretraining_path, tmp_path, "good")
+    data = tmp_path / "d.csv"
+    _every_command(tmp_path, good)  # writes the data files
+    code, _, stderr = cli("cls-train", "--data", data, "--out", tmp_path / "saved", "-m", good)
+    assert code == 0, stderr
+    broken = _copy(good, tmp_path, "broken")
+    CASES[case][1](broken)
+    shutil.rmtree(good)
+    broken.rename(good)  # the saved probe's own model is now the broken one
+    from bertprobe import models
+
+    models._load_cached.cache_clear()  # each CLI run is a new process; here they share one
+    commands = [*_every_command(tmp_path, good), ("cls-predict", tmp_path / "saved", "a good film", "-m", good)]
+    for command in commands:
+        _refused(cli(*command), phrase)
 
 
 def test_trust_remote_code_is_never_enabled():
@@ -611,6 +642,26 @@ def test_the_memo_saves_the_hash_and_is_rebuilt_when_corrupt(tiny_encoder_path, 
     checkpoint.fingerprint("m", fresh)
     checkpoint.fingerprint("m", fresh)
     assert hashed.count(fresh / "model.safetensors") == 2
+
+
+def test_a_hub_snapshot_is_fingerprinted_by_content_too(tiny_encoder_path, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from bertprobe import models, probe
+
+    monkeypatch.setenv("BERTPROBE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    _snapshot(tmp_path / "hub", "org/tiny-bert", tiny_encoder_path)
+    models._load_cached.cache_clear()
+    hub = models.load("org/tiny-bert", device="cpu", offline=True).fingerprint
+    local = models.load(str(tiny_encoder_path), device="cpu").fingerprint
+    assert hub.startswith("org/tiny-bert@0123456789abcdef") and probe.weights_id(hub) == probe.weights_id(local)
+    snapshot = next((tmp_path / "hub").glob("models--org--tiny-bert/snapshots/*"))
+    _flip_middle_byte(snapshot / "model.safetensors")  # a blob edited in the cache, same commit
+    models._load_cached.cache_clear()
+    edited = models.load("org/tiny-bert", device="cpu", offline=True).fingerprint
+    assert edited.split("#")[0] == hub.split("#")[0] and probe.weights_id(edited) != probe.weights_id(hub)
+    models._load_cached.cache_clear()
 
 
 def _train(cli, model: Path, data: Path, out: Path):

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import ATTENTION_LAYER_HELP, Common, count, layer_option
 from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
 
@@ -30,6 +31,7 @@ def attention_cli(
     on_bad: OnBadOpt = OnBad.stop,
     out: OutOpt = None,
     show: ShowOpt = 20,
+    explain: ExplainOpt = False,
     *,
     common: Common,
 ) -> None:
@@ -49,7 +51,7 @@ def attention_cli(
     result = attention.attention(lm, text, layer=layer, head=head)
     if plot is not None:
         render.notice(f"Wrote {plot_attention(result, plot)}")
-    render.show(result, json=common.json, seed=common.seed)
+    render.show(result, json=common.json, seed=common.seed, explain=explain)
 
 
 def _many(

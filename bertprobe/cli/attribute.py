@@ -19,6 +19,7 @@ from bertprobe.attribute import (
     METHODS,
 )
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import Common, count
 from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
 
@@ -109,6 +110,7 @@ def attribute_cli(
     on_bad: OnBadOpt = OnBad.stop,
     out: OutOpt = None,
     show: ShowOpt = 20,
+    explain: ExplainOpt = False,
     *,
     common: Common,
 ) -> None:
@@ -168,7 +170,7 @@ def attribute_cli(
         write_html(result, html)
         if not common.json:
             render.notice(f"wrote {html}")
-    render.show(result, json=common.json, seed=common.seed)
+    render.show(result, json=common.json, seed=common.seed, explain=explain)
 
 
 def _many(

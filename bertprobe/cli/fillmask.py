@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import DetailsOpt, ExplainOpt
 from bertprobe.cli.options import MAX_TOP_K, Common, count, real
 from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
 
@@ -104,6 +105,22 @@ def fillmask_cli(
     on_bad: OnBadOpt = OnBad.stop,
     out: OutOpt = None,
     show: ShowOpt = 20,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            metavar="left|right|both|all",
+            help="(single, word) Predict the one mask from the words on its left only (what a left-to-right model "
+            "sees), its right only, and/or both, side by side: a comma list, or all. A one-sided view REMOVES the "
+            "other side rather than masking it (masks would still tell the model how many words follow); the left "
+            "view also drops the closing [SEP], which would tell the model the text ends at the mask. The table "
+            "follows the probability of the original word (--mask-word), of --targets, or else of the top-1 with "
+            "both sides.",
+            show_default=False,
+        ),
+    ] = None,
+    explain: ExplainOpt = False,
+    details: DetailsOpt = False,
     *,
     common: Common,
 ) -> None:
@@ -130,6 +147,10 @@ def fillmask_cli(
         )
         _many(common, text, input_file, text_column, on_bad.value, out, show, chosen, top_k, options)
         return
+    if context is not None:
+        from bertprobe.fillmask import parse_contexts
+
+        parse_contexts(context)  # a misspelt view is refused before the model loads
     lm = common.load("mlm")
     with render.progress_bar(f"fillmask --mode {chosen}", enabled=not common.json) as progress:
         result = fill(
@@ -148,11 +169,12 @@ def fillmask_cli(
             replace=replace.value if replace is not None else None,
             seed=common.seed,
             progress=progress,
+            context=context,
         )
     for notice in result.notices:
         if notice not in lm.notices:  # the loader's own were printed when it loaded
             render.notice(notice)
-    render.show(result, json=common.json, seed=common.seed)
+    render.show(result, json=common.json, seed=common.seed, explain=explain, details=details)
 
 
 def _many(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import Common, count
 from bertprobe.cli.texts import OnBad, OnBadOpt, OutOpt
 
@@ -41,6 +42,7 @@ def nsp_cli(
     on_bad: OnBadOpt = OnBad.stop,
     out: OutOpt = None,
     show: Annotated[int, typer.Option("--show", help="Pairs listed in the table (0: all).", **count(0))] = 20,
+    explain: ExplainOpt = False,
     *,
     common: Common,
 ) -> None:
@@ -80,7 +82,7 @@ def nsp_cli(
     else:
         from bertprobe.render.nsp import nsp_table
 
-        nsp_table(result, render.out(), show=show)
+        nsp_table(result, render.out(), show=show, explain=explain)
 
 
 def _many(

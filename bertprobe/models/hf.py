@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bertprobe import checkpoint
-from bertprobe.errors import MissingHeadError, ModelNotFoundError
+from bertprobe.errors import MissingHeadError
 from bertprobe.models.backend import Backend, Forward
 
 # Weights a checkpoint may carry for heads other than the one loaded: never worth a notice.
@@ -68,15 +68,8 @@ def load(path: Path, head: str, dtype: Any, device: Any, name: str) -> tuple[Any
             )
     except ValueError as err:
         raise MissingHeadError(f"{name}: transformers cannot load a {head} model from it ({_first_line(err)})") from err
-    except RuntimeError as err:
-        if "size mismatch" in str(err) or "mismatch" in str(err).lower():
-            raise ModelNotFoundError(
-                f"{name}: its config.json and its weights disagree on tensor shapes ({_first_line(err)})",
-                hint="Restore the config that was saved with these weights.",
-            ) from err
-        raise ModelNotFoundError(f"{name}: transformers cannot load it ({checkpoint.one_line(err)})") from None
-    except (OSError, KeyError) as err:  # a damaged checkpoint is one line
-        raise ModelNotFoundError(f"{name}: transformers cannot load it ({checkpoint.one_line(err)})") from None
+    except (RuntimeError, OSError, KeyError) as err:  # a damaged checkpoint, or shapes that disagree: one line
+        raise checkpoint.unloadable(path, err) from None
     # Missing (would be random) and mismatched weights are refused for every head, the encoder too.
     checkpoint.check_loading_info(path, head, info)
     notices = []

@@ -333,7 +333,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _fingerprint(resolved: Resolved) -> str:
-    """A short id of the exact model: the hub commit, else a hash of config, tokenizer and weights' content."""
+    """A short id of the exact model: a hash of config, tokenizer and weights' content (plus the hub commit)."""
     return checkpoint.fingerprint(resolved.name, resolved.path, resolved.revision)  # checkpoint trust
 
 
@@ -434,7 +434,7 @@ _NO_NSP = {
     "roberta": "RoBERTa dropped next-sentence prediction from pretraining, so its checkpoints have no NSP head",
     "xlm-roberta": "XLM-R was pretrained like RoBERTa, without next-sentence prediction, so it has no NSP head",
     "camembert": "CamemBERT was pretrained like RoBERTa, without next-sentence prediction, so it has no NSP head",
-    "distilbert": "DistilBERT was distilled with the masked-LM objective only, so it has no NSP head",
+    "distilbert": "DistilBERT was distilled without next-sentence prediction (masked-LM only), so it has no NSP head",
     "albert": "ALBERT replaced next-sentence prediction with sentence-order prediction, so it has no NSP head",
     "electra": "ELECTRA was pretrained with replaced-token detection, not next-sentence prediction",
 }
