@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,3 +42,12 @@ def atomic_write(target: str | Path, data: bytes | str) -> None:
         file.write(payload)
         file.flush()
         os.fsync(file.fileno())
+
+
+def crash_point(name: str) -> None:
+    """Test hook: die at once (SIGKILL, no clean-up) right after the write step ``name``.
+
+    Set ``BERTPROBE_TEST_KILL_AFTER=name`` to make a crash test deterministic; a no-op otherwise.
+    """
+    if os.environ.get("BERTPROBE_TEST_KILL_AFTER") == name:
+        os.kill(os.getpid(), signal.SIGKILL)

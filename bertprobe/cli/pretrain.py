@@ -14,8 +14,9 @@ from bertprobe.cli.options import Device, DeviceOpt, JsonOpt, OfflineOpt, SeedOp
 @command("pretrain")
 def pretrain_cli(
     source: Annotated[
-        str, typer.Option("--from", help="Checkpoint to continue from: hub id, directory, or minilm.")
-    ] = "minilm",
+        str,
+        typer.Option("--from", help="Checkpoint to continue from: hub id, directory, or a bundled name."),
+    ] = "tiny-mlm",
     corpus: Annotated[
         list[Path] | None, typer.Option("--corpus", help="Text file, one sentence or paragraph per line (repeatable).")
     ] = None,
@@ -26,15 +27,26 @@ def pretrain_cli(
     minutes: Annotated[
         float | None, typer.Option("--minutes", help="Budget in wall-clock minutes.", show_default=False)
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Text chunks per step.")] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Text chunks (or sentence pairs) per step.")] = 32,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).")] = 1e-4,
-    warmup: Annotated[float, typer.Option("--warmup", min=0.0, max=0.9, help="Warm-up share of the budget.")] = 0.06,
+    warmup: Annotated[float, typer.Option("--warmup", help="Warm-up share of the budget (0 to 0.9).")] = 0.06,
     rate: Annotated[float, typer.Option("--rate", help="Share of tokens selected for prediction.")] = 0.15,
-    max_length: Annotated[int, typer.Option("--max-length", min=8, help="Word pieces per chunk.")] = 128,
+    max_length: Annotated[int, typer.Option("--max-length", help="Word pieces per chunk (at least 8).")] = 128,
+    nsp: Annotated[
+        bool,
+        typer.Option(
+            "--nsp",
+            help="Also learn next-sentence prediction, as BERT did: pairs of consecutive lines of a document "
+            "(blank lines separate documents) half of the time, a line of another document otherwise.",
+        ),
+    ] = False,
     probe: Annotated[
         list[str] | None, typer.Option("--probe", help="A sentence with [MASK] to watch while training (repeatable).")
     ] = None,
     save_minutes: Annotated[float, typer.Option("--save-minutes", help="Minutes between checkpoints.")] = 5.0,
+    save_steps: Annotated[
+        int | None, typer.Option("--save-steps", help="Also save a checkpoint every N steps.", show_default=False)
+    ] = None,
     save_dtype: Annotated[str, typer.Option("--save-dtype", help="float32, float16 or bfloat16 weights.")] = "float32",
     restart: Annotated[bool, typer.Option("--restart", help="Ignore a run already in --out and start over.")] = False,
     offline: OfflineOpt = False,
@@ -44,7 +56,7 @@ def pretrain_cli(
 ) -> None:
     """Continue BERT's masked-LM pretraining on your text, and watch it learn.
 
-    Example: bertprobe pretrain --from minilm --corpus notes.txt --steps 500 --probe "The cat sat on the [MASK]."
+    Example: bertprobe pretrain --corpus notes.txt --steps 500 --probe "The cat sat on the [MASK]."
     """
     from bertprobe import pretrain, render
     from bertprobe.render.pretrain import live_view
@@ -62,8 +74,10 @@ def pretrain_cli(
         max_length=max_length,
         seed=seed,
         save_minutes=save_minutes,
+        save_steps=save_steps,
         save_dtype=save_dtype,
         probes=list(probe or ["The cat sat on the [MASK]."]),
+        nsp=nsp,
     )
     with live_view(enabled=not json) as on_status:
         try:
@@ -75,5 +89,8 @@ def pretrain_cli(
         render.notice(notice)
     render.show(result, json=json, seed=seed)
     if result.interrupted:
-        render.notice(f"Interrupted: checkpoint saved at step {result.steps}; run the same command to resume.")
+        if result.saved_step is None:
+            render.notice("Interrupted before the first checkpoint: a rerun starts from the beginning.")
+        else:
+            render.notice(f"Interrupted: a rerun of the same command resumes from step {result.saved_step}.")
         raise typer.Exit(130)
