@@ -1038,11 +1038,11 @@ def pretrain(
     seed_everything(settings.seed)
     data = TrainingData(lm, corpus, min(settings.max_length, lm.tokenizer.model_max_length), settings.seed,
                         settings.rate, settings.nsp)  # fmt: skip
-    if len(data) == 0 or (settings.nsp and data.pairs == 0):
+    if len(data) == 0:
+        raise DataError(f"{', '.join(settings.corpus)}: the tokenizer finds no word pieces in the corpus")
+    if settings.nsp and data.pairs == 0:
         raise DataError(
-            "--nsp needs documents of two or more lines; every line of the corpus stands alone"
-            if len(data)
-            else f"{', '.join(settings.corpus)}: no word pieces in the corpus",
+            "--nsp needs documents of two or more lines; every line of the corpus stands alone",
             hint="Put consecutive sentences on consecutive lines, blank lines between documents.",
         )
     lm.model.train()
