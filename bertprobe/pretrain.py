@@ -59,7 +59,8 @@ _TEMPORARY = re.compile(r"\.checkpoint-.*\.(tmp|old)(-\d+)?")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 _MODEL_FILES = ("config.json", WEIGHTS_FILE, "pytorch_model.bin", "model.safetensors.index.json")
 # Settings that decide every step: a resumed run must use the same ones.
-_TRAJECTORY = ("source", "corpus", "batch_size", "lr", "warmup", "weight_decay", "rate", "max_length", "seed", "nsp")
+_TRAJECTORY = ("source", "corpus", "batch_size", "lr", "warmup", "weight_decay", "rate", "max_length", "seed", "nsp",
+               "freeze_layers")  # fmt: skip
 _MAX_STEPS = 100_000_000
 _MAX_MINUTES = 60 * 24 * 366
 _MAX_BATCH = 65_536
@@ -84,6 +85,7 @@ class PretrainSettings:
     save_dtype: str = "float32"
     probes: list[str] = field(default_factory=list)
     nsp: bool = False
+    freeze_layers: int = 0  # the embeddings and this many lowest encoder layers stay as they are
 
 
 @dataclass
@@ -184,6 +186,8 @@ def check_settings(settings: PretrainSettings) -> None:
          f"weight decay {settings.weight_decay} must be between 0 and 1", "BERT used 0.01."),
         (8 <= settings.max_length <= 100_000, f"--max-length {settings.max_length} must be at least 8",
          "e.g. --max-length 128"),
+        (0 <= settings.freeze_layers <= 1000, f"--freeze-layers {settings.freeze_layers} must be 0 or more",
+         "e.g. --freeze-layers 4"),
         (0 <= settings.seed < 2**32, f"--seed {settings.seed} must be between 0 and 2**32 - 1", "e.g. --seed 0"),
         (settings.save_dtype in {"float32", "float16", "bfloat16"},
          f"--save-dtype {settings.save_dtype!r} is not float32, float16 or bfloat16", "e.g. --save-dtype float16"),
@@ -506,9 +510,8 @@ def _checkpoint_weights(path: Path) -> dict[str, Any]:
             from safetensors import safe_open
 
             with safe_open(str(file), "pt") as handle:
-                keys = list(handle.keys())
-                mapping = bert.normalise_keys(dict.fromkeys(keys))
-                renamed = dict(zip(mapping, keys, strict=True))
+                keys = handle.keys()  # a safetensors handle is not iterable
+                renamed = {new: key for key in keys for new in bert.normalise_keys({key: None})}
                 for key in wanted:
                     if key in renamed:
                         found[key] = handle.get_tensor(renamed[key]).float()
@@ -864,9 +867,24 @@ def _load(settings: PretrainSettings, out: Path, device: str, offline: bool, res
     return lm, state
 
 
+def freeze(model: Any, layers: int) -> None:
+    """Keep the embeddings (and so the tied MLM decoder) and the lowest ``layers`` encoder layers fixed.
+
+    On a CPU most of a step is the backward pass; stopping it below the trained layers makes
+    a step several times cheaper, and the frozen layers keep what the checkpoint knew.
+    """
+    if layers <= 0:
+        return
+    model.bert.embeddings.requires_grad_(False)
+    for layer in model.bert.encoder.layer[:layers]:
+        layer.requires_grad_(False)
+
+
 def _optimizer(model: Any, settings: PretrainSettings) -> AdamW:
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
         (no_decay if parameter.ndim < 2 or "LayerNorm" in name else decay).append((name, parameter))
     return AdamW([(decay, settings.weight_decay), (no_decay, 0.0)], lr=settings.lr)
 
@@ -1045,6 +1063,13 @@ def pretrain(
             "--nsp needs documents of two or more lines; every line of the corpus stands alone",
             hint="Put consecutive sentences on consecutive lines, blank lines between documents.",
         )
+    if settings.freeze_layers > lm.model.config.num_hidden_layers:
+        raise InputError(
+            f"--freeze-layers {settings.freeze_layers}: {settings.source} has only "
+            f"{lm.model.config.num_hidden_layers} layers",
+            hint="Freeze fewer layers, e.g. --freeze-layers 2.",
+        )
+    freeze(lm.model, settings.freeze_layers)
     lm.model.train()
     run = _Run(settings, lm, data, corpus, state)
     start_step = run.progress.step

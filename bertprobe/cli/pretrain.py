@@ -43,6 +43,13 @@ def pretrain_cli(
     probe: Annotated[
         list[str] | None, typer.Option("--probe", help="A sentence with [MASK] to watch while training (repeatable).")
     ] = None,
+    freeze_layers: Annotated[
+        int,
+        typer.Option(
+            "--freeze-layers",
+            help="Keep the embeddings and this many lowest layers fixed (a much cheaper step on a CPU).",
+        ),
+    ] = 0,
     save_minutes: Annotated[float, typer.Option("--save-minutes", help="Minutes between checkpoints.")] = 5.0,
     save_steps: Annotated[
         int | None, typer.Option("--save-steps", help="Also save a checkpoint every N steps.", show_default=False)
@@ -78,6 +85,7 @@ def pretrain_cli(
         save_dtype=save_dtype,
         probes=list(probe or ["The cat sat on the [MASK]."]),
         nsp=nsp,
+        freeze_layers=freeze_layers,
     )
     with live_view(enabled=not json) as on_status:
         try:
