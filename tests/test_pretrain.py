@@ -444,3 +444,23 @@ def test_batches_cover_each_epoch_once_and_nsp_pairs_follow_bert(tiny_pretrainin
         if epoch < max(epochs):
             assert sorted(positions) == list(range(len(data)))  # nothing skipped
     assert 0.3 < labels[0] / (labels[0] + labels[1]) < 0.7
+
+
+def test_frozen_layers_stay_as_they_were(tiny_pretraining_path, corpus, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=3, freeze_layers=1), device="cpu")
+    before, after = (
+        load_file(str(tiny_pretraining_path / "model.safetensors")),
+        load_file(str(out / "model.safetensors")),
+    )
+    for key in ("bert.embeddings.word_embeddings.weight", "bert.encoder.layer.0.attention.self.query.weight"):
+        assert torch.equal(before[key], after[key]), key
+    assert not torch.equal(
+        before["bert.encoder.layer.1.output.dense.weight"], after["bert.encoder.layer.1.output.dense.weight"]
+    )
+    with pytest.raises(InputError, match="has only 2 layers"):
+        pretrain.pretrain(_settings(tiny_pretraining_path, corpus, tmp_path / "x", steps=3, freeze_layers=3),
+                          device="cpu")  # fmt: skip
