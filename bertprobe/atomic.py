@@ -1,24 +1,78 @@
-"""Atomic file writes: a temporary file in the same folder, then a rename over the target.
+"""Atomic writes: a file, or a whole directory, is replaced in one rename and is on disk before it counts.
 
-Readers (and a later run after a crash or Ctrl-C) see the old file or the new one, never
-half of one. Used for caches, saved probes, checkpoints, plots and HTML pages.
+Readers (and a later run after a crash, Ctrl-C or SIGKILL) see the old file or the new one,
+never half of one. A file is written to a temporary name in the same folder, flushed and
+fsynced, renamed over the target, and then the folder itself is fsynced so the rename
+survives a power cut. A multi-file artefact (a saved probe, a checkpoint) is written into a
+new staging directory and swapped in whole by ``atomic_directory``: the old directory stays
+until the new one is complete.
+
+``crash_point(name)`` is a test hook: with ``BERTPROBE_TEST_KILL_AFTER=name`` (or ``name#N``
+for the N-th time that point is reached) the process SIGKILLs itself right there, so crash
+tests can stop a write at each step deterministically.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+KILL_VARIABLE = "BERTPROBE_TEST_KILL_AFTER"
+_reached: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    """Kill this process now (SIGKILL: no cleanup, no flush) if the test hook names this step."""
+    wanted = os.environ.get(KILL_VARIABLE)
+    if not wanted:
+        return
+    step, _, nth = wanted.partition("#")
+    if step != name:
+        return
+    _reached[name] = _reached.get(name, 0) + 1
+    if _reached[name] == (int(nth) if nth else 1):
+        if hasattr(signal, "SIGKILL"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        os._exit(137)  # pragma: no cover - platforms without SIGKILL
+
+
+def fsync_file(path: str | Path) -> None:
+    """Flush a written file's contents to disk."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def fsync_directory(path: str | Path) -> None:
+    """Make renames and new names in ``path`` durable (a no-op where folders cannot be opened)."""
+    try:
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:  # some file systems refuse fsync on a directory; the rename itself still happened
+        pass
+    finally:
+        os.close(handle)
+
+
+def _plain_permissions(path: Path, mode: int) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)  # mkstemp / mkdtemp make 0600 / 0700; the result is ordinary
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write to; it replaces ``target`` only if the block succeeds.
 
-    The folder must exist: a mistyped output path is an error, not a new directory.
+    The temporary file is fsynced before the rename and the folder after it. The folder must
+    exist: a mistyped output path is an error, not a new directory.
     """
     target = Path(target)
     handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
@@ -26,16 +80,18 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; the result is an ordinary file
+        _plain_permissions(temporary, 0o666)
+        fsync_file(temporary)
+        crash_point("atomic-write:temp-written")
         os.replace(temporary, target)
+        crash_point("atomic-write:renamed")
+        fsync_directory(target.parent)
     finally:
         temporary.unlink(missing_ok=True)
 
 
 def atomic_write(target: str | Path, data: bytes | str) -> None:
-    """Write ``data`` (text as UTF-8) to ``target`` atomically, flushed to disk, creating its folder."""
+    """Write ``data`` (text as UTF-8) to ``target`` atomically and durably, creating its folder."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as temporary, temporary.open("wb") as file:
@@ -44,10 +100,99 @@ def atomic_write(target: str | Path, data: bytes | str) -> None:
         os.fsync(file.fileno())
 
 
-def crash_point(name: str) -> None:
-    """Test hook: die at once (SIGKILL, no clean-up) right after the write step ``name``.
+# --------------------------------------------------------------------------------------------
+# Whole directories.
+# --------------------------------------------------------------------------------------------
 
-    Set ``BERTPROBE_TEST_KILL_AFTER=name`` to make a crash test deterministic; a no-op otherwise.
+
+def _staging_names(target: Path) -> tuple[str, str, str]:
+    """Prefixes of a directory being written, a complete one waiting to be swapped in, and the old one."""
+    return f".{target.name}.tmp-", f".{target.name}.new-", f".{target.name}.old-"
+
+
+def recover_directory(target: str | Path) -> None:
+    """Finish or undo a directory swap that a crash interrupted, and remove stray staging folders.
+
+    After this, ``target`` is the newest *complete* version (or absent if there never was one).
     """
-    if os.environ.get("BERTPROBE_TEST_KILL_AFTER") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    target = Path(target)
+    parent = target.parent
+    if not parent.is_dir():
+        return
+    writing, ready, old = _staging_names(target)
+    entries = sorted(parent.iterdir(), key=lambda p: p.name)
+    ready_dirs = [p for p in entries if p.name.startswith(ready) and p.is_dir()]
+    old_dirs = [p for p in entries if p.name.startswith(old) and p.is_dir()]
+    if not target.exists():
+        # Killed between "old moved aside" and "new moved in": the new one is complete, take it;
+        # with no complete new one, put the old one back.
+        if ready_dirs:
+            os.rename(ready_dirs.pop(), target)
+        elif old_dirs:
+            os.rename(old_dirs.pop(), target)
+        fsync_directory(parent)
+    for stray in [p for p in entries if p.name.startswith(writing)] + ready_dirs + old_dirs:
+        if stray.exists():
+            shutil.rmtree(stray, ignore_errors=True)
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            fsync_file(Path(folder) / name)
+        fsync_directory(folder)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unavailable."""
+    if not hasattr(os, "uname") or os.uname().sysname != "Linux":
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    return result == 0  # EINVAL / ENOSYS (file system or kernel without it): use the two-rename path
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | Path) -> Iterator[Path]:
+    """Yield an empty staging directory; when the block succeeds it replaces ``target`` as one unit.
+
+    Every file in it is fsynced first. An existing ``target`` is kept until the new directory is
+    complete and then swapped out (one atomic exchange on Linux; elsewhere two renames that
+    ``recover_directory`` finishes if a crash falls between them). The parent folder is created.
+    """
+    target = Path(target)
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    recover_directory(target)
+    writing, ready, old = _staging_names(target)
+    staging = Path(tempfile.mkdtemp(dir=parent, prefix=writing))
+    try:
+        yield staging
+        _plain_permissions(staging, 0o777)
+        _fsync_tree(staging)
+        complete = Path(tempfile.mkdtemp(dir=parent, prefix=ready))
+        os.rename(staging, complete)  # replaces the empty placeholder: a complete, fsynced new version
+        staging = complete
+        fsync_directory(parent)
+        crash_point("atomic-dir:complete")
+        if not target.exists():
+            os.rename(staging, target)
+        elif _exchange(staging, target):  # staging now holds the old version
+            crash_point("atomic-dir:swapped")
+        else:
+            aside = Path(tempfile.mkdtemp(dir=parent, prefix=old))
+            os.rename(target, aside)
+            crash_point("atomic-dir:old-moved")
+            os.rename(staging, target)
+            staging = aside
+        fsync_directory(parent)
+        crash_point("atomic-dir:renamed")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

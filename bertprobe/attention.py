@@ -13,6 +13,7 @@ from typing import Any
 
 from bertprobe.errors import InputError
 from bertprobe.features import encode_checked
+from bertprobe.layers import resolve_head, resolve_layer
 from bertprobe.models import LoadedModel
 
 
@@ -37,7 +38,7 @@ class AttentionResult:
     num_layers: int
     num_heads: int
     head: int | None  # 1-based head averaged over, or None for the mean over heads
-    layer: int | None  # 1-based layer drilled into, or None
+    layer: int | None  # layer drilled into (1..L, resolved from --layer), or None
     layers: list[LayerSummary]
     cls_to_token: list[list[float]]  # [layer][token]: attention from [CLS] to each token
     token_to_cls: list[list[float]]  # [layer][token]: attention from each token to [CLS]
@@ -50,16 +51,9 @@ def attention_probabilities(lm: LoadedModel, ids: list[int]) -> Any:
     """Attention probabilities [layers, heads, tokens, tokens] for one text (float32, CPU)."""
     import torch
 
-    model = lm.model
-    if not lm.native:
-        # Fused (sdpa / flash) kernels return no probabilities; the eager path does.
-        if hasattr(model, "set_attn_implementation"):
-            model.set_attn_implementation("eager")
-        else:
-            model.config._attn_implementation = "eager"
+    # The backend returns probabilities (an explicit softmax) and leaves the cached model's kernels as they were.
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor([ids], device=lm.device), output_attentions=True)
-    attentions = out["attentions"] if isinstance(out, dict) else out.attentions
+        attentions = lm.backend.forward(input_ids=torch.tensor([ids], device=lm.device), attentions=True).attentions
     return torch.stack([a[0] for a in attentions]).float().cpu()
 
 
@@ -70,10 +64,10 @@ def attention(lm: LoadedModel, text: str, layer: int | None = None, head: int | 
         raise InputError("the text has no words to look at", hint='e.g. bertprobe attention "The cat sat on the mat."')
     probs = attention_probabilities(lm, encoding.ids)  # [L, H, T, T]
     num_layers, num_heads = probs.shape[0], probs.shape[1]
-    if layer is not None and not 1 <= layer <= num_layers:
-        raise InputError(f"--layer {layer} does not exist: {lm.name} has layers 1 to {num_layers}")
-    if head is not None and not 1 <= head <= num_heads:
-        raise InputError(f"--head {head} does not exist: {lm.name} has heads 1 to {num_heads} in each layer")
+    if layer is not None:
+        layer = resolve_layer(layer, num_layers, lm.name, embeddings=False)
+    if head is not None:
+        head = resolve_head(head, num_heads, lm.name)
     chosen = probs[:, head - 1 : head] if head is not None else probs  # [L, h, T, T]
 
     tok = lm.tokenizer

@@ -283,9 +283,8 @@ def get_method(name: str) -> Method:
 
 
 def _model_output(lm: LoadedModel, attention_mask: Any, inputs_embeds: Any = None, input_ids: Any = None, **kw: Any):
-    if lm.native:
-        kw["heads"] = False  # heads are applied here, to the positions that matter
-    return lm.model(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kw)
+    # The encoder only: heads are applied here, to the positions that matter.
+    return lm.backend.forward(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kw)
 
 
 class Objective:
@@ -335,10 +334,7 @@ class FillMaskObjective(Objective):
         self.token_id = token_id
 
     def _mask_logits(self, output: Any, rows: Any, positions: Any) -> Any:
-        if self.lm.native:
-            return self.lm.model.mlm_logits(output["last_hidden_state"][rows, positions])
-        logits = output["logits"] if isinstance(output, dict) else output.logits
-        return logits[rows, positions]
+        return self.lm.backend.mlm_logits(output.last_hidden_state[rows, positions])
 
     def vocabulary_logits(self, embeds: Any, attention_mask: Any) -> Any:
         import torch
@@ -368,20 +364,20 @@ class ProbeObjective(Objective):
     def class_logits(self, output: Any, attention_mask: Any) -> Any:
         from bertprobe.features import pool
 
-        hidden_states = output["hidden_states"] if isinstance(output, dict) else output.hidden_states
+        hidden_states = output.hidden_states
         # Probes are trained on float32 features (features.run_batch), so read them the same way.
         pooled = pool(self.lm, hidden_states[self.probe.layer].float(), attention_mask, self.probe.pooling)
         return self.probe.logits(pooled)
 
     def logits_for_embeddings(self, embeds: Any, attention_mask: Any) -> Any:
-        output = _model_output(self.lm, attention_mask, inputs_embeds=embeds, output_hidden_states=True)
+        output = _model_output(self.lm, attention_mask, inputs_embeds=embeds, hidden_states=True)
         return self.class_logits(output, attention_mask)
 
     def score(self, embeds: Any, attention_mask: Any) -> Any:
         return log_odds(self.logits_for_embeddings(embeds, attention_mask), self.class_index)
 
     def _probabilities(self, input_ids: Any, attention_mask: Any, kept: Sequence[Sequence[int]]) -> Any:
-        output = _model_output(self.lm, attention_mask, input_ids=input_ids, output_hidden_states=True)
+        output = _model_output(self.lm, attention_mask, input_ids=input_ids, hidden_states=True)
         return self.class_logits(output, attention_mask).softmax(-1)[:, self.class_index]
 
 
@@ -413,7 +409,7 @@ def attribute_fill_mask(
 
     settings = settings or AttributionSettings()
     method = _check_settings(settings)
-    notices = _prepare_device(lm)
+    lm, notices = _prepare_device(lm)
     encoding, positions = require_masks(lm, text)
     if not 1 <= mask <= len(positions):
         raise MaskError(
@@ -460,7 +456,7 @@ def attribute_probe(
     settings = settings or AttributionSettings()
     method = _check_settings(settings)
     probe.check_model(lm)
-    notices = _prepare_device(lm)
+    lm, notices = _prepare_device(lm)
     encoding = encode_checked(lm, text)
     max_length = getattr(probe, "meta", {}).get("max_length")
     if isinstance(max_length, int) and len(encoding) > max_length:
@@ -511,15 +507,16 @@ def _check_settings(settings: AttributionSettings) -> Method:
     return method
 
 
-def _prepare_device(lm: LoadedModel) -> list[str]:
-    """Attribution on MPS falls back to the CPU: Captum forms float64 tensors, which MPS lacks."""
-    if attribution_device(lm.device) == lm.device:
-        return []
-    import torch
+def _prepare_device(lm: LoadedModel) -> tuple[LoadedModel, list[str]]:
+    """Attribution on MPS falls back to the CPU: Captum forms float64 tensors, which MPS lacks.
 
-    lm.model.to("cpu")
-    lm.device = torch.device("cpu")
-    return ["attribution runs on the CPU: Captum uses float64 tensors, which Apple's MPS device does not support"]
+    The CPU model is a copy: the cached one stays on its device for the next command.
+    """
+    device = attribution_device(lm.device)
+    if device == lm.device:
+        return lm, []
+    notice = "attribution runs on the CPU: Captum uses float64 tensors, which Apple's MPS device does not support"
+    return lm.on_device(device), [notice]
 
 
 def attribution_device(device: Any) -> Any:

@@ -21,7 +21,7 @@ from pathlib import Path
 from bertprobe.errors import BertprobeError, DataError
 from bertprobe.fillmask import masked_logits, require_masks
 from bertprobe.models import LoadedModel
-from bertprobe.records import read_text
+from bertprobe.records import lines, read_text
 
 
 @dataclass
@@ -64,7 +64,7 @@ def read_items(path: str | Path) -> list[dict]:
     """Items of a jsonl file, each ``{"text": "... [MASK] ...", "answers": ["word", ...]}``."""
     items = []
     text = read_text(path, hint="Check the path given to --data.")
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines(text), start=1):
         if not line.strip():
             continue
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -202,24 +203,59 @@ def _from_hub(task: Task) -> Split | None:
     return Split(parts[0], parts[1], list(task.label_names), f"{task.name} from the hub ({task.hub_id})")
 
 
+# GLUE's SST-2.zip is 7.4 MB and unpacks to 5 MB of tsv: these caps leave room and refuse a zip bomb.
+MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+MAX_MEMBER_BYTES = 64 * 1024 * 1024
+MAX_COMPRESSION_RATIO = 200  # text compresses ~3-10x; a thousandfold ratio is a bomb
+
+
 def _download_glue(task: Task, target: Path) -> None:
-    """Fetch GLUE's zip with a short timeout and unpack its train / dev files into ``target`` atomically."""
+    """Fetch GLUE's zip with a short timeout and unpack its train / dev files into ``target`` atomically.
+
+    The download and each inflated member are size-capped before and while reading, so a hostile or
+    broken archive is refused in memory and never written to disk.
+    """
     import urllib.request
 
     try:
         with urllib.request.urlopen(task.glue_url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            payload = response.read()
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > MAX_DOWNLOAD_BYTES:
+                raise _Unavailable(f"{task.glue_url} is {int(declared):,} bytes, more than GLUE's zip can be")
+            payload = response.read(MAX_DOWNLOAD_BYTES + 1)
+    except _Unavailable:
+        raise
     except Exception as err:  # URLError, timeouts, HTTP errors: all mean this source is out
         raise _Unavailable(f"downloading {task.glue_url} failed ({err})") from err
+    if len(payload) > MAX_DOWNLOAD_BYTES:
+        raise _Unavailable(f"{task.glue_url} sent more than {MAX_DOWNLOAD_BYTES:,} bytes; refused")
     try:
         archive = zipfile.ZipFile(io.BytesIO(payload))
-        members = {Path(name).name: name for name in archive.namelist() if name.endswith((".tsv",))}
-        contents = {name: archive.read(members[name]) for name in ("train.tsv", "dev.tsv")}
-    except (zipfile.BadZipFile, KeyError) as err:
+        members = {Path(info.filename).name: info for info in archive.infolist() if info.filename.endswith(".tsv")}
+        contents = {name: _inflate(archive, members[name], task) for name in ("train.tsv", "dev.tsv")}
+    except (zipfile.BadZipFile, KeyError, EOFError, zlib.error) as err:
         raise _Unavailable(f"{task.glue_url} is not GLUE's {task.glue_folder} zip ({err})") from err
     # dev.tsv last: load_task treats the pair as present only when both exist.
     for name in ("train.tsv", "dev.tsv"):
         atomic_write(target / name, contents[name])
+
+
+def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, task: Task) -> bytes:
+    """One member's bytes, refusing it when its declared or its actual inflated size is too large."""
+    limit = min(MAX_MEMBER_BYTES, max(info.compress_size, 1) * MAX_COMPRESSION_RATIO)
+    if info.file_size > limit:
+        raise _Unavailable(
+            f"{task.glue_url}: {info.filename} would inflate to {info.file_size:,} bytes from "
+            f"{info.compress_size:,} (a zip bomb?); refused"
+        )
+    chunks, total = [], 0
+    with archive.open(info) as member:  # the declared size can lie: count what actually comes out
+        while chunk := member.read(1 << 20):
+            total += len(chunk)
+            if total > limit:
+                raise _Unavailable(f"{task.glue_url}: {info.filename} inflates past {limit:,} bytes; refused")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,6 +320,7 @@ def load_files(
     """A split from the user's files: ``eval_data`` when given, else a seeded stratified hold-out of ``data``."""
     train = read_labelled(data, text_column, label_column)
     names = _label_order(train.labels)
+    notes = _case_clashes(names, str(data))
     if len(names) < 2:
         raise DataError(
             f"{data}: every row has the label {names[0]!r}; a probe needs at least two classes",
@@ -294,18 +331,35 @@ def load_files(
         known = set(names)
         for label, origin in zip(evaluation.labels, evaluation.origin, strict=True):
             if label not in known:
+                same = [name for name in names if name.casefold() == label.casefold()]
                 raise DataError(
-                    f"{origin}: label {label!r} never occurs in the training data ({', '.join(names)})",
+                    f"{origin}: label {label!r} never occurs in the training data ({', '.join(names)})"
+                    + (f"; labels are case-sensitive and the training data has {same[0]!r}" if same else ""),
                     hint="A probe can only predict labels it was trained on; fix the label or add training rows.",
                 )
-        return Split(train, evaluation, names, f"{data} (train), {eval_data} (eval)")
+        notes += _case_clashes(_label_order(evaluation.labels), str(eval_data))
+        return Split(train, evaluation, names, f"{data} (train), {eval_data} (eval)", notes)
     train_part, eval_part = stratified_split(train, test_size, seed)
     return Split(
         train_part,
         eval_part,
         names,
         f"{data}, split {1 - test_size:.0%} train / {test_size:.0%} eval (stratified, seed {seed})",
+        notes,
     )
+
+
+def _case_clashes(names: Sequence[str], where: str) -> list[str]:
+    """A warning for labels that differ only in case: most often one class spelled two ways."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.casefold(), []).append(name)
+    return [
+        f"{where}: the labels {' and '.join(map(repr, group))} differ only in case and are treated as "
+        f"{len(group)} different classes"
+        for group in groups.values()
+        if len(group) > 1
+    ]
 
 
 def stratified_split(data: LabelledData, test_size: float, seed: int) -> tuple[LabelledData, LabelledData]:

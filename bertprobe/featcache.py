@@ -15,17 +15,17 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertprobe import features
+from bertprobe import features, layers
 from bertprobe.atomic import atomic_write
 from bertprobe.errors import InputError
 from bertprobe.models import LoadedModel
 from bertprobe.tokenizer import Encoding
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: each entry stores the SHA-256 of its values
 Progress = Callable[[int, int], None]
 Spec = tuple[int, str]  # (layer, pooling)
 
@@ -38,16 +38,7 @@ def cache_root() -> Path:
 
 def resolve_layer(lm: LoadedModel, layer: int | None) -> int:
     """0 = embeddings, ``num_layers`` = last; negative counts from the end (-1 = last); None = last."""
-    count = lm.num_layers
-    if layer is None:
-        return count
-    chosen = layer + count + 1 if layer < 0 else layer
-    if not 0 <= chosen <= count:
-        raise InputError(
-            f"--layer {layer} is out of range: {lm.name} has layers 0 (embeddings) to {count}",
-            hint=f"Pick a layer from 0 to {count}, or -1 for the last.",
-        )
-    return chosen
+    return lm.num_layers if layer is None else layers.resolve_layer(layer, lm.num_layers, lm.name)
 
 
 def check_spec(lm: LoadedModel, layer: int, pooling: str) -> None:
@@ -140,6 +131,11 @@ def texts_digest(texts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def tensor_digest(tensor: Any) -> str:
+    """SHA-256 of a CPU tensor's values (row-major bytes), recorded with a cache entry and checked on read."""
+    return hashlib.sha256(tensor.contiguous().numpy().tobytes()).hexdigest()
+
+
 @dataclass
 class CacheStats:
     hits: int = 0
@@ -196,11 +192,15 @@ class FeatureCache:
             with safe_open(str(path), framework="pt") as handle:
                 stored = json.loads((handle.metadata() or {}).get("key", "null"))
                 truncated = int(stored.pop("truncated", 0)) if isinstance(stored, dict) else 0
+                digest = stored.pop("sha256", None) if isinstance(stored, dict) else None
                 tensor = handle.get_tensor("features")
         except Exception as err:  # truncated file, bad header, missing tensor: all mean "do not trust"
             return None, f"{path.name} is unreadable ({type(err).__name__})", 0
         if stored != key:
             return None, f"{path.name} was made for other inputs", 0
+        if tensor.dtype == torch.float32 and digest != tensor_digest(tensor):
+            # Zeroed or flipped values are still finite floats of the right shape: only the hash sees them.
+            return None, f"{path.name} does not match its content hash (changed on disk)", 0
         expected = (key["count"], key["hidden"])
         if tuple(tensor.shape) != expected or tensor.dtype != torch.float32:
             return None, f"{path.name} has shape {tuple(tensor.shape)}, expected {expected}", 0
@@ -213,8 +213,9 @@ class FeatureCache:
 
         # One metadata entry: safetensors writes several in no fixed order, and an entry rebuilt from the
         # same inputs should be the same bytes.
-        stored = json.dumps({**key, "truncated": truncated}, sort_keys=True)
-        data = save({"features": tensor.contiguous()}, metadata={"key": stored})
+        tensor = tensor.contiguous()
+        stored = json.dumps({**key, "truncated": truncated, "sha256": tensor_digest(tensor)}, sort_keys=True)
+        data = save({"features": tensor}, metadata={"key": stored})
         try:
             atomic_write(self.path(key), data)
         except OSError:  # a read-only or full cache must not fail the run: the features are in memory
@@ -270,49 +271,8 @@ def pooled_features(
 
 
 def random_encoder(lm: LoadedModel, seed: int) -> LoadedModel:
-    """The same architecture with freshly initialised weights (BERT's own init), as a control.
+    """The same architecture with freshly initialised weights (the model's own init), as a control.
 
     A probe on it measures what the probe and the architecture get without any pre-training.
     """
-    import torch
-
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        if lm.native:
-            from bertprobe import bert
-
-            cfg = bert.BertConfig.from_dict(lm.config)
-            model = bert.Bert(cfg, pooler="pooler" in lm.heads)
-            _init_like_bert(model, float(lm.config.get("initializer_range", 0.02)))
-            with torch.no_grad():  # transformers' embedding has padding_idx = pad_token_id, zeroed at init
-                model.get_input_embeddings().weight[cfg.pad_token_id].zero_()
-        else:
-            import transformers
-
-            config = transformers.AutoConfig.from_pretrained(str(lm.path))
-            model = transformers.AutoModel.from_config(config)
-    finally:
-        torch.random.set_rng_state(generator_state)
-    model = model.to(device=lm.device, dtype=lm.dtype).eval()
-    return replace(lm, model=model, fingerprint=f"{lm.fingerprint}+random-init-{seed}", notices=[])
-
-
-def _init_like_bert(model: Any, std: float) -> None:
-    """What transformers' BertPreTrainedModel._init_weights does: N(0, std) weights, zero biases, unit LayerNorm."""
-    import torch
-    from torch import nn
-
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.Linear):
-                module.weight.normal_(0.0, std)
-                if module.bias is not None:
-                    module.bias.zero_()
-            elif isinstance(module, nn.Embedding):
-                module.weight.normal_(0.0, std)
-                if module.padding_idx is not None:
-                    module.weight[module.padding_idx].zero_()
-            elif isinstance(module, nn.LayerNorm):
-                module.weight.fill_(1.0)
-                module.bias.zero_()
+    return lm.random_copy(seed)

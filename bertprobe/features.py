@@ -103,13 +103,12 @@ def run_batch(
 
     input_ids, attention, token_types = pad_batch(lm, encodings, type_ids)
     with torch.inference_mode():
-        out = lm.model(
+        hidden = lm.backend.forward(
             input_ids=input_ids.to(lm.device),
             attention_mask=attention.to(lm.device),
             token_type_ids=token_types.to(lm.device),
-            output_hidden_states=True,
-        )
-        hidden = out["hidden_states"] if isinstance(out, dict) else out.hidden_states
+            hidden_states=True,
+        ).hidden_states
         chosen = hidden if layers is None else [hidden[layer] for layer in layers]
         stacked = torch.stack(chosen, dim=1).float().cpu()
     return stacked, attention
@@ -172,12 +171,4 @@ def pool(lm: LoadedModel, hidden: Any, attention_mask: Any, how: str) -> Any:
 def _pooler_module(lm: LoadedModel) -> Any:
     if "pooler" not in lm.heads:
         return None
-    if lm.native:
-        return lm.model.bert.pooler
-    base = getattr(lm.model, "base_model", lm.model)
-    dense = getattr(getattr(base, "pooler", None), "dense", None)
-    if dense is None:
-        return None
-    import torch
-
-    return lambda hidden: torch.tanh(dense(hidden[:, 0]))
+    return lm.backend.pooler()

@@ -306,15 +306,14 @@ def masked_logits(
     """MLM logits (float32, CPU) at ``positions[i]`` of ``sequences[i]``: one [len(positions[i]), vocab] per sequence.
 
     Sequences are padded together in as few forward passes as ``max_tokens`` allows. The
-    native BERT runs its MLM head only at the positions asked for; other models return
-    full logits, so their batches are also capped by the size of that tensor.
+    backend runs the MLM head only at the positions asked for (where it knows the family's
+    head; otherwise batches are also capped by the size of the full logits).
     """
     import torch
 
     from bertprobe.features import batches, pad_ids
 
-    native = hasattr(lm.model, "mlm_logits")
-    if not native:
+    if not lm.backend.head_at_positions:  # full-vocabulary logits at every position: cap the batch by them
         vocab = int(lm.config.get("vocab_size") or lm.tokenizer.vocab_size)
         max_tokens = max(1, min(max_tokens, MAX_LOGIT_FLOATS // max(vocab, 1)))
     results: list[Any] = [None] * len(sequences)
@@ -324,14 +323,9 @@ def masked_logits(
         rows = torch.tensor([r for r, i in enumerate(batch) for _ in positions[i]], dtype=torch.long)
         cols = torch.tensor([p for i in batch for p in positions[i]], dtype=torch.long)
         with torch.inference_mode():
-            kwargs = {"input_ids": input_ids.to(lm.device), "attention_mask": attention.to(lm.device)}
-            if native:
-                out = lm.model(**kwargs, heads=False)
-                hidden = out["last_hidden_state"][rows.to(lm.device), cols.to(lm.device)]
-                logits = lm.model.mlm_logits(hidden)
-            else:
-                out = lm.model(**kwargs)
-                logits = out.logits[rows.to(lm.device), cols.to(lm.device)]
+            logits = lm.backend.masked_logits(
+                input_ids.to(lm.device), attention.to(lm.device), rows.to(lm.device), cols.to(lm.device)
+            )
             logits = logits.float().cpu()
         start = 0
         for i in batch:

@@ -15,6 +15,7 @@ from pathlib import Path
 from bertprobe.errors import DataError, InputError
 from bertprobe.features import Progress, batches, encode_all, pad_batch
 from bertprobe.models import LoadedModel
+from bertprobe.records import lines as text_lines
 from bertprobe.records import read_rows, read_text
 
 _TRUE = {"1", "true", "yes", "next", "is_next", "isnext"}
@@ -65,12 +66,7 @@ def is_next_probabilities(
     for batch in batches([len(e) for e in encodings], batch_size):
         input_ids, attention, token_types = pad_batch(lm, [encodings[i] for i in batch])
         with torch.inference_mode():
-            out = lm.model(
-                input_ids=input_ids.to(lm.device),
-                attention_mask=attention.to(lm.device),
-                token_type_ids=token_types.to(lm.device),
-            )
-            logits = out["seq_relationship_logits"] if isinstance(out, dict) else _nsp_logits(out)
+            logits = lm.backend.nsp_logits(input_ids.to(lm.device), attention.to(lm.device), token_types.to(lm.device))
             chance = logits.float().softmax(-1)[:, 0].cpu().tolist()
         for index, value in zip(batch, chance, strict=True):
             probabilities[index] = value
@@ -78,11 +74,6 @@ def is_next_probabilities(
         if progress:
             progress(done, len(pairs))
     return probabilities
-
-
-def _nsp_logits(out):
-    # BertForNextSentencePrediction names them ``logits``; BertForPreTraining ``seq_relationship_logits``.
-    return out.seq_relationship_logits if getattr(out, "seq_relationship_logits", None) is not None else out.logits
 
 
 def score(
@@ -144,7 +135,7 @@ def read_pairs(path: str | Path) -> tuple[list[tuple[str, str]], list[bool | Non
 
 def read_sentences(path: str | Path) -> list[str]:
     """Consecutive sentences of a plain text file, one per line (blank lines skipped)."""
-    lines = read_text(path, hint="Give a text file with one sentence per line, in order.").splitlines()
+    lines = text_lines(read_text(path, hint="Give a text file with one sentence per line, in order."))
     sentences = [line.strip() for line in lines if line.strip()]
     if len(sentences) < 3:
         raise DataError(

@@ -468,7 +468,7 @@ def _add_nsp_head(model: Any, weights: dict[str, Any], seed: int) -> bool:
     import torch
     from torch import nn
 
-    from bertprobe import bert
+    from bertprobe.models import native
 
     width = model.config.hidden_size
     generator = torch.Generator().manual_seed(seed)
@@ -489,7 +489,7 @@ def _add_nsp_head(model: Any, weights: dict[str, Any], seed: int) -> bool:
 
     device = model.get_input_embeddings().weight.device
     if model.bert.pooler is None:
-        model.bert.pooler = bert.Pooler(model.config)
+        model.bert.pooler = native.Pooler(model.config)
         model.bert.pooler.dense = linear("bert.pooler.dense", width)
     if model.cls.seq_relationship is None:
         model.cls.seq_relationship = linear("cls.seq_relationship", 2)
@@ -499,8 +499,8 @@ def _add_nsp_head(model: Any, weights: dict[str, Any], seed: int) -> bool:
 
 def _checkpoint_weights(path: Path) -> dict[str, Any]:
     """The pooler and NSP tensors of a checkpoint, under our key names (empty when it has none)."""
-    from bertprobe import bert
     from bertprobe.models import _weight_files
+    from bertprobe.models import native as bert
 
     wanted = ("bert.pooler.dense.weight", "bert.pooler.dense.bias", "cls.seq_relationship.weight",
               "cls.seq_relationship.bias")  # fmt: skip
@@ -547,12 +547,8 @@ def probe_predictions(lm: LoadedModel, texts: Sequence[str], top: int = 3) -> li
     if not texts:
         return []
     encoded = [require_masks(lm, text) for text in texts]
-    was_training = lm.model.training
-    lm.model.eval()
-    try:
+    with lm.backend.mode(training=False):
         rows = masked_logits(lm, [e.ids for e, _ in encoded], [positions[:1] for _, positions in encoded])
-    finally:
-        lm.model.train(was_training)
     return [
         ProbeTop(text, [(p.token_str, p.score) for p in top_predictions(lm, logits[0], top)])
         for text, logits in zip(texts, rows, strict=True)
@@ -898,18 +894,19 @@ def _train_step(lm: LoadedModel, optimizer: AdamW, batch: Batch, lr: float) -> t
         t.to(lm.device) for t in (batch.input_ids, batch.attention_mask, batch.token_type_ids, batch.labels)
     )
     optimizer.lr = lr
-    hidden = model(input_ids=input_ids, attention_mask=attention, token_type_ids=token_types, heads=False)[
-        "last_hidden_state"
-    ]
+    backend = lm.backend
+    hidden = backend.forward(
+        input_ids=input_ids, attention_mask=attention, token_type_ids=token_types
+    ).last_hidden_state
     selected = labels != -100
-    logits = model.mlm_logits(hidden[selected])
+    logits = backend.mlm_logits(hidden[selected])
     loss = torch.nn.functional.cross_entropy(logits.float(), labels[selected])
     accuracy = None
     if batch.next_labels is not None:
         next_labels = batch.next_labels.to(lm.device)
         paired = next_labels != -100
         if bool(paired.any()):
-            next_logits = model.cls.seq_relationship(model.bert.pooler(hidden[paired])).float()
+            next_logits = model.cls.seq_relationship(backend.pooler()(hidden[paired])).float()
             loss = loss + torch.nn.functional.cross_entropy(next_logits, next_labels[paired])
             accuracy = float((next_logits.argmax(-1) == next_labels[paired]).float().mean())
     value = float(loss.detach())

@@ -6,14 +6,17 @@ The probe is scikit-learn's ``LogisticRegression`` on standardised sentence vect
 on a randomly initialised encoder of the same architecture (how much is BERT's knowledge,
 how much is the probe).
 
-A saved probe is two files written atomically: ``probe.safetensors`` (float32 ``coef``
-[n_out, hidden], ``intercept`` [n_out], ``mean`` [hidden], ``scale`` [hidden]) and
-``probe.json`` (format, version, model, revision, fingerprint, layer, pooling, max_length,
-labels, metrics, packages). Never pickle: loading a probe cannot run code.
+A saved probe is two files written as one unit (a new directory swapped in by one rename):
+``probe.safetensors`` (float32 ``coef`` [n_out, hidden], ``intercept`` [n_out], ``mean``
+[hidden], ``scale`` [hidden]) and ``probe.json`` (format, version, model, revision,
+fingerprint, layer, pooling, max_length, labels, metrics, packages, and the SHA-256 of the
+weights file, checked on load). Never pickle: loading a probe cannot run code.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import time
@@ -22,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertprobe.atomic import atomic_write
+from bertprobe.atomic import atomic_directory, crash_point, recover_directory
 from bertprobe.errors import ArtifactError, DataError, InputError
+from bertprobe.layers import resolve_layer
 
 PROBE_FORMAT = "bertprobe-probe"
-PROBE_VERSION = 1
+PROBE_VERSION = 2  # 2: probe.json records the weights' SHA-256
 WEIGHTS_FILE = "probe.safetensors"
 META_FILE = "probe.json"
 # The grid `--C auto` searches with stratified cross-validation on the training set.
@@ -106,7 +110,11 @@ class SavedProbe:
             raise ArtifactError(f"this probe reads layer {self.layer}, but {lm.name} has {lm.num_layers} layers")
 
     def check_reading(self, layer: int | None = None, pooling: str | None = None) -> None:
-        """Refuse a layer or pooling other than the probe's (``None``: take the probe's own)."""
+        """Refuse a layer or pooling other than the probe's (``None``: take the probe's own).
+
+        A negative ``layer`` counts from the end of the probe's model (-1 = its last layer)."""
+        if layer is not None and layer < 0:
+            layer = resolve_layer(layer, int(self.meta.get("num_layers", self.layer)), self.model)
         if layer is not None and layer != self.layer:
             raise ArtifactError(
                 f"this probe was trained on layer {self.layer}, not layer {layer}",
@@ -161,34 +169,60 @@ def save_probe(
 ) -> Path:
     """Write ``probe.safetensors`` and ``probe.json`` into ``directory`` (made if missing)."""
     import numpy as np
-    import torch
-    from safetensors.torch import save
+    from safetensors.numpy import save  # the same file format as safetensors.torch, without importing torch
 
     directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ArtifactError(
-            f"cannot create {directory}: {err.strerror}", hint="Pick a writable --out directory."
-        ) from None
+    check_out_directory(directory)
     tensors = {
-        "coef": torch.from_numpy(np.asarray(coef, dtype=np.float32)).reshape(len(coef), -1).contiguous(),
-        "intercept": torch.from_numpy(np.asarray(intercept, dtype=np.float32)).reshape(-1).contiguous(),
-        "mean": torch.from_numpy(np.asarray(mean, dtype=np.float32)).reshape(-1).contiguous(),
-        "scale": torch.from_numpy(np.asarray(scale, dtype=np.float32)).reshape(-1).contiguous(),
+        "coef": np.ascontiguousarray(np.asarray(coef, dtype=np.float32).reshape(len(coef), -1)),
+        "intercept": np.ascontiguousarray(np.asarray(intercept, dtype=np.float32).reshape(-1)),
+        "mean": np.ascontiguousarray(np.asarray(mean, dtype=np.float32).reshape(-1)),
+        "scale": np.ascontiguousarray(np.asarray(scale, dtype=np.float32).reshape(-1)),
     }
-    doc = {"format": PROBE_FORMAT, "version": PROBE_VERSION, **meta}
+    weights = save(tensors, metadata={"format": PROBE_FORMAT})
+    doc = {
+        "format": PROBE_FORMAT,
+        "version": PROBE_VERSION,
+        **meta,
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+    }
     doc.setdefault("packages", package_versions())
     for key in ("model", "revision", "fingerprint", "layer", "pooling", "max_length", "labels", "metrics"):
         if key not in doc:
             raise ValueError(f"probe metadata lacks {key!r}")
     _check_shapes(tensors, doc["labels"], directory)
     try:
-        atomic_write(directory / WEIGHTS_FILE, save(tensors, metadata={"format": PROBE_FORMAT}))
-        atomic_write(directory / META_FILE, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
+        # One unit: both files go into a new directory that replaces the old probe in one rename, so a
+        # kill at any moment leaves the old probe or the new one, never one file of each.
+        with atomic_directory(directory) as staging:
+            (staging / WEIGHTS_FILE).write_bytes(weights)
+            crash_point("probe-save:weights-written")
+            (staging / META_FILE).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            crash_point("probe-save:meta-written")
     except OSError as err:
-        raise ArtifactError(f"cannot write the probe to {directory}: {err.strerror}") from err
+        raise ArtifactError(
+            f"cannot write the probe to {directory}: {err.strerror}", hint="Pick a writable --out directory."
+        ) from err
     return directory
+
+
+def check_out_directory(directory: Path) -> None:
+    """Refuse an --out that a probe save would clobber: a file, or a folder holding anything but a probe."""
+    if directory.exists() and not directory.is_dir():
+        raise ArtifactError(f"--out {directory} is a file, not a directory", hint="Pick a new directory for --out.")
+    if directory.is_dir():
+        others = sorted(p.name for p in directory.iterdir() if p.name not in (META_FILE, WEIGHTS_FILE))
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise ArtifactError(
+                f"--out {directory} holds other files ({shown}); saving a probe replaces the whole directory",
+                hint="Pick a new or empty directory, or one that holds only an older probe.",
+            )
+    parent = directory.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ArtifactError(f"--out {directory}: {parent} is a file", hint="Pick a directory path for --out.")
 
 
 def _check_shapes(tensors: dict[str, Any], labels: Sequence[str], directory: Path) -> None:
@@ -209,12 +243,63 @@ def _check_shapes(tensors: dict[str, Any], labels: Sequence[str], directory: Pat
         )
 
 
+# probe.json's fields: (type(s), required). bool is refused where a number is meant.
+_META_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
+    "model": ((str,), True),
+    "fingerprint": ((str,), True),
+    "layer": ((int,), True),
+    "pooling": ((str,), True),
+    "max_length": ((int,), True),
+    "labels": ((list,), True),
+    "weights_sha256": ((str,), True),
+    "revision": ((str, type(None)), False),
+    "model_path": ((str, type(None)), False),
+    "num_layers": ((int,), False),
+    "metrics": ((dict,), False),
+}
+
+
+def _check_meta(meta: dict[str, Any], meta_path: Path, retrain: str) -> list[str]:
+    """Refuse probe.json fields that are missing or of the wrong type, and duplicate labels; return the labels."""
+    from bertprobe.features import POOLINGS
+
+    missing = [k for k, (_, required) in _META_TYPES.items() if required and k not in meta]
+    if missing:
+        raise ArtifactError(f"{meta_path} lacks {', '.join(missing)}", hint=retrain)
+    for key, (types, _) in _META_TYPES.items():
+        if key in meta and (not isinstance(meta[key], types) or isinstance(meta[key], bool)):
+            wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ArtifactError(
+                f"{meta_path}: {key!r} should be {wanted}, not {type(meta[key]).__name__} {meta[key]!r:.60}",
+                hint=retrain,
+            )
+    labels = meta["labels"]
+    bad = [label for label in labels if not isinstance(label, str) or not label]
+    if bad:
+        raise ArtifactError(f"{meta_path}: every label should be a non-empty string, not {bad[0]!r:.60}", hint=retrain)
+    if len(labels) < 2:
+        raise ArtifactError(f"{meta_path} has fewer than two labels", hint=retrain)
+    seen: set[str] = set()
+    duplicates = [label for label in labels if label in seen or seen.add(label)]
+    if duplicates:
+        raise ArtifactError(f"{meta_path} lists the label {duplicates[0]!r} twice", hint=retrain)
+    if meta["pooling"] not in POOLINGS:
+        raise ArtifactError(f"{meta_path}: unknown pooling {meta['pooling']!r}", hint=retrain)
+    if meta["layer"] < 0 or meta["max_length"] < 2 or meta.get("num_layers", meta["layer"]) < meta["layer"]:
+        raise ArtifactError(
+            f"{meta_path}: layer {meta['layer']}, max_length {meta['max_length']} do not make sense", hint=retrain
+        )
+    return list(labels)
+
+
 def load_probe(directory: str | Path) -> SavedProbe:
     """Read a probe saved by ``cls-train --out``; any missing, corrupt or mismatched file is an ArtifactError."""
     import torch
 
     directory = Path(directory)
     retrain = "Train it again with `bertprobe cls-train ... --out DIR`."
+    with contextlib.suppress(OSError):
+        recover_directory(directory)  # a save killed between its two renames: finish it (or undo it)
     if not directory.is_dir():
         raise ArtifactError(f"{directory}: no such probe directory", hint="Pass the --out directory of cls-train.")
     meta_path, weights_path = directory / META_FILE, directory / WEIGHTS_FILE
@@ -234,22 +319,28 @@ def load_probe(directory: str | Path) -> SavedProbe:
             f"{PROBE_VERSION}",
             hint="Use the bertprobe version that wrote it, or train the probe again.",
         )
-    missing = [k for k in ("model", "fingerprint", "layer", "pooling", "max_length", "labels") if k not in meta]
-    labels = meta.get("labels")
-    if missing or not isinstance(labels, list) or len(labels) < 2:
-        what = f"lacks {', '.join(missing)}" if missing else "has fewer than two labels"
-        raise ArtifactError(f"{meta_path} {what}", hint=retrain)
+    labels = _check_meta(meta, meta_path, retrain)
     try:
-        from safetensors.torch import load_file
+        weights = weights_path.read_bytes()
+    except OSError as err:
+        raise ArtifactError(f"{weights_path} is not readable ({err.strerror})", hint=retrain) from None
+    if hashlib.sha256(weights).hexdigest() != meta["weights_sha256"]:
+        raise ArtifactError(
+            f"{weights_path} is not the file {META_FILE} was saved with (its SHA-256 differs): "
+            "the weights were edited, or the two files come from different probes",
+            hint=retrain,
+        )
+    try:
+        from safetensors.torch import load
 
-        tensors = load_file(str(weights_path))
+        tensors = load(weights)
     except Exception as err:  # safetensors raises its own error types for truncated or garbled files
         raise ArtifactError(f"{weights_path} is corrupt ({err})", hint=retrain) from None
     absent = [k for k in ("coef", "intercept", "mean", "scale") if k not in tensors]
     if absent:
         raise ArtifactError(f"{weights_path} lacks the tensor(s) {', '.join(absent)}", hint=retrain)
     tensors = {k: tensors[k].to(torch.float32) for k in ("coef", "intercept", "mean", "scale")}
-    _check_shapes(tensors, [str(label) for label in labels], directory)
+    _check_shapes(tensors, labels, directory)
     if not all(bool(torch.isfinite(t).all()) for t in tensors.values()) or bool((tensors["scale"] <= 0).any()):
         raise ArtifactError(f"{weights_path} holds non-finite weights or a non-positive scale", hint=retrain)
     return SavedProbe(
@@ -259,7 +350,7 @@ def load_probe(directory: str | Path) -> SavedProbe:
         scale=tensors["scale"],
         layer=int(meta["layer"]),
         pooling=str(meta["pooling"]),
-        labels=[str(label) for label in labels],
+        labels=labels,
         meta=meta,
         directory=directory,
     )
@@ -509,6 +600,8 @@ def cls_train(
     from bertprobe import featcache
 
     layer = featcache.resolve_layer(lm, layer)
+    if out is not None:
+        check_out_directory(Path(out))  # before the work, not after it
     featcache.check_spec(lm, layer, pooling)
     labels = list(split.label_names)
     index = {label: i for i, label in enumerate(labels)}

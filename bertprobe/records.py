@@ -6,10 +6,13 @@ Every problem is a DataError naming the file and the line, so the user can go an
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bertprobe.errors import DataError
 
@@ -19,7 +22,19 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndj
 @dataclass(frozen=True)
 class Row:
     line: int  # 1-based line of the file where the row starts
-    values: dict[str, str]
+    values: dict[str, Any]  # strings once read_rows has checked them; raw JSON values before
+
+
+def lines(text: str) -> list[str]:
+    """The lines of a data file, split on newlines only (``\n``, ``\r\n``).
+
+    ``str.splitlines`` also splits on U+2028, U+0085, form feeds and other separators, which
+    are ordinary characters inside a sentence or a JSON string.
+    """
+    parts = text.split("\n")
+    if parts and parts[-1] == "":
+        parts.pop()
+    return [part[:-1] if part.endswith("\r") else part for part in parts]
 
 
 def file_format(path: Path) -> str:
@@ -62,19 +77,33 @@ def read_rows(path: str | Path, required: Sequence[str] = (), optional: Sequence
     keep = set(required) | set(optional)
     cleaned = []
     for row in rows:
+        values = {k: _scalar(path, row.line, k, v) for k, v in row.values.items() if k in keep and v is not None}
         for column in required:
-            if not str(row.values.get(column) or "").strip():
+            if not values.get(column, "").strip():
                 raise DataError(f"{path}, line {row.line}: empty {column!r}", hint="Fill it in or delete the line.")
-        cleaned.append(Row(row.line, {k: str(v).strip() for k, v in row.values.items() if k in keep and v is not None}))
+        cleaned.append(Row(row.line, {k: v.strip() for k, v in values.items()}))
     return cleaned
+
+
+def _scalar(path: Path, line: int, column: str, value: Any) -> str:
+    """A cell as text; a JSON list or object (or a non-finite number) where a text or label belongs is an error."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int)) or (isinstance(value, float) and math.isfinite(value)):
+        return str(value)
+    kind = {list: "a list", dict: "an object"}.get(type(value), f"the number {value!r}")
+    raise DataError(
+        f"{path}, line {line}: {column!r} is {kind}, not a string",
+        hint=f'Write one plain value per field, e.g. {{"{column}": "..."}}.',
+    )
 
 
 def _read_delimited(path: Path, text: str, kind: str) -> list[Row]:
     delimiter = "\t" if kind == "tsv" else ","
-    lines = text.splitlines(keepends=True)
     # GLUE's tsv files are not quoted: a stray quote must not swallow the following lines.
     quoting = csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL
-    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting)
+    # newline="": records end at \n, \r\n or \r only, never at U+2028 or U+0085 inside a field.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     rows: list[Row] = []
     header: list[str] | None = None
     try:
@@ -84,6 +113,13 @@ def _read_delimited(path: Path, text: str, kind: str) -> list[Row]:
                 continue
             if header is None:
                 header = [cell.strip() for cell in record]
+                repeated = sorted({name for name in header if header.count(name) > 1})
+                if repeated:
+                    raise DataError(
+                        f"{path}, line {line}: the header names the column(s) {', '.join(map(repr, repeated))} "
+                        "more than once",
+                        hint="Give every column its own name: only one of them could be read.",
+                    )
                 continue
             if len(record) != len(header):
                 raise DataError(
@@ -99,19 +135,37 @@ def _read_delimited(path: Path, text: str, kind: str) -> list[Row]:
 
 def _read_jsonl(path: Path, text: str) -> list[Row]:
     rows = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(lines(text), start=1):
         if not raw.strip():
             continue
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as err:
             raise DataError(
                 f"{path}, line {number}: invalid JSON ({err.msg})", hint="One JSON object per line."
+            ) from None
+        except _DuplicateKey as err:
+            raise DataError(
+                f"{path}, line {number}: the key {err.args[0]!r} appears twice in one object",
+                hint="Give each field once per line.",
             ) from None
         if not isinstance(value, dict):
             raise DataError(
                 f"{path}, line {number}: expected a JSON object, got {type(value).__name__}",
                 hint='Write each line like {"sentence": "...", "label": "..."}.',
             )
-        rows.append(Row(number, {str(k): ("" if v is None else str(v)) for k, v in value.items()}))
+        rows.append(Row(number, {str(k): ("" if v is None else v) for k, v in value.items()}))
     return rows
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bertprobe.errors import DataError, InputError
+from bertprobe.layers import resolve_layer
 from bertprobe.models import LoadedModel
 
 POOLINGS = ("mean", "first", "last")
@@ -363,7 +364,7 @@ def word_vectors(
         raise InputError(f"unknown pooling {pool!r}", hint=f"Choose one of {', '.join(POOLINGS)}.")
     located, notices = locate(lm, word, sentences, occurrence)
     extracted = features.extract(lm, [s.text for s in sentences], batch_size=batch_size, progress=progress)
-    embedding = lm.model.get_input_embeddings().weight
+    embedding = lm.input_embeddings().weight
     count = len(sentences)
     depth = lm.num_layers + 2
     vectors = np.zeros((count, depth, lm.hidden_size))
@@ -375,6 +376,9 @@ def word_vectors(
         encoding = item.encoding
         with torch.no_grad():
             static = embedding[torch.tensor(encoding.ids, device=embedding.device)].float().cpu()
+        # ALBERT and ELECTRA embed words in fewer dimensions than their hidden states: zero-padding the
+        # static vectors keeps every dot product, norm and distance, so the static row is unchanged.
+        static = torch.nn.functional.pad(static, (0, lm.hidden_size - static.shape[-1]))
         # [layers + 2, tokens, hidden]: the static rows stacked in front of the contextual layers.
         states = torch.cat([static.unsqueeze(0), item.hidden_states], dim=0).double().numpy()
         vectors[where.number - 1] = _pool(states[:, where.pieces, :], pool)
@@ -507,11 +511,8 @@ def probe(
     if not word:
         raise InputError("the word to probe is empty", hint="bertprobe sense WORD")
     _require_two(sentences)
-    if layer is not None and not 0 <= layer <= lm.num_layers:
-        raise InputError(
-            f"--layer {layer} does not exist: {lm.name} has layers 0 (embeddings) to {lm.num_layers}",
-            hint=f"Pick a layer between 0 and {lm.num_layers}, or leave --layer out for the best one.",
-        )
+    if layer is not None:
+        layer = resolve_layer(layer, lm.num_layers, lm.name)
     notices: list[str] = []
     labels = [s.sense for s in sentences]
     labelled_count = sum(label is not None for label in labels)

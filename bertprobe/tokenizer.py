@@ -77,10 +77,13 @@ class Tokenizer:
         special: dict[str, str] = {}
         declared_max = None
         clean_up = True
+        normalising: dict[str, Any] = {}
         for name in ("special_tokens_map.json", "tokenizer_config.json"):
             file = path / name
             if file.is_file():
                 raw = json.loads(file.read_text(encoding="utf-8"))
+                if name == "tokenizer_config.json":
+                    normalising = {k: raw[k] for k in _NORMALISER_KEYS if k in raw}
                 for key in ("mask_token", "cls_token", "sep_token", "pad_token", "unk_token"):
                     content = _token_content(raw.get(key))
                     if content:
@@ -93,6 +96,7 @@ class Tokenizer:
             from transformers import AutoTokenizer
 
             backend = AutoTokenizer.from_pretrained(str(path), use_fast=True).backend_tokenizer
+        _honour_normalising(backend, normalising)
         if isinstance(declared_max, int) and 0 < declared_max < model_max_length:
             model_max_length = declared_max
         return cls(backend, special, model_max_length, clean_up)
@@ -129,6 +133,28 @@ class Tokenizer:
         from bertprobe.masking import replacement_ids
 
         return replacement_ids(self.backend.get_vocab(with_added_tokens=True), self.special_ids)
+
+
+_NORMALISER_KEYS = ("do_lower_case", "strip_accents", "tokenize_chinese_chars")
+
+
+def _honour_normalising(backend: Any, options: dict[str, Any]) -> None:
+    """Apply tokenizer_config's casing and accent options to a BERT normaliser, as transformers does.
+
+    A cased checkpoint may ship a tokenizer.json whose normaliser lowercases; transformers
+    rebuilds the normaliser from ``do_lower_case`` / ``strip_accents``, so the ids differ unless we do too.
+    """
+    from tokenizers import normalizers
+
+    current = backend.normalizer
+    if not options or not isinstance(current, normalizers.BertNormalizer):
+        return
+    backend.normalizer = normalizers.BertNormalizer(
+        clean_text=current.clean_text,
+        handle_chinese_chars=bool(options.get("tokenize_chinese_chars", current.handle_chinese_chars)),
+        strip_accents=options.get("strip_accents", current.strip_accents),
+        lowercase=bool(options.get("do_lower_case", current.lowercase)),
+    )
 
 
 def _added_special_ids(backend: Any) -> list[int]:

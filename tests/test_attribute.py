@@ -393,14 +393,22 @@ def test_encoder_only_model_has_nothing_to_fill(cli):
     assert code == 1 and "has no MLM head" in stderr
 
 
-def test_mps_work_moves_to_the_cpu():
-    from types import SimpleNamespace
+def test_mps_work_runs_on_a_cpu_copy(mlm_path):
+    import dataclasses
 
+    from bertprobe import models
     from bertprobe.attribute import _prepare_device, attribution_device
 
     assert attribution_device(torch.device("mps")) == torch.device("cpu")
     assert attribution_device(torch.device("cpu")) == torch.device("cpu")
-    moved = []
-    lm = SimpleNamespace(device=torch.device("mps"), model=SimpleNamespace(to=moved.append))
-    notices = _prepare_device(lm)
-    assert moved == ["cpu"] and lm.device == torch.device("cpu") and "float64" in notices[0]
+    # A model said to be on MPS (this machine has none): attribution works on a CPU copy and the
+    # cached model is left as it was for the next command.
+    cached = dataclasses.replace(models.load(str(mlm_path), head="mlm", device="cpu"), device=torch.device("mps"))
+    moved, notices = _prepare_device(cached)
+    assert moved.device == torch.device("cpu") and "float64" in notices[0]
+    assert moved.model is not cached.model and cached.device == torch.device("mps")
+    ids = torch.tensor([[101, 2023, 103, 102]])
+    with torch.inference_mode():
+        a = moved.backend.forward(input_ids=ids).last_hidden_state
+        b = cached.backend.forward(input_ids=ids).last_hidden_state
+    torch.testing.assert_close(a, b)

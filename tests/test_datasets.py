@@ -209,3 +209,143 @@ def test_the_shipped_sentiment_sample_is_balanced_and_distinct():
     assert len(data) >= 300
     assert Counter(data.labels) == {"positive": len(data) // 2, "negative": len(data) // 2}
     assert len(set(data.texts)) == len(data.texts)
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile or odd data files.
+# --------------------------------------------------------------------------------------------
+
+
+def test_jsonl_splits_on_newlines_only(tmp_path):
+    path = tmp_path / "d.jsonl"
+    # Raw (unescaped) U+2028, U+0085 and U+2029 inside JSON strings are part of the text.
+    path.write_text(
+        '{"text": "one\u2028line", "label": "a"}\r\n{"text": "two\u0085three", "label": "b"}\n'
+        '{"text": "four\u2029five", "label": "a"}\n{"text": "six", "label": {"x": 1}}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(DataError, match=r"d\.jsonl, line 4: 'label' is an object, not a string"):
+        datasets.read_labelled(path)
+    path.write_text(path.read_text(encoding="utf-8").replace('{"x": 1}', '"b"'), encoding="utf-8")
+    data = datasets.read_labelled(path)
+    assert data.texts == ["one\u2028line", "two\u0085three", "four\u2029five", "six"]
+    assert data.origin[3].endswith("line 4")
+
+
+def test_csv_keeps_line_separators_inside_a_field(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('text,label\n"one\u2028two",a\nthree\u0085four,b\n', encoding="utf-8")
+    data = datasets.read_labelled(path)
+    assert data.texts == ["one\u2028two", "three\u0085four"] and data.origin[1].endswith("line 3")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"text": ["a", "list"], "label": "a"}', "'text' is a list, not a string"),
+        ('{"text": "fine", "label": {"name": "a"}}', "'label' is an object, not a string"),
+        ('{"text": "fine", "label": NaN}', "'label' is the number nan"),
+        ('{"text": "fine", "label": "a", "label": "b"}', "the key 'label' appears twice"),
+        ('["fine", "a"]', "expected a JSON object, got list"),
+    ],
+)
+def test_a_jsonl_value_of_the_wrong_kind_names_its_line(tmp_path, line, message):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "ok", "label": "a"}\n' + line + "\n")
+    with pytest.raises(DataError, match=re.escape(f"d.jsonl, line 2: {message}")):
+        datasets.read_labelled(path)
+
+
+def test_unused_fields_may_hold_anything(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "ok", "label": "a", "meta": {"tags": [1, 2]}}\n{"text": "no", "label": 0}\n')
+    assert datasets.read_labelled(path).labels == ["a", "0"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("d.csv", "text,label,text\na,b,c\n"), ("d.tsv", "text\tlabel\tlabel\na\tb\tc\n"), ("d.csv", " label ,label\n")],
+)
+def test_a_header_with_a_repeated_column_is_refused(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DataError, match=r"line 1: the header names the column\(s\) '(text|label)' more than once"):
+        datasets.read_labelled(path, "text", "label")
+
+
+def test_labels_differing_only_in_case_are_warned_about(cli, tmp_path, tiny_encoder_path):
+    path = tmp_path / "d.csv"
+    rows = [f"text {i},{label}" for i, label in enumerate(["Positive", "positive", "negative"] * 6)]
+    path.write_text("text,label\n" + "\n".join(rows) + "\n")
+    split = datasets.load_files(path, test_size=0.5)
+    assert split.label_names == ["Positive", "negative", "positive"]
+    [note] = split.notes
+    assert "'Positive' and 'positive' differ only in case" in note and "3 different classes" not in note
+    code, _, err = cli("cls-train", "--data", path, "--model", tiny_encoder_path, "--test-size", "0.5", "--json")
+    assert code == 0 and "'Positive' and 'positive' differ only in case" in err
+    evaluation = tmp_path / "e.csv"
+    evaluation.write_text("text,label\nx,NEGATIVE\n")
+    with pytest.raises(DataError, match="labels are case-sensitive and the training data has 'negative'"):
+        datasets.load_files(path, evaluation)
+
+
+def _serve(online, body: bytes, headers: dict[str, str] | None = None):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            for key, value in (headers if headers is not None else {"Content-Length": str(len(body))}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    online(f"http://127.0.0.1:{server.server_port}/SST-2.zip")
+    return server
+
+
+def _zip(train: bytes) -> bytes:
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("SST-2/train.tsv", train)
+        archive.writestr("SST-2/dev.tsv", GLUE_DEV)
+    return payload.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("bomb", "would inflate to"),  # 4 MB of one repeated line: ~1000x, over the ratio cap
+        ("too big", "would inflate to"),  # over the per-member cap (lowered to 1 MB here)
+        ("huge download", "more than GLUE's zip can be"),  # Content-Length over the cap
+        ("long download", "sent more than"),  # no Content-Length, the body runs past the cap
+    ],
+)
+def test_a_zip_bomb_or_oversized_download_is_refused_and_nothing_is_written(
+    online, tmp_path, monkeypatch, case, message
+):
+    import random
+
+    monkeypatch.setattr(datasets, "_from_hub", lambda task: None)
+    monkeypatch.setattr(datasets, "MAX_MEMBER_BYTES", 1 << 20)
+    monkeypatch.setattr(datasets, "MAX_DOWNLOAD_BYTES", 1 << 20)
+    headers = None
+    if case == "bomb":
+        body = _zip(GLUE_TRAIN.encode() + b"a fine film\t1\n" * 300_000)
+    elif case == "too big":
+        words = [f"w{random.Random(i).randrange(10**6)}" for i in range(200_000)]
+        body = _zip(GLUE_TRAIN.encode() + " ".join(words).encode() + b"\t1\n")
+    else:
+        body = b"x" * ((1 << 20) + 10)
+        headers = {"Content-Length": str(len(body))} if case == "huge download" else {}
+    server = _serve(online, body, headers)
+    try:
+        with pytest.raises(NetworkError, match=message):
+            datasets.load_task("sst2")
+    finally:
+        server.shutdown()
+    cached = tmp_path / "cache" / "datasets" / "sst2"
+    assert not cached.exists() or list(cached.iterdir()) == []

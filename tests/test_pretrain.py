@@ -88,41 +88,51 @@ def test_learning_rate_warms_up_then_decays():
     assert pretrain.learning_rate(1.0, 1.0, 0.1) == 0.0
 
 
+def test_cli_errors_are_one_line(cli, tiny_pretraining_path, tiny_encoder_path, corpus, tmp_path):
+    code, _, stderr = cli("pretrain", "--from", tiny_pretraining_path, "--corpus", corpus, "--out", tmp_path / "x")
+    assert code == 1 and "exactly one budget" in stderr
+    code, _, stderr = cli("pretrain", "--from", tiny_pretraining_path, "--corpus", tmp_path / "nope.txt",
+                          "--out", tmp_path / "x", "--steps", 2)  # fmt: skip
+    assert code == 1 and "no such file" in stderr and "--corpus" in stderr
+    # Bad numbers at the command line are usage errors: tests/test_cli_options.py.
+    code, _, stderr = cli("pretrain", "--from", "minilm", "--corpus", corpus, "--out", tmp_path / "y", "--steps", 1,
+                          "--probe", "no mask here")  # fmt: skip
+    assert code == 1 and "no mask token" in stderr
+    pretrain.pretrain(_settings(tiny_pretraining_path, corpus, tmp_path / "z", steps=2), device="cpu")
+    with pytest.raises(InputError, match="holds a run from"):
+        pretrain.pretrain(_settings(tiny_encoder_path, corpus, tmp_path / "z", steps=2), device="cpu")
+
+
+NAN, INF = float("nan"), float("inf")
+
+
 @pytest.mark.parametrize(
-    ("option", "value", "words"),
+    ("field", "value"),
     [
-        ("--minutes", "nan", "--minutes nan"),
-        ("--minutes", "inf", "--minutes inf"),
-        ("--minutes", "-1", "--minutes -1"),
-        ("--minutes", "1e12", "--minutes"),
-        ("--lr", "inf", "--lr inf"),
-        ("--lr", "nan", "--lr nan"),
-        ("--lr", "0", "--lr 0"),
-        ("--lr", "-1e-4", "--lr"),
-        ("--lr", "1e6", "--lr"),
-        ("--save-minutes", "nan", "--save-minutes nan"),
-        ("--save-minutes", "0", "--save-minutes 0"),
-        ("--save-steps", "0", "--save-steps 0"),
-        ("--steps", "0", "--steps 0"),
-        ("--steps", "-5", "--steps -5"),
-        ("--steps", str(10**12), "--steps"),
-        ("--batch-size", "0", "--batch-size 0"),
-        ("--batch-size", str(10**9), "--batch-size"),
-        ("--rate", "1", "--rate"),
-        ("--rate", "nan", "--rate"),
-        ("--warmup", "nan", "--warmup"),
-        ("--warmup", "2", "--warmup"),
-        ("--max-length", "2", "--max-length"),
-        ("--seed", "-1", "--seed"),
-        ("--seed", str(2**40), "--seed"),
+        ("minutes", NAN), ("minutes", INF), ("minutes", -1.0), ("minutes", 1e12),
+        ("lr", INF), ("lr", NAN), ("lr", 0.0), ("lr", -1e-4), ("lr", 1e6),
+        ("save_minutes", NAN), ("save_minutes", 0.0), ("save_steps", 0),
+        ("steps", 0), ("steps", -5), ("steps", 10**12), ("batch_size", 0), ("batch_size", 10**9),
+        ("rate", 1.0), ("rate", NAN), ("warmup", NAN), ("warmup", 2.0), ("max_length", 2),
+        ("seed", -1), ("seed", 2**40), ("freeze_layers", -1), ("weight_decay", NAN), ("save_dtype", "int8"),
     ],
-)
-def test_bad_numbers_are_one_line_errors_before_any_work(cli, corpus, tmp_path, option, value, words):
-    budget = [] if option in {"--minutes", "--steps"} else ["--steps", "3"]
-    code, _, stderr = cli("pretrain", "--corpus", corpus, "--out", tmp_path / "x", *budget, option, value)
-    assert code == 1, stderr
-    assert words in stderr and "hint:" in stderr and "Traceback" not in stderr
+)  # fmt: skip
+def test_bad_numbers_are_refused_before_any_work_from_python_too(corpus, tmp_path, field, value):
+    budget = {} if field in {"minutes", "steps"} else {"steps": 3}
+    settings = pretrain.PretrainSettings(source="tiny-mlm", corpus=[str(corpus)], out=str(tmp_path / "x"),
+                                         **budget, **{field: value})  # fmt: skip
+    with pytest.raises(InputError) as refused:
+        pretrain.pretrain(settings, device="cpu")
+    assert refused.value.hint and "\n" not in refused.value.message
     assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+def test_nan_minutes_and_inf_lr_at_the_command_line_are_one_line_errors(cli, corpus, tmp_path):
+    for option, value in (("--minutes", "nan"), ("--lr", "inf"), ("--save-steps", "0"), ("--freeze-layers", "-1")):
+        budget = [] if option == "--minutes" else ["--steps", "3"]
+        code, _, stderr = cli("pretrain", "--corpus", corpus, "--out", tmp_path / "x", *budget, option, value)
+        assert code in (1, 2) and option in stderr and "Traceback" not in stderr, stderr
+        assert not (tmp_path / "x").exists()
 
 
 def test_out_is_checked_before_the_first_step(cli, tiny_pretraining_path, corpus, tmp_path):

@@ -8,11 +8,49 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from bertprobe import __version__
+from bertprobe.cli.options import with_shared_options
 from bertprobe.errors import BertprobeError
 
+# typer >= 0.22 vendors click; its UsageError is BadParameter's base class either way.
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def _usage_error(exc: Any) -> typer.Exit:
+    """Print a usage error (bad option value, missing argument, unknown command) as one line + hint; exit 2."""
+    from bertprobe import render
+
+    ctx = getattr(exc, "ctx", None)
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    path = " ".join(["bertprobe", *reversed(names)])
+    message = exc.format_message().replace("Value error, ", "")  # pydantic's prefix on a parser's refusal
+    render.error(BertprobeError(message[:1].lower() + message[1:], hint=f"See `{path} --help`."))
+    return typer.Exit(2)
+
+
+class _Group(TyperGroup):
+    """Typer's group, with usage errors printed like every other error instead of in a box."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except _UsageError as exc:
+            raise _usage_error(exc) from None
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _UsageError as exc:
+            raise _usage_error(exc) from None
+
+
 app = typer.Typer(
+    cls=_Group,
     name="bertprobe",
     help="See how BERT works: masked-word predictions, word senses, [CLS] probes and attributions.",
     no_args_is_help=True,
@@ -37,16 +75,25 @@ def _root(
     """See how BERT works: masked-word predictions, word senses, [CLS] probes and attributions."""
 
 
-def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``app.command`` that turns a BertprobeError into one red line + hint on stderr and exit 1."""
+def command(
+    *args: Any, shared: tuple[str, ...] | None = None, **kwargs: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``app.command`` that turns a BertprobeError into one red line + hint on stderr and exit 1.
+
+    A command that takes a parameter named ``common`` gets the shared options (``--model``, ``--revision``,
+    ``--offline``, ``--device``, ``--dtype``, ``--json``, ``--seed``; or the subset named in ``shared``)
+    added to its ``--help`` and receives them as one ``options.Common``.
+    """
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        signature, regroup = with_shared_options(func, shared)
+
         @functools.wraps(func)
-        def run(*call_args: Any, **call_kwargs: Any) -> Any:
+        def run(**call_kwargs: Any) -> Any:
             from bertprobe import render
 
             try:
-                return func(*call_args, **call_kwargs)
+                return func(**regroup(call_kwargs))
             except BertprobeError as err:
                 if os.environ.get("BERTPROBE_DEBUG"):
                     render.traceback()
@@ -56,6 +103,8 @@ def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callabl
                 render.error(BertprobeError("interrupted", hint="Nothing half-written was kept."))
                 raise typer.Exit(130) from None
 
+        run.__signature__ = signature  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
         return app.command(*args, **kwargs)(run)
 
     return register

@@ -8,37 +8,22 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import ATTENTION_LAYER_HELP, Common, count, layer_option
 
 
 @command("attention")
 def attention_cli(
     text: Annotated[str, typer.Argument(help="The text to look at.")],
-    layer: Annotated[
-        int | None, typer.Option("--layer", "-l", help="Drill into one layer (1 = first).", show_default=False)
-    ] = None,
+    layer: Annotated[int | None, layer_option(ATTENTION_LAYER_HELP, "-l")] = None,
     head: Annotated[
-        int | None, typer.Option("--head", help="One attention head (1-based) instead of the mean.", show_default=False)
+        int | None,
+        typer.Option(
+            "--head", help="One attention head (1-based) instead of the mean.", show_default=False, **count(1, 10_000)
+        ),
     ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a layer x token heatmap (PNG).")] = None,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Where attention goes, layer by layer: [CLS] to each token, each token to [CLS] and [SEP].
 
@@ -49,9 +34,8 @@ def attention_cli(
 
     if plot is not None:
         render.check_plot_path(plot)  # before the model work, not after
-    common = Common(model, revision, offline, device, dtype, json, seed)
     lm = common.load("encoder")
     result = attention.attention(lm, text, layer=layer, head=head)
     if plot is not None:
         render.notice(f"Wrote {plot_attention(result, plot)}")
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed)

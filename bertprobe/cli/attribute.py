@@ -19,19 +19,9 @@ from bertprobe.attribute import (
     METHODS,
 )
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import Common, count
 
+MAX_STEPS = 10_000  # integration steps: past this a run takes hours and the delta no longer shrinks visibly
 MethodChoice = Enum("MethodChoice", {name: name for name in METHODS}, type=str)
 BaselineChoice = Enum("BaselineChoice", {name: name for name in BASELINES}, type=str)
 
@@ -55,7 +45,9 @@ def attribute_cli(
             "--target", "-t", help="Word to explain at the [MASK] (default: the top-1 prediction).", show_default=False
         ),
     ] = None,
-    mask: Annotated[int, typer.Option("--mask", min=1, help="Which [MASK] to explain when there are several.")] = 1,
+    mask: Annotated[
+        int, typer.Option("--mask", help="Which [MASK] to explain when there are several.", **count(1))
+    ] = 1,
     method: Annotated[
         MethodChoice, typer.Option("--method", help="; ".join(f"{n}: {m.summary}" for n, m in METHODS.items()) + ".")
     ] = MethodChoice.ig,
@@ -63,7 +55,9 @@ def attribute_cli(
         BaselineChoice,
         typer.Option("--baseline", help="What stands for an absent word piece: [PAD] or [MASK] embedding, or zeros."),
     ] = BaselineChoice.pad,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Integration steps (ig).")] = DEFAULT_STEPS,
+    steps: Annotated[
+        int, typer.Option("--steps", help="Integration steps (ig).", **count(1, MAX_STEPS))
+    ] = DEFAULT_STEPS,
     auto_steps: Annotated[
         bool,
         typer.Option(
@@ -71,12 +65,14 @@ def attribute_cli(
             help=f"Double --steps until the convergence delta is within {DELTA_TOLERANCE:.0%} (up to --max-steps).",
         ),
     ] = False,
-    max_steps: Annotated[int, typer.Option("--max-steps", min=1, help="Cap for --auto-steps.")] = DEFAULT_MAX_STEPS,
+    max_steps: Annotated[
+        int, typer.Option("--max-steps", help="Cap for --auto-steps.", **count(1, MAX_STEPS))
+    ] = DEFAULT_MAX_STEPS,
     internal_batch_size: Annotated[
         int | None,
         typer.Option(
             "--internal-batch-size",
-            min=1,
+            **count(1),
             help="Integration steps (or occluded copies) per forward pass; default: as many as fit ~2048 word pieces.",
             show_default=False,
         ),
@@ -88,7 +84,12 @@ def attribute_cli(
         ),
     ] = True,
     random_orders: Annotated[
-        int, typer.Option("--random-orders", min=1, help="Random word-piece orders the attribution is compared with.")
+        int,
+        typer.Option(
+            "--random-orders",
+            help="Random word-piece orders the attribution is compared with.",
+            **count(1, 1000),
+        ),
     ] = DEFAULT_RANDOM_ORDERS,
     html: Annotated[
         Path | None,
@@ -96,13 +97,8 @@ def attribute_cli(
             "--html", help="Also write a standalone HTML page (no scripts, no fonts) to FILE.", show_default=False
         ),
     ] = None,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Show which input tokens drive a fill-mask prediction or a saved probe's class (Captum).
 
@@ -128,19 +124,18 @@ def attribute_cli(
         internal_batch_size=internal_batch_size,
         faithfulness=faithfulness,
         random_orders=random_orders,
-        seed=seed,
+        seed=common.seed,
     )
-    common = Common(model, revision, offline, device, dtype, json, seed)
     # A progress bar only on a terminal: piped stderr keeps to notices and errors.
-    show_progress = not json and render.err().is_terminal
+    show_progress = not common.json and render.err().is_terminal
     if probe is not None:
         from bertprobe.probe import load_probe
 
         saved = load_probe(probe)
-        if model == "auto":
+        if common.model == "auto":
             # A probe reads one model's features only: default to it rather than to bert-base-uncased.
             common.model = saved.default_model_spec()
-            common.revision = revision or saved.revision
+            common.revision = common.revision or saved.revision
         lm = common.load("encoder")
         with render.progress_bar("attributing", enabled=show_progress) as progress:
             result = attribute_probe(lm, text, saved, label=label, settings=settings, progress=progress)
@@ -154,6 +149,6 @@ def attribute_cli(
         from bertprobe.render.attribute import write_html
 
         write_html(result, html)
-        if not json:
+        if not common.json:
             render.notice(f"wrote {html}")
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed)

@@ -8,18 +8,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import MAX_TOP_K, Common, count
 
 
 @command("cloze")
@@ -35,14 +24,11 @@ def cloze_cli(
             help="Built-in sentences: builtin (60) or heldout (112, never trained or tuned on).",
         ),
     ] = "builtin",
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Predictions that count for precision@k.")] = 5,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", help="Predictions that count for precision@k.", **count(1, MAX_TOP_K))
+    ] = 5,
+    *,
+    common: Common,
 ) -> None:
     """How often the masked-LM puts an acceptable word first (precision@1) or in its top k.
 
@@ -56,6 +42,6 @@ def cloze_cli(
     if data is not None and cloze_set != "builtin":
         raise InputError("give --data or --set, not both", hint="--data FILE scores your own sentences.")
     items = cloze.read_items(data) if data else cloze.builtin_items(cloze_set)
-    lm = Common(model, revision, offline, device, dtype, json, seed).load("mlm")
+    lm = common.load("mlm")
     result = cloze.evaluate(lm, items, top_k=top_k, cloze_set=str(data) if data else cloze_set)
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed)

@@ -8,18 +8,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import MAX_TOP_K, Common, count, real
 
 # Spelled out here (not imported from bertprobe.fillmask) so `--help` stays light; a test checks they agree.
 Mode = Enum("Mode", {m: m for m in ("single", "word", "bert", "random", "whole-word", "span", "each")}, type=str)
@@ -45,14 +34,16 @@ def fillmask_cli(
         ),
     ],
     mode: Annotated[Mode | None, typer.Option("--mode", help=MODE_HELP, show_default=False)] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Predictions shown per mask.")] = 5,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Predictions shown per mask.", **count(1, MAX_TOP_K))] = 5,
     mask_word: Annotated[
         str | None,
         typer.Option("--mask-word", help="(word) The word whose pieces are masked.", show_default=False),
     ] = None,
     occurrence: Annotated[
         int | None,
-        typer.Option("--occurrence", min=1, help="(word) Mask only the N-th occurrence (1-based).", show_default=False),
+        typer.Option(
+            "--occurrence", help="(word) Mask only the N-th occurrence (1-based).", show_default=False, **count(1)
+        ),
     ] = None,
     decode: Annotated[
         Decode,
@@ -63,7 +54,7 @@ def fillmask_cli(
             "joint score = sum over masks of ln P(token | every other mask filled by the completion).",
         ),
     ] = Decode.independent,
-    beam: Annotated[int, typer.Option("--beam", min=1, max=50, help="(joint) Beam width and completions shown.")] = 5,
+    beam: Annotated[int, typer.Option("--beam", help="(joint) Beam width and completions shown.", **count(1, 50))] = 5,
     targets: Annotated[
         str | None,
         typer.Option(
@@ -83,14 +74,15 @@ def fillmask_cli(
             "--rate",
             help="(bert, random, whole-word, span) Share of the non-special tokens selected (default 0.15, as "
             "BERT); the draws follow --seed.",
+            show_default=False,
+            **real(0, 1, low_open=True),
         ),
     ] = None,
     samples: Annotated[
         int | None,
         typer.Option(
             "--samples",
-            min=1,
-            max=1000,
+            **count(1, 1000),
             help="(bert, random, whole-word, span) Independent draws of the masking, all in one forward "
             "pass; the summary counts them all (default 1).",
         ),
@@ -104,13 +96,8 @@ def fillmask_cli(
             show_default=False,
         ),
     ] = None,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Predict the words behind each [MASK], or watch BERT's pretraining masking on a sentence.
 
@@ -120,9 +107,8 @@ def fillmask_cli(
     from bertprobe.fillmask import fill
 
     chosen = mode.value if mode is not None else ("word" if mask_word is not None else "single")
-    common = Common(model, revision, offline, device, dtype, json, seed)
     lm = common.load("mlm")
-    with render.progress_bar(f"fillmask --mode {chosen}", enabled=not json) as progress:
+    with render.progress_bar(f"fillmask --mode {chosen}", enabled=not common.json) as progress:
         result = fill(
             lm,
             text,
@@ -137,10 +123,10 @@ def fillmask_cli(
             rate=rate,
             samples=samples,
             replace=replace.value if replace is not None else None,
-            seed=seed,
+            seed=common.seed,
             progress=progress,
         )
     for notice in result.notices:
         if notice not in lm.notices:  # the loader's own were printed when it loaded
             render.notice(notice)
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import JsonOpt
+from bertprobe.cli.options import Common
 
 
-@command("models")
-def models_cli(json: JsonOpt = False) -> None:
+@command("models", shared=("json",))
+def models_cli(*, common: Common) -> None:
     """List the bundled models and the BERT-family models in the local Hugging Face cache.
 
     Example: bertprobe models
@@ -15,4 +15,8 @@ def models_cli(json: JsonOpt = False) -> None:
     from bertprobe import render
     from bertprobe.models import list_models
 
-    render.show_models(list_models(), json=json)
+    notices: list[str] = []
+    infos = list_models(notices)
+    for notice in notices:  # a broken snapshot is skipped, not fatal
+        render.notice(notice)
+    render.show_models(infos, json=common.json)

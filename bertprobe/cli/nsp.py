@@ -8,18 +8,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import Common, count
 
 
 @command("nsp")
@@ -38,14 +27,9 @@ def nsp_cli(
             "ones, 50/50 and seeded, as BERT was trained.",
         ),
     ] = None,
-    show: Annotated[int, typer.Option("--show", min=0, help="Pairs listed in the table (0: all).")] = 20,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    show: Annotated[int, typer.Option("--show", help="Pairs listed in the table (0: all).", **count(0))] = 20,
+    *,
+    common: Common,
 ) -> None:
     """Next Sentence Prediction: the probability BERT's NSP head gives that B follows A.
 
@@ -60,20 +44,19 @@ def nsp_cli(
             "give two sentences, or --pairs FILE, or --shuffle FILE (exactly one of them)",
             hint='e.g. bertprobe nsp "I was hungry." "So I made a sandwich."',
         )
-    common = Common(model, revision, offline, device, dtype, json, seed)
     if pairs is not None:
         pair_list, truth, lines = nsp.read_pairs(pairs)
         source, mode = str(pairs), "pairs"
     elif shuffle is not None:
-        pair_list, truth = nsp.shuffled_pairs(nsp.read_sentences(shuffle), seed)
+        pair_list, truth = nsp.shuffled_pairs(nsp.read_sentences(shuffle), common.seed)
         lines, source, mode = None, str(shuffle), "shuffle"
     else:
         pair_list, truth, lines, source, mode = [(first, second)], None, None, "arguments", "pairs"
     lm = common.load("nsp")
-    with render.progress_bar("NSP", enabled=not json and len(pair_list) > 64) as progress:
+    with render.progress_bar("NSP", enabled=not common.json and len(pair_list) > 64) as progress:
         result = nsp.score(lm, pair_list, truth, lines, source=source, mode=mode, progress=progress)
-    if json:
-        render.show(result, json=True, seed=seed)
+    if common.json:
+        render.show(result, json=True, seed=common.seed)
     else:
         from bertprobe.render.nsp import nsp_table
 

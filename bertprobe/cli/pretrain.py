@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import Device, DeviceOpt, JsonOpt, OfflineOpt, SeedOpt
+from bertprobe.cli.options import Common, count, real
+
+MAX_PRETRAIN_STEPS = 100_000_000  # a budget past this never ends on any machine: a typo
+MAX_MINUTES = 60 * 24 * 30  # 30 days
+SaveDtype = Enum("SaveDtype", {name: name for name in ("float32", "float16", "bfloat16")}, type=str)
 
 
-@command("pretrain")
+@command("pretrain", shared=("offline", "device", "json", "seed"))
 def pretrain_cli(
     source: Annotated[
         str,
@@ -23,15 +28,25 @@ def pretrain_cli(
     out: Annotated[Path, typer.Option("--out", help="Checkpoint directory to write (and resume from).")] = Path(
         "runs/pretrain"
     ),
-    steps: Annotated[int | None, typer.Option("--steps", help="Budget in optimizer steps.", show_default=False)] = None,
-    minutes: Annotated[
-        float | None, typer.Option("--minutes", help="Budget in wall-clock minutes.", show_default=False)
+    steps: Annotated[
+        int | None,
+        typer.Option("--steps", help="Budget in optimizer steps.", show_default=False, **count(1, MAX_PRETRAIN_STEPS)),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Text chunks (or sentence pairs) per step.")] = 32,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).")] = 1e-4,
-    warmup: Annotated[float, typer.Option("--warmup", help="Warm-up share of the budget (0 to 0.9).")] = 0.06,
-    rate: Annotated[float, typer.Option("--rate", help="Share of tokens selected for prediction.")] = 0.15,
-    max_length: Annotated[int, typer.Option("--max-length", help="Word pieces per chunk (at least 8).")] = 128,
+    minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--minutes", help="Budget in wall-clock minutes.", show_default=False, **real(0, MAX_MINUTES, low_open=True)
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Text chunks (or sentence pairs) per step.", **count(1, 65_536))
+    ] = 32,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).", **real(0, 1, low_open=True))] = 1e-4,
+    warmup: Annotated[float, typer.Option("--warmup", help="Warm-up share of the budget.", **real(0, 0.9))] = 0.06,
+    rate: Annotated[
+        float, typer.Option("--rate", help="Share of tokens selected for prediction.", **real(0, 1, low_open=True))
+    ] = 0.15,
+    max_length: Annotated[int, typer.Option("--max-length", help="Word pieces per chunk.", **count(8, 100_000))] = 128,
     nsp: Annotated[
         bool,
         typer.Option(
@@ -40,26 +55,36 @@ def pretrain_cli(
             "(blank lines separate documents) half of the time, a line of another document otherwise.",
         ),
     ] = False,
-    probe: Annotated[
-        list[str] | None, typer.Option("--probe", help="A sentence with [MASK] to watch while training (repeatable).")
-    ] = None,
     freeze_layers: Annotated[
         int,
         typer.Option(
             "--freeze-layers",
             help="Keep the embeddings and this many lowest layers fixed (a much cheaper step on a CPU).",
+            **count(0, 1000),
         ),
     ] = 0,
-    save_minutes: Annotated[float, typer.Option("--save-minutes", help="Minutes between checkpoints.")] = 5.0,
-    save_steps: Annotated[
-        int | None, typer.Option("--save-steps", help="Also save a checkpoint every N steps.", show_default=False)
+    probe: Annotated[
+        list[str] | None, typer.Option("--probe", help="A sentence with [MASK] to watch while training (repeatable).")
     ] = None,
-    save_dtype: Annotated[str, typer.Option("--save-dtype", help="float32, float16 or bfloat16 weights.")] = "float32",
+    save_minutes: Annotated[
+        float,
+        typer.Option("--save-minutes", help="Minutes between checkpoints.", **real(0, MAX_MINUTES, low_open=True)),
+    ] = 5.0,
+    save_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--save-steps",
+            help="Also save a checkpoint every N steps.",
+            show_default=False,
+            **count(1, MAX_PRETRAIN_STEPS),
+        ),
+    ] = None,
+    save_dtype: Annotated[
+        SaveDtype, typer.Option("--save-dtype", help="Dtype of the saved weights.")
+    ] = SaveDtype.float32,
     restart: Annotated[bool, typer.Option("--restart", help="Ignore a run already in --out and start over.")] = False,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Continue BERT's masked-LM pretraining on your text, and watch it learn.
 
@@ -79,23 +104,23 @@ def pretrain_cli(
         warmup=warmup,
         rate=rate,
         max_length=max_length,
-        seed=seed,
+        seed=common.seed,
         save_minutes=save_minutes,
         save_steps=save_steps,
-        save_dtype=save_dtype,
+        save_dtype=save_dtype.value,
         probes=list(probe or ["The cat sat on the [MASK]."]),
         nsp=nsp,
         freeze_layers=freeze_layers,
     )
-    with live_view(enabled=not json) as on_status:
+    with live_view(enabled=not common.json) as on_status:
         try:
-            result = pretrain.pretrain(settings, device=getattr(device, "value", device), offline=offline,
+            result = pretrain.pretrain(settings, device=common.device, offline=common.offline,
                                        restart=restart, on_status=on_status)  # fmt: skip
         except pretrain.Interrupted as stop:
             result = stop.result
     for notice in result.notices:
         render.notice(notice)
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed)
     if result.interrupted:
         if result.saved_step is None:
             render.notice("Interrupted before the first checkpoint: a rerun starts from the beginning.")

@@ -9,18 +9,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import LAYER_HELP, Common, count, layer_option, parse_c, real
 from bertprobe.datasets import TASKS
 from bertprobe.features import POOLINGS
 
@@ -28,25 +17,8 @@ from bertprobe.features import POOLINGS
 Task = Enum("Task", {name: name for name in TASKS}, type=str)
 Pooling = Enum("Pooling", {name: name for name in POOLINGS}, type=str)
 
-LayerOpt = Annotated[
-    int | None,
-    typer.Option("--layer", help="Layer to read (default: the last): 0 = embeddings, -1 = last.", show_default=False),
-]
-BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")]
-
-
-def _parse_C(value: str) -> float | None:
-    from bertprobe.errors import InputError
-
-    if value.strip().lower() == "auto":
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not number > 0 or number == float("inf"):
-        raise InputError(f"--C must be a positive number or 'auto', got {value!r}", hint="e.g. --C 0.1, or --C auto")
-    return number
+LayerOpt = Annotated[int | None, layer_option(LAYER_HELP + " Default: the last.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Texts per forward pass.", **count(1))]
 
 
 @command("cls-train")
@@ -87,24 +59,37 @@ def cls_train_cli(
         ),
     ] = None,
     test_size: Annotated[
-        float, typer.Option("--test-size", help="Share of --data held out for evaluation (stratified, seeded).")
+        float,
+        typer.Option(
+            "--test-size",
+            help="Share of --data held out for evaluation (stratified, seeded).",
+            **real(0, 1, low_open=True, high_open=True),
+        ),
     ] = 0.2,
     layer: LayerOpt = None,
     pool: Annotated[
         Pooling, typer.Option("--pool", help="Sentence vector: [CLS], mean or max over tokens, or BERT's tanh pooler.")
     ] = Pooling.cls,
     c: Annotated[
-        str, typer.Option("--C", help="Inverse L2 strength of the logistic regression, or 'auto' (cross-validated).")
-    ] = "1.0",
+        float | None,
+        typer.Option(
+            "--C",
+            parser=parse_c,
+            metavar="<float|auto>",
+            help="Inverse L2 strength of the logistic regression, or 'auto' (cross-validated).",
+        ),
+    ] = 1.0,
     max_train: Annotated[
         int | None,
-        typer.Option("--max-train", min=1, help="Train on a seeded stratified sample of N rows.", show_default=False),
+        typer.Option(
+            "--max-train", help="Train on a seeded stratified sample of N rows.", show_default=False, **count(1)
+        ),
     ] = None,
     max_length: Annotated[
         int | None,
         typer.Option(
             "--max-length",
-            min=2,
+            **count(2),
             help="Truncate texts to N word pieces (default: the model's limit).",
             show_default=False,
         ),
@@ -129,13 +114,8 @@ def cls_train_cli(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Extract features again instead of reading the cache.")
     ] = False,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Train a logistic-regression probe on frozen BERT sentence vectors and show how good it is.
 
@@ -154,35 +134,33 @@ def cls_train_cli(
         raise InputError("--data-dir goes with --task", hint="e.g. --task sst2 --data-dir SST-2/")
     if eval_data is not None and data is None:
         raise InputError("--eval-data goes with --data", hint="e.g. --data train.csv --eval-data dev.csv")
-    C = _parse_C(c)
-    common = Common(model, revision, offline, device, dtype, json, seed)
     if task is not None:
-        split = datasets.load_task(task.value, data_dir, offline)
+        split = datasets.load_task(task.value, data_dir, common.offline)
     else:
-        split = datasets.load_files(data, eval_data, text_column, label_column, test_size, seed)
+        split = datasets.load_files(data, eval_data, text_column, label_column, test_size, common.seed)
     if max_train is not None and max_train < len(split.train):
-        split.train = datasets.subsample(split.train, max_train, seed)
-        split.source += f"; {max_train} training rows sampled (stratified, seed {seed})"
+        split.train = datasets.subsample(split.train, max_train, common.seed)
+        split.source += f"; {max_train} training rows sampled (stratified, seed {common.seed})"
     lm = common.load("encoder")
     result = cls_train(
         lm,
         split,
         layer=layer,
         pooling=pool.value,
-        C=C,
+        C=c,
         max_length=max_length,
         batch_size=batch_size,
         sweep=sweep,
         control=sweep if control is None else control,
-        seed=seed,
+        seed=common.seed,
         use_cache=not no_cache,
         out=out,
         task=task.value if task is not None else None,
-        progress=lambda description: render.progress_bar(description, enabled=not json),
+        progress=lambda description: render.progress_bar(description, enabled=not common.json),
     )
     for message in result.notices:
         render.notice(message)
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed)
 
 
 @command("cls-predict")
@@ -194,13 +172,8 @@ def cls_predict_cli(
         Pooling | None, typer.Option("--pool", help="Checked against the probe's pooling.", show_default=False)
     ] = None,
     batch_size: BatchOpt = 32,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    *,
+    common: Common,
 ) -> None:
     """Label texts with a saved probe and show each class's probability (auto --model: the probe's own).
 
@@ -210,14 +183,12 @@ def cls_predict_cli(
     from bertprobe.probe import load_probe, predict
 
     probe = load_probe(probe_dir)
-    if layer is not None and layer < 0:  # -1 = last, counted on the probe's model
-        layer += int(probe.meta.get("num_layers", probe.layer)) + 1
     probe.check_reading(layer, pool.value if pool is not None else None)
-    if model == "auto":
-        model = probe.default_model_spec()
-        revision = revision or probe.revision
-    lm = Common(model, revision, offline, device, dtype, json, seed).load("encoder")
+    if common.model == "auto":
+        common.model = probe.default_model_spec()
+        common.revision = common.revision or probe.revision
+    lm = common.load("encoder")
     result = predict(lm, probe, texts, batch_size=batch_size)
     for message in result.notices:
         render.notice(message)
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed)

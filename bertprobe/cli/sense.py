@@ -9,18 +9,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
-from bertprobe.cli.options import (
-    Common,
-    Device,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    OfflineOpt,
-    RevisionOpt,
-    SeedOpt,
-)
+from bertprobe.cli.options import LAYER_HELP, Common, count, layer_option
 
 
 class Pool(str, Enum):
@@ -54,19 +43,22 @@ def sense_cli(
     occurrence: Annotated[
         int | None,
         typer.Option(
-            "--occurrence", min=1, help="Which occurrence of the word to use (default: the first).", show_default=False
+            "--occurrence",
+            help="Which occurrence of the word to use (default: the first).",
+            show_default=False,
+            **count(1),
         ),
     ] = None,
     layer: Annotated[
-        int | None,
-        typer.Option(
-            "--layer", help="Layer of the similarity matrix and clusters (default: the best).", show_default=False
-        ),
+        int | None, layer_option("Layer of the similarity matrix and clusters (default: the best). " + LAYER_HELP)
     ] = None,
     clusters: Annotated[
         int | None,
         typer.Option(
-            "--clusters", min=2, help="k of k-means (default: 2, or the number of senses).", show_default=False
+            "--clusters",
+            help="k of k-means (default: 2, or the number of senses).",
+            show_default=False,
+            **count(2, 10_000),
         ),
     ] = None,
     centred: Annotated[
@@ -82,14 +74,9 @@ def sense_cli(
         ),
     ] = None,
     list_sets: Annotated[bool, typer.Option("--list", help="List the built-in sense sets and exit.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sentences per forward pass.")] = 32,
-    model: ModelOpt = "auto",
-    revision: RevisionOpt = None,
-    offline: OfflineOpt = False,
-    device: DeviceOpt = Device.auto,
-    dtype: DtypeOpt = Dtype.auto,
-    json: JsonOpt = False,
-    seed: SeedOpt = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sentences per forward pass.", **count(1))] = 32,
+    *,
+    common: Common,
 ) -> None:
     """Show how one word's contextual vectors separate by sense, layer by layer, against static embeddings.
 
@@ -98,16 +85,15 @@ def sense_cli(
     from bertprobe import render, sense
 
     if list_sets:
-        render.show(sense.catalog(model, revision), json=json, seed=seed)
+        render.show(sense.catalog(common.model, common.revision), json=common.json, seed=common.seed)
         return
     from bertprobe.render import sense as sense_render
 
     if plot is not None:
         render.check_plot_path(plot)
     word, labelled_sentences, origin = sense.collect(word, sentence or (), sentences)
-    common = Common(model, revision, offline, device, dtype, json, seed)
     lm = common.load("encoder")
-    with render.progress_bar(f"sense: {word}", enabled=not json) as progress:
+    with render.progress_bar(f"sense: {word}", enabled=not common.json) as progress:
         result = sense.probe(
             lm,
             word,
@@ -116,7 +102,7 @@ def sense_cli(
             occurrence=occurrence,
             layer=layer,
             clusters=clusters,
-            seed=seed,
+            seed=common.seed,
             origin=origin,
             centred=centred,
             batch_size=batch_size,
@@ -124,7 +110,7 @@ def sense_cli(
         )
     for notice in result.notices:
         render.notice(notice)
-    render.show(result, json=json, seed=seed)
+    render.show(result, json=common.json, seed=common.seed)
     if plot is not None:
         written = sense_render.plot(result, plot)
         render.notice(f"wrote {written}")

@@ -15,15 +15,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import importlib.util
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bertprobe import checkpoint
 from bertprobe.errors import (
     BertprobeError,
     DeviceError,
@@ -32,6 +31,7 @@ from bertprobe.errors import (
     NetworkError,
     OfflineError,
 )
+from bertprobe.models.backend import LoadedModel
 
 HEADS = ("encoder", "mlm", "nsp", "pretraining")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -116,41 +116,6 @@ class Resolved:
     source: str  # "hub", "local" or "bundled"
     revision: str | None = None
     notices: list[str] = field(default_factory=list)
-
-
-@dataclass
-class LoadedModel:
-    """A tokenizer and a model ready to run, plus what outputs need to be reproducible."""
-
-    name: str
-    path: Path
-    source: str
-    revision: str | None
-    head: str
-    tokenizer: Any
-    model: Any
-    device: Any
-    dtype: Any
-    config: dict[str, Any]
-    heads: set[str]
-    native: bool
-    fingerprint: str
-    notices: list[str] = field(default_factory=list)
-
-    @property
-    def num_layers(self) -> int:
-        return int(self.config.get("num_hidden_layers") or self.config.get("n_layers") or 0)
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.config.get("hidden_size") or self.config.get("dim") or 0)
-
-    def describe(self) -> dict[str, Any]:
-        """What every JSON result echoes about the model."""
-        return {"model": self.name, "revision": self.revision, "source": self.source}
-
-    def input_embeddings(self) -> Any:
-        return self.model.get_input_embeddings()
 
 
 def offline_requested(offline: bool) -> bool:
@@ -319,8 +284,7 @@ def _download(repo: str, revision: str | None, offline: bool, unreachable: bool)
         except (EntryNotFoundError, LocalEntryNotFoundError):
             continue
         if name.endswith("index.json"):
-            index = json.loads(weights.read_text())
-            for shard in sorted(set(index["weight_map"].values())):
+            for shard in checkpoint.shard_names(weights):  # checkpoint trust: shards stay inside the repo
                 fetch(shard)
         break
     else:
@@ -334,20 +298,12 @@ def _download(repo: str, revision: str | None, offline: bool, unreachable: bool)
 
 
 def _weight_files(path: Path) -> list[Path]:
-    if (path / "model.safetensors").is_file():
-        return [path / "model.safetensors"]
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return [path / s for s in shards]
-    if (path / "pytorch_model.bin").is_file():
-        return [path / "pytorch_model.bin"]
-    return []
+    return checkpoint.weight_files(path)  # checkpoint trust: index checked, shards inside, all present
 
 
 def checkpoint_heads(path: Path) -> set[str]:
     """Heads whose weights the checkpoint really holds, read from tensor names only."""
-    from bertprobe import bert
+    from bertprobe.models import native as bert
 
     files = _weight_files(path)
     keys: set[str] = set()
@@ -363,42 +319,22 @@ def checkpoint_heads(path: Path) -> set[str]:
     # Non-BERT layouts (RoBERTa, DistilBERT, ...): recognise their MLM heads by name.
     if any(k.startswith(("lm_head.", "vocab_transform.", "generator_lm_head.", "predictions.")) for k in keys):
         heads.add("mlm")
+    if any(k.endswith(("pooler.dense.weight", "albert.pooler.weight")) for k in keys):
+        heads.add("pooler")
     return heads
 
 
 def _safetensors_keys(file: Path) -> list[str]:
-    # The header is a little-endian u64 length then JSON: reading it needs neither torch nor safetensors.
-    with file.open("rb") as handle:
-        size = int.from_bytes(handle.read(8), "little")
-        header = json.loads(handle.read(size))
-    return [k for k in header if k != "__metadata__"]
+    return list(checkpoint.safetensors_header(file))  # checkpoint trust: header checked against the file
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelNotFoundError(
-            f"{path / 'config.json'} is not valid JSON ({err})", hint="Restore the checkpoint's config.json."
-        ) from None
-    if not isinstance(config, dict):
-        raise ModelNotFoundError(f"{path / 'config.json'} is not a model config", hint="Restore it.")
-    return config
+    return checkpoint.read_config(path, BERT_FAMILY)  # checkpoint trust: JSON and field types checked
 
 
 def _fingerprint(resolved: Resolved) -> str:
-    """A short id of the exact weights: the hub commit, else a hash of the weight files' edges."""
-    if resolved.revision:
-        return f"{resolved.name}@{resolved.revision}"
-    digest = hashlib.sha256()
-    for file in _weight_files(resolved.path):
-        size = file.stat().st_size
-        digest.update(str(size).encode())
-        with file.open("rb") as handle:
-            digest.update(handle.read(1 << 16))
-            handle.seek(max(0, size - (1 << 16)))
-            digest.update(handle.read(1 << 16))
-    return f"{resolved.name}#{digest.hexdigest()[:16]}"
+    """A short id of the exact model: a hash of config, tokenizer and weights' content (plus the hub commit)."""
+    return checkpoint.fingerprint(resolved.name, resolved.path, resolved.revision)  # checkpoint trust
 
 
 def _needed_heads(head: str) -> set[str]:
@@ -417,19 +353,23 @@ def load(
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}")
     offline = offline_requested(offline)
+    backend = backend_choice()
     if spec != "auto":
-        return _load_cached(spec, head, revision, device, dtype, offline)
+        return _load_cached(spec, head, revision, device, dtype, offline, backend)
     # Decide what auto means now (the environment may have changed), then load through the cache.
     chosen, notice = _choose_auto(head, offline)
-    lm = _load_cached(chosen, head, revision, device, dtype, offline)
+    lm = _load_cached(chosen, head, revision, device, dtype, offline, backend)
     return dataclasses.replace(lm, notices=[notice, *lm.notices]) if notice else lm
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(spec: str, head: str, revision: str | None, device: str, dtype: str, offline: bool) -> LoadedModel:
+def _load_cached(
+    spec: str, head: str, revision: str | None, device: str, dtype: str, offline: bool, backend: str = "auto"
+) -> LoadedModel:
     torch_device = resolve_device(device)
     resolved = resolve(spec, head, revision, offline)
     config = _read_config(resolved.path)
+    resolved.notices.extend(checkpoint.check_directory(resolved.path, config, head, BERT_FAMILY))  # checkpoint trust
     heads = checkpoint_heads(resolved.path)
     missing = _needed_heads(head) - heads
     if missing:
@@ -443,14 +383,15 @@ def _load_cached(spec: str, head: str, revision: str | None, device: str, dtype:
     from bertprobe.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.from_dir(resolved.path, max_len)
-    from bertprobe import bert
-
-    if bert.supports(config) and _weight_files(resolved.path):
+    notices = list(resolved.notices)
+    native = use_native(config) and bool(_weight_files(resolved.path))
+    if native:
         model = _load_native(resolved.path, config, head, torch_dtype, torch_device)
-        native = True
     else:
-        model = _load_transformers(resolved.path, head, torch_dtype, torch_device)
-        native = False
+        from bertprobe.models import hf
+
+        model, load_notices = hf.load(resolved.path, head, torch_dtype, torch_device, resolved.name)
+        notices += load_notices
     return LoadedModel(
         name=resolved.name,
         path=resolved.path,
@@ -465,13 +406,43 @@ def _load_cached(spec: str, head: str, revision: str | None, device: str, dtype:
         heads=heads,
         native=native,
         fingerprint=_fingerprint(resolved),
-        notices=resolved.notices,
+        notices=notices,
     )
 
 
+BACKENDS = ("auto", "native", "transformers")
+
+
+def backend_choice() -> str:
+    """``$BERTPROBE_BACKEND``: ``transformers`` forces transformers' classes for every model; ``auto`` by default."""
+    choice = os.environ.get("BERTPROBE_BACKEND", "auto").strip().lower() or "auto"
+    if choice not in BACKENDS:
+        raise BertprobeError(
+            f"BERTPROBE_BACKEND={choice!r} is not a backend", hint=f"Set it to one of {', '.join(BACKENDS)}."
+        )
+    return choice
+
+
+def use_native(config: dict[str, Any]) -> bool:
+    """The native BERT runs a checkpoint only when it reproduces it exactly and no one asked for transformers."""
+    from bertprobe.models import native
+
+    return backend_choice() != "transformers" and native.supports(config)
+
+
+_NO_NSP = {
+    "roberta": "RoBERTa dropped next-sentence prediction from pretraining, so its checkpoints have no NSP head",
+    "xlm-roberta": "XLM-R was pretrained like RoBERTa, without next-sentence prediction, so it has no NSP head",
+    "camembert": "CamemBERT was pretrained like RoBERTa, without next-sentence prediction, so it has no NSP head",
+    "distilbert": "DistilBERT was distilled without next-sentence prediction (masked-LM only), so it has no NSP head",
+    "albert": "ALBERT replaced next-sentence prediction with sentence-order prediction, so it has no NSP head",
+    "electra": "ELECTRA was pretrained with replaced-token detection, not next-sentence prediction",
+}
+
+
 def _missing_reason(config: dict[str, Any], missing: set[str]) -> str:
-    if "nsp" in missing and config.get("model_type") in {"roberta", "xlm-roberta", "camembert"}:
-        return "RoBERTa dropped next-sentence prediction from pretraining, so its checkpoints have no NSP head"
+    if "nsp" in missing and config.get("model_type") in _NO_NSP:
+        return _NO_NSP[str(config.get("model_type"))]
     if missing == {"nsp"}:
         return "its checkpoint keeps no NSP weights; BertForPreTraining checkpoints such as bert-base-uncased do"
     return "its checkpoint holds no weights for it"
@@ -496,10 +467,11 @@ def load_trainable(spec: str, revision: str | None = None, device: str = "auto",
     torch_device = resolve_device(device)
     resolved = resolve(spec, "mlm", revision, offline_requested(offline))
     config = _read_config(resolved.path)
-    from bertprobe import bert
+    resolved.notices.extend(checkpoint.check_directory(resolved.path, config, "mlm", BERT_FAMILY))  # checkpoint trust
+    from bertprobe.models import native as bert
     from bertprobe.tokenizer import Tokenizer
 
-    if not bert.supports(config) or not _weight_files(resolved.path):
+    if not bert.supports(config) or not _weight_files(resolved.path):  # pretrain trains the native BERT
         raise MissingHeadError(
             f"{resolved.name} is a {config.get('model_type', 'unknown')!r} checkpoint; pretrain trains BERT "
             "(model_type bert) checkpoints with safetensors or PyTorch weights",
@@ -533,7 +505,7 @@ def _load_native(
 ) -> Any:
     import torch
 
-    from bertprobe import bert
+    from bertprobe.models import native as bert
 
     state: dict[str, torch.Tensor] = {}
     for file in _weight_files(path):
@@ -555,28 +527,15 @@ def _load_native(
         )
     except KeyError as err:
         raise ModelNotFoundError(f"{path} is not a complete BERT checkpoint: {err.args[0]}") from err
+    except RuntimeError as err:  # load_state_dict: a tensor's shape is not what config.json says
+        if "size mismatch" not in str(err):
+            raise
+        detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), "")
+        raise ModelNotFoundError(
+            f"{path.name}: its config.json and its weights disagree on tensor shapes ({detail})",
+            hint="Restore the config that was saved with these weights.",
+        ) from err
     return model
-
-
-def _load_transformers(path: Path, head: str, dtype: Any, device: Any) -> Any:
-    import transformers
-
-    auto = {
-        "encoder": transformers.AutoModel,
-        "mlm": transformers.AutoModelForMaskedLM,
-        "nsp": transformers.AutoModelForNextSentencePrediction,
-        "pretraining": transformers.AutoModelForPreTraining,
-    }[head]
-    try:
-        model, info = auto.from_pretrained(str(path), dtype=dtype, output_loading_info=True, trust_remote_code=False)
-    except ValueError as err:
-        raise MissingHeadError(f"{path.name}: transformers cannot load a {head} model from it ({err})") from err
-    missing = [k for k in info.get("missing_keys", ()) if not k.endswith("position_ids")]
-    if missing and head != "encoder":
-        raise MissingHeadError(
-            f"{path.name} lacks {len(missing)} {head} weights (e.g. {sorted(missing)[0]}); they would be random"
-        )
-    return model.to(device).eval()
 
 
 @dataclass
@@ -593,9 +552,10 @@ class ModelInfo:
 
 
 def _info(name: str, source: str, path: Path, size: int | None = None, description: str = "") -> ModelInfo | None:
-    try:
-        config = _read_config(path)
-    except (OSError, BertprobeError):
+    if not (path / "config.json").is_file():
+        return None  # not a model snapshot (e.g. only a tokenizer was downloaded)
+    config = _read_config(path)
+    if config.get("model_type") not in BERT_FAMILY:
         return None
     if size is None:
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -613,13 +573,17 @@ def _info(name: str, source: str, path: Path, size: int | None = None, descripti
     )
 
 
-def list_models() -> list[ModelInfo]:
-    """Bundled models and BERT-family models already in the local Hugging Face cache."""
+def list_models(notices: list[str] | None = None) -> list[ModelInfo]:
+    """Bundled models and BERT-family models already in the local Hugging Face cache.
+
+    A broken checkpoint is left out with a line appended to ``notices``.
+    """
     found: list[ModelInfo] = []
+    notices = [] if notices is None else notices
     for name, bundled in BUNDLED.items():
         path = bundled.path()
         if path is not None:
-            info = _info(name, "bundled", path, description=bundled.description)
+            info = _listed(notices, name, "bundled", path, description=bundled.description)
             if info:
                 found.append(info)
     try:
@@ -632,7 +596,18 @@ def list_models() -> list[ModelInfo]:
         if repo.repo_type != "model":
             continue
         for revision in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True)[:1]:
-            info = _info(repo.repo_id, "hub cache", revision.snapshot_path, size=repo.size_on_disk)
+            info = _listed(notices, repo.repo_id, "hub cache", revision.snapshot_path, size=repo.size_on_disk)
             if info and info.model_type in BERT_FAMILY:
                 found.append(info)
+    if cache.warnings:
+        notices.append(f"skipped {len(cache.warnings)} unreadable entries of the Hugging Face cache.")
     return found
+
+
+def _listed(notices: list[str], name: str, source: str, path: Path, **kwargs: Any) -> ModelInfo | None:
+    """checkpoint trust: one broken snapshot is a notice in ``bertprobe models``, not the end of the listing."""
+    try:
+        return _info(name, source, path, **kwargs)
+    except (OSError, BertprobeError) as err:
+        notices.append(f"skipped {name}: {err}")
+        return None

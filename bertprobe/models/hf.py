@@ -1,0 +1,212 @@
+"""The transformers backend: Auto classes for every encoder the native BERT does not reproduce.
+
+RoBERTa, XLM-R, DistilBERT, ALBERT, ELECTRA and BERT variants (relative positions, ...) run
+here, as does any checkpoint when ``BERTPROBE_BACKEND=transformers``. Loading is quiet:
+transformers' progress bars, load reports, logging and warnings never reach the terminal;
+what matters in them (weights missing from the checkpoint) becomes bertprobe's own notice, or
+a refusal when the missing weights belong to the head asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bertprobe import checkpoint
+from bertprobe.errors import MissingHeadError
+from bertprobe.models.backend import Backend, Forward
+
+# Weights a checkpoint may carry for heads other than the one loaded: never worth a notice.
+_HEAD_PREFIXES = (
+    "cls.",
+    "lm_head.",
+    "pooler.",
+    "predictions.",
+    "sop_classifier.",
+    "vocab_",
+    "generator_",
+    "discriminator_",
+    "qa_outputs.",
+    "classifier.",
+)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence transformers: its logging and progress bars for the rest of the process, warnings in the block.
+
+    The terminal belongs to bertprobe, so the logging level is not restored: transformers also
+    logs at run time (e.g. once per process about attention kernels).
+    """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def load(path: Path, head: str, dtype: Any, device: Any, name: str) -> tuple[Any, list[str]]:
+    """A transformers model for ``head`` on ``device`` in eval mode, plus bertprobe's notices about its weights."""
+    import transformers
+
+    auto = {
+        "encoder": transformers.AutoModel,
+        "mlm": transformers.AutoModelForMaskedLM,
+        "nsp": transformers.AutoModelForNextSentencePrediction,
+        "pretraining": transformers.AutoModelForPreTraining,
+    }[head]
+    try:
+        with quiet():
+            model, info = auto.from_pretrained(
+                str(path), dtype=dtype, output_loading_info=True, trust_remote_code=False
+            )
+    except ValueError as err:
+        raise MissingHeadError(f"{name}: transformers cannot load a {head} model from it ({_first_line(err)})") from err
+    except (RuntimeError, OSError, KeyError) as err:  # a damaged checkpoint, or shapes that disagree: one line
+        raise checkpoint.unloadable(path, err) from None
+    # Missing (would be random) and mismatched weights are refused for every head, the encoder too.
+    checkpoint.check_loading_info(path, head, info)
+    notices = []
+    unexpected = sorted(
+        k
+        for k in info.get("unexpected_keys", ())
+        if not k.startswith(_HEAD_PREFIXES)
+        and not k.split(".", 1)[-1].startswith(_HEAD_PREFIXES)
+        and "position_ids" not in k
+    )
+    if unexpected:
+        notices.append(
+            f"{name}: the checkpoint holds {len(unexpected)} weights this model does not use (e.g. {unexpected[0]}); "
+            "they were ignored"
+        )
+    return model.to(device).eval(), notices
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _mlm_head(model: Any) -> Callable[[Any], Any] | None:
+    """The MLM head as a function of last-layer hidden states, for the families whose head is known."""
+    if hasattr(model, "cls") and hasattr(model.cls, "predictions"):  # BERT, Megatron-BERT
+        return model.cls.predictions
+    if hasattr(model, "lm_head"):  # RoBERTa, XLM-R, CamemBERT
+        return model.lm_head
+    if hasattr(model, "vocab_projector"):  # DistilBERT
+        return lambda h: model.vocab_projector(model.vocab_layer_norm(model.activation(model.vocab_transform(h))))
+    if hasattr(model, "generator_lm_head"):  # ELECTRA's generator
+        return lambda h: model.generator_lm_head(model.generator_predictions(h))
+    if hasattr(model, "predictions"):  # ALBERT (MaskedLM and PreTraining)
+        return model.predictions
+    return None
+
+
+@contextlib.contextmanager
+def _eager_attention(model: Any) -> Iterator[None]:
+    """Run the eager attention path (the only one that returns probabilities) for this block only."""
+    configs = [model.config, *(getattr(model.config, name, None) for name in getattr(model.config, "sub_configs", {}))]
+    configs = [c for c in configs if c is not None and hasattr(c, "_attn_implementation")]
+    saved = [c._attn_implementation for c in configs]
+    try:
+        for config in configs:
+            config._attn_implementation = "eager"
+        yield
+    finally:
+        for config, value in zip(configs, saved, strict=True):
+            config._attn_implementation = value
+
+
+class TransformersBackend(Backend):
+    """The contract over a transformers model (``AutoModel``, ``AutoModelFor...``)."""
+
+    kind = "transformers"
+
+    @property
+    def head_at_positions(self) -> bool:  # type: ignore[override]
+        return _mlm_head(self.model) is not None
+
+    @property
+    def base(self) -> Any:
+        return getattr(self.model, "base_model", self.model)
+
+    def forward(
+        self,
+        input_ids: Any = None,
+        attention_mask: Any = None,
+        token_type_ids: Any = None,
+        inputs_embeds: Any = None,
+        hidden_states: bool = False,
+        attentions: bool = False,
+    ) -> Forward:
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if inputs_embeds is not None:
+            kwargs["inputs_embeds"] = inputs_embeds
+        types = self.token_types(token_type_ids)
+        if types is not None:
+            kwargs["token_type_ids"] = types
+        if hidden_states:
+            kwargs["output_hidden_states"] = True
+        scope = _eager_attention(self.model) if attentions else contextlib.nullcontext()
+        with scope, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if attentions:
+                kwargs["output_attentions"] = True
+            out = self.base(**kwargs)
+        return Forward(
+            out.last_hidden_state,
+            tuple(out.hidden_states) if hidden_states else None,
+            tuple(out.attentions) if attentions else None,
+        )
+
+    def mlm_logits(self, hidden: Any) -> Any:
+        head = _mlm_head(self.model)
+        if head is None:
+            raise RuntimeError(f"no known MLM head on {type(self.model).__name__}")
+        return head(hidden)
+
+    def masked_logits(self, input_ids: Any, attention_mask: Any, rows: Any, cols: Any) -> Any:
+        if _mlm_head(self.model) is not None:
+            return super().masked_logits(input_ids, attention_mask, rows, cols)
+        # An unknown family: its full logits, read at the positions asked for.
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        return out.logits[rows, cols]
+
+    def nsp_logits(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        types = self.token_types(token_type_ids)
+        if types is not None:
+            kwargs["token_type_ids"] = types
+        out = self.model(**kwargs)
+        # BertForPreTraining names them seq_relationship_logits; BertForNextSentencePrediction logits.
+        logits = getattr(out, "seq_relationship_logits", None)
+        return logits if logits is not None else out.logits
+
+    def pooler(self) -> Any:
+        import torch
+
+        pooler = getattr(self.base, "pooler", None)
+        dense = getattr(pooler, "dense", None)
+        if dense is not None:  # BERT, RoBERTa, ELECTRA-style: tanh(dense([CLS]))
+            return lambda hidden: torch.tanh(dense(hidden[:, 0]))
+        if isinstance(pooler, torch.nn.Linear) and hasattr(self.base, "pooler_activation"):  # ALBERT
+            return lambda hidden: self.base.pooler_activation(pooler(hidden[:, 0]))
+        return None
+
+    def random_copy(self, seed: int) -> Any:
+        import torch
+        import transformers
+
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            with quiet():
+                config = transformers.AutoConfig.from_pretrained(str(self.lm.path))
+                return transformers.AutoModel.from_config(config)
+        finally:
+            torch.random.set_rng_state(generator_state)

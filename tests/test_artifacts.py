@@ -1,0 +1,267 @@
+"""Saved artefacts are never trusted blindly, and no write can be half-done.
+
+Feature-cache entries and saved probes carry a content hash that is checked on read; a probe is
+written as one directory swapped in by one rename. Crash tests kill a real subprocess right after
+each named write step (``BERTPROBE_TEST_KILL_AFTER``) and check that the next run gives exactly what
+an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bertprobe.errors import ArtifactError
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / "examples" / "sentiment.csv"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("BERTPROBE_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def data_file(tmp_path) -> Path:
+    with EXAMPLES.open(newline="") as handle:
+        rows = [(row["text"], row["label"]) for row in csv.DictReader(handle)][:40]
+    path = tmp_path / "d.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    return path
+
+
+def _train(cli, model, data, *extra):
+    code, out, err = cli("cls-train", "--data", data, "--model", model, "--json", *extra)
+    assert code == 0, err
+    return json.loads(out), err
+
+
+def _run(*args: str, kill_after: str | None = None, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BERTPROBE_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("BERTPROBE_TEST_KILL_AFTER", None)
+    if kill_after:
+        env["BERTPROBE_TEST_KILL_AFTER"] = kill_after
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+# --------------------------------------------------------------------------------------------
+# The feature cache.
+# --------------------------------------------------------------------------------------------
+
+
+def _rewrite_entry(entry: Path, change) -> None:
+    """Change the stored values but keep the entry's metadata (key, shape, dtype): all finite."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(entry), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensor = handle.get_tensor("features")
+    save_file({"features": change(tensor).contiguous()}, str(entry), metadata=metadata)
+
+
+def _flip_one_bit(tensor):
+    import numpy as np
+    import torch
+
+    raw = tensor.numpy().copy().view(np.uint32)
+    raw[3, 5] ^= 1 << 20  # a mantissa bit: the value stays finite and close
+    return torch.from_numpy(raw.view(np.float32))
+
+
+@pytest.mark.parametrize(
+    "change", [lambda t: t * 0, _flip_one_bit, lambda t: t.flip(0)], ids=["zeroed", "one-bit", "rows-swapped"]
+)
+def test_a_cache_entry_changed_on_disk_is_rebuilt_and_said_so(cli, tiny_encoder_path, data_file, tmp_path, change):
+    first, _ = _train(cli, tiny_encoder_path, data_file, "--out", tmp_path / "p1")
+    [entry] = (tmp_path / "cache" / "features").glob("*.safetensors")
+    good = entry.read_bytes()
+    _rewrite_entry(entry, change)
+    assert entry.read_bytes() != good
+    again, err = _train(cli, tiny_encoder_path, data_file, "--out", tmp_path / "p2")
+    assert again["cache_hits"] == 0 and "does not match its content hash" in again["cache_rebuilt"][0]
+    assert "feature cache entry rebuilt" in err and "content hash" in err  # said on stderr
+    assert again["metrics"] == first["metrics"]
+    assert _weights(tmp_path / "p2") == _weights(tmp_path / "p1")  # the very same probe
+    assert entry.read_bytes() == good  # rebuilt to the same bytes
+
+
+def _weights(directory: Path) -> bytes:
+    return (directory / "probe.safetensors").read_bytes()
+
+
+def test_cache_write_killed_at_each_step_is_rebuilt_with_the_same_result(cli, tiny_encoder_path, data_file, tmp_path):
+    reference, _ = _train(cli, tiny_encoder_path, data_file, "--out", tmp_path / "p-clean")  # uninterrupted
+    args = ("-m", "bertprobe", "cls-train", "--data", str(data_file), "--model", str(tiny_encoder_path), "--json")
+    for step in ("atomic-write:temp-written", "atomic-write:renamed"):
+        cache = tmp_path / step.replace(":", "-")
+        killed = _run(*args, kill_after=step, cache=cache)
+        assert killed.returncode == -signal.SIGKILL and killed.stdout == ""
+        resumed = _run(*args, "--out", str(cache / "p"), cache=cache)
+        assert resumed.returncode == 0, resumed.stderr
+        result = json.loads(resumed.stdout)
+        assert result["metrics"] == reference["metrics"] and _weights(cache / "p") == _weights(tmp_path / "p-clean")
+        # Killed before the rename: nothing usable was cached; after it: the entry is complete and read back.
+        assert (result["cache_hits"], result["cache_rebuilt"]) == ((0, []) if step.endswith("written") else (1, []))
+
+
+# --------------------------------------------------------------------------------------------
+# Saved probes.
+# --------------------------------------------------------------------------------------------
+
+
+def _edit_meta(directory: Path, **changes) -> None:
+    meta = json.loads((directory / "probe.json").read_text())
+    meta.update(changes)
+    (directory / "probe.json").write_text(json.dumps(meta))
+
+
+@pytest.fixture
+def two_probes(cli, tiny_encoder_path, data_file, tmp_path):
+    _train(cli, tiny_encoder_path, data_file, "--out", tmp_path / "a")
+    _train(cli, tiny_encoder_path, data_file, "--out", tmp_path / "b", "--C", "0.01")
+    return tmp_path / "a", tmp_path / "b"
+
+
+def test_probe_json_records_the_hash_of_its_weights(two_probes):
+    from bertprobe.probe import load_probe
+
+    for directory in two_probes:
+        meta = json.loads((directory / "probe.json").read_text())
+        assert meta["weights_sha256"] == hashlib.sha256((directory / "probe.safetensors").read_bytes()).hexdigest()
+        assert load_probe(directory).labels == meta["labels"]
+        assert sorted(p.name for p in directory.parent.iterdir() if p.name.startswith(f".{directory.name}")) == []
+
+
+def _swap_weights(a: Path, b: Path) -> None:
+    (a / "probe.safetensors").write_bytes((b / "probe.safetensors").read_bytes())
+
+
+def _edit_one_weight(a: Path, b: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(a / "probe.safetensors"))
+    tensors["coef"][0, 0] += 0.5
+    save_file(tensors, str(a / "probe.safetensors"), metadata={"format": "bertprobe-probe"})
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_swap_weights, "SHA-256 differs"),
+        (_edit_one_weight, "SHA-256 differs"),
+        (lambda a, b: _edit_meta(a, labels=["negative", "negative"]), "lists the label 'negative' twice"),
+        (lambda a, b: _edit_meta(a, labels="negative,positive"), "'labels' should be list, not str"),
+        (lambda a, b: _edit_meta(a, labels=["negative", 1]), "every label should be a non-empty string"),
+        (lambda a, b: _edit_meta(a, labels=["negative", {"x": 1}]), "every label should be a non-empty string"),
+        (lambda a, b: _edit_meta(a, layer="2"), "'layer' should be int, not str"),
+        (lambda a, b: _edit_meta(a, layer=True), "'layer' should be int, not bool"),
+        (lambda a, b: _edit_meta(a, layer=-1), "do not make sense"),
+        (lambda a, b: _edit_meta(a, max_length=12.5), "'max_length' should be int, not float"),
+        (lambda a, b: _edit_meta(a, pooling=["cls"]), "'pooling' should be str, not list"),
+        (lambda a, b: _edit_meta(a, pooling="median"), "unknown pooling 'median'"),
+        (lambda a, b: _edit_meta(a, fingerprint=None), "'fingerprint' should be str, not NoneType"),
+        (lambda a, b: _edit_meta(a, weights_sha256=None), "'weights_sha256' should be str"),
+        (lambda a, b: _edit_meta(a, model_path=3), "'model_path' should be str or null, not int"),
+        (lambda a, b: (a / "probe.json").write_text("[1, 2]"), "is not a bertprobe probe"),
+        (lambda a, b: _edit_meta(a, version=1), "probe format version 1"),
+    ],
+)
+def test_a_changed_or_mistyped_probe_is_refused_in_one_line(cli, two_probes, damage, message):
+    from bertprobe.probe import load_probe
+
+    a, b = two_probes
+    damage(a, b)
+    with pytest.raises(ArtifactError, match=message.replace("(", r"\(")):
+        load_probe(a)
+    code, out, err = cli("cls-predict", a, "a fine film")
+    assert code == 1 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and message in lines[0] and lines[1].startswith("hint:")
+
+
+def test_a_probe_for_another_model_is_refused_in_one_line(cli, two_probes, tiny_pretraining_path):
+    code, out, err = cli("cls-predict", two_probes[0], "a fine film", "--model", tiny_pretraining_path)
+    lines = err.strip().splitlines()
+    assert code == 1 and out == "" and len(lines) == 2
+    assert "this probe was trained on" in lines[0] and "hint: Pass --model" in lines[1]
+
+
+def test_out_that_holds_other_files_is_refused_before_training(cli, tiny_encoder_path, data_file, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    code, stdout, err = cli("cls-train", "--data", data_file, "--model", tiny_encoder_path, "--out", out)
+    assert code == 1 and stdout == "" and "holds other files (notes.txt)" in err
+    assert (out / "notes.txt").read_text() == "keep me" and not (tmp_path / "cache" / "features").exists()
+    (tmp_path / "file").write_text("")
+    code, _, err = cli("cls-train", "--data", data_file, "--model", tiny_encoder_path, "--out", tmp_path / "file")
+    assert code == 1 and "is a file" in err
+
+
+SAVE_SCRIPT = """
+import json, sys
+import numpy as np
+from bertprobe import atomic
+from bertprobe.probe import save_probe
+if sys.argv[2] == "no-exchange":
+    atomic._exchange = lambda first, second: False
+rng = np.random.default_rng(int(sys.argv[3]))
+meta = dict(model="m", revision=None, fingerprint="m#abc", layer=2, num_layers=2, pooling="cls", max_length=64,
+            labels=["negative", "positive"], metrics={"accuracy": float(sys.argv[3])})
+save_probe(sys.argv[1], rng.normal(size=(1, 8)), rng.normal(size=1), rng.normal(size=8), rng.random(8) + 0.5, meta)
+"""
+
+SAVE_STEPS = [
+    ("probe-save:weights-written", "old"),
+    ("probe-save:meta-written", "old"),
+    ("atomic-dir:complete", "old"),
+    ("atomic-dir:swapped", "new"),
+    ("atomic-dir:renamed", "new"),
+]
+
+
+@pytest.mark.parametrize("path", ["exchange", "no-exchange"])
+def test_a_probe_save_killed_at_each_step_leaves_the_old_probe_or_the_new_one(tmp_path, path):
+    from bertprobe.probe import load_probe
+
+    def snapshot(directory: Path) -> dict[str, bytes]:
+        load_probe(directory)  # loads cleanly (and finishes a half-done swap)
+        return {name: (directory / name).read_bytes() for name in ("probe.json", "probe.safetensors")}
+
+    def save(directory: Path, seed: int, kill_after: str | None = None) -> subprocess.CompletedProcess:
+        return _run("-c", SAVE_SCRIPT, str(directory), path, str(seed), kill_after=kill_after, cache=tmp_path / "c")
+
+    reference = tmp_path / "reference"
+    assert save(reference / "old", 1).returncode == 0 and save(reference / "new", 2).returncode == 0
+    expected = {"old": snapshot(reference / "old"), "new": snapshot(reference / "new")}
+    steps = SAVE_STEPS if path == "exchange" else [*SAVE_STEPS[:3], ("atomic-dir:old-moved", "new"), SAVE_STEPS[4]]
+    for step, survivor in steps:
+        directory = tmp_path / step.replace(":", "-") / "probe"
+        assert save(directory, 1).returncode == 0
+        killed = save(directory, 2, kill_after=step)
+        if step == "atomic-dir:swapped" and killed.returncode == 0:
+            pytest.skip("this file system has no atomic rename-exchange")
+        assert killed.returncode == -signal.SIGKILL, (step, killed.stderr)
+        assert snapshot(directory) == expected[survivor], step
+        # The next save works and leaves no staging folders behind.
+        assert save(directory, 2).returncode == 0 and snapshot(directory) == expected["new"]
+        assert [p.name for p in directory.parent.iterdir()] == ["probe"]
+
+
+def test_crash_point_fires_on_the_nth_time_only(tmp_path):
+    script = (
+        "from bertprobe.atomic import crash_point\nfor i in range(3):\n    print(i, flush=True)\n    crash_point('x')"
+    )
+    assert _run("-c", script, kill_after="x#2", cache=tmp_path).stdout.split() == ["0", "1"]
+    assert _run("-c", script, kill_after="y", cache=tmp_path).stdout.split() == ["0", "1", "2"]

@@ -1,0 +1,103 @@
+"""Every BERT-family model runs every command: RoBERTa, DistilBERT, ALBERT, ELECTRA, XLM-R.
+
+Tiny random checkpoints with tokenizers of their own kind (byte-level BPE, Unigram, WordPiece)
+are built offline in fixtures; transformers' own pipeline is the reference for fill-mask.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import family
+
+TEXT = "the cat sat on the [MASK] and the dog sat on the rug"
+SENSES = ["a river bank is muddy", "she deposited money at the bank", "we sat on the grassy bank of the river"]
+
+
+@pytest.fixture(scope="session")
+def family_path(tmp_path_factory, minilm_path):
+    built: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in built:
+            built[kind] = family.build(kind, tmp_path_factory.mktemp(kind), minilm_path)
+        return built[kind]
+
+    return get
+
+
+@pytest.mark.parametrize("kind", family.FAMILY)
+def test_fill_mask_equals_the_transformers_pipeline(cli, family_path, kind):
+    from transformers import pipeline
+
+    path = family_path(kind)
+    code, stdout, stderr = cli("fillmask", TEXT, "-m", path, "-k", 5, "--json")
+    assert code == 0, stderr
+    assert stderr == ""  # no load report, progress bar or warning from transformers
+    ours = json.loads(stdout)["masks"][0]["predictions"]
+    pipe = pipeline("fill-mask", model=str(path), device="cpu")
+    theirs = pipe(TEXT.replace("[MASK]", pipe.tokenizer.mask_token), top_k=5)
+    assert [p["token_id"] for p in ours] == [r["token"] for r in theirs]
+    for p, r in zip(ours, theirs, strict=True):
+        assert p["score"] == pytest.approx(r["score"], abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", family.FAMILY)
+def test_every_command_runs_and_nsp_says_why_not(cli, family_path, kind, tmp_path):
+    path = family_path(kind)
+
+    def run(*args):
+        code, stdout, stderr = cli(*args, "-m", path, "--json")
+        assert code == 0, f"{args[0]}: {stderr}"
+        return json.loads(stdout)
+
+    for mode in ("each", "bert", "whole-word"):
+        doc = run("fillmask", "the cat sat on the mat", "--mode", mode)
+        assert doc
+    run("fillmask", "the cat sat on the mat", "--mode", "word", "--mask-word", "cat")
+    sense = run("sense", "bank", *[a for s in SENSES for a in ("-s", s)])
+    assert [row["name"] for row in sense["layers"]][:2] == ["static", "embeddings"]
+    attention = run("attention", "the river bank is muddy")
+    assert len(attention["layers"]) == 2
+    attribution = run("attribute", "the cat sat on the [MASK].", "--steps", 8)
+    assert attribution["tokens"]
+
+    data = tmp_path / "d.csv"
+    rows = [(f"a gripping funny film number {i}", "positive") for i in range(10)]
+    rows += [(f"a tedious mess of a film number {i}", "negative") for i in range(10)]
+    with data.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    trained = run("cls-train", "--data", data, "--out", tmp_path / "probe")
+    assert trained
+    code, stdout, stderr = cli("cls-predict", tmp_path / "probe", "a gripping film", "--json")
+    assert code == 0, stderr
+
+    code, stdout, stderr = cli("nsp", "The cat sat.", "The dog ran.", "-m", path)
+    assert code == 1 and stdout == ""
+    assert "next-sentence prediction" in stderr.splitlines()[0] and "Traceback" not in stderr
+
+
+def test_electra_discriminator_is_an_encoder_without_an_mlm_head(cli, family_path):
+    path = family_path("electra-discriminator")
+    code, stdout, stderr = cli("sense", "bank", "-m", path, *[a for s in SENSES for a in ("-s", s)], "--json")
+    assert code == 0, stderr
+    assert [row["name"] for row in json.loads(stdout)["layers"]] == ["static", "embeddings", "1", "2"]
+    code, _, stderr = cli("fillmask", TEXT, "-m", path)
+    assert code == 1 and "no MLM head" in stderr
+
+
+def test_sense_finds_leading_space_pieces_through_offsets(family_path):
+    from bertprobe import models, sense
+
+    lm = models.load(str(family_path("roberta")), device="cpu")
+    sentences = [sense.SenseSentence(text=s, sense=None, line=None) for s in SENSES]
+    located, _ = sense.locate(lm, "bank", sentences)
+    for where, text in zip(located, SENSES, strict=True):
+        assert text[where.start : where.end] == "bank"
+        assert "".join(where.wordpieces).lstrip("Ġ") == "bank"
