@@ -282,6 +282,12 @@ class TrainingData:
         has_next[:-1] = (self.documents[1:] == self.documents[:-1]) & (lengths[1:] > 0)
         self.has_next = has_next & (lengths > 0)
         self.pairs = int(self.has_next.sum()) if nsp else 0
+        # Random second sentences come from other documents of two or more lines, as BERT's came
+        # from other documents of running text: a lone line (a dictionary gloss, say) would make
+        # "random" recognisable by its style alone, and the head would learn that, not coherence.
+        in_pairs = self.has_next.copy()
+        in_pairs[1:] |= self.has_next[:-1]
+        self.partners = np.flatnonzero(in_pairs)
         self._orders: dict[int, Any] = {}
 
     def __len__(self) -> int:
@@ -324,17 +330,14 @@ class TrainingData:
         return [cls_id, *piece, sep_id], [0] * (len(piece) + 2), -100
 
     def _random_line(self, draw: random.Random, line: int) -> int:
-        """A line of another document (as BERT's random next sentence); any other line if there is one document."""
-        count = len(self.documents)
+        """A line of another multi-line document (BERT's random next sentence); any other line if there is one."""
+        count = len(self.partners)
         for _ in range(20):
-            candidate = draw.randrange(count)
-            if (
-                self.documents[candidate] != self.documents[line]
-                and self.offsets[candidate + 1] > self.offsets[candidate]
-            ):
+            candidate = int(self.partners[draw.randrange(count)])
+            if self.documents[candidate] != self.documents[line]:
                 return candidate
-        while True:
-            candidate = draw.randrange(count)
+        while True:  # (nearly) all pairs come from one document
+            candidate = int(self.partners[draw.randrange(count)])
             if candidate not in (line, line + 1) or count <= 2:
                 return candidate
 

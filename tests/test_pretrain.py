@@ -442,8 +442,8 @@ def test_batches_cover_each_epoch_once_and_nsp_pairs_follow_bert(tiny_pretrainin
             # 0: the true next line; 1: a line of another document (BERT's random next sentence)
             if label == 0:
                 assert second == lines[line + 1].replace(" .", ".")
-            else:
-                assert int(second.split()[1]) != documents[line]
+            else:  # from another document of several lines, never a lone line
+                assert int(second.split()[1]) != documents[line] and int(second.split()[1]) % 4 != 0
             first_length = len(lm.tokenizer.backend.encode(lines[line], add_special_tokens=False).ids)
             assert types[: first_length + 2] == [0] * (first_length + 2) and types[first_length + 2] == 1
     epochs = {}
