@@ -9,12 +9,15 @@ until the new one is complete.
 
 ``crash_point(name)`` is a test hook: with ``BERTPROBE_TEST_KILL_AFTER=name`` (or ``name#N``
 for the N-th time that point is reached) the process SIGKILLs itself right there, so crash
-tests can stop a write at each step deterministically.
+tests can stop a write at each step deterministically. The steps of an atomic file write also
+answer to ``name@GLOB``, GLOB matched against the target's file name, so a test can stop one
+writer (``atomic-write:renamed@*.safetensors``) without stopping at the others before it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import shutil
 import signal
@@ -26,13 +29,14 @@ KILL_VARIABLE = "BERTPROBE_TEST_KILL_AFTER"
 _reached: dict[str, int] = {}
 
 
-def crash_point(name: str) -> None:
+def crash_point(name: str, target: str | Path | None = None) -> None:
     """Kill this process now (SIGKILL: no cleanup, no flush) if the test hook names this step."""
     wanted = os.environ.get(KILL_VARIABLE)
     if not wanted:
         return
     step, _, nth = wanted.partition("#")
-    if step != name:
+    step, _, pattern = step.partition("@")
+    if step != name or (pattern and (target is None or not fnmatch.fnmatch(Path(target).name, pattern))):
         return
     _reached[name] = _reached.get(name, 0) + 1
     if _reached[name] == (int(nth) if nth else 1):
@@ -82,9 +86,9 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield temporary
         _plain_permissions(temporary, 0o666)
         fsync_file(temporary)
-        crash_point("atomic-write:temp-written")
+        crash_point("atomic-write:temp-written", target)
         os.replace(temporary, target)
-        crash_point("atomic-write:renamed")
+        crash_point("atomic-write:renamed", target)
         fsync_directory(target.parent)
     finally:
         temporary.unlink(missing_ok=True)

@@ -39,12 +39,16 @@ class ModelNotFoundError(BertprobeError):
 
 class OfflineError(BertprobeError):
     default_hint = (
-        "Connect once to download it, pass --model DIR of a local copy, or use the offline model: --model minilm."
+        "Connect once to download it, pass --model DIR of a local copy, or use a bundled model: --model tiny-mlm "
+        "(masked LM: fillmask, cloze) or --model minilm (encoder only: sense, cls-train, attention)."
     )
 
 
 class NetworkError(BertprobeError):
-    default_hint = "Check the connection, or work offline with --offline and a local or bundled model (--model minilm)."
+    default_hint = (
+        "Check the connection, or work offline with --offline and a local or bundled model "
+        "(--model tiny-mlm for a masked LM, --model minilm for an encoder)."
+    )
 
 
 class MissingHeadError(BertprobeError):

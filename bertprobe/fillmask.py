@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bertprobe import masking
+from bertprobe.cls_origin import ClsOrigin
 from bertprobe.errors import InputError, MaskError, TextTooLongError
 from bertprobe.features import encode_checked
 from bertprobe.models import LoadedModel
@@ -160,6 +161,7 @@ class FillMaskResult:
     targets: list[SlotTargets] | None = None
     target_score_definition: str | None = None
     cls_predictions: list[Prediction] | None = None  # the MLM head applied at [CLS]
+    cls_origin: ClsOrigin | None = None  # with --show-cls: what this model's [CLS] was trained for
 
 
 @dataclass
@@ -222,6 +224,10 @@ class CorruptionResult:
     replacement_vocabulary: int
     replacement_rule: str
     notices: list[str] = field(default_factory=list)
+    cls_origin: ClsOrigin | None = None  # with --show-cls: what this model's [CLS] was trained for
+    # Indices into ``masks``: a few positions of each action (mask, random, keep) from all samples, so
+    # the rare random and kept tokens are on screen too; one per sample first, then more.
+    examples: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -385,7 +391,8 @@ def fill(
     replace: str | None = None,
     seed: int = 0,
     progress: Progress | None = None,
-) -> FillMaskResult | CorruptionResult | PseudoLikelihoodResult:
+    context: str | Sequence[str] | None = None,
+) -> FillMaskResult | CorruptionResult | PseudoLikelihoodResult | ContextResult:
     """Run one masking mode; options that make no sense for the mode are refused, not ignored."""
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}", hint=f"Choose one of {', '.join(MODES)}.")
@@ -402,6 +409,14 @@ def fill(
     _refuse(mode, "--replace", replace is not None, corrupting)
     if mode == "word" and mask_word is None:
         raise InputError("--mode word needs --mask-word", hint='e.g. --mode word --mask-word "mat"')
+    _refuse(mode, "--context", context is not None, ("single", "word"))
+    if context is not None:
+        for option, given in (("--decode joint", decode == "joint"), ("--show-cls", show_cls)):
+            if given:
+                raise InputError(
+                    f"{option} does not apply with --context", hint="--context compares one mask's views on its own."
+                )
+        return context_fill(lm, text, context, top_k, mask_word=mask_word, occurrence=occurrence, targets=targets)
     if decode not in DECODES:
         raise InputError(f"unknown decoding {decode!r}", hint=f"Choose one of {', '.join(DECODES)}.")
     if mode in ("single", "word"):
@@ -535,6 +550,7 @@ def fill_mask(
         decode=decode,
         masked_words=masked_words,
         cls_predictions=top_predictions(lm, logits[len(positions)], top_k) if show_cls else None,
+        cls_origin=_cls_origin(lm) if show_cls else None,
     )
     if decode == "joint":
         independent = [m.predictions[0].token_id for m in masks]
@@ -842,6 +858,7 @@ def corrupt(
     actions = [a for a in masking.ACTIONS if a == masking.MASK or (replace == "bert")]
     summary = [_recovery(action, [m for m in masks if m.action == action]) for action in actions]
     summary.append(_recovery("all", masks))
+    examples = [i for action in actions for i in action_examples(masks, action)]
     return CorruptionResult(
         model=lm.name,
         revision=lm.revision,
@@ -861,7 +878,33 @@ def corrupt(
         replacement_vocabulary=len(replacements),
         replacement_rule=masking.REPLACEMENT_RULE,
         notices=list(lm.notices),
+        cls_origin=_cls_origin(lm) if show_cls else None,
+        examples=examples,
     )
+
+
+EXAMPLES_PER_ACTION = 3
+
+
+def action_examples(masks: Sequence[CorruptedPosition], action: str, count: int = EXAMPLES_PER_ACTION) -> list[int]:
+    """Indices of up to ``count`` positions with ``action``, from as many different samples as possible."""
+    chosen: list[int] = []
+    used_samples: set[int] = set()
+    candidates = [i for i, m in enumerate(masks) if m.action == action]
+    for index in candidates:  # first pass: one per sample, earliest samples first
+        if len(chosen) < count and masks[index].sample not in used_samples:
+            chosen.append(index)
+            used_samples.add(masks[index].sample)
+    for index in candidates:
+        if len(chosen) < count and index not in chosen:
+            chosen.append(index)
+    return sorted(chosen)
+
+
+def _cls_origin(lm: LoadedModel) -> ClsOrigin:
+    from bertprobe import cls_origin
+
+    return cls_origin.of(lm)
 
 
 def _recovery(action: str, selected: list[CorruptedPosition]) -> RecoveryRow:
@@ -940,4 +983,172 @@ def pseudo_log_likelihood(
         scored_tokens=len(scores),
         surprising=[s.position for s in surprising],
         notices=notices,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# context views: what the model predicts from the left of the mask only, the right only, or both
+
+CONTEXTS = ("left", "right", "both")
+CONTEXT_DEFINITION = (
+    "left: the words after the mask are removed, not masked: the model reads [CLS] and the text up to the "
+    "mask, exactly the words a left-to-right model has when it predicts this word (masking them instead "
+    "would still tell it how many words follow). The closing [SEP] is left out too: it would tell the model "
+    "that the text ends right after the mask, and it would predict a full stop. right: the words before the "
+    "mask are removed; [CLS] still opens the input. both: the whole text, as BERT reads it."
+)
+
+
+@dataclass
+class ContextView:
+    """What the model reads and predicts with one side of the mask removed (or neither)."""
+
+    context: str  # left, right or both
+    text: str  # the text the model read, with the mask token in the slot
+    tokens: list[str]  # its word pieces, [CLS] and [SEP] included
+    position: int  # the mask's word-piece index in this view
+    predictions: list[Prediction]
+    targets: list[TargetScore]  # the tracked words, in the order of ContextResult.tracked
+
+
+@dataclass
+class ContextResult:
+    model: str
+    revision: str | None
+    source: str
+    text: str
+    mode: str  # single (a written mask) or word (--mask-word)
+    top_k: int
+    masked: str | None  # the word --mask-word hid (word mode)
+    char_start: int
+    char_end: int
+    tracked: list[str]  # words whose probability is followed across the views
+    tracked_from: str  # "original", "targets" or "top-1 with both sides"
+    views: list[ContextView]
+    definition: str = CONTEXT_DEFINITION
+    target_score_definition: str = TARGET_SCORE_DEFINITION
+    notices: list[str] = field(default_factory=list)
+
+
+def parse_contexts(value: str | Sequence[str]) -> list[str]:
+    """``left,right,both`` (any subset, any order) or ``all``; duplicates dropped, order kept."""
+    items = [value] if isinstance(value, str) else list(value)
+    words = [w.strip().lower() for item in items for w in item.split(",") if w.strip()]
+    if words == ["all"]:
+        return list(CONTEXTS)
+    unknown = [w for w in words if w not in CONTEXTS]
+    if not words or unknown:
+        raise InputError(
+            f"unknown --context {', '.join(unknown) or '(empty)'}",
+            hint="Give left, right, both, a comma list of them (e.g. left,both), or all.",
+        )
+    return list(dict.fromkeys(words))
+
+
+def context_fill(
+    lm: LoadedModel,
+    text: str,
+    contexts: Sequence[str] = CONTEXTS,
+    top_k: int = 5,
+    *,
+    mask_word: str | None = None,
+    occurrence: int | None = None,
+    targets: Sequence[str] | None = None,
+) -> ContextResult:
+    """Predict one masked slot from its left context only, its right context only, and both.
+
+    The slot is the one ``[MASK]`` of ``text``, or ``mask_word`` (whose original word is then
+    followed across the views). See CONTEXT_DEFINITION for how a one-sided view is made.
+    """
+    if top_k < 1:
+        raise MaskError("--top-k must be at least 1", hint="e.g. --top-k 10")
+    contexts = parse_contexts(contexts)
+    _require_mask_token(lm)
+    tok = lm.tokenizer
+    if mask_word is None:
+        encoding, positions = require_masks(lm, text)
+        if len(positions) != 1:
+            raise MaskError(
+                f"--context compares the sides of one mask; the text has {len(positions)}",
+                hint='Keep one [MASK], e.g. bertprobe fillmask "The [MASK] barked at the mailman." --context all',
+            )
+        start, end = encoding.offsets[positions[0]]
+        masked = None
+    else:
+        from bertprobe.tokens import find_word
+
+        encoding = encode_checked(lm, normalise_masks(text, tok.mask_token))
+        if tok.mask_token_id in encoding.ids:
+            raise MaskError(
+                "--context with --mask-word hides the word itself; write the text without [MASK]",
+                hint='e.g. bertprobe fillmask "The dog barked at the mailman." --mask-word dog --context all',
+            )
+        found = find_word(encoding, mask_word, occurrence)
+        if not found:
+            raise InputError(
+                f"{mask_word.strip()!r} does not occur in the text as a whole word",
+                hint="--mask-word takes a word of TEXT as written there (case does not matter).",
+            )
+        if len(found) > 1:
+            raise InputError(
+                f"{mask_word.strip()!r} occurs {len(found)} times; --context compares the sides of one word",
+                hint="Pick one with --occurrence N.",
+            )
+        start, end, masked = found[0].start, found[0].end, found[0].text
+    whole = encoding.text
+    before, after = whole[:start], whole[end:]
+    view_texts = {
+        "left": before + tok.mask_token,
+        "right": tok.mask_token + after,
+        "both": before + tok.mask_token + after,
+    }
+    encodings, slots, ids = {}, {}, {}
+    for context in contexts:
+        view = encode_checked(lm, view_texts[context])
+        (position,) = mask_positions(view, tok.mask_token_id)
+        encodings[context] = view
+        slots[context] = _Slot(view.offsets[position][0], view.offsets[position][1], [position])
+        # A left-to-right model does not know where the text ends: no closing [SEP] after the mask.
+        closing = context == "left" and view.special[-1] and len(view) - 1 > position
+        ids[context] = list(view.ids[:-1] if closing else view.ids)
+    logits = masked_logits(lm, [ids[c] for c in contexts], [slots[c].positions for c in contexts])
+    predictions = {c: top_predictions(lm, rows[0], top_k) for c, rows in zip(contexts, logits, strict=True)}
+    if masked is not None:
+        tracked, tracked_from = [masked, *(_parse_targets(targets) if targets else [])], "original"
+    elif targets:
+        tracked, tracked_from = _parse_targets(targets), "targets"
+    else:
+        reference = "both" if "both" in predictions else contexts[-1]
+        top = predictions[reference][0].token_str.strip().removeprefix("##")
+        tracked, tracked_from = [top], f"top-1 with {reference if reference != 'both' else 'both sides'}"
+    tracked = list(dict.fromkeys(tracked))
+    views = []
+    for context in contexts:
+        view = encodings[context]
+        scored = score_targets(lm, view, ids[context], [slots[context]], tracked)[0].targets
+        by_word = {t.word: t for t in scored}
+        views.append(
+            ContextView(
+                context=context,
+                text=view.text,
+                tokens=view.tokens[: len(ids[context])],
+                position=slots[context].positions[0],
+                predictions=predictions[context],
+                targets=[by_word[w] for w in tracked],
+            )
+        )
+    return ContextResult(
+        model=lm.name,
+        revision=lm.revision,
+        source=lm.source,
+        text=text,
+        mode="single" if mask_word is None else "word",
+        top_k=top_k,
+        masked=masked,
+        char_start=start,
+        char_end=end,
+        tracked=tracked,
+        tracked_from=tracked_from,
+        views=views,
+        notices=list(lm.notices),
     )

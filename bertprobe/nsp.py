@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bertprobe.cls_origin import ClsOrigin
 from bertprobe.errors import DataError, InputError
 from bertprobe.features import Progress, batches, encode_all, pad_batch
 from bertprobe.models import LoadedModel
@@ -49,6 +50,7 @@ class NspResult:
     mean_probability_next: float | None
     mean_probability_random: float | None
     notices: list[str] = field(default_factory=list)
+    cls_origin: ClsOrigin | None = None  # what this model's [CLS] was trained for
 
 
 def is_next_probabilities(
@@ -84,10 +86,12 @@ def score(
     source: str = "arguments",
     mode: str = "pairs",
     progress: Progress | None = None,
+    probabilities: Sequence[float] | None = None,  # already computed (many pairs batched together)
 ) -> NspResult:
     if not pairs:
         raise InputError("no sentence pairs to score", hint='e.g. bertprobe nsp "I was hungry." "So I ate."')
-    probabilities = is_next_probabilities(lm, pairs, progress=progress)
+    if probabilities is None:
+        probabilities = is_next_probabilities(lm, pairs, progress=progress)
     truth = list(truth) if truth is not None else [None] * len(pairs)
     lines = list(lines) if lines is not None else [None] * len(pairs)
     scored = [
@@ -113,7 +117,14 @@ def score(
         mean_probability_next=mean([s.is_next_probability for s in nexts]),
         mean_probability_random=mean([s.is_next_probability for s in randoms]),
         notices=list(lm.notices),
+        cls_origin=_cls_origin(lm),
     )
+
+
+def _cls_origin(lm: LoadedModel) -> ClsOrigin:
+    from bertprobe import cls_origin
+
+    return cls_origin.of(lm)
 
 
 def read_pairs(path: str | Path) -> tuple[list[tuple[str, str]], list[bool | None], list[int]]:

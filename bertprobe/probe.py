@@ -444,6 +444,7 @@ class ProbeResult:
     seconds: dict[str, float]
     saved_to: str | None = None
     notices: list[str] = field(default_factory=list)
+    cls_origin: Any = None  # a cls_origin.ClsOrigin: what this model's [CLS] was trained for
 
 
 @dataclass

@@ -95,6 +95,17 @@ class LayerStats:
 
 
 @dataclass
+class SenseBalance:
+    """Where the word sits in one sense's sentences: the position confound, measured."""
+
+    sense: str
+    sentences: int
+    mean_position: float  # word-piece index of the word's first piece ([CLS] is 0)
+    mean_length: float  # word pieces in the sentence, [CLS] and [SEP] included
+    positions: list[int]
+
+
+@dataclass
 class SenseResult:
     model: str
     revision: str | None
@@ -119,6 +130,13 @@ class SenseResult:
     cluster_agreement: float | None  # adjusted Rand index of clusters against senses
     split_word: bool  # whether the word splits into several word pieces anywhere
     notices: list[str] = field(default_factory=list)
+    # The same statistics computed from the word's position embedding alone (no word, no context):
+    # what the embeddings layer knows besides the word itself. None where the model has no
+    # absolute position embeddings.
+    position_control: LayerStats | None = None
+    balance: list[SenseBalance] = field(default_factory=list)  # per sense, when labelled
+    # Leave-one-out 1-NN sense accuracy from (position, sentence length) alone; chance is about 0.5.
+    position_length_knn: float | None = None
 
 
 @dataclass
@@ -133,6 +151,9 @@ class WordVectors:
     other_unit_sums: Any  # sum of unit-length other-token vectors per sentence [sentences, layers + 2, hidden]
     other_counts: Any  # number of those tokens per sentence [sentences]
     token_means: Any  # mean of every real token's vector per layer [layers + 2, hidden]
+    positions: Any = None  # the word's pooled position embedding per sentence [sentences, hidden], or None
+    position_mean: Any = None  # mean position embedding over every real token [hidden]
+    lengths: list[int] = field(default_factory=list)  # word pieces per sentence, specials included
 
 
 # ---------------------------------------------------------------------------- sentence sets
@@ -365,6 +386,7 @@ def word_vectors(
     located, notices = locate(lm, word, sentences, occurrence)
     extracted = features.extract(lm, [s.text for s in sentences], batch_size=batch_size, progress=progress)
     embedding = lm.input_embeddings().weight
+    position_table = _position_table(lm)
     count = len(sentences)
     depth = lm.num_layers + 2
     vectors = np.zeros((count, depth, lm.hidden_size))
@@ -372,6 +394,9 @@ def word_vectors(
     other_counts = np.zeros(count)
     token_sums = np.zeros((depth, lm.hidden_size))
     token_count = 0
+    positions = np.zeros((count, lm.hidden_size)) if position_table is not None else None
+    position_sum = np.zeros(lm.hidden_size)
+    lengths: list[int] = []
     for item, where in zip(extracted, located, strict=True):
         encoding = item.encoding
         with torch.no_grad():
@@ -384,6 +409,12 @@ def word_vectors(
         vectors[where.number - 1] = _pool(states[:, where.pieces, :], pool)
         real = [i for i in range(len(encoding)) if not encoding.special[i]]
         others = [i for i in real if i not in where.pieces]
+        lengths.append(len(encoding))
+        if position_table is not None:
+            table, offset = position_table
+            rows = table[[i + offset for i in range(len(encoding))]]
+            positions[where.number - 1] = _pool(rows[where.pieces], pool)
+            position_sum += rows[real].sum(axis=0)
         token_sums += states[:, real, :].sum(axis=1)
         token_count += len(real)
         if others:
@@ -397,9 +428,30 @@ def word_vectors(
             f"its vector is the {pool} of them (--pool mean|first|last)"
         )
     return (
-        WordVectors(located, vectors, unit_sums, other_counts, token_sums / max(token_count, 1)),
+        WordVectors(
+            located,
+            vectors,
+            unit_sums,
+            other_counts,
+            token_sums / max(token_count, 1),
+            positions,
+            position_sum / max(token_count, 1) if positions is not None else None,
+            lengths,
+        ),
         notices,
     )
+
+
+def _position_table(lm: LoadedModel) -> tuple[Any, int] | None:
+    """The absolute position-embedding matrix (float64 numpy) and the row of position 0, or None."""
+    import torch
+
+    found = lm.backend.position_embeddings()
+    if found is None:
+        return None
+    layer, offset = found
+    with torch.no_grad():
+        return layer.weight.detach().double().cpu().numpy(), offset
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -474,12 +526,28 @@ def _anisotropy(vectors: Any, unit_sums: Any, counts: Any) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _cluster(similarity_vectors: Any, k: int, seed: int) -> list[int]:
-    """k-means on unit-length (centred) vectors; clusters numbered in order of first appearance."""
+def _cluster(similarity_vectors: Any, k: int, seed: int, notices: list[str] | None = None) -> list[int]:
+    """k-means on unit-length (centred) vectors; clusters numbered in order of first appearance.
+
+    Fewer distinct vectors than ``k`` (repeated sentences) make scikit-learn warn; that becomes one
+    bertprobe notice instead of a library warning on the terminal.
+    """
+    import warnings
+
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
 
     unit = similarity_vectors / _norms(similarity_vectors)
-    raw = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(unit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        raw = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(unit)
+    if notices is not None and any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        message = (
+            f"the word's vectors take fewer than {k} distinct values at some layers (repeated sentences?): "
+            f"k-means found fewer than {k} clusters there"
+        )
+        if message not in notices:
+            notices.append(message)
     numbering: dict[int, int] = {}
     for label in raw:
         numbering.setdefault(int(label), len(numbering) + 1)
@@ -505,7 +573,6 @@ def probe(
     progress: Progress | None = None,
 ) -> SenseResult:
     """Compare ``word``'s vectors across ``sentences`` at every layer, against the static and anisotropy baselines."""
-    import numpy as np
 
     word = word.strip()
     if not word:
@@ -540,9 +607,6 @@ def probe(
     found, located_notices = word_vectors(lm, word, sentences, pool, occurrence, batch_size, progress)
     notices = located_notices + notices
     label_list = [label or "" for label in labels]
-    n = len(sentences)
-    everything = np.ones((n, n), dtype=bool)
-    same = np.equal.outer(np.asarray(label_list), np.asarray(label_list)) if labelled else None
 
     stats: list[LayerStats] = []
     cluster_by_layer: dict[int, list[int]] = {}
@@ -550,38 +614,37 @@ def probe(
     for index in range(lm.num_layers + 2):
         vectors = found.vectors[:, index]
         centred_vectors = vectors - found.token_means[index]
-        raw = cosine_matrix(vectors)
-        centred_sim = cosine_matrix(centred_vectors)
-        matrices[index] = (raw, centred_sim)
-        row = LayerStats(
-            layer=None if index == 0 else index - 1,
-            name=_layer_name(index),
-            mean_cosine=_pair_mean(raw, everything),
-            mean_cosine_centred=_pair_mean(centred_sim, everything),
-            anisotropy=_anisotropy(vectors, found.other_unit_sums[:, index], found.other_counts),
+        row, raw, centred_sim = _row_stats(
+            None if index == 0 else index - 1,
+            _layer_name(index),
+            vectors,
+            centred_vectors,
+            _anisotropy(vectors, found.other_unit_sums[:, index], found.other_counts),
+            label_list if labelled else None,
         )
-        if labelled:
-            row.within = _pair_mean(raw, same)
-            row.across = _pair_mean(raw, ~same)
-            row.within_centred = _pair_mean(centred_sim, same)
-            row.across_centred = _pair_mean(centred_sim, ~same)
-            if row.within is not None and row.across is not None:
-                row.separation = row.within - row.across
-                row.separation_centred = row.within_centred - row.across_centred
-            row.knn_accuracy = knn_accuracy(centred_sim, label_list)
-            row.silhouette = silhouette(centred_sim, label_list)
-        elif can_cluster and index > 0:
-            cluster_by_layer[index] = _cluster(centred_vectors, k, seed)
+        matrices[index] = (raw, centred_sim)
+        if not labelled and can_cluster and index > 0:
+            cluster_by_layer[index] = _cluster(centred_vectors, k, seed, notices)
             row.cluster_silhouette = silhouette(centred_sim, cluster_by_layer[index])
         stats.append(row)
 
+    position_control = None
+    if found.positions is not None:
+        position_control, _, _ = _row_stats(
+            None,
+            "position",
+            found.positions,
+            found.positions - found.position_mean,
+            None,
+            label_list if labelled else None,
+        )
     best_index, best_by = _best(stats, labelled)
     shown = layer + 1 if layer is not None else (best_index if best_index is not None else lm.num_layers + 1)
     assignment: list[int] | None = None
     agreement = None
     if can_cluster:
         assignment = cluster_by_layer.get(shown) or _cluster(
-            found.vectors[:, shown] - found.token_means[shown], k, seed
+            found.vectors[:, shown] - found.token_means[shown], k, seed, notices
         )
         for sentence, cluster in zip(found.sentences, assignment, strict=True):
             sentence.cluster = cluster
@@ -612,7 +675,79 @@ def probe(
         cluster_agreement=agreement,
         split_word=any(len(s.wordpieces) > 1 for s in found.sentences),
         notices=notices,
+        position_control=position_control,
+        balance=_balance(found, senses) if labelled else [],
+        position_length_knn=_position_length_knn(found, label_list) if labelled else None,
     )
+
+
+def _row_stats(
+    layer: int | None,
+    name: str,
+    vectors: Any,
+    centred_vectors: Any,
+    anisotropy: float | None,
+    labels: list[str] | None,
+) -> tuple[LayerStats, Any, Any]:
+    """One table row from the word's vectors in every sentence; also the raw and centred cosine matrices."""
+    import numpy as np
+
+    raw = cosine_matrix(vectors)
+    centred_sim = cosine_matrix(centred_vectors)
+    everything = np.ones(raw.shape, dtype=bool)
+    row = LayerStats(
+        layer=layer,
+        name=name,
+        mean_cosine=_pair_mean(raw, everything),
+        mean_cosine_centred=_pair_mean(centred_sim, everything),
+        anisotropy=anisotropy,
+    )
+    if labels is not None:
+        same = np.equal.outer(np.asarray(labels), np.asarray(labels))
+        row.within = _pair_mean(raw, same)
+        row.across = _pair_mean(raw, ~same)
+        row.within_centred = _pair_mean(centred_sim, same)
+        row.across_centred = _pair_mean(centred_sim, ~same)
+        if row.within is not None and row.across is not None:
+            row.separation = row.within - row.across
+            row.separation_centred = row.within_centred - row.across_centred
+        # Identical vectors everywhere (the static row of a word spelled alike): every neighbour ties,
+        # so a nearest-neighbour "accuracy" would only measure the tie-break. Leave it undefined.
+        if not _all_identical(vectors):
+            row.knn_accuracy = knn_accuracy(centred_sim, labels)
+        row.silhouette = silhouette(centred_sim, labels)
+    return row, raw, centred_sim
+
+
+def _all_identical(vectors: Any) -> bool:
+    import numpy as np
+
+    return bool(np.abs(vectors - vectors[:1]).max() <= TIE * max(float(np.abs(vectors).max()), 1.0))
+
+
+def _balance(found: WordVectors, senses: list[str]) -> list[SenseBalance]:
+    out = []
+    for sense in senses:
+        chosen = [(s.pieces[0], n) for s, n in zip(found.sentences, found.lengths, strict=True) if s.sense == sense]
+        out.append(
+            SenseBalance(
+                sense=sense,
+                sentences=len(chosen),
+                mean_position=sum(p for p, _ in chosen) / len(chosen),
+                mean_length=sum(n for _, n in chosen) / len(chosen),
+                positions=[p for p, _ in chosen],
+            )
+        )
+    return out
+
+
+def _position_length_knn(found: WordVectors, labels: list[str]) -> float:
+    """Leave-one-out 1-NN sense accuracy on (word position, sentence length): can the layout alone tell?"""
+    import numpy as np
+
+    features = np.array([[s.pieces[0], n] for s, n in zip(found.sentences, found.lengths, strict=True)], float)
+    distance = np.abs(features[:, None, :] - features[None, :, :]).sum(axis=-1)
+    return knn_accuracy(-distance, labels)
 
 
 def _best(stats: list[LayerStats], labelled: bool) -> tuple[int | None, str]:
@@ -626,10 +761,10 @@ def _best(stats: list[LayerStats], labelled: bool) -> tuple[int | None, str]:
         top = max(score for score, _ in scored)
         return min(i for score, i in scored if score >= top - 1e-12)  # the earliest layer among equals
 
-    if labelled:
-        index = pick(lambda s: s.silhouette)
-        if index is not None:
-            return index, "silhouette of the senses (mean-centred cosine)"
-        return pick(lambda s: s.separation_centred), "separation of the senses (mean-centred cosine)"
-    index = pick(lambda s: s.cluster_silhouette)
-    return index, ("silhouette of the k-means clusters (mean-centred cosine)" if index is not None else "")
+    if not labelled:
+        # Without sense labels there is nothing to be "best" at: the clusters could be any split.
+        return None, ""
+    index = pick(lambda s: s.silhouette)
+    if index is not None:
+        return index, "silhouette of the senses (mean-centred cosine)"
+    return pick(lambda s: s.separation_centred), "separation of the senses (mean-centred cosine)"

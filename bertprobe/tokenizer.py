@@ -24,6 +24,9 @@ class Encoding:
     special: list[bool]
     text: str
     type_ids: tuple[int, ...] = ()  # segment ids (0 for the first text, 1 for a pair's second)
+    # The word each piece belongs to, as the tokenizer's pre-tokenizer splits words (None for special
+    # tokens; numbering restarts in a pair's second text). WordPiece, byte-level BPE and SentencePiece alike.
+    word_ids: tuple[int | None, ...] = ()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -111,6 +114,7 @@ class Tokenizer:
             special=special,
             text=text,
             type_ids=tuple(enc.type_ids),
+            word_ids=tuple(None if s else w for w, s in zip(enc.word_ids, special, strict=True)),
         )
 
     def decode(self, ids: list[int]) -> str:

@@ -20,10 +20,15 @@ class WordSpan:
 
 
 def words(encoding: Encoding) -> list[WordSpan]:
-    """Group word pieces into words: a piece continues a word when no gap separates it from the last.
+    """Group word pieces into words, as the tokenizer's own pre-tokenizer split them (its word ids).
 
-    Punctuation pieces form words of their own, as BERT's basic tokenizer splits them.
+    WordPiece (punctuation is a word of its own, as BERT's basic tokenizer splits it), byte-level
+    BPE (``Ġbank``) and SentencePiece (``▁b an k``) alike; a word's span leaves out the space that
+    BPE and SentencePiece pieces carry. Without word ids, a piece continues a word when no gap
+    separates it from the last.
     """
+    if encoding.word_ids:
+        return _words_by_id(encoding)
     spans: list[WordSpan] = []
     for index, (start, end) in enumerate(encoding.offsets):
         if encoding.special[index] or start == end:
@@ -43,6 +48,47 @@ def words(encoding: Encoding) -> list[WordSpan]:
     return spans
 
 
+def _words_by_id(encoding: Encoding) -> list[WordSpan]:
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, word in enumerate(encoding.word_ids):
+        if word is None or encoding.special[index]:
+            continue
+        segment = encoding.type_ids[index] if encoding.type_ids else 0
+        groups.setdefault((segment, word), []).append(index)
+    spans = []
+    for pieces in groups.values():
+        start = min(encoding.offsets[i][0] for i in pieces)
+        end = max(encoding.offsets[i][1] for i in pieces)
+        while start < end and encoding.text[start].isspace():
+            start += 1
+        if start < end:
+            spans.append(WordSpan(encoding.text[start:end], start, end, pieces))
+    return spans
+
+
+def with_empty_pieces(encoding: Encoding, pieces: list[int]) -> list[int]:
+    """``pieces`` plus the space-only pieces that open the same word.
+
+    SentencePiece and byte-level BPE may write a word's leading space as a piece of its own
+    (``▁`` or ``Ġ``, spanning the space or nothing, then ``b an k``); it belongs to the word that follows.
+    """
+    if not encoding.word_ids or not pieces:
+        return pieces
+    found = set(pieces)
+    for index in pieces:
+        before = index - 1
+        while (
+            before >= 0
+            and not encoding.special[before]
+            and not encoding.text[encoding.offsets[before][0] : encoding.offsets[before][1]].strip()
+            and encoding.word_ids[before] is not None
+            and encoding.word_ids[before] == encoding.word_ids[index]
+        ):
+            found.add(before)
+            before -= 1
+    return sorted(found)
+
+
 def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> list[WordSpan]:
     """Whole-word, case-insensitive matches of ``word`` (which may hold spaces or hyphens).
 
@@ -60,7 +106,7 @@ def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> l
             if not encoding.special[i] and start < match.end() and end > match.start()
         ]
         if pieces:
-            matches.append(WordSpan(match.group(0), match.start(), match.end(), pieces))
+            matches.append(WordSpan(match.group(0), match.start(), match.end(), with_empty_pieces(encoding, pieces)))
     if occurrence is not None:
         if occurrence < 1 or occurrence > len(matches):
             raise InputError(

@@ -101,3 +101,45 @@ def test_sense_finds_leading_space_pieces_through_offsets(family_path):
     for where, text in zip(located, SENSES, strict=True):
         assert text[where.start : where.end] == "bank"
         assert "".join(where.wordpieces).lstrip("Ġ") == "bank"
+
+
+def test_models_lists_the_family_in_the_hub_cache(cli, family_path, tmp_path, monkeypatch):
+    import shutil
+
+    from huggingface_hub import constants
+
+    for kind in ("roberta", "albert", "electra"):
+        repo = tmp_path / f"models--tiny--{kind}"
+        shutil.copytree(family_path(kind), repo / "snapshots" / "0123abcd")
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text("0123abcd")
+        (repo / "blobs").mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    code, stdout, stderr = cli("models", "--json")
+    assert code == 0, stderr
+    listed = {row["name"]: row for row in json.loads(stdout)["models"]}
+    assert {"tiny/roberta", "tiny/albert", "tiny/electra"} <= set(listed)
+    assert listed["tiny/albert"]["model_type"] == "albert" and "MLM" in listed["tiny/albert"]["heads"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("roberta", [["Ġbank"], ["'", "s"]]),  # byte-level BPE: "'s" is a word of its own, the space is in Ġ
+        ("xlm-roberta", [["▁b", "an", "k", "'", "s"]]),  # SentencePiece: words are what spaces separate
+        ("distilbert", [["bank"], ["'"], ["s"]]),  # WordPiece: punctuation is a word of its own
+    ],
+)
+def test_words_follow_the_tokenizers_own_word_split(family_path, kind, expected):
+    from bertprobe import models, tokens
+
+    lm = models.load(str(family_path(kind)), head="mlm", device="cpu")
+    text = "the river bank's edge"
+    encoding = lm.tokenizer.encode(text)
+    spans = tokens.words(encoding)
+    assert [s.text for s in spans][:2] == ["the", "river"]  # never a leading space in a word
+    near_bank = [[encoding.tokens[i] for i in s.pieces] for s in spans if 10 <= s.start < 16]
+    assert near_bank == expected
+    [river] = tokens.find_word(encoding, "river")
+    assert text[river.start : river.end] == "river"
+    assert "".join(encoding.tokens[i] for i in river.pieces).lstrip("Ġ▁") == "river"

@@ -147,3 +147,30 @@ def test_help_does_not_import_torch_or_transformers():
 def test_version_and_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "bertprobe", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("bertprobe ")
+
+
+def test_tokenizer_honours_tokenizer_config_casing(tmp_path, minilm_path):
+    """A tokenizer.json that lowercases, under a tokenizer_config that says cased: transformers reads it cased."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from bertprobe.tokenizer import Tokenizer
+
+    for name in ("tokenizer.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(minilm_path / name, tmp_path / name)
+    config = json.loads((minilm_path / "tokenizer_config.json").read_text())
+    config.update(do_lower_case=False, strip_accents=False)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    ours = Tokenizer.from_dir(tmp_path, 512)
+    theirs = AutoTokenizer.from_pretrained(str(tmp_path))
+    uncased = Tokenizer.from_dir(minilm_path, 512)
+    for text in ("Héllo World", "The Café in Paris", "naïve RIVER bank"):
+        assert ours.encode(text).ids == theirs(text)["input_ids"]
+        assert ours.encode(text).ids != uncased.encode(text).ids
+
+
+def test_import_bertprobe_is_light_and_load_is_there():
+    code = "import sys, bertprobe; assert callable(bertprobe.load); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -111,7 +111,10 @@ def test_builtin_bank_vectors_and_cosines_equal_transformers(bank_json, referenc
             best = max(centred[i, j] for j in range(n) if j != i)
             tied = [j for j in range(n) if j != i and centred[i, j] >= best - 1e-6]
             hits.append(np.mean([senses[j] == senses[i] for j in tied]))
-        assert row["knn_accuracy"] == pytest.approx(np.mean(hits), abs=1e-6)
+        if index == 0:  # identical static vectors: a nearest neighbour would only measure the tie-break
+            assert row["knn_accuracy"] is None
+        else:
+            assert row["knn_accuracy"] == pytest.approx(np.mean(hits), abs=1e-6)
         if index > 0:
             from sklearn.metrics import silhouette_score
 
@@ -133,10 +136,10 @@ def test_bank_senses_separate_at_the_best_layer_unlike_the_static_embedding(bank
     assert best["within"] > best["across"]
     assert best["within_centred"] > best["across_centred"]
     assert best["knn_accuracy"] > 0.9
-    # The static vector is the same in every sentence: no separation, nearest-neighbour at chance (5 of 11).
+    # The static vector is the same in every sentence: no separation, and no nearest neighbour to speak of.
     static = layers[None]
     assert static["within"] == pytest.approx(1.0) and static["across"] == pytest.approx(1.0)
-    assert static["knn_accuracy"] == pytest.approx(5 / 11)
+    assert static["knn_accuracy"] is None
     assert best["silhouette"] == max(r["silhouette"] for r in bank_json["layers"][1:])
 
 
@@ -295,3 +298,137 @@ def test_builtin_sentences_hold_their_word_once_and_are_distinct():
     assert len({r["sentence"] for r in rows}) == len(rows)
     for row in rows:
         assert len(re.findall(rf"\b{row['word']}\b", row["sentence"], re.IGNORECASE)) == 1, row
+
+
+# ---------------------------------------------------------------------------- the position confound
+
+
+def _layout(minilm_path):
+    """Per built-in word and sense: (word-piece index of the word, sentence length) from the plain tokenizer."""
+    from collections import defaultdict
+
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(minilm_path / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    layout: dict[str, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
+    for line in sense.DATA_FILE.read_text().splitlines():
+        row = json.loads(line)
+        encoding = tokenizer.encode(row["sentence"])
+        match = re.search(rf"\b{row['word']}\b", row["sentence"], re.IGNORECASE)
+        first = next(i for i, (s, e) in enumerate(encoding.offsets) if e > s and s < match.end() and e > match.start())
+        layout[row["word"]][row["sense"]].append((first, len(encoding.ids)))
+    return layout
+
+
+def test_builtin_sets_are_balanced_so_position_cannot_give_the_sense_away(minilm_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import LeaveOneOut, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    layout = _layout(minilm_path)
+    assert len(layout) >= 10
+    for word, senses in layout.items():
+        means = {s: np.mean(rows, axis=0) for s, rows in senses.items()}
+        (pos_a, len_a), (pos_b, len_b) = means.values()
+        assert abs(pos_a - pos_b) <= 1.0, (word, means)
+        assert abs(len_a - len_b) <= 1.5, (word, means)
+        features = np.array([row for rows in senses.values() for row in rows], dtype=float)
+        labels = [s for s, rows in senses.items() for _ in rows]
+        for classifier in (LogisticRegression(), KNeighborsClassifier(n_neighbors=1)):
+            accuracy = cross_val_score(classifier, features, labels, cv=LeaveOneOut()).mean()
+            assert accuracy <= 0.7, (word, type(classifier).__name__, accuracy)
+
+
+def test_position_control_row_is_the_position_embedding_and_separates_nothing(bank_json, minilm_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path))
+    table = AutoModel.from_pretrained(str(minilm_path)).embeddings.position_embeddings.weight.detach().double()
+    sentences = bank_json["sentences"]
+    vectors = table[[s["pieces"][0] for s in sentences]].numpy()  # 'bank' is one word piece
+    assert all(len(s["pieces"]) == 1 for s in sentences)
+    senses = [s["sense"] for s in sentences]
+    pairs = _pairs(len(sentences))
+    control = bank_json["position_control"]
+    same = [_cos(vectors[i], vectors[j]) for i, j in pairs if senses[i] == senses[j]]
+    diff = [_cos(vectors[i], vectors[j]) for i, j in pairs if senses[i] != senses[j]]
+    assert control["within"] == pytest.approx(np.mean(same), abs=1e-6)
+    assert control["across"] == pytest.approx(np.mean(diff), abs=1e-6)
+    # Balanced sets: position alone is no better than chance, the contextual layers are far better.
+    assert control["knn_accuracy"] <= 0.5 and bank_json["position_length_knn"] <= 0.6
+    best = next(r for r in bank_json["layers"] if r["layer"] == bank_json["best_layer"])
+    assert best["knn_accuracy"] >= 0.9
+    lengths = [len(tokenizer(s["text"])["input_ids"]) for s in sentences]
+    for entry in bank_json["balance"]:
+        chosen = [i for i, s in enumerate(senses) if s == entry["sense"]]
+        assert entry["mean_length"] == pytest.approx(np.mean([lengths[i] for i in chosen]))
+        assert entry["mean_position"] == pytest.approx(np.mean([sentences[i]["pieces"][0] for i in chosen]))
+
+
+def test_table_reads_out_the_result_for_a_learner(cli, minilm_path):
+    code, table, _ = cli("sense", "bank", "-m", "minilm")
+    assert code == 0
+    squashed = " ".join(table.split())
+    assert "From layer" in squashed and "'bank' in river sentences is closer to other river sentences" in squashed
+    assert "position alone scores 1-NN" in squashed and "does not give the sense away" in squashed
+    static = next(line for line in table.splitlines() if line.strip().startswith("static"))
+    assert "–" in static  # no nearest neighbour among identical vectors
+    assert "adjusted Rand" not in table and "aniso." not in table  # expert columns wait for --details
+    code, detailed, _ = cli("sense", "bank", "-m", "minilm", "--details", "--explain")
+    assert code == 0
+    assert "adjusted Rand 1.00" in detailed and "aniso." in detailed and "gap°" in detailed
+    assert "'bank' at word piece (mean): river 8.8, money 8.8" in " ".join(detailed.split())
+    assert "take each sentence, find the one whose vector is most similar" in " ".join(detailed.split())
+
+
+def test_unlabelled_sentences_have_no_best_layer(cli, minilm_path):
+    args = [a for text in RIVER + MONEY for a in ("-s", text)]
+    code, stdout, _ = cli("sense", "bank", *args, "-m", "minilm", "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["best_layer"] is None and doc["shown_layer"] == 6 and doc["position_control"]["within"] is None
+    _, table, _ = cli("sense", "bank", *args, "-m", "minilm")
+    assert "★" not in table and "Without sense labels" in table
+
+
+def test_position_control_counts_roberta_positions_from_its_padding_offset(cli, tiny_roberta_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    texts = ["a river bank is muddy", "a money bank is busy", "the bank sat on the mat"]
+    args = [a for text in texts for a in ("-s", text)]
+    code, stdout, stderr = cli("sense", "bank", *args, "-m", tiny_roberta_path, "--json")
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_roberta_path))
+    model = AutoModel.from_pretrained(str(tiny_roberta_path))
+    table = model.embeddings.position_embeddings.weight.detach().double().numpy()
+    offset = model.config.pad_token_id + 1  # RoBERTa numbers positions from padding_idx + 1
+    vectors = []
+    for sentence in doc["sentences"]:
+        ids = tokenizer(sentence["text"])["input_ids"]
+        assert len(ids) > max(sentence["pieces"])
+        vectors.append(table[[p + offset for p in sentence["pieces"]]].mean(axis=0))
+    expected = np.mean([_cos(vectors[i], vectors[j]) for i, j in _pairs(len(vectors))])
+    assert doc["position_control"]["mean_cosine"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_reading_warns_when_position_gives_the_sense_away(cli, minilm_path, tmp_path):
+    path = tmp_path / "skewed.csv"
+    river = ["Bank of the river was muddy.", "Bank of the stream was steep.", "Bank of the lake was green."]
+    money = [
+        "I paid the cheque in at the bank.",
+        "She borrowed the money from the bank.",
+        "We opened a savings account at the bank.",
+    ]
+    path.write_text(
+        "sentence,sense\n" + "".join(f"{t},river\n" for t in river) + "".join(f"{t},money\n" for t in money)
+    )
+    code, stdout, _ = cli("sense", "bank", "--sentences", path, "-m", "minilm", "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["position_length_knn"] == 1.0 and doc["position_control"]["knn_accuracy"] == 1.0
+    _, table, _ = cli("sense", "bank", "--sentences", path, "-m", "minilm")
+    squashed = " ".join(table.split())
+    assert "POSITION ALONE already predicts the sense" in squashed and "Careful:" in squashed

@@ -75,6 +75,28 @@ def _root(
     """See how BERT works: masked-word predictions, word senses, [CLS] probes and attributions."""
 
 
+def _check_utf8(arguments: dict[str, Any]) -> None:
+    """Refuse text arguments that are not valid UTF-8 (Python hands them over as lone surrogates).
+
+    Paths are left alone: a file name need not be UTF-8 on Linux, and open() takes it back as it was.
+    """
+    from bertprobe.errors import InputError
+
+    for name, value in arguments.items():
+        for text in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:
+                byte = text[err.start].encode("utf-8", "surrogateescape")
+                raise InputError(
+                    f"the {name.replace('_', '-')} given is not valid UTF-8 text (byte 0x{byte.hex()} at "
+                    f"character {err.start + 1})",
+                    hint="Pass the text in UTF-8 (check the terminal's or the script's encoding).",
+                ) from None
+
+
 def command(
     *args: Any, shared: tuple[str, ...] | None = None, **kwargs: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -93,6 +115,7 @@ def command(
             from bertprobe import render
 
             try:
+                _check_utf8(call_kwargs)
                 return func(**regroup(call_kwargs))
             except BertprobeError as err:
                 if os.environ.get("BERTPROBE_DEBUG"):

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import ATTENTION_LAYER_HELP, Common, count, layer_option
+from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
 
 
 @command("attention")
 def attention_cli(
-    text: Annotated[str, typer.Argument(help="The text to look at.")],
+    text: Annotated[
+        str | None, typer.Argument(help="The text to look at (or many with --input).", show_default=False)
+    ] = None,
     layer: Annotated[int | None, layer_option(ATTENTION_LAYER_HELP, "-l")] = None,
     head: Annotated[
         int | None,
@@ -22,6 +26,12 @@ def attention_cli(
         ),
     ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a layer x token heatmap (PNG).")] = None,
+    input_file: InputOpt = None,
+    text_column: TextColumnOpt = None,
+    on_bad: OnBadOpt = OnBad.stop,
+    out: OutOpt = None,
+    show: ShowOpt = 20,
+    explain: ExplainOpt = False,
     *,
     common: Common,
 ) -> None:
@@ -32,10 +42,53 @@ def attention_cli(
     from bertprobe import attention, render
     from bertprobe.render.attention import plot as plot_attention
 
+    if input_file is not None or out is not None or text is None:
+        _many(common, text, input_file, text_column, on_bad.value, out, show, layer, head, plot)
+        return
     if plot is not None:
         render.check_plot_path(plot)  # before the model work, not after
     lm = common.load("encoder")
     result = attention.attention(lm, text, layer=layer, head=head)
     if plot is not None:
         render.notice(f"Wrote {plot_attention(result, plot)}")
-    render.show(result, json=common.json, seed=common.seed)
+    render.show(result, json=common.json, seed=common.seed, explain=explain)
+
+
+def _many(
+    common: Common,
+    text: str | None,
+    input_file: str | None,
+    text_column: str | None,
+    on_bad: str,
+    out: Path | None,
+    show: int,
+    layer: int | None,
+    head: int | None,
+    plot: Path | None,
+) -> None:
+    """``--input FILE``: each text as a one-text run would show it, as JSON Lines and a summary table."""
+    from bertprobe import inputs
+    from bertprobe.cli.texts import run_many
+    from bertprobe.errors import InputError
+
+    if plot is not None:
+        raise InputError("--plot draws one text; with --input use --out FILE (JSON Lines)", hint="Drop --plot.")
+    source = inputs.source_for(
+        [text] if text is not None else [],
+        input_file,
+        text_column,
+        example='bertprobe attention "The cat sat on the mat."',
+    )
+
+    def compute(lm: Any, items: list[inputs.InputText], progress: Any) -> list[Any]:
+        from bertprobe.attention import attention
+
+        results = []
+        for done, item in enumerate(items, start=1):
+            results.append(attention(lm, item.text, layer=layer, head=head))
+            progress(done, len(items))
+        return results
+
+    run_many(
+        common, "encoder", source, compute, inputs.length_problem, on_bad=on_bad, out=out, show=show, title="attention"
+    )

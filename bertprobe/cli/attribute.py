@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,7 +19,9 @@ from bertprobe.attribute import (
     METHODS,
 )
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import Common, count
+from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
 
 MAX_STEPS = 10_000  # integration steps: past this a run takes hours and the delta no longer shrinks visibly
 MethodChoice = Enum("MethodChoice", {name: name for name in METHODS}, type=str)
@@ -28,7 +30,13 @@ BaselineChoice = Enum("BaselineChoice", {name: name for name in BASELINES}, type
 
 @command("attribute")
 def attribute_cli(
-    text: Annotated[str, typer.Argument(help="The text to explain; with a [MASK] to explain a fill-mask prediction.")],
+    text: Annotated[
+        str | None,
+        typer.Argument(
+            help="The text to explain; with a [MASK] to explain a fill-mask prediction. Or many with --input.",
+            show_default=False,
+        ),
+    ] = None,
     probe: Annotated[
         Path | None,
         typer.Option(
@@ -97,6 +105,12 @@ def attribute_cli(
             "--html", help="Also write a standalone HTML page (no scripts, no fonts) to FILE.", show_default=False
         ),
     ] = None,
+    input_file: InputOpt = None,
+    text_column: TextColumnOpt = None,
+    on_bad: OnBadOpt = OnBad.stop,
+    out: OutOpt = None,
+    show: ShowOpt = 20,
+    explain: ExplainOpt = False,
     *,
     common: Common,
 ) -> None:
@@ -128,6 +142,11 @@ def attribute_cli(
     )
     # A progress bar only on a terminal: piped stderr keeps to notices and errors.
     show_progress = not common.json and render.err().is_terminal
+    if input_file is not None or out is not None or text is None:
+        if html is not None:
+            raise InputError("--html draws one text; with --input use --out FILE (JSON Lines)", hint="Drop --html.")
+        _many(common, text, input_file, text_column, on_bad.value, out, show, probe, label, target, mask, settings)
+        return
     if probe is not None:
         from bertprobe.probe import load_probe
 
@@ -151,4 +170,56 @@ def attribute_cli(
         write_html(result, html)
         if not common.json:
             render.notice(f"wrote {html}")
-    render.show(result, json=common.json, seed=common.seed)
+    render.show(result, json=common.json, seed=common.seed, explain=explain)
+
+
+def _many(
+    common: Common,
+    text: str | None,
+    input_file: str | None,
+    text_column: str | None,
+    on_bad: str,
+    out: Path | None,
+    show: int,
+    probe: Path | None,
+    label: str | None,
+    target: str | None,
+    mask: int,
+    settings: Any,
+) -> None:
+    """``--input FILE``: each text explained as a one-text run would, as JSON Lines and a summary table."""
+    from bertprobe import inputs
+    from bertprobe.cli.texts import run_many
+
+    source = inputs.source_for(
+        [text] if text is not None else [],
+        input_file,
+        text_column,
+        example='bertprobe attribute "The cat sat on the [MASK]." --target mat',
+    )
+    saved = None
+    if probe is not None:
+        from bertprobe.probe import load_probe
+
+        saved = load_probe(probe)
+        if common.model == "auto":
+            common.model = saved.default_model_spec()
+            common.revision = common.revision or saved.revision
+
+    def problem(lm: Any) -> inputs.Problem:
+        return inputs.mask_problem(lm, wanted=True) if saved is None else inputs.length_problem(lm)
+
+    def compute(lm: Any, items: list[inputs.InputText], progress: Any) -> list[Any]:
+        from bertprobe.attribute import attribute_fill_mask, attribute_probe
+
+        results = []
+        for done, item in enumerate(items, start=1):
+            if saved is not None:
+                results.append(attribute_probe(lm, item.text, saved, label=label, settings=settings))
+            else:
+                results.append(attribute_fill_mask(lm, item.text, target=target, mask=mask, settings=settings))
+            progress(done, len(items))
+        return results
+
+    head = "encoder" if saved is not None else "mlm"
+    run_many(common, head, source, compute, problem, on_bad=on_bad, out=out, show=show, title="attribute")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import DetailsOpt, ExplainOpt
 from bertprobe.cli.options import MAX_TOP_K, Common, count, real
+from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
 
 # Spelled out here (not imported from bertprobe.fillmask) so `--help` stays light; a test checks they agree.
 Mode = Enum("Mode", {m: m for m in ("single", "word", "bert", "random", "whole-word", "span", "each")}, type=str)
@@ -27,12 +30,13 @@ MODE_HELP = (
 @command("fillmask")
 def fillmask_cli(
     text: Annotated[
-        str,
+        str | None,
         typer.Argument(
             help="Text with one or more [MASK] (or the model's own mask token); unmasked for "
-            "--mode word/bert/random/whole-word/span/each."
+            "--mode word/bert/random/whole-word/span/each. Or many texts with --input.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     mode: Annotated[Mode | None, typer.Option("--mode", help=MODE_HELP, show_default=False)] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Predictions shown per mask.", **count(1, MAX_TOP_K))] = 5,
     mask_word: Annotated[
@@ -96,6 +100,27 @@ def fillmask_cli(
             show_default=False,
         ),
     ] = None,
+    input_file: InputOpt = None,
+    text_column: TextColumnOpt = None,
+    on_bad: OnBadOpt = OnBad.stop,
+    out: OutOpt = None,
+    show: ShowOpt = 20,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            metavar="left|right|both|all",
+            help="(single, word) Predict the one mask from the words on its left only (what a left-to-right model "
+            "sees), its right only, and/or both, side by side: a comma list, or all. A one-sided view REMOVES the "
+            "other side rather than masking it (masks would still tell the model how many words follow); the left "
+            "view also drops the closing [SEP], which would tell the model the text ends at the mask. The table "
+            "follows the probability of the original word (--mask-word), of --targets, or else of the top-1 with "
+            "both sides.",
+            show_default=False,
+        ),
+    ] = None,
+    explain: ExplainOpt = False,
+    details: DetailsOpt = False,
     *,
     common: Common,
 ) -> None:
@@ -107,6 +132,25 @@ def fillmask_cli(
     from bertprobe.fillmask import fill
 
     chosen = mode.value if mode is not None else ("word" if mask_word is not None else "single")
+    if input_file is not None or out is not None or text is None:
+        options = dict(
+            mask_word=mask_word,
+            occurrence=occurrence,
+            decode=decode.value,
+            beam=beam,
+            targets=[targets] if targets is not None else None,
+            show_cls=show_cls,
+            rate=rate,
+            samples=samples,
+            replace=replace.value if replace is not None else None,
+            seed=common.seed,
+        )
+        _many(common, text, input_file, text_column, on_bad.value, out, show, chosen, top_k, options)
+        return
+    if context is not None:
+        from bertprobe.fillmask import parse_contexts
+
+        parse_contexts(context)  # a misspelt view is refused before the model loads
     lm = common.load("mlm")
     with render.progress_bar(f"fillmask --mode {chosen}", enabled=not common.json) as progress:
         result = fill(
@@ -125,8 +169,50 @@ def fillmask_cli(
             replace=replace.value if replace is not None else None,
             seed=common.seed,
             progress=progress,
+            context=context,
         )
     for notice in result.notices:
         if notice not in lm.notices:  # the loader's own were printed when it loaded
             render.notice(notice)
-    render.show(result, json=common.json, seed=common.seed)
+    render.show(result, json=common.json, seed=common.seed, explain=explain, details=details)
+
+
+def _many(
+    common: Common,
+    text: str | None,
+    input_file: str | None,
+    text_column: str | None,
+    on_bad: str,
+    out: Path | None,
+    show: int,
+    chosen: str,
+    top_k: int,
+    options: dict[str, Any],
+) -> None:
+    """``--input FILE`` / ``--out FILE``: every text as a one-text run would do it, as JSON Lines and a summary."""
+    from bertprobe import inputs
+    from bertprobe.cli.texts import run_many
+
+    source = inputs.source_for(
+        [text] if text is not None else [],
+        input_file,
+        text_column,
+        example='bertprobe fillmask "The cat sat on the [MASK]."',
+    )
+
+    def problem(lm: Any) -> inputs.Problem:
+        wanted = {"single": True, "word": None}.get(chosen, False)
+        return inputs.mask_problem(lm, wanted=wanted, word=options["mask_word"])
+
+    def compute(lm: Any, items: list[inputs.InputText], progress: Any) -> list[Any]:
+        from bertprobe.fillmask import fill
+
+        results = []
+        for done, item in enumerate(items, start=1):
+            results.append(fill(lm, item.text, chosen, top_k, **options))
+            progress(done, len(items))
+        return results
+
+    run_many(
+        common, "mlm", source, compute, problem, on_bad=on_bad, out=out, show=show, title=f"fillmask --mode {chosen}"
+    )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import Common, count
+from bertprobe.cli.texts import OnBad, OnBadOpt, OutOpt
 
 
 @command("nsp")
@@ -27,7 +29,20 @@ def nsp_cli(
             "ones, 50/50 and seeded, as BERT was trained.",
         ),
     ] = None,
+    input_file: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="csv / tsv / jsonl with sentence_a and sentence_b: each pair scored as `nsp A B` would score it "
+            "(JSON Lines with --json or --out), batched.",
+            show_default=False,
+        ),
+    ] = None,
+    on_bad: OnBadOpt = OnBad.stop,
+    out: OutOpt = None,
     show: Annotated[int, typer.Option("--show", help="Pairs listed in the table (0: all).", **count(0))] = 20,
+    explain: ExplainOpt = False,
     *,
     common: Common,
 ) -> None:
@@ -38,12 +53,19 @@ def nsp_cli(
     from bertprobe import nsp, render
     from bertprobe.errors import InputError
 
-    given = sum(x is not None for x in (pairs, shuffle)) + (first is not None)
+    given = sum(x is not None for x in (pairs, shuffle, input_file)) + (first is not None)
     if given != 1 or (first is not None and second is None):
         raise InputError(
-            "give two sentences, or --pairs FILE, or --shuffle FILE (exactly one of them)",
+            "give two sentences, or --pairs FILE, or --shuffle FILE, or --input FILE (exactly one of them)",
             hint='e.g. bertprobe nsp "I was hungry." "So I made a sandwich."',
         )
+    if input_file is not None or out is not None:
+        if pairs is not None or shuffle is not None:
+            raise InputError(
+                "--out writes the pairs of --input FILE", hint="e.g. nsp --input pairs.csv --out nsp.jsonl"
+            )
+        _many(common, first, second, input_file, on_bad.value, out, show)
+        return
     if pairs is not None:
         pair_list, truth, lines = nsp.read_pairs(pairs)
         source, mode = str(pairs), "pairs"
@@ -60,4 +82,49 @@ def nsp_cli(
     else:
         from bertprobe.render.nsp import nsp_table
 
-        nsp_table(result, render.out(), show=show)
+        nsp_table(result, render.out(), show=show, explain=explain)
+
+
+def _many(
+    common: Common,
+    first: str | None,
+    second: str | None,
+    input_file: str | None,
+    on_bad: str,
+    out: Path | None,
+    show: int,
+) -> None:
+    """``--input FILE``: every pair as ``nsp A B`` would score it, batched, as JSON Lines and a summary."""
+    from bertprobe import inputs
+    from bertprobe.cli.texts import run_many
+
+    columns = inputs.Columns(text=("sentence_a",), pair=("sentence_b",), option="--input")
+    if input_file is not None:
+        source = inputs.TextSource(path=input_file, columns=columns)
+    else:
+        source = inputs.TextSource([first or ""], pairs=[second or ""])
+
+    def compute(lm: Any, items: list[inputs.InputText], progress: Any) -> list[Any]:
+        from bertprobe import nsp
+
+        pair_list = [(item.text, item.pair or "") for item in items]
+        chance = nsp.is_next_probabilities(lm, pair_list, progress=progress)
+        return [nsp.score(lm, [pair], probabilities=[p]) for pair, p in zip(pair_list, chance, strict=True)]
+
+    def problem(lm: Any) -> inputs.Problem:
+        return inputs.length_problem(lm, pair=True)
+
+    run_many(
+        common,
+        "nsp",
+        source,
+        compute,
+        problem,
+        on_bad=on_bad,
+        out=out,
+        show=show,
+        title="nsp",
+        summarise=lambda result: [f"{result.pairs[0].second}", f"{result.pairs[0].is_next_probability:.3f}"],
+        columns=[("sentence B", "left"), ("P(B follows A)", "right")],
+        closing=lambda: ["P(B follows A) is what the NSP head gives; above 0.5 it predicts that B follows A."],
+    )

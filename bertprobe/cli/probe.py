@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import DetailsOpt, ExplainOpt
 from bertprobe.cli.options import LAYER_HELP, Common, count, layer_option, parse_c, real
 from bertprobe.datasets import TASKS
 from bertprobe.features import POOLINGS
@@ -114,6 +115,8 @@ def cls_train_cli(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Extract features again instead of reading the cache.")
     ] = False,
+    explain: ExplainOpt = False,
+    details: DetailsOpt = False,
     *,
     common: Common,
 ) -> None:
@@ -158,9 +161,12 @@ def cls_train_cli(
         task=task.value if task is not None else None,
         progress=lambda description: render.progress_bar(description, enabled=not common.json),
     )
+    from bertprobe import cls_origin
+
+    result.cls_origin = cls_origin.of(lm)
     for message in result.notices:
         render.notice(message)
-    render.show(result, json=common.json, seed=common.seed)
+    render.show(result, json=common.json, seed=common.seed, explain=explain, details=details)
 
 
 @command("cls-predict")
@@ -172,6 +178,8 @@ def cls_predict_cli(
         Pooling | None, typer.Option("--pool", help="Checked against the probe's pooling.", show_default=False)
     ] = None,
     batch_size: BatchOpt = 32,
+    explain: ExplainOpt = False,
+    details: DetailsOpt = False,
     *,
     common: Common,
 ) -> None:
@@ -191,4 +199,4 @@ def cls_predict_cli(
     result = predict(lm, probe, texts, batch_size=batch_size)
     for message in result.notices:
         render.notice(message)
-    render.show(result, json=common.json, seed=common.seed)
+    render.show(result, json=common.json, seed=common.seed, explain=explain, details=details)

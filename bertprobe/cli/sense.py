@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from bertprobe.cli.app import command
+from bertprobe.cli.learner import DetailsOpt, ExplainOpt
 from bertprobe.cli.options import LAYER_HELP, Common, count, layer_option
 
 
@@ -75,6 +76,8 @@ def sense_cli(
     ] = None,
     list_sets: Annotated[bool, typer.Option("--list", help="List the built-in sense sets and exit.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sentences per forward pass.", **count(1))] = 32,
+    explain: ExplainOpt = False,
+    details: DetailsOpt = False,
     *,
     common: Common,
 ) -> None:
@@ -110,7 +113,7 @@ def sense_cli(
         )
     for notice in result.notices:
         render.notice(notice)
-    render.show(result, json=common.json, seed=common.seed)
+    render.show(result, json=common.json, seed=common.seed, explain=explain, details=details)
     if plot is not None:
         written = sense_render.plot(result, plot)
         render.notice(f"wrote {written}")

@@ -83,6 +83,25 @@ class Backend:
         """The word-embedding layer (ids -> vectors that ``forward(inputs_embeds=...)`` reads)."""
         return self.model.get_input_embeddings()
 
+    def position_embeddings(self) -> tuple[Any, int] | None:
+        """The absolute position-embedding layer and the row that holds position 0, or None.
+
+        RoBERTa-style models number positions from ``pad_token_id + 1``. Models with relative or
+        rotary positions (DeBERTa, ModernBERT) have no such layer: None.
+        """
+        import torch
+
+        if self.lm.config.get("position_embedding_type", "absolute") != "absolute":
+            return None
+        base = getattr(self.model, "bert", None) or getattr(self.model, "base_model", self.model)
+        layer = getattr(getattr(base, "embeddings", None), "position_embeddings", None)
+        if not isinstance(layer, torch.nn.Embedding):
+            return None
+        offset = 0
+        if self.lm.model_type in {"roberta", "xlm-roberta", "camembert"}:
+            offset = int(self.lm.config.get("pad_token_id", 1)) + 1
+        return layer, offset
+
     def random_copy(self, seed: int) -> Any:
         """The same architecture with freshly initialised weights, as the model's own init makes them."""
         raise NotImplementedError

@@ -12,35 +12,171 @@ import dataclasses
 import importlib
 import json as jsonlib
 import math
+import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.markup import escape
+from rich.segment import Segment
+from rich.table import Table
+from rich.text import Text
 
 from bertprobe import __version__
 from bertprobe.errors import InputError
 
+# Characters that must never reach a terminal as they are: C0 controls but tab and newline (ESC starts
+# colour and OSC sequences, BEL rings, CR and BS overwrite what was printed), DEL, C1 controls (8-bit
+# CSI / OSC), line and paragraph separators, and the bidirectional overrides that reorder a line.
+# Lone surrogates (bytes that were not UTF-8, as Python decodes argv and file names) cannot be printed.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSAFE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# In JSON output, C0 controls are escaped by json.dumps already; these are legal raw in a JSON string but
+# would still reach a terminal that shows the document, or break a strict UTF-8 reader.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group(0)
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def visible(text: str, one_line: bool = False) -> str:
+    """``text`` with every control character written as a visible escape (``\\x1b``, ``\\r``, ``\\u202e``).
+
+    ``one_line`` also escapes newlines and tabs (error messages and notices stay one line).
+    """
+    return (_UNSAFE_LINE if one_line else _UNSAFE).sub(_escape_char, text)
+
+
+class SafeConsole(Console):
+    """A Console that never lets user or file text drive the terminal, and never cuts a table short.
+
+    Strings (markup, table cells, titles) are escaped before Rich parses them; any control character
+    still inside a rendered segment (a ``Text`` built by a renderer) is escaped on the way out. Tables
+    wrap instead of truncating with "…"; a table that cannot fit the terminal even wrapped is shown
+    without its bar columns, else stacked (one block of "column: value" lines per row).
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(visible(text), **kwargs)
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control or not _UNSAFE.search(segment.text):
+                yield segment
+            else:
+                yield Segment(visible(segment.text), segment.style)
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*[self._fit(obj) for obj in objects], **kwargs)
+
+    def _fit(self, obj: Any) -> Any:
+        if isinstance(obj, Text):
+            return _safe_text(self, obj)
+        if isinstance(obj, Table):
+            for column in obj.columns:
+                column._cells = [_safe_text(self, cell) if isinstance(cell, Text) else cell for cell in column._cells]
+                if isinstance(column.header, Text):
+                    column.header = _safe_text(self, column.header)
+            return _fit_table(self, obj)
+        if isinstance(obj, Group):
+            return Group(*[self._fit(inner) for inner in obj.renderables])
+        renderables = getattr(obj, "renderables", None)  # rich.columns.Columns: side by side if each fits
+        if isinstance(renderables, list) and any(isinstance(inner, Table) for inner in renderables):
+            fitted = [self._fit(inner) for inner in renderables]
+            if all(fitted[i] is inner for i, inner in enumerate(renderables)):
+                return obj
+            return Group(*fitted)
+        return obj
+
+
+def _safe_text(console: Console, text: Text) -> Text:
+    """``text`` with its control characters escaped, styles kept (escaped before Rich measures and wraps it)."""
+    if not _UNSAFE.search(text.plain):
+        return text
+    safe = Text(justify=text.justify, overflow=text.overflow, no_wrap=text.no_wrap, end=text.end, style=text.style)
+    for segment in text.render(console, end=""):
+        safe.append(visible(segment.text), segment.style)
+    return safe
+
+
+_BAR = re.compile("[ █▏▎▍▌▋▊▉]*")
+
+
+def _cell_text(cell: Any) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell) if isinstance(cell, str) else "?"
+
+
+def _min_width(console: Console, table: Table, columns: list[Any]) -> int:
+    from rich.measure import Measurement
+
+    wide = console.options.update_width(100_000)
+    left, right = table.padding[3], table.padding[1]
+    total = 0
+    for column in columns:
+        cells = [column.header, *column._cells] if table.show_header else list(column._cells)
+        widest_word = max((Measurement.get(console, wide, cell).minimum for cell in cells), default=0)
+        total += max(widest_word, column.min_width or 0) + left + right
+    edges = (2 if table.box and table.show_edge else 0) + (len(columns) - 1 if table.box else 0)
+    return total + edges
+
+
+def _fit_table(console: Console, table: Table) -> RenderableType:
+    """Make ``table`` show every cell in full at the console's width: wrap, drop bars, or stack."""
+    for column in table.columns:
+        column.overflow = "fold"
+        column.no_wrap = False
+        for cell in column._cells:
+            if isinstance(cell, Text):
+                cell.overflow, cell.no_wrap = "fold", False
+    if _min_width(console, table, table.columns) <= console.width:
+        return table
+    is_bar = [
+        bool(column._cells) and all(_BAR.fullmatch(_cell_text(c)) for c in column._cells) for column in table.columns
+    ]
+    kept = [column for column, bar in zip(table.columns, is_bar, strict=True) if not bar]
+    if kept and len(kept) < len(table.columns) and _min_width(console, table, kept) <= console.width:
+        table.columns = kept  # bars only draw numbers that stay in the table
+        return table
+    blocks: list[RenderableType] = []
+    if table.title:
+        blocks.append(table.title)
+    for row in range(table.row_count):
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", overflow="fold")
+        grid.add_column(overflow="fold")
+        for index, column in enumerate(table.columns):
+            header = column.header if _cell_text(column.header).strip() else f"({index + 1})"
+            grid.add_row(header, column._cells[row] if row < len(column._cells) else "")
+        blocks.append(grid)
+        blocks.append("")
+    if table.caption:
+        blocks.append(table.caption)
+    return Group(*blocks)
+
 
 def out() -> Console:
     """Console on the current stdout (made per call so test runners that swap stdout see it)."""
-    return Console(file=sys.stdout, highlight=False)
+    return SafeConsole(file=sys.stdout, highlight=False)
 
 
 def err() -> Console:
-    return Console(file=sys.stderr, highlight=False)
+    return SafeConsole(file=sys.stderr, highlight=False)
 
 
 def error(exc: Any) -> None:
     console = err()
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(visible(str(exc), one_line=True))}", soft_wrap=True)
     if getattr(exc, "hint", ""):
-        console.print(f"[dim]hint: {escape(exc.hint)}[/]", soft_wrap=True)
+        console.print(f"[dim]hint: {escape(visible(exc.hint, one_line=True))}[/]", soft_wrap=True)
 
 
 def notice(message: str) -> None:
-    err().print(f"[yellow]note:[/] {escape(message)}", soft_wrap=True)
+    err().print(f"[yellow]note:[/] {escape(visible(message, one_line=True))}", soft_wrap=True)
 
 
 def traceback() -> None:
@@ -63,8 +199,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def dumps(doc: Any) -> str:
+    """Strict JSON: no NaN or Infinity (non-finite numbers become null), and no character that could drive
+    a terminal or break a UTF-8 reader (written as a \\uXXXX escape, which parses back to the same text)."""
+    text = jsonlib.dumps(_jsonable(doc), indent=2, ensure_ascii=False, allow_nan=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
 def emit_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(jsonlib.dumps(_jsonable(doc), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(dumps(doc) + "\n")
     sys.stdout.flush()
 
 
@@ -76,13 +219,13 @@ def to_document(result: Any, seed: int | None = None) -> dict[str, Any]:
     return doc
 
 
-def show(result: Any, json: bool = False, seed: int | None = None) -> None:
-    """Print a core result as JSON or as its Rich view."""
+def show(result: Any, json: bool = False, seed: int | None = None, **view: Any) -> None:
+    """Print a core result as JSON or as its Rich view; ``view`` (e.g. explain, details) goes to the view."""
     if json:
         emit_json(to_document(result, seed))
         return
     module = importlib.import_module("bertprobe.render." + type(result).__module__.rsplit(".", 1)[-1])
-    module.RENDERERS[type(result).__name__](result, out())
+    module.RENDERERS[type(result).__name__](result, out(), **view)
 
 
 def header(console: Console, title: str, result: Any) -> None:

@@ -21,7 +21,7 @@ def _shade(value: float, top: float) -> Text:
     return Text(f"{value:.2f}", style=styles[level])
 
 
-def attention_table(result: AttentionResult, console: Console) -> None:
+def attention_table(result: AttentionResult, console: Console, explain: bool = False, details: bool = False) -> None:
     header(console, "attention", result)
     scope = f"head {result.head}" if result.head else f"mean over {result.num_heads} heads"
     summary = Table(
@@ -81,6 +81,44 @@ def attention_table(result: AttentionResult, console: Console) -> None:
             style="dim",
         )
     )
+    if explain:
+        guide = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
+        guide.add_column(style="bold")
+        guide.add_column()
+        for name, text in EXPLAIN:
+            guide.add_row(name, Text(text))
+        console.print(guide)
+    for line in readings(result):
+        console.print(Text(line, style="bold"))
+
+
+EXPLAIN = (
+    ("entropy", "how spread out each token's attention is, in bits: 0 = all on one token, log2(n) = evenly on n."),
+    ("→[CLS]", "share of all attention that lands on [CLS] (each token's attention sums to 1)."),
+    ("→[SEP]", "the same for [SEP]."),
+    ("special", "→[CLS] + →[SEP] (+ any other special token): attention not spent on the words."),
+    ("[CLS] looks at", "the word piece [CLS] attends to most at that layer, and how much."),
+)
+
+
+def readings(result: AttentionResult) -> list[str]:
+    """What this run's attention numbers mean, in plain words."""
+    if not result.layers:
+        return []
+    heaviest = max(result.layers, key=lambda row: row.special_share)
+    widest = max(result.layers, key=lambda row: row.entropy_bits)
+    lines = [
+        f"In layer {heaviest.layer}, {heaviest.special_share:.0%} of all attention lands on [CLS] and [SEP]"
+        + (
+            ", more than on the words themselves: such attention is mostly a resting place, not information being read."
+            if heaviest.special_share > 0.5
+            else "; the rest goes to the words."
+        ),
+        f"Attention is most spread out in layer {widest.layer} ({widest.entropy_bits:.2f} bits). In the last layer "
+        f"[CLS] looks most at {result.layers[-1].cls_top_token!r} ({result.layers[-1].cls_top_weight:.2f}): where "
+        "information may flow into [CLS], not proof that a prediction depends on it.",
+    ]
+    return lines
 
 
 def plot(result: AttentionResult, path: str | Path) -> Path:

@@ -137,17 +137,25 @@ def _faithfulness_table(result: AttributionResult) -> Table | None:
     table.add_column("beats", justify="right")
     table.add_row(
         "comprehensiveness ↑",
-        f"{faith.comprehensiveness_aopc:+.4f}",
-        f"{faith.random_comprehensiveness_aopc:+.4f} ± {faith.random_comprehensiveness_std:.4f}",
+        signif(faith.comprehensiveness_aopc),
+        f"{signif(faith.random_comprehensiveness_aopc)} ± {signif(faith.random_comprehensiveness_std, sign=False)}",
         _share(faith.beats_random_comprehensiveness),
     )
     table.add_row(
         "sufficiency ↓",
-        f"{faith.sufficiency_aopc:+.4f}",
-        f"{faith.random_sufficiency_aopc:+.4f} ± {faith.random_sufficiency_std:.4f}",
+        signif(faith.sufficiency_aopc),
+        f"{signif(faith.random_sufficiency_aopc)} ± {signif(faith.random_sufficiency_std, sign=False)}",
         _share(faith.beats_random_sufficiency),
     )
     return table
+
+
+def signif(value: float, sign: bool = True) -> str:
+    """Four decimals, or three significant digits where four decimals would round a nonzero value to 0.0000."""
+    plus = "+" if sign else ""
+    if value == 0 or abs(value) >= 0.0005:
+        return f"{value:{plus}.4f}"
+    return f"{value:{plus}.2e}"
 
 
 def faithfulness_note(result: AttributionResult) -> Text:
@@ -155,7 +163,8 @@ def faithfulness_note(result: AttributionResult) -> Text:
     assert faith is not None
     bins = ", ".join(f"{k}% ({n})" for k, n in zip(faith.bins, faith.removed, strict=True))
     return Text(
-        f"{faith.quantity} on the whole text = {faith.full:.4f}; its drop when the top pieces are {faith.removal}, "
+        f"{faith.quantity} on the whole text = {signif(faith.full, sign=False)}; its drop when the top pieces are "
+        f"{faith.removal}, "
         f"averaged over the top {bins} pieces. Comprehensiveness removes them (higher is better), sufficiency "
         "keeps only them (lower is better); beats = share of random orders this attribution does better than.",
         style="dim",
@@ -166,7 +175,7 @@ def _share(value: float) -> Text:
     return Text(f"{value:.0%}", style="green" if value >= 0.9 else "yellow" if value >= 0.5 else "red")
 
 
-def attribution_view(result: AttributionResult, console: Console) -> None:
+def attribution_view(result: AttributionResult, console: Console, explain: bool = False, details: bool = False) -> None:
     header(console, "attribution", result)
     console.print(_explains(result))
     console.print(_method_line(result))
@@ -180,6 +189,46 @@ def attribution_view(result: AttributionResult, console: Console) -> None:
     if table is not None:
         console.print(table)
         console.print(faithfulness_note(result))
+    if explain:
+        console.print(
+            Text(
+                "attribution: how much a word piece pushes the explained score up (+, green) or down (-, red), "
+                "measured against the baseline input; share: its part of all attributions. completeness: for "
+                "Integrated Gradients the attributions should add up to F(x) - F(baseline); the delta says how "
+                "far off they are.",
+                style="dim",
+            )
+        )
+    for line in readings(result):
+        console.print(Text(line, style="bold"))
+
+
+def readings(result: AttributionResult) -> list[str]:
+    """What this run's attributions mean, in plain words."""
+    lines = []
+    ranked = top_tokens(result, limit=2)
+    if ranked:
+        named = " and ".join(
+            f"{t.token!r} ({'raises' if t.attribution >= 0 else 'lowers'} it, {t.normalised:+.0%})" for t in ranked
+        )
+        lines.append(f"The score leans most on {named}.")
+    faith = result.faithfulness
+    if faith is not None:
+        beats = min(faith.beats_random_comprehensiveness, faith.beats_random_sufficiency)
+        if beats >= 0.9:
+            lines.append(
+                f"Removing the top pieces changes the score more than at least {beats:.0%} of random orders do: "
+                "the ranking points at pieces that matter."
+            )
+        else:
+            lines.append(
+                f"The ranking beats only {beats:.0%} of random orders on one of the two checks: read it as a hint, "
+                "not as the reason for the score."
+            )
+    conv = result.convergence
+    if conv is not None and not conv.passed:
+        lines.append("The attributions do not add up to the score's change yet: raise --steps or use --auto-steps.")
+    return lines
 
 
 RENDERERS = {"AttributionResult": attribution_view}
@@ -310,14 +359,16 @@ def _faithfulness_html(result: AttributionResult) -> str:
         return ""
     return (
         f'<h2>faithfulness</h2><p class="meta">ERASER AOPC over removing the top {_e(", ".join(map(str, faith.bins)))}%'
-        f" of pieces ({_e(faith.removal)}); {_e(faith.quantity)} on the whole text = {faith.full:.4f}</p>"
+        f" of pieces ({_e(faith.removal)}); {_e(faith.quantity)} on the whole text = "
+        f"{signif(faith.full, sign=False)}</p>"
         f"<table><tr><th></th><th>this attribution</th><th>random orders (n={faith.random_orders})</th>"
         "<th>beats random</th></tr>"
-        f"<tr><td>comprehensiveness (higher is better)</td><td>{faith.comprehensiveness_aopc:+.4f}</td>"
-        f"<td>{faith.random_comprehensiveness_aopc:+.4f} &plusmn; {faith.random_comprehensiveness_std:.4f}</td>"
+        f"<tr><td>comprehensiveness (higher is better)</td><td>{signif(faith.comprehensiveness_aopc)}</td>"
+        f"<td>{signif(faith.random_comprehensiveness_aopc)} &plusmn; "
+        f"{signif(faith.random_comprehensiveness_std, sign=False)}</td>"
         f"<td>{faith.beats_random_comprehensiveness:.0%}</td></tr>"
-        f"<tr><td>sufficiency (lower is better)</td><td>{faith.sufficiency_aopc:+.4f}</td>"
-        f"<td>{faith.random_sufficiency_aopc:+.4f} &plusmn; {faith.random_sufficiency_std:.4f}</td>"
+        f"<tr><td>sufficiency (lower is better)</td><td>{signif(faith.sufficiency_aopc)}</td>"
+        f"<td>{signif(faith.random_sufficiency_aopc)} &plusmn; {signif(faith.random_sufficiency_std, sign=False)}</td>"
         f"<td>{faith.beats_random_sufficiency:.0%}</td></tr></table>"
     )
 

@@ -8,6 +8,9 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.fillmask import (
+    TARGET_SCORE_DEFINITION,
+    ContextResult,
+    ContextView,
     CorruptionResult,
     FillMaskResult,
     JointFill,
@@ -47,7 +50,7 @@ def _mask_title(number: int, total: int, mask: MaskPrediction) -> Text:
     return title
 
 
-def fillmask_table(result: FillMaskResult, console: Console) -> None:
+def fillmask_table(result: FillMaskResult, console: Console, explain: bool = False, details: bool = False) -> None:
     title = "fill-mask" if result.mode == "single" else f"fill-mask --mode {result.mode}"
     header(console, title, result)
     for word in result.masked_words:
@@ -66,6 +69,14 @@ def fillmask_table(result: FillMaskResult, console: Console) -> None:
     else:
         for table in tables:
             console.print(table)
+    if explain:
+        console.print(
+            Text(
+                "rank: the model's order of preference; probability: softmax over the whole vocabulary at the mask "
+                "(all words sum to 1); the bar is relative to the top word.",
+                style="dim",
+            )
+        )
     filled = Text("top-1 fill: ", style="dim")
     cursor = 0
     for mask in sorted(result.masks, key=lambda m: m.char_start):
@@ -78,6 +89,52 @@ def fillmask_table(result: FillMaskResult, console: Console) -> None:
         _joint_table(result, console)
     if result.targets is not None:
         _targets_tables(result, console)
+    for line in fillmask_readings(result):
+        console.print(Text(line, style="bold"))
+
+
+def fillmask_readings(result: FillMaskResult) -> list[str]:
+    """What this run's predictions mean, in plain words."""
+    lines = []
+    first = result.masks[0]
+    top = first.predictions[0]
+    if len(result.masks) == 1:
+        confidence = (
+            "it is fairly sure"
+            if top.score >= 0.5
+            else "it is unsure, several words fit"
+            if top.score < 0.2
+            else "it leans that way, but is far from sure"
+        )
+        lines.append(
+            f"The model's best guess for the mask is {top.token_str.strip()!r} with p={top.score:.2f}, "
+            f"so {confidence}. "
+            "Each mask is predicted from its own final hidden state, which has read the words on both sides."
+        )
+    else:
+        lines.append(
+            f"Each of the {len(result.masks)} masks is predicted on its own, from its own final hidden state, with "
+            "the other masks still hidden (--decode joint fills them together)."
+        )
+    if first.original is not None:
+        lines.append(
+            f"The hidden word {first.original.token!r} comes {_ordinal(first.original.rank)} in the model's list "
+            f"(p={first.original.score:.3g})."
+        )
+    if result.cls_predictions is not None:
+        cls_top = result.cls_predictions[0]
+        lines.append(
+            f"Read off [CLS] instead, the same head guesses {cls_top.token_str.strip()!r} (p={cls_top.score:.2f}): "
+            "[CLS] was never trained to predict a masked word, so it does not answer the mask."
+        )
+        if result.cls_origin is not None:
+            lines.append(result.cls_origin.note)
+    return lines
+
+
+def _ordinal(rank: int) -> str:
+    suffix = "th" if 10 <= rank % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(rank % 10, "th")
+    return f"{rank:,}{suffix}"
 
 
 def _fill_text(result: FillMaskResult, fill: JointFill) -> Text:
@@ -148,7 +205,7 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f}%"
 
 
-def corruption_table(result: CorruptionResult, console: Console) -> None:
+def corruption_table(result: CorruptionResult, console: Console, explain: bool = False, details: bool = False) -> None:
     header(console, f"fill-mask --mode {result.mode}", result)
     if result.replace == "bert":
         how = (
@@ -171,8 +228,16 @@ def corruption_table(result: CorruptionResult, console: Console) -> None:
         mark = by_position.get(position)
         seen.append(token, style=ACTION_STYLE[mark.action] if mark else "")
     console.print(seen)
-    title = "selected positions" if len(result.samples) == 1 else f"sample 1 of {len(result.samples)}"
+    many = len(result.samples) > 1
+    if many and result.examples:
+        # Sample 1 alone rarely holds a random or kept token: show each action, drawn from every sample.
+        chosen = [result.masks[i] for i in result.examples]
+        title = f"examples of each action, from all {len(result.samples)} samples"
+    else:
+        title = "selected positions" if not many else f"sample 1 of {len(result.samples)}"
     table = Table(title=Text(title), title_justify="left")
+    if many and result.examples:
+        table.add_column("sample", justify="right", style="dim")
     table.add_column("pos", justify="right", style="dim")
     table.add_column("original")
     table.add_column("action")
@@ -189,6 +254,7 @@ def corruption_table(result: CorruptionResult, console: Console) -> None:
             predictions.append(pred.token_str, style=style)
             predictions.append(f" {pred.score:.2f}", style="dim")
         table.add_row(
+            *([str(mark.sample)] if many and result.examples else []),
             str(mark.position),
             Text(mark.original, style="bold"),
             Text(ACTION_LABEL[mark.action], style=ACTION_STYLE[mark.action]),
@@ -200,6 +266,8 @@ def corruption_table(result: CorruptionResult, console: Console) -> None:
     console.print(table)
     if first.cls_predictions is not None:
         console.print(_prediction_table(Text("[CLS] position (sample 1)"), first.cls_predictions))
+        if result.cls_origin is not None:
+            console.print(Text(result.cls_origin.note, style="dim"))
     selected = sum(row.count for row in result.summary if row.action == "all")
     scope = "" if len(result.samples) == 1 else f" over {len(result.samples)} samples"
     summary = Table(title=Text(f"recovery of the original token{scope} ({selected} positions)"), title_justify="left")
@@ -213,9 +281,62 @@ def corruption_table(result: CorruptionResult, console: Console) -> None:
         mean = "–" if row.mean_original_score is None else f"{row.mean_original_score:.3g}"
         summary.add_row(label, str(row.count), _percent(row.top1), _percent(row.top5), mean)
     console.print(summary)
+    if explain:
+        console.print(
+            Text(
+                "action: what was done to a selected token ([MASK]: replaced by the mask token; random: replaced by "
+                "a random word piece; kept: left as it was, but still predicted). saw: the token the model read "
+                "there. rank / p(orig.): where the original token comes in the model's prediction at that position "
+                "(1 = its first guess). top-1 / top-5: share of positions whose original is the first / among the "
+                "first five guesses.",
+                style="dim",
+            )
+        )
+    for line in corruption_readings(result):
+        console.print(Text(line, style="bold"))
 
 
-def pll_table(result: PseudoLikelihoodResult, console: Console) -> None:
+WHY_80_10_10 = (
+    "Why not always [MASK]? Fine-tuned and real inputs never contain [MASK], so BERT cannot rely on seeing it: "
+    "with 10% random and 10% kept tokens it must predict every word from context, whatever it reads there."
+)
+
+
+def corruption_readings(result: CorruptionResult) -> list[str]:
+    """What this run's recovery numbers mean, in plain words."""
+    rows = {row.action: row for row in result.summary}
+    lines = []
+    if result.replace == "bert":
+        parts = []
+        for action, phrase in (("mask", "[MASK]"), ("random", "random"), ("keep", "kept")):
+            row = rows.get(action)
+            if row is not None and row.count:
+                parts.append(f"{_percent(row.top1)} of the {row.count} {phrase}")
+        if parts:
+            lines.append(
+                "The original word was the model's first guess at "
+                + (", ".join(parts[:-1]) + " and " if len(parts) > 1 else "")
+                + parts[-1]
+                + " positions."
+            )
+        missing = [ACTION_LABEL[a] for a in ("random", "keep") if not (rows.get(a) and rows[a].count)]
+        if missing:
+            lines.append(
+                f"No {' or '.join(missing)} token was drawn in {len(result.samples)} sample(s): "
+                "add --samples 20 to see them."
+            )
+        lines.append(WHY_80_10_10)
+    else:
+        every = rows.get("all")
+        if every is not None and every.count:
+            lines.append(
+                f"Every selected token became [MASK]; the model put the original first in {_percent(every.top1)} "
+                f"of {every.count} positions and among its first five in {_percent(every.top5)}."
+            )
+    return lines
+
+
+def pll_table(result: PseudoLikelihoodResult, console: Console, explain: bool = False, details: bool = False) -> None:
     header(console, "fill-mask --mode each (pseudo-log-likelihood)", result)
     table = Table()
     table.add_column("pos", justify="right", style="dim")
@@ -240,10 +361,120 @@ def pll_table(result: PseudoLikelihoodResult, console: Console) -> None:
     line = Text(f"PLL {result.pll:.3f} over {result.scored_tokens} tokens   pseudo-perplexity ")
     line.append(f"{result.pseudo_perplexity:.2f}", style="bold")
     console.print(line)
+    if explain:
+        console.print(
+            Text(
+                "ln P(token): the log-probability of the real token when only it is masked (0 = certain, more "
+                "negative = more surprising); rank: where it comes in the model's list; PLL: their sum.",
+                style="dim",
+            )
+        )
+    by_position = {s.position: s for s in result.masks}
+    surprising = ", ".join(repr(by_position[p].token) for p in result.surprising if p in by_position)
+    console.print(
+        Text(
+            f"Masked one at a time, each token of this text gets on average (geometric mean) the probability of a 1-in-"
+            f"{result.pseudo_perplexity:,.1f} guess; the model least expected {surprising}.",
+            style="bold",
+        )
+    )
+
+
+CONTEXT_TITLE = {"left": "left context only", "right": "right context only", "both": "both sides (BERT)"}
+
+
+def _seen(view: ContextView) -> Text:
+    """The word pieces the model read, the mask highlighted."""
+    line = Text()
+    for i, token in enumerate(view.tokens):
+        if i:
+            line.append(" ")
+        line.append(token, style="bold magenta" if i == view.position else "dim")
+    return line
+
+
+def _probability(value: float) -> str:
+    # Probabilities far below 0.001 matter here (a left view can give the word 1e-6): keep 2 significant digits.
+    return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+
+
+def context_readings(result: ContextResult) -> list[str]:
+    """What this run's numbers mean: which side of the mask does the work for the tracked word."""
+    by_view = {v.context: v for v in result.views}
+    word = result.tracked[0]
+    score = {c: v.targets[0].score for c, v in by_view.items()}
+    lines = []
+    if {"left", "right"} <= score.keys():
+        left, right = score["left"], score["right"]
+        if max(left, right) > 0 and min(left, right) > 0:
+            ratio = max(left, right) / min(left, right)
+            stronger, weaker = ("right", "left") if right > left else ("left", "right")
+            lines.append(
+                f"{word!r} gets p={_probability(left)} from the left context alone and p={_probability(right)} from "
+                f"the right alone: the words to the {stronger} of the mask point to it {ratio:,.0f}x more strongly "
+                f"than those to the {weaker}."
+            )
+    if "both" in score:
+        best_one_sided = max((score[c] for c in ("left", "right") if c in score), default=None)
+        if best_one_sided is not None and best_one_sided > 0:
+            lines.append(
+                f"With both sides it gets p={_probability(score['both'])}"
+                + (
+                    f", {score['both'] / best_one_sided:,.1f}x the better side alone: BERT reads both directions "
+                    "at once; a left-to-right model only ever has the left column."
+                    if score["both"] > best_one_sided
+                    else ": here one side alone already says as much as both."
+                )
+            )
+    return lines
+
+
+def context_table(result: ContextResult, console: Console, explain: bool = False, details: bool = False) -> None:
+    header(console, "fill-mask --context", result)
+    if result.masked is not None:
+        line = Text("masked word: ", style="dim")
+        line.append(result.masked, style="bold")
+        console.print(line)
+    if explain or details:
+        console.print(Text(result.definition, style="dim"))
+    tables = []
+    for view in result.views:
+        title = Text(CONTEXT_TITLE[view.context], style="bold")
+        title.append("\n")
+        title.append_text(_seen(view))
+        tables.append(_prediction_table(title, view.predictions))
+    console.print(Columns(tables))
+    origin = {
+        "original": "the word that was there",
+        "targets": "--targets",
+    }.get(result.tracked_from, f"the {result.tracked_from}")
+    table = Table(title=Text(f"probability of each word in the slot ({origin})"), title_justify="left")
+    table.add_column("word")
+    for view in result.views:
+        table.add_column(CONTEXT_TITLE[view.context], justify="right")
+    for index, word in enumerate(result.tracked):
+        cells: list[Text | str] = [Text(word, style="bold")]
+        for view in result.views:
+            cells.append(_probability(view.targets[index].score))
+        table.add_row(*cells)
+    console.print(table)
+    if any(len(t.pieces) > 1 for v in result.views for t in v.targets):
+        console.print(Text("several word pieces: " + TARGET_SCORE_DEFINITION, style="dim"))
+    if explain:
+        console.print(
+            Text(
+                "Each column is one input: the tokens under its title are all the model saw. 'probability' is the "
+                "softmax over the whole vocabulary at the mask; a word of several pieces is scored piece by piece.",
+                style="dim",
+            )
+        )
+    for line in context_readings(result):
+        console.print(Text(line, style="bold"))
 
 
 RENDERERS = {
     "FillMaskResult": fillmask_table,
     "CorruptionResult": corruption_table,
     "PseudoLikelihoodResult": pll_table,
+    "ContextResult": context_table,
 }

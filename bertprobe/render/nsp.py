@@ -14,7 +14,9 @@ def _short(text: str, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def nsp_table(result: NspResult, console: Console, show: int = 20) -> None:
+def nsp_table(
+    result: NspResult, console: Console, show: int = 20, explain: bool = False, details: bool = False
+) -> None:
     header(console, "next sentence prediction", result)
     listed = result.pairs if show == 0 else result.pairs[:show]
     table = Table(title_justify="left")
@@ -57,6 +59,61 @@ def nsp_table(result: NspResult, console: Console, show: int = 20) -> None:
         console.print(
             Text("chance level is 50%: BERT was trained on a 50/50 mix of true and random pairs", style="dim")
         )
+    if explain:
+        console.print(
+            Text(
+                "P(B follows A): the NSP head's probability, read from [CLS], that B is the sentence that really came "
+                "after A; above 0.5 counts as 'next' (green bar), below as 'random' (red). truth: what the pair "
+                "really is, when known; ✓ when the head agrees.",
+                style="dim",
+            )
+        )
+    for line in readings(result):
+        console.print(Text(line, style="bold"))
+
+
+def readings(result: NspResult) -> list[str]:
+    """What this run's NSP numbers mean, in plain words."""
+    lines = []
+    if result.accuracy is not None:
+        known = sum(p.is_next is not None for p in result.pairs)
+        verdict = (
+            "so [CLS] carries what next-sentence prediction trained it for"
+            if result.accuracy >= 0.7
+            else "no better than guessing: this head does not tell true next sentences from random ones"
+            if result.accuracy <= 0.6
+            else "somewhat better than guessing"
+        )
+        means = ""
+        if result.mean_probability_next is not None and result.mean_probability_random is not None:
+            means = (
+                f" (true next sentences get P={result.mean_probability_next:.2f} on average, random ones "
+                f"{result.mean_probability_random:.2f})"
+            )
+        lines.append(
+            f"The NSP head was right on {result.accuracy:.0%} of {known} pairs, where guessing gets 50%{means}: "
+            f"{verdict}."
+        )
+    elif len(result.pairs) == 1:
+        pair = result.pairs[0]
+        p = pair.is_next_probability
+        lines.append(
+            f"P = {p:.2f}: the NSP head, reading only [CLS], "
+            + (
+                "takes B for the sentence that follows A."
+                if p >= 0.5
+                else "takes B for a random sentence, not A's next."
+            )
+        )
+    else:
+        judged = sum(p.predicted_next for p in result.pairs)
+        lines.append(
+            f"The NSP head, reading only [CLS], takes B for A's next sentence in {judged} of {len(result.pairs)} "
+            "pairs (P above 0.5); add an is_next column to score it against the truth."
+        )
+    if result.cls_origin is not None:
+        lines.append(result.cls_origin.note)
+    return lines
 
 
 def _pct(value: float | None) -> str:

@@ -129,7 +129,7 @@ def _sweep_table(result: ProbeResult) -> Table:
     return table
 
 
-def probe_view(result: ProbeResult, console: Console) -> None:
+def probe_view(result: ProbeResult, console: Console, explain: bool = False, details: bool = False) -> None:
     header(console, "[CLS] linear probe", result)
     data = result.data
     console.print(Text.assemble(("data: ", "dim"), data.source))
@@ -155,12 +155,20 @@ def probe_view(result: ProbeResult, console: Console) -> None:
             Text.assemble((f"C by {search.folds}-fold cross-validation: ", "dim"), tried, f" -> C={search.chosen:g}")
         )
     console.print(_scores_table(result))
-    console.print(_per_class_table(result.metrics))
-    console.print(_confusion_table(result.metrics, result.labels))
+    if details or not result.sweep:
+        console.print(_per_class_table(result.metrics))
+        console.print(_confusion_table(result.metrics, result.labels))
     if result.sweep:
         console.print(_sweep_table(result))
     if result.task == "sst2":
         console.print(Text(SST2_REFERENCE, style="dim"))
+    if explain:
+        console.print(Text(EXPLAIN, style="dim"))
+    for line in readings(result):
+        console.print(Text(line, style="bold"))
+    cls_origin = getattr(result, "cls_origin", None)
+    if cls_origin is not None and result.pooling == "cls":
+        console.print(Text(cls_origin.note, style="dim"))
     cached = f"{result.cache_hits} feature matrices from the cache, {result.cache_misses} extracted"
     timing = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.seconds.items())
     console.print(Text(f"{cached} ({timing})", style="dim"))
@@ -172,7 +180,41 @@ def probe_view(result: ProbeResult, console: Console) -> None:
         )
 
 
-def predict_view(result: PredictResult, console: Console) -> None:
+EXPLAIN = (
+    "accuracy: share of eval texts whose label the probe gets right; macro-F1: the F1 score of each class, "
+    "averaged, so a probe that ignores a small class is not rewarded. The majority class is what you get by "
+    "always answering the most common training label; the random-init encoder is the same probe on an "
+    "untrained copy of the model, so the gap to it is what pretraining put into the vector."
+)
+
+
+def readings(result: ProbeResult) -> list[str]:
+    """What this run's probe scores mean, in plain words."""
+    accuracy, majority = result.metrics.accuracy, result.baseline.accuracy
+    vector = "[CLS] vector" if result.pooling == "cls" else f"{result.pooling}-pooled vector"
+    gain = accuracy - majority
+    line = (
+        f"A straight line through the frozen {vector} gets {accuracy:.0%} of the eval texts right, against "
+        f"{majority:.0%} for always answering {result.baseline.label!r}"
+    )
+    if result.control is not None:
+        line += f" and {result.control.accuracy:.0%} with an untrained encoder"
+    if gain >= 0.1:
+        line += ": the vector carries enough of the label for a linear probe to read it off."
+    elif gain > 0.02:
+        line += ": a little above the baseline; the vector carries only some of the label."
+    else:
+        line += ": no better than the baseline; the vector does not carry the label in a linear form."
+    lines = [line]
+    if result.data.eval_size < 100:
+        lines.append(
+            f"With {result.data.eval_size} eval texts, one text is {1 / result.data.eval_size:.1%}: treat differences "
+            "of a few points as noise."
+        )
+    return lines
+
+
+def predict_view(result: PredictResult, console: Console, explain: bool = False, details: bool = False) -> None:
     header(console, "[CLS] probe predictions", result)
     console.print(Text(f"probe: {result.probe} (layer {result.layer}, {result.pooling} pooling)", style="dim"))
     table = Table()
@@ -189,6 +231,15 @@ def predict_view(result: PredictResult, console: Console) -> None:
             Text(bar(item.probability, width=10), style="cyan"),
         )
     console.print(table)
+    unsure = [item for item in result.predictions if item.probability < 0.6]
+    console.print(
+        Text(
+            "Each label is the probe's reading of the frozen vector alone; p near "
+            f"{1 / max(len(result.labels), 1):.2f} means it cannot tell"
+            + (f" ({len(unsure)} of {len(result.predictions)} here)." if unsure else "; none is that close here."),
+            style="bold",
+        )
+    )
 
 
 RENDERERS = {"ProbeResult": probe_view, "PredictResult": predict_view}

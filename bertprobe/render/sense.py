@@ -14,7 +14,7 @@ from rich.text import Text
 
 from bertprobe.atomic import atomic_path
 from bertprobe.render import bar, check_plot_path, header
-from bertprobe.sense import SenseCatalog, SenseResult, SentenceVector
+from bertprobe.sense import LayerStats, SenseCatalog, SenseResult, SentenceVector
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -70,69 +70,206 @@ def _title(result: SenseResult) -> Text:
     return line
 
 
-def _layer_table(result: SenseResult) -> Table:
+SEPARATES = 0.75  # a layer "separates" the senses when 1-NN reaches this and same-sense pairs are closer
+
+
+def _row_name(stats: LayerStats) -> str:
+    if stats.name == "position":
+        return "position"
+    return "static" if stats.layer is None else "emb" if stats.layer == 0 else str(stats.layer)
+
+
+def _layer_table(result: SenseResult, details: bool = False) -> Table:
     best = result.best_layer
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
     table.add_column("layer")
     if result.labelled:
-        columns = ["within", "across", "separ.", "separ.°", "1-NN°", "silh.°", "aniso."]
+        columns = ["within", "across", "gap", "1-NN", "silh."]
+        if details:
+            columns += ["gap°", "within°", "across°", "aniso."]
     else:
-        columns = ["mean cos", "mean cos°", "aniso.", "cluster silh.°"]
+        columns = ["mean cos", "cluster silh."]
+        if details:
+            columns += ["mean cos°", "aniso."]
     for name in columns:
         table.add_column(name, justify="right")
     table.add_column("", no_wrap=True)
-    if result.labelled:
-        peak = max((abs(s.silhouette) for s in result.layers if s.silhouette is not None), default=0.0) or 1.0
-    else:
-        peak = max((abs(s.cluster_silhouette) for s in result.layers if s.cluster_silhouette is not None), default=0)
-        peak = peak or 1.0
-    for stats in result.layers:
-        is_best = best is not None and stats.layer == best
-        name = "static" if stats.layer is None else "emb" if stats.layer == 0 else str(stats.layer)
+    rows = list(result.layers)
+    if result.position_control is not None:
+        rows.insert(1, result.position_control)
+    strength_of = (lambda s: s.silhouette) if result.labelled else (lambda s: s.cluster_silhouette)
+    peak = max((abs(strength_of(s)) for s in rows if strength_of(s) is not None), default=0.0) or 1.0
+    for stats in rows:
+        is_best = best is not None and stats.layer == best and stats.name != "position"
+        control = stats.layer is None  # static and position: no context at all
         if result.labelled:
-            cells = [
-                stats.within,
-                stats.across,
-                stats.separation,
-                stats.separation_centred,
-                stats.knn_accuracy,
-                stats.silhouette,
-                stats.anisotropy,
-            ]
-            strength = stats.silhouette
+            values = {
+                "within": stats.within,
+                "across": stats.across,
+                "gap": stats.separation,
+                "1-NN": stats.knn_accuracy,
+                "silh.": stats.silhouette,
+                "gap°": stats.separation_centred,
+                "within°": stats.within_centred,
+                "across°": stats.across_centred,
+                "aniso.": stats.anisotropy,
+            }
         else:
-            cells = [stats.mean_cosine, stats.mean_cosine_centred, stats.anisotropy, stats.cluster_silhouette]
-            strength = stats.cluster_silhouette
-        row = [
-            Text(name + (" ★" if is_best else ""), style="bold green" if is_best else "dim" if not stats.layer else "")
-        ]
-        row += [
-            Text(_num(value, 2 if column.startswith("1-NN") else 3))
-            for value, column in zip(cells, columns, strict=True)
-        ]
+            values = {
+                "mean cos": stats.mean_cosine,
+                "cluster silh.": stats.cluster_silhouette,
+                "mean cos°": stats.mean_cosine_centred,
+                "aniso.": stats.anisotropy,
+            }
+        strength = strength_of(stats)
+        style = "bold green" if is_best else "dim italic" if stats.name == "position" else "dim" if control else ""
+        row = [Text(_row_name(stats) + (" ★" if is_best else ""), style=style)]
+        row += [Text(_num(values[column], 2 if column == "1-NN" else 3)) for column in columns]
         row.append(Text(bar(max(strength or 0.0, 0.0) / peak, width=10), style="green" if is_best else "cyan"))
-        table.add_row(*row, style="bold" if is_best else "")
+        table.add_row(*row, style="bold" if is_best else "dim" if stats.name == "position" else "")
     return table
 
 
-def _legend(result: SenseResult) -> Text:
+def _legend(result: SenseResult, details: bool = False) -> Text:
     legend = Text(style="dim")
     if result.labelled:
         legend.append(
-            "within / across: mean cosine of same-sense / different-sense pairs; separ. = within - across; "
-            "1-NN: leave-one-out nearest-neighbour sense accuracy; silh.: silhouette of the senses; "
-            "within° and across° are in --json; "
+            f"within / across: mean cosine of {result.word!r} between sentences of the same / a different sense; "
+            "gap = within - across; 1-NN: share of sentences whose most similar sentence has the same sense; "
+            "silh.: how well the senses form separate groups (-1 to 1). "
         )
     else:
-        legend.append("mean cos: over all sentence pairs; cluster silh.: silhouette of k-means clusters; ")
+        legend.append(
+            f"mean cos: mean cosine of {result.word!r} over all sentence pairs; cluster silh.: how well k-means' "
+            "groups stand apart (-1 to 1). "
+        )
     legend.append(
-        "° = mean-centred cosine (each layer's mean token vector subtracted); aniso.: mean cosine between "
-        "the word and other tokens (the level an unrelated pair reaches); static: the input word-piece embedding, "
-        "the same vector in every context."
+        "static: the input word-piece embedding (the same vector in every sentence, like Word2Vec); "
+        "position: the word's position embedding alone (no word, no context); emb: word + position, "
+        "before any attention; 1, 2, ...: after each layer."
     )
+    if details:
+        legend.append(
+            "\n° = mean-centred cosine (each layer's mean token vector subtracted, which removes the direction "
+            "all BERT vectors share); 1-NN and silh. always use it. aniso.: mean cosine between the word and other "
+            "tokens, the level an unrelated pair reaches (Ethayarajh, 2019)."
+        )
     if result.best_layer is not None:
         legend.append(f"\n★ best layer: highest {result.best_by}.")
     return legend
+
+
+EXPLAIN_LABELLED = (
+    ("layer", "static and position are controls without context; emb is the input to layer 1; then each layer."),
+    ("within", "how alike the word's vectors are in two sentences of the SAME sense (cosine, 1 = same direction)."),
+    ("across", "the same for two sentences of DIFFERENT senses."),
+    ("gap", "within - across: above 0 when same-sense uses are closer to each other than to the other sense."),
+    (
+        "1-NN",
+        "take each sentence, find the one whose vector is most similar: how often it has the same sense. "
+        "Chance is about 0.5; '–' when every vector is identical, so there is no nearest one.",
+    ),
+    ("silh.", "silhouette: +1 tight, well apart groups; 0 overlapping; below 0 mixed up. Picks the best layer ★."),
+)
+EXPLAIN_UNLABELLED = (
+    ("layer", "static and position are controls without context; emb is the input to layer 1; then each layer."),
+    ("mean cos", "how alike the word's vectors are across all sentence pairs (cosine, 1 = same direction)."),
+    ("cluster silh.", "how well the k-means groups at that layer stand apart (+1 clear, 0 overlapping)."),
+)
+
+
+def _explain(result: SenseResult) -> Table:
+    table = Table(box=None, padding=(0, 1), pad_edge=False, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for name, text in EXPLAIN_LABELLED if result.labelled else EXPLAIN_UNLABELLED:
+        table.add_row(name, Text(text))
+    return table
+
+
+def _chance(result: SenseResult) -> float:
+    """1-NN accuracy a random nearest neighbour would reach: same-sense share among the other sentences."""
+    n = len(result.sentences)
+    counts = {sense: sum(s.sense == sense for s in result.sentences) for sense in result.senses}
+    return sum(count * (count - 1) for count in counts.values()) / (n * (n - 1))
+
+
+def _separates(stats: LayerStats) -> bool:
+    return (
+        stats.knn_accuracy is not None
+        and stats.knn_accuracy >= SEPARATES
+        and stats.separation_centred is not None
+        and stats.separation_centred > 0
+    )
+
+
+def readings(result: SenseResult) -> list[str]:
+    """One or two plain sentences on what this run's numbers mean."""
+    word = repr(result.word)
+    if not result.labelled:
+        shown = _layer_label(result.shown_layer)
+        line = (
+            f"Without sense labels nothing is scored: k-means split the {len(result.sentences)} sentences into "
+            f"{result.clusters} groups by {word}'s vector at {shown}. Read each group's sentences: if they share a "
+            "meaning, the model's vectors tell the senses apart."
+            if result.clusters
+            else f"Without sense labels the table shows only how alike {word}'s vectors are across the sentences."
+        )
+        return [line]
+    first, second = result.senses[0], result.senses[1] if len(result.senses) > 1 else "other"
+    others = "the other senses" if len(result.senses) > 2 else f"{second} ones"
+    contextual = [s for s in result.layers if s.layer is not None and s.layer >= 1]
+    onset = None
+    for index in range(len(contextual)):
+        if all(_separates(s) for s in contextual[index:]):
+            onset = contextual[index].layer
+            break
+    lines = []
+    if onset is not None:
+        best = f"; clearest at layer {result.best_layer}" if result.best_layer else ""
+        lines.append(
+            f"From layer {onset} on, {word} in {first} sentences is closer to other {first} sentences than to "
+            f"{others} (1-NN at least {SEPARATES:.2f}){best}: the vector now carries the sense, taken from context."
+        )
+    else:
+        top = max(contextual, key=lambda s: s.knn_accuracy or 0.0, default=None)
+        if top is not None and top.knn_accuracy is not None:
+            lines.append(
+                f"No layer keeps the senses of {word} clearly apart (best 1-NN {top.knn_accuracy:.2f} at layer "
+                f"{top.layer}; chance {_chance(result):.2f}): this model, or these sentences, do not separate them."
+            )
+    control = result.position_control
+    emb = next((s for s in result.layers if s.layer == 0), None)
+    static = f"At the static row {word} is the same vector in every sentence"
+    if control is not None and control.knn_accuracy is not None:
+        verdict = (
+            "so position does not give the sense away"
+            if control.knn_accuracy < SEPARATES
+            else "so POSITION ALONE already predicts the sense: balance the sentences before trusting later layers"
+        )
+        lines.append(
+            f"{static}; at the embedding layer it differs only by its position, and position alone scores 1-NN "
+            f"{control.knn_accuracy:.2f} (chance {_chance(result):.2f}), {verdict}."
+        )
+    elif emb is not None and emb.knn_accuracy is not None:
+        lines.append(f"{static}; at the embedding layer (1-NN {emb.knn_accuracy:.2f}) it differs only by position.")
+    if result.position_length_knn is not None and result.position_length_knn >= SEPARATES:
+        lines.append(
+            f"Careful: in these sentences the word's position and the sentence length alone predict the sense "
+            f"(1-NN {result.position_length_knn:.2f}); put the word at similar places in every sense."
+        )
+    return lines
+
+
+def _balance_line(result: SenseResult) -> Text:
+    """Where the word sits in each sense's sentences: the confound the position row controls for."""
+    line = Text(f"{result.word!r} at word piece (mean): ", style="dim")
+    line.append(", ".join(f"{b.sense} {b.mean_position:.1f}" for b in result.balance))
+    line.append("; sentence length: ")
+    line.append(", ".join(f"{b.sense} {b.mean_length:.1f}" for b in result.balance))
+    if result.position_length_knn is not None:
+        line.append(f"; 1-NN from (position, length) alone: {result.position_length_knn:.2f}")
+    return line
 
 
 def _sentence_table(result: SenseResult, width: int) -> Table:
@@ -145,10 +282,7 @@ def _sentence_table(result: SenseResult, width: int) -> Table:
     if result.split_word:
         table.add_column("pieces")
     table.add_column("sentence")
-    used = 6 + (9 if result.clusters is not None else 0)
-    used += (max(len(s.sense or "") for s in result.sentences) + 3) if result.labelled else 0
-    used += (max(len(" ".join(s.wordpieces)) for s in result.sentences) + 3) if result.split_word else 0
-    room = max(width - used, 30)
+    # Whole sentences, wrapped by the table on a narrow terminal rather than cut to fit it.
     ordered = sorted(result.sentences, key=lambda s: (s.cluster or 0, s.number))
     previous = None
     for sentence in ordered:
@@ -159,7 +293,7 @@ def _sentence_table(result: SenseResult, width: int) -> Table:
             row.append(Text(sentence.sense or ""))
         if result.split_word:
             row.append(Text(" ".join(sentence.wordpieces)))
-        row.append(snippet(sentence, room))
+        row.append(snippet(sentence, len(sentence.text)))
         table.add_row(*row, end_section=False)
         previous = sentence.cluster
     return table
@@ -219,18 +353,38 @@ def _matrix_table(result: SenseResult) -> Table:
     return table
 
 
-def sense_view(result: SenseResult, console: Console) -> None:
+def _cluster_match(result: SenseResult) -> int:
+    """Sentences whose k-means cluster's most common sense is their own."""
+    matched = 0
+    for cluster in {s.cluster for s in result.sentences}:
+        members = [s.sense for s in result.sentences if s.cluster == cluster]
+        matched += max(members.count(sense) for sense in set(members))
+    return matched
+
+
+def sense_view(result: SenseResult, console: Console, explain: bool = False, details: bool = False) -> None:
     header(console, f"sense: {result.word}", result)
     console.print(_title(result))
-    console.print(_layer_table(result))
-    console.print(_legend(result))
+    if explain:
+        console.print(_explain(result))
+    console.print(_layer_table(result, details))
+    console.print(_legend(result, details))
+    if details and result.balance:
+        console.print(_balance_line(result))
+    for line in readings(result):
+        console.print(Text(line, style="bold"))
     console.print()
     label = _layer_label(result.shown_layer)
     chosen = " (best)" if result.shown_layer == result.best_layer else ""
     if result.clusters is not None:
         line = Text(f"k-means clusters (k = {result.clusters}) at {label}{chosen}", style="bold")
         if result.cluster_agreement is not None:
-            line.append(f"  · agreement with the senses (adjusted Rand): {result.cluster_agreement:.2f}", style="")
+            line.append(
+                f"  · {_cluster_match(result)} of {len(result.sentences)} sentences sit with their own sense",
+                style="",
+            )
+            if details:
+                line.append(f" (adjusted Rand {result.cluster_agreement:.2f})", style="dim")
         console.print(line)
     else:
         console.print(Text("sentences", style="bold"))

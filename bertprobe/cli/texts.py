@@ -1,0 +1,144 @@
+"""Options and the run loop shared by every command that takes many texts (``--input``, ``--out``, ...).
+
+Imports nothing heavy at the top, so ``bertprobe --help`` stays light.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bertprobe.cli.options import count
+
+OnBad = Enum("OnBad", {name: name for name in ("stop", "skip")}, type=str)
+
+InputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input",
+        "-i",
+        help="File of texts: .txt (one per line), .csv / .tsv / .jsonl (see --text-column), or - for stdin. "
+        "With --json, prints JSON Lines: one object per text, in input order.",
+        show_default=False,
+    ),
+]
+TextColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--text-column",
+        help="(--input csv/tsv/jsonl) Column holding the text; default text, else sentence, else the only column.",
+        show_default=False,
+    ),
+]
+OnBadOpt = Annotated[
+    OnBad,
+    typer.Option(
+        "--on-bad",
+        help="A bad line of --input (empty, too long for the model, no [MASK] where one is needed): stop names it "
+        "and stops before any model work; skip leaves it out and lists it on stderr.",
+    ),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Write the results (JSON Lines, one object per text) to this file, atomically: all of it or nothing.",
+        show_default=False,
+    ),
+]
+ShowOpt = Annotated[int, typer.Option("--show", help="Rows of the summary table for many texts (0: all).", **count(0))]
+BatchSizeOpt = Annotated[
+    int,
+    typer.Option(
+        "--batch-size",
+        **count(1, 1 << 24),
+        help="Padded word pieces per forward pass; the masked copies of many texts share passes. Memory per pass: "
+        "about 150 MB for bert-base at 4096 (it grows in proportion).",
+    ),
+]
+
+DEFAULT_CLOSING = (
+    "{n} text(s), one row each in input order; --json or --out FILE gives each text's full result, the same "
+    "object a one-text run prints."
+)
+
+Compute = Callable[[Any, list[Any], Callable[[int, int], None]], list[Any]]
+
+
+def run_many(
+    common: Any,
+    head: str,
+    source: Any,
+    compute: Compute,
+    problem: Callable[[Any], Any] | None,
+    *,
+    on_bad: str = "stop",
+    out: Path | None = None,
+    show: int = 20,
+    title: str,
+    summarise: Callable[[Any], list[str]] | None = None,
+    closing: Callable[[], list[str]] | None = None,
+    columns: list[tuple[str, str]] | None = None,
+) -> None:
+    """Check every text, then compute chunk by chunk and print: one text as a one-text run would, many as
+    JSON Lines (``--json`` / ``--out``) and a summary table. Under torchrun, processes split the texts and rank 0
+    writes.
+    """
+    from bertprobe import distributed, render
+    from bertprobe.render.jsonl import JsonLines, Summary, check_out_path, line_document, summarise_cells
+
+    out = check_out_path(out)
+    place = distributed.world(getattr(common.device, "value", common.device))
+    with source:
+        lm = common.load(head)
+        checked = source.check(problem(lm) if problem is not None else None, on_bad)
+        if place.main and checked.bad:
+            render.notice(f"skipped {len(checked.bad)} bad {source.list_bad(checked.bad)}")
+        many = source.from_file or checked.count > 1 or out is not None or place.size > 1
+        if not many:
+            item = next(source.chunks(checked))[0]
+            with render.progress_bar(title, enabled=not common.json) as progress:
+                result = compute(lm, [item], progress)[0]
+            for notice in getattr(result, "notices", []):
+                if notice not in lm.notices:
+                    render.notice(notice)
+            render.show(result, json=common.json, seed=common.seed)
+            return
+        summary = Summary(title, columns or [("result", "left")], show)
+        notices: Counter[str] = Counter()
+        sink = JsonLines(out if place.main else None, enabled=common.json and place.main)
+        with sink, render.progress_bar(title, enabled=not common.json and place.main) as progress:
+            done = 0
+
+            def run(items: list[Any]) -> list[Any]:
+                def inner(part: int, whole: int) -> None:
+                    progress(done + len(items) * part / max(whole, 1), checked.good)  # type: ignore[arg-type]
+
+                return compute(lm, items, inner if place.size == 1 else lambda part, whole: None)
+
+            for item, result in distributed.ordered(source.chunks(checked), run, place):
+                sink.write(line_document(result, item.index, item.line, common.seed))
+                for notice in getattr(result, "notices", []):
+                    if notice not in lm.notices and (notice in notices or len(notices) < 20):
+                        notices[notice] += 1
+                if not common.json:
+                    cells = summarise(result) if summarise is not None else summarise_cells(result)
+                    summary.add(item.index, item.line, item.text, cells)
+                done += 1
+                progress(done, checked.good)
+    distributed.finish(place)
+    if not place.main:
+        return
+    for notice, times in notices.items():
+        render.notice(f"{times} text(s): {notice}" if times > 1 or sink.count > 1 else notice)
+    if out is not None:
+        render.notice(f"Wrote {sink.count} result(s) to {out} (JSON Lines, input order)")
+    if not common.json:
+        lines = closing() if closing is not None else [DEFAULT_CLOSING.format(n=summary.count)]
+        summary.render(render.out(), lm.name, lines, str(out) if out else None)

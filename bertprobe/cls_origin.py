@@ -1,0 +1,133 @@
+"""What a checkpoint's ``[CLS]`` vector was trained for: next-sentence prediction, something else, or nothing.
+
+BERT's ``[CLS]`` gets a meaning only from a sentence-level training task: in BERT, next-sentence
+prediction (NSP) reads it through the pooler. RoBERTa dropped NSP, ALBERT replaced it with
+sentence-order prediction, distilled and sentence-embedding models replaced it with other
+objectives. The answer is read from the checkpoint itself (``model_type``, the heads its weights
+hold, a sentence-transformers pooling config, the name it was trained from) and, for the models
+bertprobe ships, from their recipe; never assumed from the model's name alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+NSP = "next-sentence prediction"
+SOP = "sentence-order prediction"
+NONE = "no sentence-level task"
+UNKNOWN = "unknown"
+
+# What bertprobe's own recipe did to a shipped checkpoint (see its RECIPE.md).
+BUNDLED_TRAINING = {
+    "tiny-mlm": "bertprobe trained it further with the masked-LM loss only (see its RECIPE.md), which never "
+    "asks [CLS] for anything",
+}
+_NO_NSP_FAMILIES = {
+    "roberta": "RoBERTa dropped next-sentence prediction from pretraining: its <s> token (RoBERTa's [CLS]) "
+    "was trained by no sentence-level task",
+    "xlm-roberta": "XLM-RoBERTa, like RoBERTa, was pretrained without next-sentence prediction: its <s> token "
+    "(its [CLS]) was trained by no sentence-level task",
+    "camembert": "CamemBERT, like RoBERTa, was pretrained without next-sentence prediction: its [CLS] was "
+    "trained by no sentence-level task",
+    "distilbert": "DistilBERT was distilled from BERT without next-sentence prediction: its [CLS] was trained "
+    "by no sentence-level task",
+    "electra": "ELECTRA is trained to spot replaced tokens, with no sentence-level task: nothing trained its [CLS]",
+    "deberta": "DeBERTa was pretrained with masked-LM only: nothing trained its [CLS] for a sentence-level task",
+    "deberta-v2": "DeBERTa-v2/v3 was pretrained without next-sentence prediction: nothing trained its [CLS]",
+    "modernbert": "ModernBERT was pretrained with masked-LM only: nothing trained its [CLS]",
+}
+
+
+@dataclass
+class ClsOrigin:
+    """What trained ``[CLS]``, in one phrase (``objective``) and one or two plain sentences (``note``)."""
+
+    objective: str  # NSP, SOP, NONE or UNKNOWN
+    note: str
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _sentence_pooling(path: Path) -> str | None:
+    """The pooling of a sentence-transformers checkpoint (``mean``, ``cls``, ``max``), or None if it is not one."""
+    if not (path / "modules.json").is_file():
+        return None
+    try:
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    for module in modules if isinstance(modules, list) else []:
+        if isinstance(module, dict) and str(module.get("type", "")).endswith("Pooling"):
+            config = _json(path / str(module.get("path", "")) / "config.json")
+            for key, name in (
+                ("pooling_mode_cls_token", "cls"),
+                ("pooling_mode_mean_tokens", "mean"),
+                ("pooling_mode_max_tokens", "max"),
+                ("pooling_mode_mean_sqrt_len_tokens", "mean"),
+            ):
+                if config.get(key):
+                    return name
+            return "unknown"
+    return None
+
+
+def describe(name: str, path: Path | str, config: dict[str, Any], heads: set[str] | frozenset[str]) -> ClsOrigin:
+    """What ``[CLS]`` of the checkpoint at ``path`` was trained for, from its files."""
+    path = Path(path)
+    model_type = str(config.get("model_type", ""))
+    label = f"{name}'s"
+    if model_type in _NO_NSP_FAMILIES:
+        return ClsOrigin(NONE, f"{_NO_NSP_FAMILIES[model_type]}.")
+    if model_type == "albert":
+        return ClsOrigin(
+            SOP,
+            "ALBERT replaced next-sentence prediction with sentence-order prediction: its [CLS] was trained to "
+            "tell whether two consecutive segments are in their original order.",
+        )
+    if "nsp" in heads:
+        return ClsOrigin(
+            NSP,
+            f"{label} [CLS] was trained by next-sentence prediction: in pretraining its NSP head read [CLS] "
+            "(through the pooler) to tell whether sentence B really followed sentence A, half the time true, "
+            "half the time a random sentence. That is the only task that ever trained it.",
+        )
+    pooling = _sentence_pooling(path)
+    origin = str(config.get("_name_or_path", ""))
+    if pooling is not None:
+        base = (
+            f" Its base, {origin.rsplit('/', 1)[-1]}, was distilled from a larger model's self-attention, also "
+            "without next-sentence prediction."
+            if "minilm" in origin.lower()
+            else ""
+        )
+        used = "[CLS] itself" if pooling == "cls" else f"the {pooling} of all its tokens, not [CLS]"
+        return ClsOrigin(
+            NONE if pooling != "cls" else UNKNOWN,
+            f"{label} [CLS] was never trained with next-sentence prediction: it is a sentence-transformers model, "
+            f"fine-tuned so that its sentence vector ({used}) places similar sentences close together.{base}",
+        )
+    bundled = BUNDLED_TRAINING.get(name)
+    if bundled:
+        return ClsOrigin(
+            UNKNOWN,
+            f"{label} checkpoint keeps no NSP head, and {bundled}: whatever its [CLS] learnt before is untested here.",
+        )
+    return ClsOrigin(
+        UNKNOWN,
+        f"{label} checkpoint keeps no NSP head, so it does not show what its [CLS] was trained for "
+        "(BERT checkpoints that were trained with NSP, such as bert-base-uncased, keep it).",
+    )
+
+
+def of(lm: Any) -> ClsOrigin:
+    """``describe`` for a loaded model."""
+    return describe(lm.name, lm.path, lm.config, set(lm.heads))

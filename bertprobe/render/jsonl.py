@@ -1,0 +1,173 @@
+"""Many results in one run: JSON Lines (stdout or an atomic ``--out`` file) and a compact summary table.
+
+Each JSON line is exactly the document a one-text run prints with ``--json`` (the same
+``to_document``), written compactly on one line, plus ``index`` (the text's 1-based number in
+the input) and ``line`` (its line in the input file, or null for command-line texts).
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bertprobe.errors import InputError
+from bertprobe.render import to_document
+
+
+def check_out_path(path: str | Path | None) -> Path | None:
+    """Refuse an output file that cannot be written, before any model work."""
+    if path is None:
+        return None
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"--out {target} is a folder", hint="Give a file name, e.g. --out scores.jsonl")
+    if not target.parent.resolve().is_dir():
+        raise InputError(f"--out {target}: the folder {target.parent} does not exist", hint="Create it first.")
+    return target
+
+
+def line_document(result: Any, index: int, line: int | None, seed: int | None) -> dict[str, Any]:
+    return {"index": index, "line": line, **to_document(result, seed)}
+
+
+class JsonLines:
+    """A sink for one JSON object per line: stdout, or ``out`` written atomically (all lines or none).
+
+    With ``out``, lines go to a temporary file beside it that replaces ``out`` only when the
+    block ends without an error; an interrupted run leaves any earlier ``out`` as it was.
+    """
+
+    def __init__(self, out: Path | None = None, enabled: bool = True) -> None:
+        self.out = out
+        self.enabled = enabled
+        self.count = 0
+        self._atomic: Any = None
+        self._file: IO[str] | None = None
+
+    def __enter__(self) -> JsonLines:
+        if self.out is not None:
+            from bertprobe.atomic import atomic_path
+
+            self._atomic = atomic_path(self.out)
+            temporary = self._atomic.__enter__()
+            self._file = temporary.open("w", encoding="utf-8")
+        elif self.enabled:
+            self._file = sys.stdout
+        return self
+
+    def write(self, document: dict[str, Any]) -> None:
+        self.count += 1
+        if self._file is None:
+            return
+        self._file.write(jsonlib.dumps(document, ensure_ascii=False, allow_nan=False) + "\n")
+        if self.out is None:
+            self._file.flush()
+        else:
+            from bertprobe.atomic import crash_point
+
+            crash_point("jsonl:line-written")  # test hook: BERTPROBE_TEST_KILL_AFTER=jsonl:line-written
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if self.out is None:
+            return
+        assert self._file is not None
+        try:
+            if kind is None:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+        finally:
+            self._file.close()
+            self._atomic.__exit__(kind, exc, tb)
+
+
+class Summary:
+    """The compact view of many results: the first ``show`` rows, the count, and totals the caller keeps."""
+
+    def __init__(self, title: str, columns: list[tuple[str, str]], show: int = 20) -> None:
+        self.title = title
+        self.columns = columns  # (header, justify)
+        self.show = show
+        self.rows: list[tuple[int, int | None, str, list[str]]] = []
+        self.count = 0
+
+    def add(self, index: int, line: int | None, text: str, cells: list[str]) -> None:
+        self.count += 1
+        if self.show == 0 or len(self.rows) < self.show:
+            self.rows.append((index, line, text, cells))
+
+    def render(self, console: Console, model: str, closing: list[str], written: str | None = None) -> None:
+        console.print(Text.assemble((self.title, "bold"), ("  model: " + model, "dim")))
+        table = Table()
+        table.add_column("#", justify="right", style="dim")
+        if any(line is not None for _, line, _, _ in self.rows):
+            table.add_column("line", justify="right", style="dim")
+            with_line = True
+        else:
+            with_line = False
+        # The text column gets what the other columns leave of the terminal's width.
+        others = [len(str(index)) for index, _, _, _ in self.rows] or [1]
+        used = max(others) + (max([4] + [len(str(line)) for _, line, _, _ in self.rows]) if with_line else 0)
+        for number, (header, justify) in enumerate(self.columns):
+            widest = max([len(header)] + [len(cells[number]) for _, _, _, cells in self.rows])
+            used += widest if justify == "right" else min(widest, 40)
+        borders = 3 * (len(self.columns) + (3 if with_line else 2)) + 1
+        table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=max(16, console.width - used - borders))
+        for header, justify in self.columns:
+            table.add_column(header, justify=justify, no_wrap=justify == "right")  # type: ignore[arg-type]
+        for index, line, text, cells in self.rows:
+            first = [str(index)] + ([str(line) if line is not None else ""] if with_line else [])
+            table.add_row(*first, Text(text), *[Text(c) for c in cells])
+        console.print(table)
+        if self.count > len(self.rows):
+            where = f"all of them are in {written}" if written else "--json or --out FILE gives every one"
+            console.print(Text(f"... and {self.count - len(self.rows)} more ({where})", style="dim"))
+        for sentence in closing:
+            console.print(Text(sentence))
+
+
+def summarise_cells(result: Any) -> list[str]:
+    """One cell describing a result of any text command, for the generic summary table."""
+    describe: Callable[[Any], str] | None = _DESCRIBE.get(type(result).__name__)
+    return [describe(result) if describe is not None else ""]
+
+
+def _fill(result: Any) -> str:
+    return f"top-1 fill: {result.filled}"
+
+
+def _pll(result: Any) -> str:
+    return f"PLL {result.pll:.3f} over {result.scored_tokens} tokens, pseudo-perplexity {result.pseudo_perplexity:.2f}"
+
+
+def _corruption(result: Any) -> str:
+    total = next((row for row in result.summary if row.action == "all"), None)
+    if total is None or total.top1 is None:
+        return ""
+    return f"{total.count} predicted, original ranked first {total.top1:.0%}"
+
+
+def _attribution(result: Any) -> str:
+    top = sorted(result.words, key=lambda w: -abs(w.normalised))[:3] if getattr(result, "words", None) else []
+    return f"{result.target.label}: " + ", ".join(f"{w.text} {w.normalised:+.0%}" for w in top)
+
+
+def _attention(result: Any) -> str:
+    last = result.layers[-1]
+    return f"last layer: {last.special_share:.0%} of attention on special tokens, entropy {last.entropy_bits:.2f} bits"
+
+
+_DESCRIBE: dict[str, Callable[[Any], str]] = {
+    "FillMaskResult": _fill,
+    "PseudoLikelihoodResult": _pll,
+    "CorruptionResult": _corruption,
+    "AttributionResult": _attribution,
+    "AttentionResult": _attention,
+}

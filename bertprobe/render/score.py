@@ -1,0 +1,119 @@
+"""Views of sentence scores: one text's per-token table, many texts' summary, minimal-pair accuracy."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bertprobe.render import bar, header
+from bertprobe.render.jsonl import Summary
+from bertprobe.score import PairsResult, SentenceScore
+
+PLAIN_WORDS = (
+    "PLL = sum over the tokens of ln P(token | the rest of the text), each token masked in turn: closer to 0 "
+    "means the model finds the text more expected; pseudo-perplexity (PPPL) = exp(-PLL / tokens), lower is more "
+    "expected."
+)
+
+
+def sentence_table(result: SentenceScore, console: Console) -> None:
+    header(console, f"score --metric {result.metric}", result)
+    console.print(Text(result.text))
+    table = Table()
+    table.add_column("pos", justify="right", style="dim")
+    table.add_column("token")
+    table.add_column("ln P(token)", justify="right")
+    table.add_column("P", justify="right")
+    table.add_column("", no_wrap=True)
+    worst = min(s.log_prob for s in result.scores)
+    for score in result.scores:
+        table.add_row(
+            str(score.position),
+            Text(score.token, style="bold"),
+            f"{score.log_prob:.3f}",
+            f"{math.exp(score.log_prob):.3g}",
+            Text(bar(score.log_prob / worst if worst < 0 else 0.0, 12), style="red"),
+        )
+    console.print(table)
+    line = Text(f"PLL {result.pll:.3f} over {result.scored_tokens} tokens   pseudo-perplexity ")
+    line.append(f"{result.pseudo_perplexity:.2f}", style="bold")
+    console.print(line)
+    words = (
+        PLAIN_WORDS
+        if result.metric == "original"
+        else PLAIN_WORDS.replace("masked in turn", "masked in turn with the rest of its word")
+    )
+    console.print(Text(words + " The bar shows how surprising each token is.", style="dim"))
+
+
+def summary(show: int) -> Summary:
+    return Summary(
+        "score",
+        [("tokens", "right"), ("PLL", "right"), ("PLL/token", "right"), ("PPPL", "right")],
+        show,
+    )
+
+
+def summary_cells(result: SentenceScore) -> list[str]:
+    return [
+        str(result.scored_tokens),
+        f"{result.pll:.3f}",
+        f"{result.pll / result.scored_tokens:.3f}",
+        f"{result.pseudo_perplexity:.2f}",
+    ]
+
+
+def corpus_lines(texts: int, tokens: int, pll: float, metric: str) -> list[str]:
+    if not texts:
+        return []
+    return [
+        f"{texts} text(s), {tokens} scored tokens (--metric {metric}): total PLL {pll:.3f}, "
+        f"mean PLL per token {pll / tokens:.3f}, corpus pseudo-perplexity {math.exp(-pll / tokens):.2f}.",
+        PLAIN_WORDS
+        if metric == "original"
+        else PLAIN_WORDS.replace("masked in turn", "masked in turn with the rest of its word"),
+    ]
+
+
+def pairs_table(result: PairsResult, console: Console, show: int = 10) -> None:
+    header(console, f"minimal pairs --metric {result.metric}", result)
+    table = Table()
+    table.add_column(result.group_column or "group")
+    table.add_column("pairs", justify="right")
+    table.add_column("accuracy", justify="right")
+    table.add_column("ties", justify="right")
+    table.add_column("", no_wrap=True)
+    for group, acc in result.by_group.items():
+        table.add_row(Text(group), str(acc.n), f"{acc.accuracy:.1%}", str(acc.ties), Text(bar(acc.accuracy, 16)))
+    if len(result.by_group) > 1:
+        table.add_row(
+            Text("all", style="bold"),
+            str(result.n),
+            Text(f"{result.accuracy:.1%}", style="bold"),
+            str(result.ties),
+            Text(bar(result.accuracy, 16), style="bold"),
+        )
+    console.print(table)
+    wrong = [p for p in result.pairs if not p.correct]
+    if wrong and show:
+        listed = sorted(wrong, key=lambda p: p.difference)[:show]
+        errors = Table(title="pairs scored the wrong way round (largest gap first)", title_justify="left")
+        errors.add_column("#", justify="right", style="dim")
+        errors.add_column("good", overflow="ellipsis", max_width=40)
+        errors.add_column("bad", overflow="ellipsis", max_width=40)
+        errors.add_column("PLL good - bad", justify="right")
+        for pair in listed:
+            errors.add_row(str(pair.index), Text(pair.good), Text(pair.bad), f"{pair.difference:.3f}")
+        console.print(errors)
+    console.print(
+        Text(
+            f"{result.correct} of {result.n} pairs ({result.accuracy:.1%}) have the good sentence scored above the "
+            f"bad one (PLL, higher = more expected); ties ({result.ties}) count as wrong; 50% is chance.",
+        )
+    )
+
+
+RENDERERS = {"SentenceScore": sentence_table, "PairsResult": pairs_table}

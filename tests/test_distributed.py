@@ -1,0 +1,45 @@
+"""torchrun: two processes split the texts, rank 0 writes one ordered file equal to a one-process run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEXTS = [
+    "The ostrich looked at the platypus.",
+    "A dog barked.",
+    "Unbelievably, the hippopotamus yawned.",
+    "The quick brown fox jumps over the lazy dog.",
+    "She sold sea shells by the sea shore.",
+]
+
+
+def _run(*args):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_torchrun_two_processes_write_what_one_process_writes(mlm_path, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(TEXTS) + "\n")
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    common = ("score", "--input", corpus, "--json", "--device", "cpu", "-m", mlm_path)
+    single = _run("-m", "bertprobe", *common, "--out", one)
+    assert single.returncode == 0, single.stderr
+    launcher = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bertprobe")
+    double = _run(*launcher, *common, "--out", two)
+    assert double.returncode == 0, double.stderr[-3000:]
+    first = [json.loads(line) for line in one.read_text().splitlines()]
+    second = [json.loads(line) for line in two.read_text().splitlines()]
+    assert [d["index"] for d in second] == [1, 2, 3, 4, 5]
+    for a, b in zip(first, second, strict=True):
+        pll_a, pll_b = a.pop("pll"), b.pop("pll")
+        assert pll_a == pytest.approx(pll_b, abs=1e-4)  # a different packing pads differently: float noise only
+        assert [s["token"] for s in a.pop("scores")] == [s["token"] for s in b.pop("scores")]
+        a.pop("pseudo_perplexity"), b.pop("pseudo_perplexity")
+        assert a == b

@@ -1,0 +1,197 @@
+"""Many texts in one run: files, stdin, bad lines, JSON Lines equal to one-text runs, streaming in chunks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+TEXTS = ["The cat sat on the [MASK].", "I saw an [MASK] at the zoo.", "The [MASK] chased the [MASK]."]
+
+
+def _lines(stdout):
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def _without_position(doc):
+    return {k: v for k, v in doc.items() if k not in ("index", "line")}
+
+
+def test_fillmask_input_line_n_equals_fillmask_on_text_n(cli, mlm_path, tmp_path):
+    corpus = tmp_path / "masked.txt"
+    corpus.write_text("\n".join(TEXTS) + "\n")
+    code, stdout, stderr = cli("fillmask", "--input", corpus, "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    docs = _lines(stdout)
+    assert [(d["index"], d["line"]) for d in docs] == [(1, 1), (2, 2), (3, 3)]
+    code, alone, _ = cli("fillmask", TEXTS[2], "--json", "-m", mlm_path)
+    assert code == 0
+    assert _without_position(docs[2]) == json.loads(alone)
+
+
+def test_fillmask_corrupting_mode_over_a_file_is_seeded_per_text(cli, mlm_path, tmp_path):
+    corpus = tmp_path / "plain.txt"
+    corpus.write_text("The quick brown fox jumps over the lazy dog.\nA bird sang in the old tree.\n")
+    args = ("--mode", "bert", "--samples", 3, "--seed", 5, "--json", "-m", mlm_path)
+    code, stdout, stderr = cli("fillmask", "--input", corpus, *args)
+    assert code == 0, stderr
+    code, alone, _ = cli("fillmask", "A bird sang in the old tree.", *args)
+    assert _without_position(_lines(stdout)[1]) == json.loads(alone)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "column"),
+    [
+        ("t.csv", 'id,text\n1,"The cat sat on the [MASK]."\n2,"I saw an [MASK], at the zoo."\n', None),
+        ("t.tsv", "sentence\tid\nThe cat sat on the [MASK].\t1\nI saw an [MASK], at the zoo.\t2\n", None),
+        ("t.jsonl", '{"s": "The cat sat on the [MASK]."}\n\n{"s": "I saw an [MASK], at the zoo."}\n', "s"),
+    ],
+)
+def test_tables_read_the_text_column(cli, mlm_path, tmp_path, name, content, column):
+    path = tmp_path / name
+    path.write_text(content)
+    extra = ("--text-column", column) if column else ()
+    code, stdout, stderr = cli("fillmask", "--input", path, *extra, "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    docs = _lines(stdout)
+    assert [d["text"] for d in docs] == ["The cat sat on the [MASK].", "I saw an [MASK], at the zoo."]
+    assert [d["line"] for d in docs] == ([2, 3] if name != "t.jsonl" else [1, 3])
+
+
+def test_stdin_is_a_text_per_line(mlm_path):
+    from typer.testing import CliRunner
+
+    from bertprobe.cli import app
+
+    result = CliRunner().invoke(
+        app, ["score", "--input", "-", "--json", "-m", str(mlm_path)], input="A dog barked.\nThe cat sat.\n"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [d["text"] for d in _lines(result.stdout)] == ["A dog barked.", "The cat sat."]
+
+
+def test_bad_lines_stop_before_any_work_and_are_named(cli, mlm_path, tmp_path):
+    corpus = tmp_path / "bad.txt"
+    corpus.write_text("The cat sat on the [MASK].\n\nNo mask here.\nA [MASK] barked.\n")
+    out = tmp_path / "out.jsonl"
+    code, stdout, stderr = cli("fillmask", "--input", corpus, "--out", out, "-m", mlm_path)
+    assert code == 1 and stdout == ""
+    assert "line 2: empty text" in stderr and "3: no [MASK]" in stderr and "nothing was computed" in stderr
+    assert "--on-bad skip" in stderr and "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_too_long_lines_are_bad_lines(cli, tiny_pretraining_path, tmp_path):
+    corpus = tmp_path / "long.txt"
+    corpus.write_text("A dog barked.\n" + " ".join(["word"] * 80) + "\n")
+    code, _, stderr = cli("score", "--input", corpus, "-m", tiny_pretraining_path)
+    assert code == 1 and "line 2" in stderr and "reads at most 64" in stderr
+
+
+def test_skip_leaves_bad_lines_out_and_lists_them(cli, mlm_path, tmp_path):
+    corpus = tmp_path / "bad.txt"
+    corpus.write_text("The cat sat on the [MASK].\n\nNo mask here.\nA [MASK] barked.\n")
+    code, stdout, stderr = cli("fillmask", "--input", corpus, "--on-bad", "skip", "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    assert [(d["index"], d["line"]) for d in _lines(stdout)] == [(1, 1), (4, 4)]
+    assert "skipped 2 bad line 2: empty text, 3: no [MASK]" in stderr.replace("\n", " ")
+
+
+def test_a_corpus_streams_in_chunks_with_the_same_result(cli, mlm_path, tmp_path, monkeypatch):
+    from bertprobe import inputs
+
+    texts = [f"Sentence number {n} is about a {animal}." for n, animal in enumerate(["cat", "dog", "fox"] * 4)]
+    corpus = tmp_path / "many.txt"
+    corpus.write_text("\n".join(texts) + "\n")
+    code, whole, _ = cli("score", "--input", corpus, "--json", "-m", mlm_path)
+    assert code == 0
+    seen = []
+    original_chunks = inputs.TextSource.chunks
+
+    def small_chunks(self, checked, size=None):
+        for chunk in original_chunks(self, checked, 5):
+            seen.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(inputs.TextSource, "chunks", small_chunks)
+    code, chunked, _ = cli("score", "--input", corpus, "--json", "-m", mlm_path)
+    assert code == 0
+    assert seen == [5, 5, 2]
+    for a, b in zip(_lines(whole), _lines(chunked), strict=True):
+        assert a["index"] == b["index"] and a["text"] == b["text"]
+        assert a["pll"] == pytest.approx(b["pll"], abs=1e-4)
+
+
+def test_input_usage_errors(cli, mlm_path, tmp_path):
+    code, _, stderr = cli("score", "A dog.", "--input", tmp_path / "x.txt", "-m", mlm_path)
+    assert code == 1 and "not both" in stderr
+    code, _, stderr = cli("score", "--input", tmp_path / "missing.txt", "-m", mlm_path)
+    assert code == 1 and "no such file" in stderr
+    (tmp_path / "t.json").write_text("[]")
+    code, _, stderr = cli("score", "--input", tmp_path / "t.json", "-m", mlm_path)
+    assert code == 1 and "unknown file type" in stderr
+    (tmp_path / "t.csv").write_text("a,b\nx,y\n")
+    code, _, stderr = cli("score", "--input", tmp_path / "t.csv", "-m", mlm_path)
+    assert code == 1 and "no 'text' or 'sentence' column (columns: a, b)" in stderr
+    code, _, stderr = cli("score", "A dog.", "--out", tmp_path / "no" / "such.jsonl", "-m", mlm_path)
+    assert code == 1 and "does not exist" in stderr
+
+
+def test_attention_attribute_and_nsp_take_input_files(cli, tiny_pretraining_path, tmp_path):
+    model = ("-m", tiny_pretraining_path)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("The cat sat on the mat.\nA dog barked at the moon.\n")
+    code, stdout, stderr = cli("attention", "--input", plain, "--json", *model)
+    assert code == 0, stderr
+    code, alone, _ = cli("attention", "A dog barked at the moon.", "--json", *model)
+    assert _without_position(_lines(stdout)[1]) == json.loads(alone)
+
+    masked = tmp_path / "masked.txt"
+    masked.write_text("The cat sat on the [MASK].\nA [MASK] barked at the moon.\n")
+    fast = ("--steps", 4, "--no-faithfulness", "--json", *model)
+    code, stdout, stderr = cli("attribute", "--input", masked, *fast)
+    assert code == 0, stderr
+    code, alone, _ = cli("attribute", "A [MASK] barked at the moon.", *fast)
+    line = _without_position(_lines(stdout)[1])
+    single = json.loads(alone)
+    assert line.keys() == single.keys() and line["target"] == single["target"]
+    got, want = ([t["attribution"] for t in d["tokens"]] for d in (line, single))
+    assert got == pytest.approx(want, abs=1e-5)
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("sentence_a,sentence_b\nI was hungry.,So I ate.\nThe sky is blue.,Cats purr.\n")
+    code, stdout, stderr = cli("nsp", "--input", pairs, "--json", *model)
+    assert code == 0, stderr
+    code, alone, _ = cli("nsp", "The sky is blue.", "Cats purr.", "--json", *model)
+    line, single = _without_position(_lines(stdout)[1]), json.loads(alone)
+    assert line["pairs"][0]["is_next_probability"] == pytest.approx(single["pairs"][0]["is_next_probability"], abs=1e-5)
+    line["pairs"][0].pop("is_next_probability"), single["pairs"][0].pop("is_next_probability")
+    assert line == single
+    code, stdout, _ = cli("nsp", "--input", pairs, *model)
+    assert code == 0 and "P(B follows A)" in stdout and "Cats purr." in stdout
+
+
+def test_json_lines_sink_writes_all_lines_or_keeps_the_old_file(tmp_path):
+    from dataclasses import dataclass
+
+    from bertprobe.render.jsonl import JsonLines, line_document
+
+    @dataclass
+    class Result:
+        text: str
+        value: float
+
+    target = tmp_path / "out.jsonl"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError), JsonLines(target) as sink:
+        sink.write(line_document(Result("a", 1.0), 1, 1, 0))
+        raise RuntimeError("interrupted half-way")
+    assert target.read_text() == "old\n" and list(tmp_path.iterdir()) == [target]
+    with JsonLines(target) as sink:
+        for n, text in enumerate(["a", "b"], start=1):
+            sink.write(line_document(Result(text, float(n)), n, None, 7))
+    docs = _lines(target.read_text())
+    assert [(d["index"], d["line"], d["text"], d["value"], d["seed"]) for d in docs] == [
+        (1, None, "a", 1.0, 7),
+        (2, None, "b", 2.0, 7),
+    ]

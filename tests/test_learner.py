@@ -1,0 +1,245 @@
+"""What a learner sees: one-sided contexts, BERT's 80/10/10 actions, what trained [CLS], plain readings.
+
+Numbers are checked against plain transformers calls; readings against the numbers they read out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from bertprobe import cls_origin
+from bertprobe.models import BUNDLED
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+BARK = "The [MASK] barked at the mailman."
+
+
+@pytest.fixture(scope="module")
+def tiny_mlm_reference():
+    """Plain transformers on the shipped tiny-mlm: P(token) at the mask for a list of input ids."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    path = BUNDLED["tiny-mlm"].path()
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForMaskedLM.from_pretrained(str(path), dtype=torch.float32).eval()
+
+    def probabilities(ids: list[int]) -> torch.Tensor:
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0]
+        return logits[ids.index(tokenizer.mask_token_id)].softmax(-1)
+
+    return tokenizer, probabilities
+
+
+# ---------------------------------------------------------------------------- fillmask --context
+
+
+def test_context_views_remove_the_other_side_and_equal_transformers(cli, tiny_mlm_reference):
+    tokenizer, probabilities = tiny_mlm_reference
+    code, stdout, stderr = cli("fillmask", BARK, "-m", "tiny-mlm", "--context", "all", "--targets", "dog", "--json")
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    views = {v["context"]: v for v in doc["views"]}
+    assert list(views) == ["left", "right", "both"] and doc["tracked"] == ["dog"]
+    full = tokenizer(BARK)["input_ids"]
+    mask = full.index(tokenizer.mask_token_id)
+    expected_ids = {
+        "left": full[: mask + 1],  # no words after the mask, and no closing [SEP]
+        "right": [full[0], *full[mask:]],  # [CLS], then the mask and everything after it
+        "both": full,
+    }
+    dog = tokenizer.convert_tokens_to_ids("dog")
+    for context, ids in expected_ids.items():
+        view = views[context]
+        assert view["tokens"] == tokenizer.convert_ids_to_tokens(ids)
+        reference = probabilities(ids)
+        assert view["targets"][0]["score"] == pytest.approx(float(reference[dog]), rel=1e-4, abs=1e-7)
+        top = reference.topk(5)
+        assert [p["token_id"] for p in view["predictions"]] == top.indices.tolist()
+        assert [p["score"] for p in view["predictions"]] == pytest.approx(top.values.tolist(), abs=1e-5)
+    assert "removed" in doc["definition"]
+
+
+def test_context_table_reads_out_which_side_does_the_work(cli):
+    code, table, _ = cli("fillmask", BARK, "-m", "tiny-mlm", "--context", "all", "--targets", "dog")
+    assert code == 0
+    _, stdout, _ = cli("fillmask", BARK, "-m", "tiny-mlm", "--context", "all", "--targets", "dog", "--json")
+    score = {v["context"]: v["targets"][0]["score"] for v in json.loads(stdout)["views"]}
+    squashed = " ".join(table.split())
+    stronger = "right" if score["right"] > score["left"] else "left"
+    assert f"the words to the {stronger} of the mask point to it" in squashed
+    assert "left context only" in table and "right context only" in table and "both sides (BERT)" in table
+    assert "BERT reads both directions at once" in squashed
+
+
+def test_context_follows_the_original_word_in_word_mode(cli):
+    code, stdout, _ = cli(
+        "fillmask", "I saw an ostrich at the zoo.", "-m", "tiny-mlm", "--mask-word", "ostrich", "--context",
+        "left,both", "--json",
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["tracked_from"] == "original" and doc["tracked"] == ["ostrich"] and doc["masked"] == "ostrich"
+    assert [v["context"] for v in doc["views"]] == ["left", "both"]
+    for view in doc["views"]:
+        target = view["targets"][0]
+        assert len(target["pieces"]) > 1  # scored whole, piece by piece
+        product = 1.0
+        for piece in target["pieces"]:
+            product *= piece["probability"]
+        assert target["score"] == pytest.approx(product, rel=1e-6)
+        assert "ostrich" not in view["text"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["The [MASK] chased the [MASK].", "--context", "all"], "the sides of one mask; the text has 2"),
+        (["The [MASK] sat.", "--context", "up"], "unknown --context up"),
+        (["The cat sat.", "--mode", "bert", "--context", "all"], "--context does not apply to --mode bert"),
+        (["The [MASK] sat.", "--context", "all", "--show-cls"], "--show-cls does not apply with --context"),
+    ],
+)
+def test_context_user_errors_are_one_line(cli, args, message):
+    code, stdout, stderr = cli("fillmask", *args, "-m", "tiny-mlm")
+    assert code == 1 and stdout == ""
+    assert message in stderr and "Traceback" not in stderr
+
+
+# ---------------------------------------------------------------------------- --mode bert examples
+
+
+def test_bert_mode_shows_every_action_from_all_samples(cli):
+    text = "The quick brown fox jumps over the lazy dog."
+    code, stdout, _ = cli("fillmask", text, "-m", "tiny-mlm", "--mode", "bert", "--samples", 30, "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    masks = doc["masks"]
+    chosen = [masks[i] for i in doc["examples"]]
+    for action in ("mask", "random", "keep"):
+        present = [m for m in masks if m["action"] == action]
+        picked = [m for m in chosen if m["action"] == action]
+        assert len(picked) == min(3, len(present))
+        # One per sample first: as many different samples as the action appears in, up to three.
+        assert len({m["sample"] for m in picked}) == min(3, len({m["sample"] for m in present}))
+    assert {m["action"] for m in chosen} == {"mask", "random", "keep"}  # 30 samples hold all three
+    code, table, _ = cli("fillmask", text, "-m", "tiny-mlm", "--mode", "bert", "--samples", 30)
+    assert "examples of each action, from all 30 samples" in table
+    assert "random" in table and "kept" in table
+    squashed = " ".join(table.split())
+    assert "Why not always [MASK]?" in squashed and "cannot rely on seeing it" in squashed
+    recovered = {r["action"]: r for r in doc["summary"]}
+    assert f"{100 * recovered['keep']['top1']:.0f}% of the {recovered['keep']['count']} kept" in squashed
+
+
+def test_single_bert_sample_says_how_to_see_the_rare_actions(cli):
+    code, table, _ = cli("fillmask", "The cat sat on the mat.", "-m", "tiny-mlm", "--mode", "bert")
+    assert code == 0
+    squashed = " ".join(table.split())
+    assert "selected positions" in table
+    assert "add --samples 20 to see them" in squashed
+
+
+# ---------------------------------------------------------------------------- what trained [CLS]
+
+
+def test_cls_origin_is_read_from_the_checkpoint(tiny_pretraining_path, tiny_encoder_path, minilm_path):
+    from bertprobe.models import checkpoint_heads
+
+    nsp = cls_origin.describe(
+        "tiny", tiny_pretraining_path, {"model_type": "bert"}, checkpoint_heads(tiny_pretraining_path)
+    )
+    assert nsp.objective == cls_origin.NSP and "next-sentence prediction" in nsp.note
+    plain = cls_origin.describe("enc", tiny_encoder_path, {"model_type": "bert"}, checkpoint_heads(tiny_encoder_path))
+    assert plain.objective == cls_origin.UNKNOWN and "keeps no NSP head" in plain.note
+    config = json.loads((minilm_path / "config.json").read_text())
+    minilm = cls_origin.describe("minilm", minilm_path, config, checkpoint_heads(minilm_path))
+    assert minilm.objective == cls_origin.NONE
+    assert "never trained with next-sentence prediction" in minilm.note and "mean of all its tokens" in minilm.note
+    roberta = cls_origin.describe("r", tiny_encoder_path, {"model_type": "roberta"}, {"mlm"})
+    assert roberta.objective == cls_origin.NONE and "RoBERTa dropped next-sentence prediction" in roberta.note
+    albert = cls_origin.describe("a", tiny_encoder_path, {"model_type": "albert"}, {"mlm"})
+    assert albert.objective == cls_origin.SOP
+
+
+def test_show_cls_names_what_trained_cls(cli):
+    code, table, _ = cli("fillmask", "The cat sat on the [MASK].", "-m", "tiny-mlm", "--show-cls")
+    assert code == 0
+    squashed = " ".join(table.split())
+    assert "Read off [CLS] instead" in squashed and "tiny-mlm's checkpoint keeps no NSP head" in squashed
+    _, stdout, _ = cli("fillmask", "The cat sat on the [MASK].", "-m", "tiny-mlm", "--show-cls", "--json")
+    assert json.loads(stdout)["cls_origin"]["objective"] == cls_origin.UNKNOWN
+
+
+def test_nsp_reading_matches_its_accuracy(cli, tiny_pretraining_path):
+    story = EXAMPLES / "story.txt"
+    code, stdout, stderr = cli("nsp", "--shuffle", story, "-m", tiny_pretraining_path, "--json")
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    assert doc["cls_origin"]["objective"] == cls_origin.NSP
+    assert len(doc["pairs"]) == len(story.read_text().splitlines()) - 1
+    code, table, _ = cli("nsp", "--shuffle", story, "-m", tiny_pretraining_path, "--explain")
+    squashed = " ".join(table.split())
+    accuracy = doc["accuracy"]
+    assert f"The NSP head was right on {accuracy:.0%} of {len(doc['pairs'])} pairs" in squashed
+    verdict = "carries what" if accuracy >= 0.7 else "no better than guessing" if accuracy <= 0.6 else "somewhat"
+    assert verdict in squashed
+    assert "trained by next-sentence prediction" in squashed and "P(B follows A): the NSP head's" in squashed
+
+
+def test_nsp_single_pair_reading(cli, tiny_pretraining_path):
+    args = ("nsp", "I was hungry.", "So I made a sandwich.", "-m", tiny_pretraining_path)
+    _, stdout, _ = cli(*args, "--json")
+    p = json.loads(stdout)["pairs"][0]["is_next_probability"]
+    _, table, _ = cli(*args)
+    squashed = " ".join(table.split())
+    assert f"P = {p:.2f}: the NSP head, reading only [CLS]," in squashed
+    assert ("takes B for the sentence that follows A" in squashed) == (p >= 0.5)
+
+
+# ---------------------------------------------------------------------------- readings of other commands
+
+
+def test_attention_reading_names_the_heaviest_special_layer(cli, minilm_path):
+    text = "The cat sat on the mat."
+    _, stdout, _ = cli("attention", text, "-m", "minilm", "--json")
+    layers = json.loads(stdout)["layers"]
+    heaviest = max(layers, key=lambda row: row["special_share"])
+    code, table, _ = cli("attention", text, "-m", "minilm", "--explain")
+    assert code == 0
+    squashed = " ".join(table.split())
+    assert f"In layer {heaviest['layer']}, {heaviest['special_share']:.0%} of all attention lands on" in squashed
+    assert "entropy how spread out" in squashed
+
+
+def test_faithfulness_keeps_significant_digits():
+    from bertprobe.render.attribute import signif
+
+    assert signif(3.14159e-6) == "+3.14e-06"
+    assert signif(-0.012345) == "-0.0123"
+    assert signif(0.0) == "+0.0000"
+    assert signif(2.5e-5, sign=False) == "2.50e-05"
+    assert signif(0.25, sign=False) == "0.2500"
+
+
+def test_offline_hint_for_a_missing_hub_model_names_the_bundled_masked_lm(cli):
+    code, stdout, stderr = cli("fillmask", "The cat sat on the [MASK].", "--model", "bert-base-uncased", "--offline")
+    if code == 0:
+        pytest.skip("bert-base-uncased is in this machine's Hugging Face cache")
+    assert stdout == "" and "not in the local Hugging Face cache" in stderr
+    hint = " ".join(stderr.split())
+    assert "--model tiny-mlm (masked LM" in hint and "--model minilm (encoder only" in hint
+
+
+def test_nsp_pairs_without_truth_count_the_judgements(cli, tiny_pretraining_path, tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("sentence_a,sentence_b\nI was hungry.,So I ate.\nIt rained.,The cat is blue.\nHi.,Hello.\n")
+    _, stdout, _ = cli("nsp", "--pairs", path, "-m", tiny_pretraining_path, "--json")
+    judged = sum(p["predicted_next"] for p in json.loads(stdout)["pairs"])
+    code, table, _ = cli("nsp", "--pairs", path, "-m", tiny_pretraining_path)
+    assert code == 0
+    assert f"takes B for A's next sentence in {judged} of 3 pairs" in " ".join(table.split())

@@ -1,0 +1,161 @@
+"""Text from users and files never drives the terminal; --json is strict JSON; narrow terminals lose nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+HOSTILE = "a \x1b]0;pwned\x07 \x1b[31mred\x1b[0m\r over\x08 \x9b31m \u202eevil\u2028 x\x00y\x7f"
+RAW_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _no_raw_controls(text: str) -> None:
+    found = RAW_CONTROLS.findall(text)
+    assert not found, f"raw control characters reached the output: {found!r}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\x1b[31m", "\\x1b[31m"),
+        ("\x1b]0;title\x07", "\\x1b]0;title\\x07"),
+        ("over\rwrite", "over\\rwrite"),
+        ("back\x08space", "back\\x08space"),
+        ("\x9b31m", "\\x9b31m"),
+        ("\u202eevil", "\\u202eevil"),
+        ("line\u2028sep", "line\\u2028sep"),
+        ("nul\x00", "nul\\x00"),
+        ("del\x7f", "del\\x7f"),
+        ("caf\udcff", "caf\\udcff"),
+        ("tab\tand\nnewline", "tab\tand\nnewline"),
+        ("plain café ☃ [MASK]", "plain café ☃ [MASK]"),
+    ],
+)
+def test_visible_escapes_every_control_character(raw, shown):
+    from bertprobe.render import visible
+
+    assert visible(raw) == shown
+    assert "\n" not in visible(raw, one_line=True) and "\t" not in visible(raw, one_line=True)
+
+
+def test_a_terminal_console_escapes_strings_tables_and_text_objects():
+    from rich.table import Table
+    from rich.text import Text
+
+    from bertprobe.render import SafeConsole
+
+    buffer = io.StringIO()
+    console = SafeConsole(file=buffer, force_terminal=True, color_system="truecolor", width=400, highlight=False)
+    table = Table("token", "note")
+    table.add_row(HOSTILE, Text(HOSTILE, style="bold"))
+    console.print(HOSTILE, markup=False)
+    console.print(table)
+    console.print(Text.assemble(("x", "red"), HOSTILE))
+    output = buffer.getvalue()
+    # Colour codes are Rich's own (ESC[...m); nothing of the user's text may start a sequence.
+    without_styles = re.sub("\x1b\\[[0-9;]*m", "", output)
+    _no_raw_controls(without_styles.replace("\n", ""))
+    assert "\x1b]" not in output and "\x07" not in output and "\r" not in output
+    # Escaped where Rich keeps them (strings, table cells); Rich itself drops BEL, BS and CR from Text.
+    assert output.count("\\x1b]0;pwned") == 4 and output.count("\\u202eevil") == 4
+
+
+def test_errors_and_notices_escape_user_text_and_stay_one_line(cli, tmp_path):
+    # (argv cannot hold NUL: a path with one is a usage error of its own)
+    code, out, err = cli("cls-predict", tmp_path / f"no{HOSTILE.replace(chr(0), '')}\nsuch", "some text")
+    assert code == 1 and out == ""
+    _no_raw_controls(err.replace("\n", ""))
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and "\\x1b]0;pwned\\x07" in lines[0] and "\\n" in lines[0]
+    bad = tmp_path / "labels.jsonl"
+    bad.write_text(json.dumps({"text": "fine", "label": "ok"}) + "\n" + json.dumps({"text": HOSTILE, "label": ["x"]}))
+    code, _, err = cli("cls-train", "--data", bad, "-m", "minilm")
+    assert code == 1 and "line 2: 'label' is a list" in err
+    _no_raw_controls(err.replace("\n", ""))
+
+
+def test_tables_escape_text_from_data_files(cli, tiny_encoder_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("BERTPROBE_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "d.jsonl"
+    rows = [{"text": f"text {i} {HOSTILE}", "label": ("pos\x1b[2J" if i % 2 else "neg\u202e")} for i in range(24)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    code, out, err = cli("cls-train", "--data", data, "--model", tiny_encoder_path)
+    assert code == 0, err
+    _no_raw_controls(out.replace("\n", ""))
+    assert "pos\\x1b[2J" in out and "neg\\u202e" in out  # the labels, visibly escaped
+    _no_raw_controls(err.replace("\n", ""))
+
+
+def test_json_stays_strict_for_any_text(cli, tiny_encoder_path):
+    code, out, err = cli("attention", HOSTILE.replace("\x00", ""), "-m", tiny_encoder_path, "--json")
+    assert code == 0, err
+    assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e]", out.replace("\n", ""))
+    doc = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in JSON output"))
+    assert doc["text"] == HOSTILE.replace("\x00", "")  # escaped in the document, the same text once parsed
+
+
+def test_json_never_holds_nan_or_infinity():
+    from bertprobe.render import dumps
+
+    text = dumps({"a": float("nan"), "b": [float("inf"), -float("inf"), 1.5], "c": "\u2028\x85"})
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(name)) == {
+        "a": None,
+        "b": [None, None, 1.5],
+        "c": "\u2028\x85",
+    }
+    assert text.isascii() or "\u2028" not in text
+
+
+def test_text_that_is_not_utf8_is_one_clean_error(cli):
+    code, out, err = cli("fillmask", "caf\udcff [MASK]", "-m", "tiny-mlm", "--json")
+    assert code == 1 and out == ""
+    assert err.strip().splitlines()[0] == "error: the text given is not valid UTF-8 text (byte 0xff at character 4)"
+    # The same from a real command line (Python decodes argv with surrogateescape).
+    result = subprocess.run(
+        [sys.executable, "-m", "bertprobe", "fillmask", b"caf\xff [MASK]", "-m", "tiny-mlm", "--json"],
+        capture_output=True,
+        env={"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+    )
+    assert result.returncode == 1 and result.stdout == b""
+    assert b"not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
+
+
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?%?")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("fillmask", "The cat sat on the [MASK].", "-m", "tiny-mlm"),
+        ("fillmask", "The cat sat on the mat today.", "-m", "tiny-mlm", "--mode", "bert", "--samples", "3"),
+        ("fillmask", "The cat sat on the mat.", "-m", "tiny-mlm", "--mode", "each"),
+        ("sense", "bank", "-m", "TINY"),
+        ("attention", "The cat sat on the mat.", "-m", "TINY", "--layer", "2"),
+        ("attribute", "The cat sat on the [MASK].", "-m", "tiny-mlm", "--steps", "8"),
+        ("models",),
+    ],
+    ids=lambda a: "-".join(x for x in a if not x.startswith("-") and " " not in x)[:40],
+)
+def test_a_narrow_terminal_shows_every_token_and_number(cli, tiny_encoder_path, args, monkeypatch):
+    args = tuple(str(tiny_encoder_path) if a == "TINY" else a for a in args)
+    monkeypatch.setenv("COLUMNS", "200")
+    code, wide, _ = cli(*args)
+    monkeypatch.setenv("COLUMNS", "40")
+    code_narrow, narrow, _ = cli(*args)
+    assert code == code_narrow == 0
+    assert max(len(line) for line in narrow.splitlines()) <= 40
+    assert narrow.count("…") <= wide.count("…")  # nothing cut because the terminal is narrow
+    missing = Counter(NUMBER.findall(wide)) - Counter(NUMBER.findall(narrow))
+    assert not missing, f"numbers shown at 200 columns but not at 40: {dict(missing)}"
+    if args[0] == "fillmask" and "--mode" not in args:
+        code, doc, _ = cli(*args, "--json")
+        for prediction in json.loads(doc)["masks"][0]["predictions"]:
+            assert prediction["token"] in narrow

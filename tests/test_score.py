@@ -1,0 +1,247 @@
+"""bertprobe score: every number equals a plain loop over transformers' BertForMaskedLM, one copy at a time."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MULTI_PIECE = "The ostrich looked at the platypus."  # os ##tric ##h, pl ##at ##yp ##us
+SENTENCES = [
+    MULTI_PIECE,
+    "Unbelievably, the hippopotamus yawned.",
+    "A dog barked.",
+    "The chef served ☃ soup.",  # ☃ is [UNK]
+    "A dog barked.",  # a repeat: scored once, reported twice
+    "The quick brown fox jumps over the lazy dog near the old river bank.",
+]
+
+
+@pytest.fixture(scope="module")
+def reference(mlm_path):
+    """A plainly written PLL: transformers' tokenizer and BertForMaskedLM, one unpadded forward pass per copy."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(mlm_path))
+    model = AutoModelForMaskedLM.from_pretrained(str(mlm_path)).eval()
+    cache = {}
+
+    def score(text, metric="original", unk="skip"):
+        key = (text, metric, unk)
+        if key in cache:
+            return cache[key]
+        encoded = tok(text)
+        ids, word_ids = encoded["input_ids"], encoded.word_ids()
+        skip = set(tok.all_special_ids)
+        if unk == "score":
+            skip.discard(tok.unk_token_id)
+        log_probs = []
+        for i, token_id in enumerate(ids):
+            if token_id in skip:
+                continue
+            masked = list(ids)
+            masked[i] = tok.mask_token_id
+            if metric == "within-word-l2r":
+                for j in range(i + 1, len(ids)):
+                    if word_ids[j] is not None and word_ids[j] == word_ids[i]:
+                        masked[j] = tok.mask_token_id
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([masked])).logits[0, i]
+            log_probs.append((i, float(logits.log_softmax(-1)[token_id])))
+        cache[key] = log_probs
+        return log_probs
+
+    return score
+
+
+def _score(cli, *args):
+    code, stdout, stderr = cli("score", *args, "--json")
+    assert code == 0, stderr
+    return stdout
+
+
+def _lines(stdout):
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+@pytest.mark.parametrize("metric", ["original", "within-word-l2r"])
+def test_scores_equal_a_plain_transformers_loop(cli, reference, mlm_path, tmp_path, metric):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES) + "\n")
+    docs = _lines(_score(cli, "--input", corpus, "--metric", metric, "-m", mlm_path))
+    assert [d["index"] for d in docs] == list(range(1, len(SENTENCES) + 1))
+    assert [d["text"] for d in docs] == SENTENCES
+    for doc, text in zip(docs, SENTENCES, strict=True):
+        expected = reference(text, metric)
+        assert [s["position"] for s in doc["scores"]] == [i for i, _ in expected]
+        for got, (_, want) in zip(doc["scores"], expected, strict=True):
+            assert got["log_prob"] == pytest.approx(want, abs=1e-4)
+        pll = sum(v for _, v in expected)
+        assert doc["pll"] == pytest.approx(pll, abs=1e-3)
+        assert doc["scored_tokens"] == len(expected)
+        assert doc["pseudo_perplexity"] == pytest.approx(math.exp(-pll / len(expected)), rel=1e-4)
+        assert doc["metric"] == metric
+
+
+def test_within_word_masks_the_later_pieces_and_scores_rare_words_lower(cli, reference, mlm_path):
+    original = json.loads(_score(cli, MULTI_PIECE, "-m", mlm_path))
+    l2r = json.loads(_score(cli, MULTI_PIECE, "--metric", "within-word-l2r", "-m", mlm_path))
+    # Pieces that end a word see the same text under both metrics; the others see less under l2r.
+    by_pos = {s["position"]: s["log_prob"] for s in original["scores"]}
+    changed = [s["position"] for s in l2r["scores"] if abs(s["log_prob"] - by_pos[s["position"]]) > 1e-5]
+    assert changed == [2, 3, 8, 9, 10]  # os ##tric / pl ##at ##yp: not the last piece of their word
+    assert l2r["pll"] < original["pll"]
+
+
+def test_unk_left_out_by_default_and_scored_on_request(cli, reference, mlm_path):
+    text = "The chef served ☃ soup."
+    skip = json.loads(_score(cli, text, "-m", mlm_path))
+    kept = json.loads(_score(cli, text, "--unk", "score", "-m", mlm_path))
+    assert "[UNK]" in skip["tokens"] and skip["left_out"] == 1
+    assert "[UNK]" not in [s["token"] for s in skip["scores"]]
+    assert [s["token"] for s in kept["scores"]].count("[UNK]") == 1
+    assert kept["scored_tokens"] == skip["scored_tokens"] + 1
+    assert kept["pll"] == pytest.approx(sum(v for _, v in reference(text, unk="score")), abs=1e-3)
+
+
+def test_pll_is_the_same_number_fillmask_each_prints(cli, mlm_path):
+    for text in (MULTI_PIECE, "The chef served ☃ soup."):
+        code, stdout, stderr = cli("fillmask", text, "--mode", "each", "--json", "-m", mlm_path)
+        assert code == 0, stderr
+        each = json.loads(stdout)
+        scored = json.loads(_score(cli, text, "-m", mlm_path))
+        assert scored["pll"] == pytest.approx(each["pll"], abs=1e-4)
+        assert scored["scored_tokens"] == each["scored_tokens"]
+        assert scored["pseudo_perplexity"] == pytest.approx(each["pseudo_perplexity"], rel=1e-5)
+
+
+def test_jsonl_line_n_is_the_one_text_run_of_text_n(cli, mlm_path, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES) + "\n")
+    docs = _lines(_score(cli, "--input", corpus, "-m", mlm_path))
+    for n in (1, 4):
+        alone = json.loads(_score(cli, SENTENCES[n - 1], "-m", mlm_path))
+        line = dict(docs[n - 1])
+        assert (line.pop("index"), line.pop("line")) == (n, n)
+        assert line.keys() == alone.keys()
+        assert line["tokens"] == alone["tokens"] and line["notices"] == alone["notices"]
+        assert line["pll"] == pytest.approx(alone["pll"], abs=1e-4)
+
+
+def test_packing_does_not_change_scores_or_order(cli, mlm_path):
+    small = _lines(_score(cli, *SENTENCES, "--batch-size", 20, "-m", mlm_path))
+    large = _lines(_score(cli, *SENTENCES, "-m", mlm_path))
+    assert [d["text"] for d in small] == [d["text"] for d in large] == SENTENCES
+    for a, b in zip(small, large, strict=True):
+        assert a["pll"] == pytest.approx(b["pll"], abs=1e-4)
+
+
+def test_minimal_pairs_accuracy_equals_the_reference_scores(cli, reference, mlm_path, tmp_path):
+    rows = [
+        ("The cats sleep.", "The cats sleeps.", "agreement"),
+        ("The cat sleeps.", "The cat sleep.", "agreement"),
+        ("Who did you see?", "Who did you see him?", "island"),
+        ("The ostrich ran away.", "The ostrich ran the away.", "island"),
+        ("A dog barked.", "A dog barked.", "identity"),  # a tie: wrong, and reported
+    ]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("good\tbad\tphenomenon\n" + "".join(f"{g}\t{b}\t{p}\n" for g, b, p in rows))
+    code, stdout, stderr = cli("score", "--pairs", pairs, "--metric", "within-word-l2r", "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+
+    def pll(text):
+        return sum(v for _, v in reference(text, "within-word-l2r"))
+
+    correct = [pll(g) > pll(b) for g, b, _ in rows]
+    assert doc["n"] == 5 and doc["ties"] == 1 and doc["group_column"] == "phenomenon"
+    assert doc["accuracy"] == pytest.approx(sum(correct) / 5)
+    for group in ("agreement", "island", "identity"):
+        members = [c for c, (_, _, p) in zip(correct, rows, strict=True) if p == group]
+        assert doc["by_group"][group]["n"] == len(members)
+        assert doc["by_group"][group]["accuracy"] == pytest.approx(sum(members) / len(members))
+    assert doc["by_group"]["identity"]["ties"] == 1 and doc["pairs"][4]["tie"] and not doc["pairs"][4]["correct"]
+    for pair, (good, bad, _) in zip(doc["pairs"], rows, strict=True):
+        assert pair["good_pll"] == pytest.approx(pll(good), abs=1e-3)
+        assert pair["bad_pll"] == pytest.approx(pll(bad), abs=1e-3)
+    assert "exactly equal" in stderr
+
+
+def test_blimp_jsonl_groups_by_uid_and_the_table_ends_in_words(cli, mlm_path, tmp_path):
+    blimp = tmp_path / "blimp.jsonl"
+    lines = [
+        {"sentence_good": "The cats sleep.", "sentence_bad": "The cats sleeps.", "UID": "agr", "linguistics_term": "s"},
+        {"sentence_good": "Who ran?", "sentence_bad": "Who ran him?", "UID": "isl", "linguistics_term": "f"},
+    ]
+    blimp.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    code, stdout, stderr = cli("score", "--pairs", blimp, "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    assert set(json.loads(stdout)["by_group"]) == {"agr", "isl"}
+    code, stdout, _ = cli("score", "--pairs", blimp, "--group-column", "linguistics_term", "-m", mlm_path)
+    assert code == 0 and "linguistics_term" in stdout
+    assert "pairs" in stdout.splitlines()[-1] or "chance" in stdout.splitlines()[-1]
+    code, _, stderr = cli("score", "--pairs", blimp, "--group-column", "nope", "-m", mlm_path)
+    assert code == 1 and "'nope'" in stderr
+
+
+def test_summary_table_for_many_texts_and_per_token_table_for_one(cli, mlm_path):
+    code, stdout, _ = cli("score", *SENTENCES, "--show", 2, "-m", mlm_path)
+    assert code == 0
+    assert "... and 4 more" in stdout and "corpus pseudo-perplexity" in stdout
+    assert "lower is more" in stdout.replace("\n", " ")
+    code, stdout, _ = cli("score", MULTI_PIECE, "-m", mlm_path)
+    assert code == 0 and "##yp" in stdout and "PLL" in stdout
+
+
+def _run_cli(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "bertprobe", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **(env or {})},
+        timeout=300,
+    )
+
+
+def test_out_is_written_whole_or_not_at_all(mlm_path, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(SENTENCES) + "\n")
+    out = tmp_path / "scores.jsonl"
+    out.write_text("an earlier run\n")
+    crashed = _run_cli(
+        "score",
+        "--input",
+        corpus,
+        "--out",
+        out,
+        "-m",
+        mlm_path,
+        env={"BERTPROBE_TEST_KILL_AFTER": "jsonl:line-written#3"},
+    )
+    assert crashed.returncode == -9  # SIGKILL after the third line
+    assert out.read_text() == "an earlier run\n"  # the killed run left the old file as it was
+    killed_at_rename = _run_cli(
+        "score", "--input", corpus, "--out", out, "-m", mlm_path,
+        env={"BERTPROBE_TEST_KILL_AFTER": "atomic-write:temp-written"},
+    )  # fmt: skip
+    assert killed_at_rename.returncode == -9 and out.read_text() == "an earlier run\n"
+    rerun = _run_cli("score", "--input", corpus, "--out", out, "--json", "-m", mlm_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout == ""  # --out takes the lines instead of stdout
+    docs = _lines(out.read_text())
+    assert [d["text"] for d in docs] == SENTENCES
+    assert "Wrote 6 result(s)" in rerun.stderr
+
+
+def test_cli_choices_match_the_core():
+    from bertprobe.cli.score import Metric, Unk
+    from bertprobe.score import METRICS, UNK_CHOICES
+
+    assert tuple(m.value for m in Metric) == METRICS
+    assert tuple(u.value for u in Unk) == UNK_CHOICES
