@@ -147,3 +147,29 @@ def test_a_bad_number_is_a_usage_error_before_anything_runs(cli, args, option, v
     assert lines[0].startswith("error: invalid value for") and option in lines[0]
     assert lines[1] == f"hint: See `bertprobe {args[0]} --help`."
     assert not (tmp_path / "runs").exists()
+
+
+def _numeric_options():
+    from typer.utils import get_params_from_function
+
+    from bertprobe.cli import app
+
+    for info in app.registered_commands:
+        for name, meta in get_params_from_function(info.callback).items():
+            if any(t in str(meta.annotation) for t in ("int", "float")):
+                yield info.name, name, meta.default
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "info"), list(_numeric_options()), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_every_numeric_option_has_a_validated_type_and_refuses_nan(cli, command, name, info):
+    from bertprobe.cli.options import Count, Real, parse_c, parse_layer
+
+    # Options added later by anyone get the same checks: declared with count() / real() / layer_option().
+    assert isinstance(info.parser, (Count, Real)) or info.parser in (parse_c, parse_layer), (command, name)
+    option = next(d for d in info.param_decls if d.startswith("--"))
+    for value in ("nan", "inf", "-99999999999999999999999"):
+        code, out, err = cli(command, option, value)
+        lines = err.strip().splitlines()
+        assert code == 2 and out == "" and len(lines) == 2 and option in lines[0], (command, option, value, err)
