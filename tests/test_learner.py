@@ -253,3 +253,13 @@ def test_context_without_targets_follows_the_both_sides_top_word(cli):
     assert doc["tracked_from"] == "top-1 with both sides"
     assert doc["tracked"] == [both["predictions"][0]["token_str"].strip()]
     assert both["targets"][0]["score"] == pytest.approx(both["predictions"][0]["score"], rel=1e-5)
+
+
+def test_context_over_many_texts_summarises_each_row(cli, tmp_path):
+    path = tmp_path / "texts.txt"
+    path.write_text(f"{BARK}\nThe cat sat on the [MASK].\n")
+    code, table, stderr = cli("fillmask", "--input", path, "--context", "all", "--targets", "dog", "-m", "tiny-mlm")
+    assert code == 0, stderr
+    _, single, _ = cli("fillmask", BARK, "--context", "all", "--targets", "dog", "-m", "tiny-mlm", "--json")
+    views = {v["context"]: v["targets"][0]["score"] for v in json.loads(single)["views"]}
+    assert f"p('dog'): left {views['left']:.1e}, right {views['right']:.3f}" in " ".join(table.split())

@@ -164,8 +164,17 @@ def _attention(result: Any) -> str:
     return f"last layer: {last.special_share:.0%} of attention on special tokens, entropy {last.entropy_bits:.2f} bits"
 
 
+def _context(result: Any) -> str:
+    def probability(value: float) -> str:
+        return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+
+    views = ", ".join(f"{view.context} {probability(view.targets[0].score)}" for view in result.views)
+    return f"p({result.tracked[0]!r}): {views}"
+
+
 _DESCRIBE: dict[str, Callable[[Any], str]] = {
     "FillMaskResult": _fill,
+    "ContextResult": _context,
     "PseudoLikelihoodResult": _pll,
     "CorruptionResult": _corruption,
     "AttributionResult": _attribution,
