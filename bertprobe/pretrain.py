@@ -627,6 +627,7 @@ def prepare_out(out: Path, source: str, restart: bool) -> list[str]:
         raise InputError(f"--out {out} is the --from checkpoint itself: training would overwrite it", hint=hint)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file, not a directory", hint=hint)
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".checkpoint-probe.tmp-{os.getpid()}"
@@ -634,6 +635,9 @@ def prepare_out(out: Path, source: str, restart: bool) -> list[str]:
         probe.unlink()
     except OSError as err:
         raise InputError(f"cannot write to --out {out}: {err.strerror or err}", hint=hint) from None
+    if created:  # the first checkpoint makes it again: a run refused before then leaves no empty --out behind
+        out.rmdir()
+        return []
     removed = remove_strays(out)
     notices = [f"removed {len(removed)} leftover file(s) of an interrupted save in {out}"] if removed else []
     if not checkpoints(out):
@@ -717,7 +721,7 @@ def save_checkpoint(lm: LoadedModel, optimizer: AdamW, out: Path, state: dict[st
     building = out / f".{final.name}.tmp-{os.getpid()}"
     if building.exists():
         shutil.rmtree(building)
-    building.mkdir()
+    building.mkdir(parents=True)
     try:
         _write(building / WEIGHTS_FILE, lambda p: save_file(_weights(lm.model, torch.float32), str(p),
                                                              metadata={"format": "pt"}))  # fmt: skip
