@@ -1,15 +1,86 @@
-"""bertprobe: see how BERT works from the command line."""
+"""bertprobe: see how BERT works from the command line, or from Python.
+
+``bertprobe.load`` loads a model; one function per command runs it and returns the result the command
+renders (``.to_dict()`` is its ``--json`` document, ``.show()`` prints its tables, notebooks show them):
+
+    import bertprobe
+    result = bertprobe.fill("The cat sat on the [MASK].", model="tiny-mlm")
+
+Importing ``bertprobe`` stays light: torch and transformers load on the first call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
 
 __version__ = "0.1.0"
 
+# Commands whose function shares its name with the core module that implements it (``bertprobe.sense`` is
+# both): the module is made callable, so ``bertprobe.sense("bank")`` runs the command and
+# ``from bertprobe import sense`` still gives the module every other part of the package uses.
+_CALLABLE_MODULES = ("score", "sense", "attribute", "attention", "nsp", "cloze")
+_FUNCTIONS = ("fill", "cls_train", "cls_predict")
 
-def load(spec: str = "auto", head: str = "encoder", **options):
+__all__ = ["__version__", "load", *_FUNCTIONS, *_CALLABLE_MODULES]
+
+
+def load(spec: str = "auto", head: str = "encoder", **options: Any) -> Any:
     """Load a model as every command does: ``bertprobe.load("bert-base-uncased", head="mlm")``.
 
     Options: ``revision``, ``device`` (auto|cpu|cuda|mps), ``dtype``, ``offline``. The result's
-    ``backend`` is the contract the commands use. Importing ``bertprobe`` stays light: torch and
-    transformers load on the first call.
+    ``backend`` is the contract the commands use; pass it as ``model=`` to any command function.
+    Importing ``bertprobe`` stays light: torch and transformers load on the first call.
     """
     from bertprobe.models import load as _load
 
     return _load(spec, head, **options)
+
+
+def fill(text: str, **options: Any) -> Any:
+    """``bertprobe fillmask`` in Python; see :func:`bertprobe.api.fill` for the options."""
+    from bertprobe import api
+
+    return api.fill(text, **options)
+
+
+def cls_train(**options: Any) -> Any:
+    """``bertprobe cls-train`` in Python; see :func:`bertprobe.api.cls_train` for the options."""
+    from bertprobe import api
+
+    return api.cls_train(**options)
+
+
+def cls_predict(probe_dir: Any, texts: Any, **options: Any) -> Any:
+    """``bertprobe cls-predict`` in Python; see :func:`bertprobe.api.cls_predict` for the options."""
+    from bertprobe import api
+
+    return api.cls_predict(probe_dir, texts, **options)
+
+
+class _CommandModule(types.ModuleType):
+    """A core module that, called, runs its command through ``bertprobe.api``."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from bertprobe import api
+
+        return getattr(api, self.__name__.rsplit(".", 1)[-1])(*args, **kwargs)
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The import system binds each submodule on its package: make the command modules callable there.
+        if name in _CALLABLE_MODULES and type(value) is types.ModuleType:
+            value.__class__ = _CommandModule
+        super().__setattr__(name, value)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CALLABLE_MODULES:  # bertprobe.sense(...) before anything imported bertprobe.sense
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+sys.modules[__name__].__class__ = _Package

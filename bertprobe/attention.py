@@ -15,6 +15,7 @@ from bertprobe.errors import InputError
 from bertprobe.features import encode_checked
 from bertprobe.layers import resolve_head, resolve_layer
 from bertprobe.models import LoadedModel
+from bertprobe.results import Rendered
 
 
 @dataclass
@@ -29,7 +30,7 @@ class LayerSummary:
 
 
 @dataclass
-class AttentionResult:
+class AttentionResult(Rendered):
     model: str
     revision: str | None
     text: str

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from bertprobe.errors import InputError, MaskError, TextTooLongError
 from bertprobe.models import LoadedModel
+from bertprobe.results import Rendered
 from bertprobe.tokenizer import Encoding
 
 BASELINES = ("pad", "mask", "zero")
@@ -134,7 +135,7 @@ class Faithfulness:
 
 
 @dataclass
-class AttributionResult:
+class AttributionResult(Rendered):
     model: str
     revision: str | None
     source: str

@@ -22,6 +22,7 @@ from bertprobe.errors import BertprobeError, DataError
 from bertprobe.fillmask import masked_logits, require_masks
 from bertprobe.models import LoadedModel
 from bertprobe.records import lines, read_text
+from bertprobe.results import Rendered
 
 
 @dataclass
@@ -34,7 +35,7 @@ class ClozeItem:
 
 
 @dataclass
-class ClozeResult:
+class ClozeResult(Rendered):
     model: str
     revision: str | None
     top_k: int

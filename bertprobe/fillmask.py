@@ -30,6 +30,7 @@ from bertprobe.cls_origin import ClsOrigin
 from bertprobe.errors import InputError, MaskError, TextTooLongError
 from bertprobe.features import encode_checked
 from bertprobe.models import LoadedModel
+from bertprobe.results import Rendered
 from bertprobe.tokenizer import Encoding
 
 MASK_SPELLING = "[MASK]"
@@ -143,7 +144,7 @@ class JointDecoding:
 
 
 @dataclass
-class FillMaskResult:
+class FillMaskResult(Rendered):
     model: str
     revision: str | None
     source: str
@@ -205,7 +206,7 @@ class RecoveryRow:
 
 
 @dataclass
-class CorruptionResult:
+class CorruptionResult(Rendered):
     model: str
     revision: str | None
     source: str
@@ -253,7 +254,7 @@ class WordLikelihood:
 
 
 @dataclass
-class PseudoLikelihoodResult:
+class PseudoLikelihoodResult(Rendered):
     model: str
     revision: str | None
     source: str
@@ -1012,7 +1013,7 @@ class ContextView:
 
 
 @dataclass
-class ContextResult:
+class ContextResult(Rendered):
     model: str
     revision: str | None
     source: str

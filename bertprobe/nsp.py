@@ -18,6 +18,7 @@ from bertprobe.features import Progress, batches, encode_all, pad_batch
 from bertprobe.models import LoadedModel
 from bertprobe.records import lines as text_lines
 from bertprobe.records import read_rows, read_text
+from bertprobe.results import Rendered
 
 _TRUE = {"1", "true", "yes", "next", "is_next", "isnext"}
 _FALSE = {"0", "false", "no", "random", "not_next", "notnext"}
@@ -38,7 +39,7 @@ class ScoredPair:
 
 
 @dataclass
-class NspResult:
+class NspResult(Rendered):
     model: str
     revision: str | None
     source: str  # "arguments", the pairs file, or the shuffled text file

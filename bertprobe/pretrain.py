@@ -47,6 +47,7 @@ from bertprobe.errors import ArtifactError, BertprobeError, DataError, InputErro
 from bertprobe.features import pad_ids
 from bertprobe.models import LoadedModel
 from bertprobe.records import read_text
+from bertprobe.results import Rendered
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -109,7 +110,7 @@ class TrainStatus:
 
 
 @dataclass
-class PretrainResult:
+class PretrainResult(Rendered):
     model: str
     revision: str | None
     source: str

@@ -28,6 +28,7 @@ from typing import Any
 from bertprobe.atomic import atomic_directory, crash_point, recover_directory
 from bertprobe.errors import ArtifactError, DataError, InputError
 from bertprobe.layers import resolve_layer
+from bertprobe.results import Rendered
 
 PROBE_FORMAT = "bertprobe-probe"
 PROBE_VERSION = 2  # 2: probe.json records the weights' SHA-256
@@ -417,7 +418,7 @@ class DataSummary:
 
 
 @dataclass
-class ProbeResult:
+class ProbeResult(Rendered):
     """A [CLS] (or other pooled) linear probe: how well it does, next to its alternatives."""
 
     model: str
@@ -760,7 +761,7 @@ class TextPrediction:
 
 
 @dataclass
-class PredictResult:
+class PredictResult(Rendered):
     """Labels and class probabilities a saved probe gives each text."""
 
     model: str

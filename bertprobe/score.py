@@ -23,6 +23,7 @@ from typing import Any
 
 from bertprobe.errors import InputError, MaskError, TextTooLongError
 from bertprobe.models import LoadedModel
+from bertprobe.results import Rendered
 
 METRICS = ("original", "within-word-l2r")
 UNK_CHOICES = ("skip", "score")
@@ -54,7 +55,7 @@ class TokenScore:
 
 
 @dataclass
-class SentenceScore:
+class SentenceScore(Rendered):
     model: str
     revision: str | None
     source: str
@@ -105,7 +106,7 @@ class GroupAccuracy:
 
 
 @dataclass
-class PairsResult:
+class PairsResult(Rendered):
     model: str
     revision: str | None
     source: str

@@ -24,6 +24,7 @@ from typing import Any
 from bertprobe.errors import DataError, InputError
 from bertprobe.layers import resolve_layer
 from bertprobe.models import LoadedModel
+from bertprobe.results import Rendered
 
 POOLINGS = ("mean", "first", "last")
 DATA_FILE = Path(__file__).parent / "data" / "senses.jsonl"
@@ -50,7 +51,7 @@ class SenseSet:
 
 
 @dataclass
-class SenseCatalog:
+class SenseCatalog(Rendered):
     """The built-in sense-labelled sentence sets."""
 
     model: str | None
@@ -106,7 +107,7 @@ class SenseBalance:
 
 
 @dataclass
-class SenseResult:
+class SenseResult(Rendered):
     model: str
     revision: str | None
     source: str

@@ -119,16 +119,11 @@ def attribute_cli(
     Example: bertprobe attribute "The cat sat on the [MASK]." --target mat
     """
     from bertprobe import render
+    from bertprobe.api import check_attribute_question, probe_model
     from bertprobe.attribute import AttributionSettings, attribute_fill_mask, attribute_probe
     from bertprobe.errors import InputError
 
-    if probe is not None and target is not None:
-        raise InputError(
-            "--probe and --target ask two different questions",
-            hint="Use --probe DIR [--label L] for a probe's class, or --target WORD for the word at a [MASK].",
-        )
-    if label is not None and probe is None:
-        raise InputError("--label names a probe class, but no --probe was given", hint="Add --probe DIR.")
+    check_attribute_question(probe, target, label)
     settings = AttributionSettings(
         method=method.value,
         baseline=baseline.value,
@@ -152,10 +147,7 @@ def attribute_cli(
         from bertprobe.probe import load_probe
 
         saved = load_probe(probe)
-        if common.model == "auto":
-            # A probe reads one model's features only: default to it rather than to bert-base-uncased.
-            common.model = saved.default_model_spec()
-            common.revision = common.revision or saved.revision
+        common.model, common.revision = probe_model(common.model, common.revision, saved)
         lm = common.load("encoder")
         with render.progress_bar("attributing", enabled=show_progress) as progress:
             result = attribute_probe(lm, text, saved, label=label, settings=settings, progress=progress)
@@ -200,12 +192,11 @@ def _many(
     )
     saved = None
     if probe is not None:
+        from bertprobe.api import probe_model
         from bertprobe.probe import load_probe
 
         saved = load_probe(probe)
-        if common.model == "auto":
-            common.model = saved.default_model_spec()
-            common.revision = common.revision or saved.revision
+        common.model, common.revision = probe_model(common.model, common.revision, saved)
 
     def problem(lm: Any) -> inputs.Problem:
         return inputs.mask_problem(lm, wanted=True) if saved is None else inputs.length_problem(lm)

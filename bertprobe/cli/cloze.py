@@ -35,13 +35,9 @@ def cloze_cli(
     Example: bertprobe cloze --set heldout --model bert-base-uncased
     """
     from bertprobe import cloze, render
-    from bertprobe.errors import InputError
+    from bertprobe.api import cloze_items
 
-    if cloze_set not in cloze.SETS:
-        raise InputError(f"--set {cloze_set!r} is not one of {', '.join(cloze.SETS)}", hint="e.g. --set heldout")
-    if data is not None and cloze_set != "builtin":
-        raise InputError("give --data or --set, not both", hint="--data FILE scores your own sentences.")
-    items = cloze.read_items(data) if data else cloze.builtin_items(cloze_set)
+    items, name = cloze_items(data, cloze_set)
     lm = common.load("mlm")
-    result = cloze.evaluate(lm, items, top_k=top_k, cloze_set=str(data) if data else cloze_set)
+    result = cloze.evaluate(lm, items, top_k=top_k, cloze_set=name)
     render.show(result, json=common.json, seed=common.seed)

@@ -129,16 +129,17 @@ def fillmask_cli(
     Example: bertprobe fillmask "The cat sat on the mat." --mode bert --samples 20
     """
     from bertprobe import render
+    from bertprobe.api import fill_mode, fill_targets
     from bertprobe.fillmask import fill
 
-    chosen = mode.value if mode is not None else ("word" if mask_word is not None else "single")
+    chosen = fill_mode(mode.value if mode is not None else None, mask_word)
     if input_file is not None or out is not None or text is None:
         options = dict(
             mask_word=mask_word,
             occurrence=occurrence,
             decode=decode.value,
             beam=beam,
-            targets=[targets] if targets is not None else None,
+            targets=fill_targets(targets),
             show_cls=show_cls,
             rate=rate,
             samples=samples,
@@ -168,7 +169,7 @@ def fillmask_cli(
             occurrence=occurrence,
             decode=decode.value,
             beam=beam,
-            targets=[targets] if targets is not None else None,
+            targets=fill_targets(targets),
             show_cls=show_cls,
             rate=rate,
             samples=samples,

@@ -51,14 +51,10 @@ def nsp_cli(
     Example: bertprobe nsp "I was hungry." "So I made a sandwich."
     """
     from bertprobe import nsp, render
+    from bertprobe.api import check_nsp_sources, nsp_pairs
     from bertprobe.errors import InputError
 
-    given = sum(x is not None for x in (pairs, shuffle, input_file)) + (first is not None)
-    if given != 1 or (first is not None and second is None):
-        raise InputError(
-            "give two sentences, or --pairs FILE, or --shuffle FILE, or --input FILE (exactly one of them)",
-            hint='e.g. bertprobe nsp "I was hungry." "So I made a sandwich."',
-        )
+    check_nsp_sources(first, second, pairs, shuffle, input_file)
     if input_file is not None or out is not None:
         if pairs is not None or shuffle is not None:
             raise InputError(
@@ -67,14 +63,7 @@ def nsp_cli(
         refuse_table_options(explain=explain)
         _many(common, first, second, input_file, on_bad.value, out, show)
         return
-    if pairs is not None:
-        pair_list, truth, lines = nsp.read_pairs(pairs)
-        source, mode = str(pairs), "pairs"
-    elif shuffle is not None:
-        pair_list, truth = nsp.shuffled_pairs(nsp.read_sentences(shuffle), common.seed)
-        lines, source, mode = None, str(shuffle), "shuffle"
-    else:
-        pair_list, truth, lines, source, mode = [(first, second)], None, None, "arguments", "pairs"
+    pair_list, truth, lines, source, mode = nsp_pairs(first, second, pairs, shuffle, common.seed)
     lm = common.load("nsp")
     with render.progress_bar("NSP", enabled=not common.json and len(pair_list) > 64) as progress:
         result = nsp.score(lm, pair_list, truth, lines, source=source, mode=mode, progress=progress)

@@ -124,26 +124,22 @@ def cls_train_cli(
 
     Example: bertprobe cls-train --data examples/sentiment.csv --model minilm --sweep
     """
-    from bertprobe import datasets, render
-    from bertprobe.errors import InputError
+    from bertprobe import render
+    from bertprobe.api import training_split
     from bertprobe.probe import cls_train
 
-    if (task is None) == (data is None):
-        raise InputError(
-            "give either --task or --data" if task is None else "give --task or --data, not both",
-            hint="e.g. --task sst2, or --data examples/sentiment.csv",
-        )
-    if data_dir is not None and task is None:
-        raise InputError("--data-dir goes with --task", hint="e.g. --task sst2 --data-dir SST-2/")
-    if eval_data is not None and data is None:
-        raise InputError("--eval-data goes with --data", hint="e.g. --data train.csv --eval-data dev.csv")
-    if task is not None:
-        split = datasets.load_task(task.value, data_dir, common.offline)
-    else:
-        split = datasets.load_files(data, eval_data, text_column, label_column, test_size, common.seed)
-    if max_train is not None and max_train < len(split.train):
-        split.train = datasets.subsample(split.train, max_train, common.seed)
-        split.source += f"; {max_train} training rows sampled (stratified, seed {common.seed})"
+    split = training_split(
+        task.value if task is not None else None,
+        data_dir,
+        data,
+        eval_data,
+        text_column,
+        label_column,
+        test_size,
+        max_train,
+        common.seed,
+        common.offline,
+    )
     lm = common.load("encoder")
     result = cls_train(
         lm,
@@ -188,13 +184,12 @@ def cls_predict_cli(
     Example: bertprobe cls-predict runs/sentiment "a gripping, funny film" "a tedious mess"
     """
     from bertprobe import render
+    from bertprobe.api import probe_model
     from bertprobe.probe import load_probe, predict
 
     probe = load_probe(probe_dir)
     probe.check_reading(layer, pool.value if pool is not None else None)
-    if common.model == "auto":
-        common.model = probe.default_model_spec()
-        common.revision = common.revision or probe.revision
+    common.model, common.revision = probe_model(common.model, common.revision, probe)
     lm = common.load("encoder")
     result = predict(lm, probe, texts, batch_size=batch_size)
     for message in result.notices:

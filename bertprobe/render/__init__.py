@@ -299,3 +299,13 @@ class progress_bar:  # used like a function: ``with progress_bar("...") as updat
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
             self._progress.__exit__(*exc)
+
+
+def html(result: Any, width: int = 100, **view: Any) -> str:
+    """A result's Rich view as one HTML fragment (notebooks): every text escaped, styles inline."""
+    import io
+
+    module = importlib.import_module("bertprobe.render." + type(result).__module__.rsplit(".", 1)[-1])
+    console = SafeConsole(file=io.StringIO(), record=True, width=width, highlight=False, color_system="truecolor")
+    module.RENDERERS[type(result).__name__](result, console, **view)
+    return console.export_html(inline_styles=True, code_format='<pre style="font-family:monospace">{code}</pre>')

@@ -1,0 +1,655 @@
+"""The Python API: one function per command, returning the result object the command renders.
+
+``bertprobe.fill("The cat sat on the [MASK].", model="tiny-mlm")`` runs what
+``bertprobe fillmask "The cat sat on the [MASK]." --model tiny-mlm`` runs, through the same core
+functions, and returns its result: ``.to_dict()`` is the document ``--json`` prints, ``.show()`` prints
+the tables, and a notebook shows them as HTML. Arguments have the CLI options' names and defaults;
+``model`` is a spec (``"auto"``, a bundled name, a directory, a hub id) or a model from
+``bertprobe.load``. User errors raise the exceptions of ``bertprobe.errors`` (each with a ``.hint``).
+
+The argument preparation the CLI shares with these functions lives here too (``fill_mode``,
+``training_split``, ``nsp_pairs``, ``cloze_items``, ...), so the two cannot drift apart. Nothing heavy is
+imported at the top: ``import bertprobe`` and ``bertprobe --help`` stay free of torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bertprobe.errors import InputError
+
+SEED_MAX = 2**32 - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# argument preparation shared with the CLI
+
+
+def fill_mode(mode: str | None, mask_word: str | None) -> str:
+    """fillmask's mode: the one given, else ``word`` when a word to mask is given, else ``single``."""
+    return mode if mode is not None else ("word" if mask_word is not None else "single")
+
+
+def fill_targets(targets: str | Sequence[str] | None) -> list[str] | None:
+    """``--targets`` as the core takes it: a list of comma-separated word lists."""
+    if targets is None:
+        return None
+    return [targets] if isinstance(targets, str) else list(targets)
+
+
+def probe_model(model: Any, revision: str | None, saved: Any) -> tuple[Any, str | None]:
+    """A probe reads one model's features only: ``auto`` means that model (and its revision)."""
+    if isinstance(model, str) and model == "auto":
+        return saved.default_model_spec(), revision or saved.revision
+    return model, revision
+
+
+def check_attribute_question(probe: Any, target: str | None, label: str | None) -> None:
+    """``attribute`` explains either a probe's class or the word at a [MASK], not both."""
+    if probe is not None and target is not None:
+        raise InputError(
+            "--probe and --target ask two different questions",
+            hint="Use --probe DIR [--label L] for a probe's class, or --target WORD for the word at a [MASK].",
+        )
+    if label is not None and probe is None:
+        raise InputError("--label names a probe class, but no --probe was given", hint="Add --probe DIR.")
+
+
+def training_split(
+    task: str | None,
+    data_dir: Path | None,
+    data: Path | None,
+    eval_data: Path | None,
+    text_column: str | None,
+    label_column: str | None,
+    test_size: float,
+    max_train: int | None,
+    seed: int,
+    offline: bool,
+) -> Any:
+    """The train / evaluation split ``cls-train`` reads: a known task or the user's files, maybe subsampled."""
+    from bertprobe import datasets
+
+    if (task is None) == (data is None):
+        raise InputError(
+            "give either --task or --data" if task is None else "give --task or --data, not both",
+            hint="e.g. --task sst2, or --data examples/sentiment.csv",
+        )
+    if data_dir is not None and task is None:
+        raise InputError("--data-dir goes with --task", hint="e.g. --task sst2 --data-dir SST-2/")
+    if eval_data is not None and data is None:
+        raise InputError("--eval-data goes with --data", hint="e.g. --data train.csv --eval-data dev.csv")
+    if task is not None:
+        split = datasets.load_task(task, data_dir, offline)
+    else:
+        split = datasets.load_files(data, eval_data, text_column, label_column, test_size, seed)
+    if max_train is not None and max_train < len(split.train):
+        split.train = datasets.subsample(split.train, max_train, seed)
+        split.source += f"; {max_train} training rows sampled (stratified, seed {seed})"
+    return split
+
+
+def nsp_pairs(
+    first: str | None, second: str | None, pairs: Path | None, shuffle: Path | None, seed: int
+) -> tuple[list[tuple[str, str]], Any, Any, str, str]:
+    """The sentence pairs ``nsp`` scores: (pairs, truth, line numbers, source, mode)."""
+    from bertprobe import nsp
+
+    if pairs is not None:
+        pair_list, truth, lines = nsp.read_pairs(pairs)
+        return pair_list, truth, lines, str(pairs), "pairs"
+    if shuffle is not None:
+        pair_list, truth = nsp.shuffled_pairs(nsp.read_sentences(shuffle), seed)
+        return pair_list, truth, None, str(shuffle), "shuffle"
+    return [(first or "", second or "")], None, None, "arguments", "pairs"
+
+
+def check_nsp_sources(first: Any, second: Any, *others: Any) -> None:
+    """``nsp`` takes two sentences or one file option, exactly one of them."""
+    given = sum(x is not None for x in others) + (first is not None)
+    if given != 1 or (first is not None and second is None):
+        raise InputError(
+            "give two sentences, or --pairs FILE, or --shuffle FILE, or --input FILE (exactly one of them)",
+            hint='e.g. bertprobe nsp "I was hungry." "So I made a sandwich."',
+        )
+
+
+def cloze_items(data: Path | None, cloze_set: str) -> tuple[list[dict], str]:
+    """The cloze sentences (a built-in set or the user's jsonl) and the name results carry for them."""
+    from bertprobe import cloze
+
+    if cloze_set not in cloze.SETS:
+        raise InputError(f"--set {cloze_set!r} is not one of {', '.join(cloze.SETS)}", hint="e.g. --set heldout")
+    if data is not None and cloze_set != "builtin":
+        raise InputError("give --data or --set, not both", hint="--data FILE scores your own sentences.")
+    items = cloze.read_items(data) if data else cloze.builtin_items(cloze_set)
+    return items, str(data) if data else cloze_set
+
+
+# ---------------------------------------------------------------------------------------------
+# what the CLI's option parsers check, for callers that skip them
+
+
+def _count(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if value is None:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
+    if not ok:
+        bound = f"at least {low}" if high is None else f"{low} to {high}"
+        raise InputError(f"{name}={value!r} is not a whole number {bound}", hint=f"Pass {name} as an int, {bound}.")
+
+
+def _real(name: str, value: Any, low: float, high: float) -> None:
+    if value is None:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not low < value < high:
+        raise InputError(f"{name}={value!r} is not a number in ({low:g}, {high:g})", hint=f"e.g. {name}=0.15")
+
+
+def _choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    if value is not None and value not in choices:
+        raise InputError(f"{name}={value!r} is not one of {', '.join(choices)}", hint=f"e.g. {name}={choices[0]!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the model every function runs on, and what results carry
+
+
+def _model(model: Any, head: str, revision: str | None, device: str, dtype: str, offline: bool, seed: int) -> Any:
+    """Seed, then load ``model`` for ``head`` (or reuse a model from ``bertprobe.load``) as the CLI does."""
+    from bertprobe import models
+    from bertprobe.models.spec import DEVICES, DTYPES
+    from bertprobe.seeding import seed_everything
+
+    _count("seed", seed, 0, SEED_MAX)
+    _choice("device", device, DEVICES)
+    _choice("dtype", dtype, DTYPES)
+    seed_everything(seed)
+    if isinstance(model, models.LoadedModel):
+        if model.head == head:
+            return model
+        # Same checkpoint, the head this command needs (the loader refuses one the checkpoint lacks).
+        return models.load(model.name, head, model.revision, device, dtype, offline)
+    if not isinstance(model, str):
+        raise InputError(
+            f"model={model!r} is neither a model name nor a model from bertprobe.load",
+            hint='e.g. model="tiny-mlm", or model=bertprobe.load("minilm")',
+        )
+    lm = models.load(model, head, revision, device, dtype, offline)
+    if lm.notices:
+        from bertprobe import render
+
+        for notice in lm.notices:
+            render.notice(notice)
+    return lm
+
+
+def _done(result: Any, lm: Any, seed: int) -> Any:
+    """Print the result's own notices on stderr as the CLI does, and keep the seed for ``to_dict``."""
+    fresh = [n for n in getattr(result, "notices", []) or [] if n not in lm.notices]
+    if fresh:
+        from bertprobe import render
+
+        for notice in fresh:
+            render.notice(notice)
+    object.__setattr__(result, "_bertprobe_seed", seed)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# one function per command
+
+
+def fill(
+    text: str,
+    *,
+    mode: str | None = None,
+    top_k: int = 5,
+    mask_word: str | None = None,
+    occurrence: int | None = None,
+    decode: str = "independent",
+    beam: int = 5,
+    targets: str | Sequence[str] | None = None,
+    show_cls: bool = False,
+    rate: float | None = None,
+    samples: int | None = None,
+    replace: str | None = None,
+    context: str | None = None,
+    model: Any = "auto",
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    offline: bool = False,
+    seed: int = 0,
+) -> Any:
+    """``bertprobe fillmask``: the words behind each [MASK], or BERT's pretraining masking of a text."""
+    from bertprobe.fillmask import DECODES, MODES, REPLACE_PROBS, parse_contexts
+    from bertprobe.fillmask import fill as fill_core
+
+    _choice("mode", mode, MODES)
+    _choice("decode", decode, DECODES)
+    _choice("replace", replace, tuple(REPLACE_PROBS))
+    _count("top_k", top_k, 1, 100_000)
+    _count("beam", beam, 1, 50)
+    _count("occurrence", occurrence, 1)
+    _count("samples", samples, 1, 1000)
+    _real("rate", rate, 0, 1 + 1e-12)
+    if context is not None:
+        parse_contexts(context)  # a misspelt view is refused before the model loads
+    lm = _model(model, "mlm", revision, device, dtype, offline, seed)
+    result = fill_core(
+        lm,
+        text,
+        fill_mode(mode, mask_word),
+        top_k,
+        mask_word=mask_word,
+        occurrence=occurrence,
+        decode=decode,
+        beam=beam,
+        targets=fill_targets(targets),
+        show_cls=show_cls,
+        rate=rate,
+        samples=samples,
+        replace=replace,
+        seed=seed,
+        context=context,
+    )
+    return _done(result, lm, seed)
+
+
+def score(
+    texts: str | Sequence[str] | None = None,
+    *,
+    pairs: str | Path | None = None,
+    group_column: str | None = None,
+    metric: str = "original",
+    unk: str = "skip",
+    batch_size: int = 4096,
+    model: Any = "auto",
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    offline: bool = False,
+    seed: int = 0,
+) -> Any:
+    """``bertprobe score``: a text's pseudo-log-likelihood (a list of texts: a list of results), or with
+    ``pairs=FILE`` the minimal-pair accuracy."""
+    from bertprobe import inputs
+    from bertprobe.score import check_options, score_texts, text_problem
+
+    check_options(metric, unk, batch_size)
+    if pairs is not None:
+        if texts is not None:
+            raise InputError("pairs= reads its own sentences: leave out texts", hint="e.g. score(pairs='blimp.jsonl')")
+        return _pairs(Path(pairs), group_column, metric, unk, batch_size, model, revision, device, dtype, offline, seed)
+    if group_column is not None:
+        raise InputError("group_column applies to pairs=", hint="e.g. score(pairs='pairs.csv', group_column='UID')")
+    if texts is None or (not isinstance(texts, str) and not texts):
+        raise InputError("no text given", hint='e.g. bertprobe.score("The cat sat on the mat.")')
+    one = isinstance(texts, str)
+    listed = [texts] if isinstance(texts, str) else list(texts)
+    lm = _model(model, "mlm", revision, device, dtype, offline, seed)
+    inputs.TextSource(listed).check(text_problem(lm, metric, unk), "stop")
+    labels = [f"text {n}" for n in range(1, len(listed) + 1)]
+    results = [_done(r, lm, seed) for r in score_texts(lm, listed, metric, unk, batch_size, None, labels)]
+    return results[0] if one else results
+
+
+def _pairs(
+    path: Path,
+    group_column: str | None,
+    metric: str,
+    unk: str,
+    batch_size: int,
+    model: Any,
+    revision: str | None,
+    device: str,
+    dtype: str,
+    offline: bool,
+    seed: int,
+) -> Any:
+    from bertprobe import inputs
+    from bertprobe.score import MinimalPair, pairs_result, score_texts, text_problem
+
+    columns = inputs.Columns(
+        text=("sentence_good", "good"),
+        pair=("sentence_bad", "bad"),
+        group=(group_column,) if group_column else ("phenomenon", "UID", "linguistics_term"),
+        group_required=group_column is not None,
+        option="--pairs",
+    )
+    with inputs.TextSource(path=path, columns=columns) as source:
+        lm = _model(model, "mlm", revision, device, dtype, offline, seed)
+        single = text_problem(lm, metric, unk)
+
+        def problem(item: inputs.InputText) -> tuple[str | None, int]:
+            reason, work = single(item)
+            if reason is None and item.pair is not None:
+                reason, more = single(inputs.InputText(item.index, item.line, item.pair))
+                return (None if reason is None else f"bad sentence: {reason}"), work + more
+            return (None if reason is None else f"good sentence: {reason}"), work
+
+        checked = source.check(problem, "stop")
+        pair_list: list[MinimalPair] = []
+        scores: list[Any] = []
+        for items in source.chunks(checked):
+            texts = [t for i in items for t in (i.text, i.pair or "")]
+            labels = [f"{source.label}, line {i.line} ({side})" for i in items for side in ("good", "bad")]
+            scores.extend(score_texts(lm, texts, metric, unk, batch_size, None, labels))
+            pair_list.extend(MinimalPair(i.text, i.pair or "", i.group, i.index, i.line) for i in items)
+    found = source.found[2] if source.found else None
+    result = pairs_result(lm, pair_list, scores, metric, unk, str(path), found, [])
+    return _done(result, lm, seed)
+
+
+def sense(
+    word: str | None = None,
+    *,
+    sentence: Sequence[str] | None = None,
+    sentences: str | Path | None = None,
+    pool: str = "mean",
+    occurrence: int | None = None,
+    layer: int | None = None,
+    clusters: int | None = None,
+    centred: bool = False,
+    plot: str | Path | None = None,
+    list_sets: bool = False,
+    batch_size: int = 32,
+    model: Any = "auto",
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    offline: bool = False,
+    seed: int = 0,
+) -> Any:
+    """``bertprobe sense``: how one word's contextual vectors separate by sense, layer by layer
+    (``list_sets=True``: the built-in sense sets)."""
+    from bertprobe import sense as core
+
+    if list_sets:
+        spec = model.name if not isinstance(model, str) else model
+        result = core.catalog(spec, revision)
+        object.__setattr__(result, "_bertprobe_seed", seed)
+        return result
+    _choice("pool", pool, core.POOLINGS)
+    _count("occurrence", occurrence, 1)
+    _count("clusters", clusters, 2, 10_000)
+    _count("batch_size", batch_size, 1)
+    if plot is not None:
+        from bertprobe import render
+
+        render.check_plot_path(plot)
+    if isinstance(sentence, str):
+        sentence = [sentence]
+    word, labelled, origin = core.collect(word, sentence or (), Path(sentences) if sentences is not None else None)
+    lm = _model(model, "encoder", revision, device, dtype, offline, seed)
+    result = core.probe(
+        lm,
+        word,
+        labelled,
+        pool=pool,
+        occurrence=occurrence,
+        layer=layer,
+        clusters=clusters,
+        seed=seed,
+        origin=origin,
+        centred=centred,
+        batch_size=batch_size,
+    )
+    if plot is not None:
+        from bertprobe.render import sense as sense_render
+
+        sense_render.plot(result, Path(plot))
+    return _done(result, lm, seed)
+
+
+def cls_train(
+    *,
+    task: str | None = None,
+    data_dir: str | Path | None = None,
+    data: str | Path | None = None,
+    eval_data: str | Path | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    test_size: float = 0.2,
+    layer: int | None = None,
+    pool: str = "cls",
+    C: float | None = 1.0,  # the CLI's --C, scikit-learn's name
+    max_train: int | None = None,
+    max_length: int | None = None,
+    batch_size: int = 32,
+    sweep: bool = False,
+    control: bool | None = None,
+    out: str | Path | None = None,
+    no_cache: bool = False,
+    model: Any = "auto",
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    offline: bool = False,
+    seed: int = 0,
+) -> Any:
+    """``bertprobe cls-train``: a logistic-regression probe on frozen sentence vectors, and how good it is."""
+    from bertprobe import cls_origin
+    from bertprobe.features import POOLINGS
+    from bertprobe.probe import cls_train as train
+
+    _choice("pool", pool, tuple(POOLINGS))
+    _real("test_size", test_size, 0, 1)
+    _count("max_train", max_train, 1)
+    _count("max_length", max_length, 2)
+    _count("batch_size", batch_size, 1)
+    if C is not None and not (isinstance(C, (int, float)) and math.isfinite(C) and C > 0):
+        raise InputError(f"C={C!r} is not a positive number or None (cross-validated)", hint="e.g. C=0.1")
+    split = training_split(
+        task,
+        Path(data_dir) if data_dir is not None else None,
+        Path(data) if data is not None else None,
+        Path(eval_data) if eval_data is not None else None,
+        text_column,
+        label_column,
+        test_size,
+        max_train,
+        seed,
+        offline,
+    )
+    lm = _model(model, "encoder", revision, device, dtype, offline, seed)
+    result = train(
+        lm,
+        split,
+        layer=layer,
+        pooling=pool,
+        C=C,
+        max_length=max_length,
+        batch_size=batch_size,
+        sweep=sweep,
+        control=sweep if control is None else control,
+        seed=seed,
+        use_cache=not no_cache,
+        out=Path(out) if out is not None else None,
+        task=task,
+    )
+    result.cls_origin = cls_origin.of(lm)
+    return _done(result, lm, seed)
+
+
+def cls_predict(
+    probe_dir: str | Path,
+    texts: str | Sequence[str],
+    *,
+    layer: int | None = None,
+    pool: str | None = None,
+    batch_size: int = 32,
+    model: Any = "auto",
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    offline: bool = False,
+    seed: int = 0,
+) -> Any:
+    """``bertprobe cls-predict``: label texts with a saved probe (``model="auto"``: the probe's own model)."""
+    from bertprobe.probe import load_probe, predict
+
+    _count("batch_size", batch_size, 1)
+    saved = load_probe(Path(probe_dir))
+    saved.check_reading(layer, pool)
+    model, revision = probe_model(model, revision, saved)
+    lm = _model(model, "encoder", revision, device, dtype, offline, seed)
+    result = predict(lm, saved, [texts] if isinstance(texts, str) else list(texts), batch_size=batch_size)
+    return _done(result, lm, seed)
+
+
+def attribute(
+    text: str,
+    *,
+    probe: str | Path | None = None,
+    label: str | None = None,
+    target: str | None = None,
+    mask: int = 1,
+    method: str = "ig",
+    baseline: str = "pad",
+    steps: int | None = None,
+    auto_steps: bool = False,
+    max_steps: int | None = None,
+    internal_batch_size: int | None = None,
+    faithfulness: bool = True,
+    random_orders: int | None = None,
+    html: str | Path | None = None,
+    model: Any = "auto",
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    offline: bool = False,
+    seed: int = 0,
+) -> Any:
+    """``bertprobe attribute``: which input tokens drive a fill-mask prediction or a saved probe's class."""
+    from bertprobe.attribute import (
+        BASELINES,
+        DEFAULT_MAX_STEPS,
+        DEFAULT_RANDOM_ORDERS,
+        DEFAULT_STEPS,
+        METHODS,
+        AttributionSettings,
+        attribute_fill_mask,
+        attribute_probe,
+    )
+
+    check_attribute_question(probe, target, label)
+    _choice("method", method, tuple(METHODS))
+    _choice("baseline", baseline, tuple(BASELINES))
+    _count("mask", mask, 1)
+    _count("steps", steps, 1, 10_000)
+    _count("max_steps", max_steps, 1, 10_000)
+    _count("internal_batch_size", internal_batch_size, 1)
+    _count("random_orders", random_orders, 1, 1000)
+    settings = AttributionSettings(
+        method=method,
+        baseline=baseline,
+        steps=DEFAULT_STEPS if steps is None else steps,
+        auto_steps=auto_steps,
+        max_steps=DEFAULT_MAX_STEPS if max_steps is None else max_steps,
+        internal_batch_size=internal_batch_size,
+        faithfulness=faithfulness,
+        random_orders=DEFAULT_RANDOM_ORDERS if random_orders is None else random_orders,
+        seed=seed,
+    )
+    if probe is not None:
+        from bertprobe.probe import load_probe
+
+        saved = load_probe(Path(probe))
+        model, revision = probe_model(model, revision, saved)
+        lm = _model(model, "encoder", revision, device, dtype, offline, seed)
+        result = attribute_probe(lm, text, saved, label=label, settings=settings)
+    else:
+        lm = _model(model, "mlm", revision, device, dtype, offline, seed)
+        result = attribute_fill_mask(lm, text, target=target, mask=mask, settings=settings)
+    if html is not None:
+        from bertprobe.render.attribute import write_html
+
+        write_html(result, Path(html))
+    return _done(result, lm, seed)
+
+
+def attention(
+    text: str,
+    *,
+    layer: int | None = None,
+    head: int | None = None,
+    plot: str | Path | None = None,
+    model: Any = "auto",
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    offline: bool = False,
+    seed: int = 0,
+) -> Any:
+    """``bertprobe attention``: where attention goes, layer by layer."""
+    from bertprobe import attention as core
+
+    _count("head", head, 1, 10_000)
+    if plot is not None:
+        from bertprobe import render
+
+        render.check_plot_path(plot)  # before the model work, not after
+    lm = _model(model, "encoder", revision, device, dtype, offline, seed)
+    result = core.attention(lm, text, layer=layer, head=head)
+    if plot is not None:
+        from bertprobe.render.attention import plot as plot_attention
+
+        plot_attention(result, Path(plot))
+    return _done(result, lm, seed)
+
+
+def nsp(
+    first: str | None = None,
+    second: str | None = None,
+    *,
+    pairs: str | Path | None = None,
+    shuffle: str | Path | None = None,
+    model: Any = "auto",
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    offline: bool = False,
+    seed: int = 0,
+) -> Any:
+    """``bertprobe nsp``: the probability BERT's NSP head gives that the second sentence follows the first."""
+    from bertprobe import nsp as core
+
+    check_nsp_sources(first, second, pairs, shuffle)
+    pair_list, truth, lines, source, mode = nsp_pairs(
+        first,
+        second,
+        Path(pairs) if pairs is not None else None,
+        Path(shuffle) if shuffle is not None else None,
+        seed,
+    )
+    lm = _model(model, "nsp", revision, device, dtype, offline, seed)
+    result = core.score(lm, pair_list, truth, lines, source=source, mode=mode)
+    return _done(result, lm, seed)
+
+
+def cloze(
+    data: str | Path | None = None,
+    *,
+    cloze_set: str = "builtin",
+    top_k: int = 5,
+    model: Any = "auto",
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    offline: bool = False,
+    seed: int = 0,
+) -> Any:
+    """``bertprobe cloze``: how often the masked LM puts an acceptable word first, or in its top k."""
+    from bertprobe import cloze as core
+
+    _count("top_k", top_k, 1, 100_000)
+    items, name = cloze_items(Path(data) if data is not None else None, cloze_set)
+    lm = _model(model, "mlm", revision, device, dtype, offline, seed)
+    result = core.evaluate(lm, items, top_k=top_k, cloze_set=name)
+    return _done(result, lm, seed)

@@ -1,0 +1,164 @@
+"""The Python API returns what the CLI prints: the same document as ``--json``, the same view as HTML."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import bertprobe
+from bertprobe.errors import BertprobeError, InputError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("BERTPROBE_CACHE", str(tmp_path / "cache"))
+
+
+def cli_json(cli, *args) -> dict:
+    code, stdout, stderr = cli(*args, "--json")
+    assert code == 0, stderr
+    return json.loads(stdout)
+
+
+def test_fill_equals_the_cli_json(cli):
+    text = "The cat sat on the [MASK]."
+    expected = cli_json(cli, "fillmask", text, "-m", "tiny-mlm", "--top-k", 7, "--seed", 3)
+    result = bertprobe.fill(text, model="tiny-mlm", top_k=7, seed=3)
+    assert type(result).__name__ == "FillMaskResult"
+    assert result.to_dict() == expected
+    assert expected["seed"] == 3 and len(expected["masks"][0]["predictions"]) == 7
+
+
+def test_fill_masking_mode_with_the_same_seed_draws_the_same_masks(cli):
+    text = "The quick brown fox jumps over the lazy dog near the river bank."
+    expected = cli_json(cli, "fillmask", text, "-m", "tiny-mlm", "--mode", "bert", "--samples", 3, "--seed", 11)
+    assert bertprobe.fill(text, mode="bert", samples=3, model="tiny-mlm", seed=11).to_dict() == expected
+
+
+def test_a_loaded_model_gives_the_same_result_as_its_name(cli):
+    text = "She went to the [MASK] to buy bread."
+    by_name = bertprobe.fill(text, model="tiny-mlm").to_dict()
+    assert bertprobe.fill(text, model=bertprobe.load("tiny-mlm", head="mlm")).to_dict() == by_name
+    # Loaded for another head: the same checkpoint is loaded for the head the command needs.
+    assert bertprobe.fill(text, model=bertprobe.load("tiny-mlm")).to_dict() == by_name
+
+
+def test_score_one_text_many_texts_and_pairs_equal_the_cli(cli):
+    one = "The cat sat on the mat."
+    assert bertprobe.score(one, model="tiny-mlm").to_dict() == cli_json(cli, "score", one, "-m", "tiny-mlm")
+    many = bertprobe.score([one, "The cats sat on the mat."], model="tiny-mlm", metric="within-word-l2r")
+    assert [r.to_dict() for r in many][1] == cli_json(
+        cli, "score", "The cats sat on the mat.", "-m", "tiny-mlm", "--metric", "within-word-l2r"
+    )
+    pairs = EXAMPLES / "minimal_pairs.csv"
+    expected = cli_json(cli, "score", "--pairs", pairs, "-m", "tiny-mlm")
+    result = bertprobe.score(pairs=pairs, model="tiny-mlm")
+    assert type(result).__name__ == "PairsResult" and result.to_dict() == expected
+
+
+def test_sense_equals_the_cli(cli):
+    sentences = ["I sat on the river bank.", "The bank raised its rates.", "Fish swam near the bank."]
+    args = [a for s in sentences for a in ("-s", s)]
+    expected = cli_json(cli, "sense", "bank", *args, "-m", "minilm", "--clusters", 2)
+    result = bertprobe.sense("bank", sentence=sentences, model="minilm", clusters=2)
+    assert result.to_dict() == expected
+    assert bertprobe.sense(list_sets=True).to_dict() == cli_json(cli, "sense", "--list")
+
+
+def test_attention_and_nsp_equal_the_cli(cli, tiny_pretraining_path):
+    text = "The cat sat on the mat."
+    expected = cli_json(cli, "attention", text, "-m", "minilm", "--layer", -1, "--head", 2)
+    assert bertprobe.attention(text, model="minilm", layer=-1, head=2).to_dict() == expected
+    first, second = "I was hungry.", "So I made a sandwich."
+    expected = cli_json(cli, "nsp", first, second, "-m", tiny_pretraining_path)
+    assert bertprobe.nsp(first, second, model=str(tiny_pretraining_path)).to_dict() == expected
+
+
+def test_attribute_and_cloze_equal_the_cli(cli):
+    text = "The cat sat on the [MASK]."
+    options = ["--steps", 4, "--random-orders", 2]
+    expected = cli_json(cli, "attribute", text, "-m", "tiny-mlm", *options)
+    result = bertprobe.attribute(text, model="tiny-mlm", steps=4, random_orders=2)
+    assert result.to_dict() == expected
+    assert bertprobe.cloze(model="tiny-mlm", top_k=3).to_dict() == cli_json(cli, "cloze", "-m", "tiny-mlm", "-k", 3)
+
+
+def test_cls_train_and_predict_equal_the_cli(cli, tiny_encoder_path, tmp_path):
+    model = str(tiny_encoder_path)
+    common = ["--data", EXAMPLES / "sentiment.csv", "-m", model, "--max-train", 60, "--no-cache"]
+    expected = cli_json(cli, "cls-train", *common, "--out", tmp_path / "cli-probe")
+    result = bertprobe.cls_train(
+        data=EXAMPLES / "sentiment.csv", model=model, max_train=60, no_cache=True, out=tmp_path / "api-probe"
+    )
+    document = result.to_dict()
+    assert Path(document.pop("saved_to")).name == "api-probe" and Path(expected.pop("saved_to")).name == "cli-probe"
+    # Timings differ from run to run; everything else is the same.
+    assert document.pop("seconds").keys() == expected.pop("seconds").keys()
+    assert document == expected
+    texts = ["a gripping, funny film", "a tedious mess"]
+    expected = cli_json(cli, "cls-predict", tmp_path / "cli-probe", *texts, "-m", model)
+    assert bertprobe.cls_predict(tmp_path / "cli-probe", texts, model=model).to_dict() == expected
+
+
+def test_html_view_shows_the_key_values_escaped(tiny_pretraining_path):
+    first = "<script>x</script> [unused0] [b]y[/b]"
+    result = bertprobe.nsp(first, "So I made a sandwich.", model=str(tiny_pretraining_path))
+    page = result._repr_html_()
+    assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>" not in page
+    assert "[unused0] [b]y[/b]" in page  # not eaten as Rich markup
+    assert f"{result.pairs[0].is_next_probability:.3f}" in page
+
+    fill = bertprobe.fill("The cat sat on the [MASK].", model="tiny-mlm", top_k=3)
+    page = fill._repr_html_()
+    for prediction in fill.to_dict()["masks"][0]["predictions"]:
+        assert prediction["token"] in page
+
+
+def test_show_prints_the_cli_table(cli, capsys):
+    text = "The cat sat on the [MASK]."
+    bertprobe.fill(text, model="tiny-mlm").show()
+    shown = capsys.readouterr().out
+    code, table, _ = cli("fillmask", text, "-m", "tiny-mlm")
+    assert code == 0
+    assert [line.strip() for line in shown.splitlines() if "│" in line] == [
+        line.strip() for line in table.splitlines() if "│" in line
+    ]
+
+
+def test_user_errors_raise_bertprobe_errors_with_a_hint():
+    with pytest.raises(BertprobeError) as caught:
+        bertprobe.fill("The cat sat on the mat.", model="tiny-mlm")
+    assert "mask" in str(caught.value).lower() and caught.value.hint
+    with pytest.raises(InputError) as caught:
+        bertprobe.fill("The cat sat on the [MASK].", model="tiny-mlm", top_k=0)
+    assert caught.value.hint
+    with pytest.raises(InputError) as caught:
+        bertprobe.cls_train(model="minilm")
+    assert "--task or --data" in str(caught.value) and caught.value.hint
+    with pytest.raises(BertprobeError) as caught:
+        bertprobe.nsp("a", "b", model="minilm")  # an encoder without an NSP head
+    assert caught.value.hint
+
+
+def test_core_modules_stay_modules():
+    from bertprobe import sense
+
+    assert sense.catalog is bertprobe.sense.catalog  # the module other code imports is untouched
+    assert callable(bertprobe.sense) and callable(bertprobe.attention)
+
+
+def test_import_bertprobe_does_not_import_torch():
+    code = (
+        "import sys, bertprobe; bertprobe.fill; bertprobe.cls_train; bertprobe.load; import bertprobe.api;"
+        "import bertprobe.results;"
+        "print(','.join(m for m in ('torch', 'transformers', 'sklearn', 'captum', 'numpy', 'rich', 'typer')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
