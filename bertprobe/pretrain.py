@@ -1,16 +1,27 @@
-"""Masked-LM pretraining (continued) of a BERT checkpoint on the user's text files.
+"""Masked-LM (and optionally next-sentence) pretraining of a BERT checkpoint on the user's text.
 
-Each step draws a batch of text chunks, corrupts them with BERT's scheme from
+Each step draws a batch of examples, corrupts them with BERT's scheme from
 ``bertprobe.masking`` (``rate`` of the tokens selected; 80% ``[MASK]``, 10% random, 10%
-kept), and minimises the cross-entropy of the original tokens at the selected positions
-only. The learning rate warms up linearly, then decays linearly to zero at the end of the
-budget (steps, or wall-clock minutes).
+kept), and minimises the cross-entropy of the original tokens at the selected positions.
+With ``nsp`` the examples are sentence pairs, as in BERT: a line and the line after it in
+the same document half of the time, a line from another document otherwise, and the NSP
+head (pooled ``[CLS]``) learns to tell them apart. The learning rate warms up linearly, then
+decays linearly to zero at the end of the budget (steps, or wall-clock minutes).
 
-The output directory is a normal Hugging Face checkpoint (config, tokenizer, safetensors)
-that every bertprobe command and transformers can load. Training state sits beside it
-(``trainer_state.json`` + ``optimizer.safetensors``); each file is written atomically and
-the state records the weights' hashes, so a resumed run never continues from a
-half-written checkpoint. Running the same command again resumes.
+Everything a step depends on is a function of the step number (which examples, which
+masks, the learning rate for a ``--steps`` budget), and a checkpoint holds all the rest
+(weights in float32, optimizer moments, RNG states, running losses), so a run interrupted at
+any moment and resumed ends with the same weights as one that was never interrupted.
+
+Layout of ``out``::
+
+    out/checkpoint-00000120/   the resumable state: weights, optimizer, trainer_state.json
+    out/config.json, out/model.safetensors, out/tokenizer.json ...   the model, in --save-dtype
+
+A checkpoint is written as a hidden temporary directory, every file and the directory
+fsynced, then renamed into place; the previous checkpoint is removed only after that. A kill
+at any point leaves the previous checkpoint or the new one, never a mix; the next run removes
+what a killed save left behind.
 """
 
 from __future__ import annotations
@@ -18,17 +29,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
+import re
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from bertprobe import masking
-from bertprobe.atomic import atomic_path
-from bertprobe.errors import ArtifactError, DataError, InputError
+from bertprobe.atomic import atomic_path, crash_point
+from bertprobe.errors import ArtifactError, BertprobeError, DataError, InputError
 from bertprobe.features import pad_ids
 from bertprobe.models import LoadedModel
 from bertprobe.records import read_text
@@ -37,7 +52,18 @@ STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FORMAT = "bertprobe-pretrain"
+STATE_VERSION = 2
+CHECKPOINT_PREFIX = "checkpoint-"
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+_TEMPORARY = re.compile(r"\.checkpoint-.*\.(tmp|old)(-\d+)?")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+_MODEL_FILES = ("config.json", WEIGHTS_FILE, "pytorch_model.bin", "model.safetensors.index.json")
+# Settings that decide every step: a resumed run must use the same ones.
+_TRAJECTORY = ("source", "corpus", "batch_size", "lr", "warmup", "weight_decay", "rate", "max_length", "seed", "nsp",
+               "freeze_layers")  # fmt: skip
+_MAX_STEPS = 100_000_000
+_MAX_MINUTES = 60 * 24 * 366
+_MAX_BATCH = 65_536
 
 
 @dataclass
@@ -55,8 +81,11 @@ class PretrainSettings:
     max_length: int = 128
     seed: int = 0
     save_minutes: float = 5.0
+    save_steps: int | None = None
     save_dtype: str = "float32"
     probes: list[str] = field(default_factory=list)
+    nsp: bool = False
+    freeze_layers: int = 0  # the embeddings and this many lowest encoder layers stay as they are
 
 
 @dataclass
@@ -71,11 +100,12 @@ class TrainStatus:
     total_steps: int | None
     elapsed: float
     budget_fraction: float
-    loss: float  # running mean over the last steps
+    loss: float  # running mean over the last steps (MLM + NSP)
     lr: float
     tokens_per_second: float
     probes: list[ProbeTop]
     saved_step: int | None
+    nsp_accuracy: float | None = None  # on the last training batches, when training NSP
 
 
 @dataclass
@@ -97,42 +127,328 @@ class PretrainResult:
     probes_before: list[ProbeTop]
     probes_after: list[ProbeTop]
     settings: dict[str, Any]
+    saved_step: int | None = None  # the step a resumed run continues from
+    nsp_pairs: int = 0  # lines that have a next line in their document
+    nsp_accuracy: float | None = None
     notices: list[str] = field(default_factory=list)
 
 
 class Interrupted(Exception):
-    """Training stopped by Ctrl-C after the checkpoint was written."""
+    """Training stopped by Ctrl-C; ``result.saved_step`` says where a rerun continues."""
 
     def __init__(self, result: PretrainResult) -> None:
         super().__init__("interrupted")
         self.result = result
 
 
-def read_corpus(paths: Sequence[str]) -> list[str]:
-    """Non-empty lines of the corpus files (one sentence or paragraph per line)."""
+class TrainingDiverged(BertprobeError):
+    default_hint = "Lower --lr (and check the corpus); rerun the same command to continue from the last checkpoint."
+
+
+# --- settings ---------------------------------------------------------------------------
+
+
+def _finite(value: float, low: float, high: float, low_open: bool = True) -> bool:
+    above = value > low if low_open else value >= low
+    return isinstance(value, (int, float)) and math.isfinite(value) and above and value <= high
+
+
+def check_settings(settings: PretrainSettings) -> None:
+    """Refuse option values that would train nothing, train forever or save garbage (nan, inf, <= 0)."""
+    if (settings.steps is None) == (settings.minutes is None):
+        raise InputError("give exactly one budget: --steps N or --minutes M", hint="e.g. --steps 1000")
+    if settings.steps is not None and not 1 <= settings.steps <= _MAX_STEPS:
+        raise InputError(f"--steps {settings.steps} must be between 1 and {_MAX_STEPS:,}", hint="e.g. --steps 1000")
+    if settings.minutes is not None and not _finite(settings.minutes, 0, _MAX_MINUTES):
+        raise InputError(f"--minutes {settings.minutes} must be a positive number of minutes", hint="e.g. --minutes 30")
+    checks = [
+        (_finite(settings.lr, 0, 1.0), f"--lr {settings.lr} must be a number above 0 and at most 1", "e.g. --lr 1e-4"),
+        (
+            _finite(settings.save_minutes, 0, _MAX_MINUTES),
+            f"--save-minutes {settings.save_minutes} must be a positive number of minutes",
+            "e.g. --save-minutes 5",
+        ),
+        (
+            settings.save_steps is None or 1 <= settings.save_steps <= _MAX_STEPS,
+            f"--save-steps {settings.save_steps} must be at least 1",
+            "e.g. --save-steps 500",
+        ),
+        (
+            1 <= settings.batch_size <= _MAX_BATCH,
+            f"--batch-size {settings.batch_size} must be between 1 and {_MAX_BATCH:,}",
+            "e.g. --batch-size 32",
+        ),
+        (_finite(settings.rate, 0, 1.0) and settings.rate < 1, f"--rate {settings.rate} must be between 0 and 1",
+         "BERT used 0.15."),
+        (_finite(settings.warmup, 0, 0.9, low_open=False), f"--warmup {settings.warmup} must be between 0 and 0.9",
+         "e.g. --warmup 0.06"),
+        (_finite(settings.weight_decay, 0, 1.0, low_open=False),
+         f"weight decay {settings.weight_decay} must be between 0 and 1", "BERT used 0.01."),
+        (8 <= settings.max_length <= 100_000, f"--max-length {settings.max_length} must be at least 8",
+         "e.g. --max-length 128"),
+        (0 <= settings.freeze_layers <= 1000, f"--freeze-layers {settings.freeze_layers} must be 0 or more",
+         "e.g. --freeze-layers 4"),
+        (0 <= settings.seed < 2**32, f"--seed {settings.seed} must be between 0 and 2**32 - 1", "e.g. --seed 0"),
+        (settings.save_dtype in {"float32", "float16", "bfloat16"},
+         f"--save-dtype {settings.save_dtype!r} is not float32, float16 or bfloat16", "e.g. --save-dtype float16"),
+    ]  # fmt: skip
+    for ok, message, hint in checks:
+        if not ok:
+            raise InputError(message, hint=hint)
+
+
+# --- corpus and examples -------------------------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    """Non-empty lines of the corpus files; a blank line (or a new file) starts a new document."""
+
+    lines: list[str]
+    documents: list[int]
+    sha256: list[str]  # of each file, so a resumed run refuses an edited corpus
+
+
+def read_corpus(paths: Sequence[str]) -> Corpus:
+    """The corpus files: one sentence (or paragraph) per line, documents separated by blank lines."""
     if not paths:
         raise InputError("no corpus given", hint="Pass --corpus FILE (one sentence or paragraph per line).")
     lines: list[str] = []
+    documents: list[int] = []
+    hashes = []
+    document = -1
     for name in paths:
         text = read_text(name, hint="Check the path given to --corpus.")
-        lines.extend(line.strip() for line in text.splitlines() if line.strip())
+        hashes.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
+        document += 1
+        gap = False
+        for line in text.split("\n"):
+            line = line.strip()
+            if not line:
+                gap = True
+                continue
+            if gap and documents and documents[-1] == document:
+                document += 1
+            gap = False
+            lines.append(line)
+            documents.append(document)
     if not lines:
         raise DataError(f"{', '.join(paths)}: no text", hint="The corpus needs at least one non-empty line.")
-    return lines
+    return Corpus(lines, documents, hashes)
 
 
-def chunk_corpus(lm: LoadedModel, lines: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids of every line, long lines cut into chunks that fit ``max_length`` with [CLS] / [SEP]."""
-    tok = lm.tokenizer
-    room = max_length - 2
-    chunks = []
-    for encoding in tok.backend.encode_batch(list(lines), add_special_tokens=False):
-        ids = list(encoding.ids)
-        for start in range(0, len(ids), room):
-            piece = ids[start : start + room]
-            if piece:
-                chunks.append([tok.cls_token_id, *piece, tok.sep_token_id])
-    return chunks
+@dataclass
+class Batch:
+    input_ids: Any
+    attention_mask: Any
+    token_type_ids: Any
+    labels: Any  # -100 where no prediction is asked
+    next_labels: Any | None  # 0: B follows A, 1: B is random, -100: a single segment
+    examples: list[tuple[int, int]]  # (epoch, position) of each row
+
+
+class TrainingData:
+    """The examples of a run and the batch of any step, as a pure function of (seed, step).
+
+    Example ``g = step * batch_size + row`` is position ``g % n`` of epoch ``g // n``'s seeded
+    shuffle; its masks are seeded by ``seed/step/row``. Nothing here keeps a cursor that a
+    crash could leave half-advanced.
+    """
+
+    def __init__(self, lm: LoadedModel, corpus: Corpus, max_length: int, seed: int, rate: float, nsp: bool) -> None:
+        import numpy as np
+
+        tok = lm.tokenizer
+        self.tok = tok
+        self.seed, self.rate, self.nsp = seed, rate, nsp
+        self.max_length = max_length
+        self.special = set(tok.special_ids)
+        self.replacements = tok.replacement_ids
+        encodings = tok.backend.encode_batch(list(corpus.lines), add_special_tokens=False)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.offsets[1:])
+        self.ids = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int32, count=int(self.offsets[-1]))
+        self.documents = np.asarray(corpus.documents, dtype=np.int64)
+        room = max_length - 2
+        line_of, start_of = [], []
+        for line, length in enumerate(lengths.tolist()):
+            for start in range(0, length, room):
+                line_of.append(line)
+                start_of.append(start)
+        self.line_of = np.asarray(line_of, dtype=np.int64)
+        self.start_of = np.asarray(start_of, dtype=np.int64)
+        has_next = np.zeros(len(lengths), dtype=bool)
+        has_next[:-1] = (self.documents[1:] == self.documents[:-1]) & (lengths[1:] > 0)
+        self.has_next = has_next & (lengths > 0)
+        self.pairs = int(self.has_next.sum()) if nsp else 0
+        # Random second sentences come from other documents of two or more lines, as BERT's came
+        # from other documents of running text: a lone line (a dictionary gloss, say) would make
+        # "random" recognisable by its style alone, and the head would learn that, not coherence.
+        in_pairs = self.has_next.copy()
+        in_pairs[1:] |= self.has_next[:-1]
+        self.partners = np.flatnonzero(in_pairs)
+        self._orders: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.line_of)
+
+    def _line(self, line: int) -> list[int]:
+        return self.ids[self.offsets[line] : self.offsets[line + 1]].tolist()
+
+    def order(self, epoch: int) -> Any:
+        if epoch not in self._orders:
+            import numpy as np
+
+            self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self))}
+        return self._orders[epoch]
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(epoch, position in that epoch's order) of the index-th example of the run."""
+        return divmod(index, len(self))
+
+    def example(self, epoch: int, position: int) -> tuple[list[int], list[int], int]:
+        """Token ids, segment ids and NSP label (-100 for none) of one example."""
+        chunk = int(self.order(epoch)[position])
+        line, start = int(self.line_of[chunk]), int(self.start_of[chunk])
+        cls_id, sep_id = self.tok.cls_token_id, self.tok.sep_token_id
+        if self.nsp and start == 0 and self.has_next[line]:
+            draw = random.Random(f"nsp/{self.seed}/{epoch}/{position}")
+            if draw.random() < 0.5:
+                partner, label = line + 1, 0
+            else:
+                partner, label = self._random_line(draw, line), 1
+            first, second = self._line(line), self._line(partner)
+            while len(first) + len(second) > self.max_length - 3:
+                if len(first) >= len(second):
+                    first.pop()
+                else:
+                    second.pop()
+            ids = [cls_id, *first, sep_id, *second, sep_id]
+            return ids, [0] * (len(first) + 2) + [1] * (len(second) + 1), label
+        piece = self._line(line)[start : start + self.max_length - 2]
+        return [cls_id, *piece, sep_id], [0] * (len(piece) + 2), -100
+
+    def _random_line(self, draw: random.Random, line: int) -> int:
+        """A line of another multi-line document (BERT's random next sentence); any other line if there is one."""
+        count = len(self.partners)
+        for _ in range(20):
+            candidate = int(self.partners[draw.randrange(count)])
+            if self.documents[candidate] != self.documents[line]:
+                return candidate
+        while True:  # (nearly) all pairs come from one document
+            candidate = int(self.partners[draw.randrange(count)])
+            if candidate not in (line, line + 1) or count <= 2:
+                return candidate
+
+    def batch(self, step: int, batch_size: int) -> Batch:
+        import torch
+
+        rows, types, next_labels, where = [], [], [], []
+        for row in range(batch_size):
+            epoch, position = self.locate(step * batch_size + row)
+            ids, segments, label = self.example(epoch, position)
+            rows.append(ids)
+            types.append(segments)
+            next_labels.append(label)
+            where.append((epoch, position))
+        plans = [
+            masking.mask_plan(ids, self.special, self.tok.mask_token_id, seed=f"{self.seed}/{step}/{row}",
+                              rate=self.rate, replacements=self.replacements)
+            for row, ids in enumerate(rows)
+        ]  # fmt: skip
+        input_ids, attention = pad_ids([p.input_ids for p in plans], self.tok.pad_token_id)
+        labels, _ = pad_ids([p.labels() for p in plans], -100)
+        token_types, _ = pad_ids(types, 0)
+        nsp_labels = torch.tensor(next_labels) if self.nsp else None
+        return Batch(input_ids, attention, token_types, labels, nsp_labels, where)
+
+
+# --- optimizer ----------------------------------------------------------------------------
+
+
+class AdamW:
+    """AdamW with decoupled weight decay, the same arithmetic as ``torch.optim.AdamW`` on the CPU.
+
+    ``torch.optim`` imports the torch compiler (``torch._dynamo``) the first time an optimizer
+    is built: seconds of every ``pretrain`` start. This one is a few tensor operations, and its
+    state is plain named tensors that a checkpoint stores as they are.
+    """
+
+    def __init__(
+        self,
+        named_groups: list[tuple[list[tuple[str, Any]], float]],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        import torch
+
+        self.groups = [{"params": params, "weight_decay": decay} for params, decay in named_groups]
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.steps = 0
+        self.exp_avg = {name: torch.zeros_like(p) for params, _ in named_groups for name, p in params}
+        self.exp_avg_sq = {name: torch.zeros_like(p) for params, _ in named_groups for name, p in params}
+        self.stepped: set[str] = set()  # parameters that ever had a gradient
+
+    def zero_grad(self) -> None:
+        for group in self.groups:
+            for _, parameter in group["params"]:
+                parameter.grad = None
+
+    def step(self) -> None:
+        import torch
+
+        self.steps += 1
+        beta1, beta2 = self.betas
+        bias_correction1 = 1 - beta1**self.steps
+        bias_correction2_sqrt = (1 - beta2**self.steps) ** 0.5
+        step_size = self.lr / bias_correction1
+        with torch.no_grad():
+            for group in self.groups:
+                for name, parameter in group["params"]:
+                    grad = parameter.grad
+                    if grad is None:
+                        continue
+                    self.stepped.add(name)
+                    exp_avg, exp_avg_sq = self.exp_avg[name], self.exp_avg_sq[name]
+                    parameter.mul_(1 - self.lr * group["weight_decay"])
+                    exp_avg.lerp_(grad, 1 - beta1)
+                    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                    denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+                    parameter.addcdiv_(exp_avg, denom, value=-step_size)
+
+    def tensors(self) -> dict[str, Any]:
+        out = {}
+        for name in self.exp_avg:
+            out[f"exp_avg.{name}"] = self.exp_avg[name].detach().cpu().contiguous()
+            out[f"exp_avg_sq.{name}"] = self.exp_avg_sq[name].detach().cpu().contiguous()
+        return out
+
+    def load(self, tensors: dict[str, Any], steps: int) -> None:
+        for name in self.exp_avg:
+            for kind, store in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
+                saved = tensors.get(f"{kind}.{name}")
+                if saved is None or saved.shape != store[name].shape:
+                    raise ArtifactError(
+                        f"the optimizer state has no {kind} for {name}",
+                        hint="Pass --restart to start over, or choose another --out.",
+                    )
+                store[name].copy_(saved)
+        self.steps = steps
+
+
+def clip_grad_norm(parameters: list[Any], max_norm: float) -> None:
+    """Scale gradients so their global L2 norm is at most ``max_norm`` (as torch's clip_grad_norm_)."""
+    import torch
+
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, 2.0) for g in grads]), 2.0)
+    coefficient = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for grad in grads:
+        grad.mul_(coefficient)
 
 
 def learning_rate(peak: float, fraction: float, warmup: float) -> float:
@@ -141,6 +457,90 @@ def learning_rate(peak: float, fraction: float, warmup: float) -> float:
     if warmup > 0 and fraction < warmup:
         return peak * fraction / warmup
     return peak * max(0.0, 1.0 - fraction) / max(1e-9, 1.0 - warmup)
+
+
+# --- the model ------------------------------------------------------------------------------
+
+
+def _add_nsp_head(model: Any, weights: dict[str, Any], seed: int) -> bool:
+    """Give the model a pooler and an NSP head: the checkpoint's when it has them, else new ones.
+
+    New weights follow BERT's initialiser (normal(0, 0.02), zero bias) from a generator seeded
+    by ``seed``, so a restarted run starts from the same head. Returns whether any are new.
+    """
+    import torch
+    from torch import nn
+
+    from bertprobe.models import native
+
+    width = model.config.hidden_size
+    generator = torch.Generator().manual_seed(seed)
+    created = False
+
+    def linear(prefix: str, out_features: int) -> nn.Linear:
+        nonlocal created
+        layer = nn.Linear(width, out_features)
+        with torch.no_grad():
+            if f"{prefix}.weight" in weights and f"{prefix}.bias" in weights:
+                layer.weight.copy_(weights[f"{prefix}.weight"])
+                layer.bias.copy_(weights[f"{prefix}.bias"])
+            else:
+                created = True
+                layer.weight.copy_(torch.randn(out_features, width, generator=generator) * 0.02)
+                layer.bias.zero_()
+        return layer
+
+    device = model.get_input_embeddings().weight.device
+    if model.bert.pooler is None:
+        model.bert.pooler = native.Pooler(model.config)
+        model.bert.pooler.dense = linear("bert.pooler.dense", width)
+    if model.cls.seq_relationship is None:
+        model.cls.seq_relationship = linear("cls.seq_relationship", 2)
+    model.to(device)
+    return created
+
+
+def _checkpoint_weights(path: Path) -> dict[str, Any]:
+    """The pooler and NSP tensors of a checkpoint, under our key names (empty when it has none)."""
+    from bertprobe.models import _weight_files
+    from bertprobe.models import native as bert
+
+    wanted = ("bert.pooler.dense.weight", "bert.pooler.dense.bias", "cls.seq_relationship.weight",
+              "cls.seq_relationship.bias")  # fmt: skip
+    found: dict[str, Any] = {}
+    for file in _weight_files(path):
+        if file.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(file), "pt") as handle:
+                keys = handle.keys()  # a safetensors handle is not iterable
+                renamed = {new: key for key in keys for new in bert.normalise_keys({key: None})}
+                for key in wanted:
+                    if key in renamed:
+                        found[key] = handle.get_tensor(renamed[key]).float()
+        else:
+            import torch
+
+            state = bert.normalise_keys(torch.load(file, map_location="cpu", weights_only=True))
+            found.update({k: state[k].float() for k in wanted if k in state})
+    return found
+
+
+def _weights(model: Any, dtype: Any) -> dict[str, Any]:
+    return {
+        key: tensor.detach().to("cpu", dtype).contiguous()
+        for key, tensor in model.state_dict().items()
+        if key != "cls.predictions.decoder.weight"  # tied to the word embeddings
+    }
+
+
+def _config(lm: LoadedModel, model: Any, dtype: str) -> dict[str, Any]:
+    config = dict(lm.config)
+    nsp = model.cls is not None and model.cls.seq_relationship is not None
+    config.update(architectures=["BertForPreTraining" if nsp else "BertForMaskedLM"], tie_word_embeddings=True,
+                  torch_dtype=dtype)  # fmt: skip
+    config.pop("dtype", None)
+    return config
 
 
 def probe_predictions(lm: LoadedModel, texts: Sequence[str], top: int = 3) -> list[ProbeTop]:
@@ -158,6 +558,9 @@ def probe_predictions(lm: LoadedModel, texts: Sequence[str], top: int = 3) -> li
     ]
 
 
+# --- the output directory and its checkpoints ----------------------------------------------
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -166,98 +569,477 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    with atomic_path(target) as temporary:
-        write(temporary)
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
-def save_checkpoint(
-    lm: LoadedModel,
-    model: Any,
-    optimizer: Any,
-    out: Path,
-    state: dict[str, Any],
-    save_dtype: str,
-) -> None:
-    """Weights, config, tokenizer, optimizer and trainer state, each file replaced atomically.
+def _write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write a file of a checkpoint being built, and flush it to disk."""
+    write(path)
+    _fsync(path)
 
-    The trainer state is written last and records the hashes of the other two, so a crash
-    between files is detected on resume instead of mixing two checkpoints.
+
+def checkpoints(out: Path) -> list[tuple[int, Path]]:
+    """The complete checkpoints in ``out``, newest first (temporary directories are not among them)."""
+    if not out.is_dir():
+        return []
+    found = []
+    for entry in out.iterdir():
+        match = _CHECKPOINT.fullmatch(entry.name)
+        if match and entry.is_dir():
+            found.append((int(match.group(1)), entry))
+    return sorted(found, reverse=True)
+
+
+def remove_strays(out: Path) -> list[str]:
+    """Remove what a killed save left in ``out`` (temporary checkpoint directories and files)."""
+    removed = []
+    if not out.is_dir():
+        return removed
+    exported = {*_TOKENIZER_FILES, "config.json", WEIGHTS_FILE}
+    for entry in out.iterdir():
+        name = entry.name
+        atomic_leftover = (
+            name.startswith(".") and ".tmp" in name and name[1:].split(".tmp")[0].rsplit(".", 1)[0] in exported
+        )
+        if _TEMPORARY.fullmatch(name) or atomic_leftover:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(name)
+    return removed
+
+
+def prepare_out(out: Path, source: str, restart: bool) -> list[str]:
+    """Check ``--out`` before any training: a writable directory that is empty or holds a pretrain run.
+
+    Returns notices (stray files of a killed save that were removed).
+    """
+    hint = "Choose another --out directory."
+    source_path = Path(source)
+    if source_path.exists() and out.exists() and out.resolve() == source_path.resolve():
+        raise InputError(f"--out {out} is the --from checkpoint itself: training would overwrite it", hint=hint)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a directory", hint=hint)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".checkpoint-probe.tmp-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise InputError(f"cannot write to --out {out}: {err.strerror or err}", hint=hint) from None
+    if created:  # the first checkpoint makes it again: a run refused before then leaves no empty --out behind
+        out.rmdir()
+        return []
+    removed = remove_strays(out)
+    notices = [f"removed {len(removed)} leftover file(s) of an interrupted save in {out}"] if removed else []
+    if not checkpoints(out):
+        if (out / STATE_FILE).is_file():
+            if not restart:
+                raise ArtifactError(
+                    f"{out} holds a run of an older bertprobe, which cannot be resumed exactly",
+                    hint="Pass --restart to start over in it, or choose another --out.",
+                )
+        elif any((out / name).exists() for name in _MODEL_FILES):
+            raise InputError(f"--out {out} holds a checkpoint that pretrain did not write; it would be overwritten",
+                             hint=hint)  # fmt: skip
+    return notices
+
+
+def read_state(checkpoint: Path) -> dict[str, Any]:
+    """The trainer state of a checkpoint, checked against the files it describes."""
+    path = checkpoint / STATE_FILE
+    hint = "Pass --restart to start over from --from, or choose another --out."
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path} is unreadable ({type(err).__name__})", hint=hint) from None
+    required = {"step": int, "elapsed": (int, float), "tokens": int, "settings": dict, "hashes": dict,
+                "recent_losses": list, "rng": dict, "optimizer_steps": int}  # fmt: skip
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ArtifactError(f"{path} is not a bertprobe pretraining state", hint=hint)
+    if state.get("version") != STATE_VERSION or any(not isinstance(state.get(k), t) for k, t in required.items()):
+        raise ArtifactError(f"{path} is malformed (fields missing or of the wrong type)", hint=hint)
+    try:
+        PretrainSettings(
+            **{k: v for k, v in state["settings"].items() if k in {f.name for f in fields(PretrainSettings)}}
+        )
+    except TypeError:
+        raise ArtifactError(f"{path} is malformed (its settings are incomplete)", hint=hint) from None
+    for name, expected in state["hashes"].items():
+        if not (checkpoint / name).is_file() or _sha256(checkpoint / name) != expected:
+            raise ArtifactError(f"{checkpoint / name} does not match {STATE_FILE} (damaged or edited)", hint=hint)
+    return state
+
+
+def _rng_states() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Python, numpy and torch RNG states: JSON-able parts and tensors."""
+    import numpy as np
+    import torch
+
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    json_part = {"python": [version, list(internal), gauss], "numpy": [kind, int(pos), int(has_gauss), float(cached)]}
+    tensors = {"rng.torch": torch.get_rng_state(), "rng.numpy_keys": torch.from_numpy(keys.astype(np.int64))}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    return json_part, tensors
+
+
+def _restore_rng(saved: dict[str, Any], tensors: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    version, internal, gauss = saved["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, pos, has_gauss, cached = saved["numpy"]
+    np.random.set_state((kind, tensors["rng.numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+
+
+def save_checkpoint(lm: LoadedModel, optimizer: AdamW, out: Path, state: dict[str, Any]) -> Path:
+    """Write ``out/checkpoint-STEP`` as one unit, then drop the older checkpoints.
+
+    Files go into a hidden temporary directory, each fsynced; the directory is fsynced and
+    renamed into place, and ``out`` fsynced. Only then are older checkpoints removed (renamed
+    to a temporary name first, so a kill while deleting leaves only something to clean up).
     """
     import torch
     from safetensors.torch import save_file
 
-    out.mkdir(parents=True, exist_ok=True)
-    dtype = getattr(torch, save_dtype)
-    weights = {
-        key: tensor.detach().to("cpu", dtype).contiguous()
-        for key, tensor in model.state_dict().items()
-        if key != "cls.predictions.decoder.weight"  # tied to the word embeddings
-    }
-    _atomic_write(out / WEIGHTS_FILE, lambda p: save_file(weights, str(p), metadata={"format": "pt"}))
-    config = dict(lm.config)
-    config.update(architectures=["BertForMaskedLM"], tie_word_embeddings=True, torch_dtype=save_dtype)
-    config.pop("dtype", None)
-    _atomic_write(out / "config.json", lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
-    for name in _TOKENIZER_FILES:
-        source = lm.path / name
-        if source.is_file() and source.resolve() != (out / name).resolve():
-            _atomic_write(out / name, lambda p, s=source: shutil.copyfile(s, p))
-
-    flat, layout = _flatten_optimizer(optimizer)
-    flat["torch_rng"] = torch.get_rng_state()
-    _atomic_write(out / OPTIMIZER_FILE, lambda p: save_file(flat, str(p)))
-    state = dict(state, optimizer_layout=layout)
-    state["hashes"] = {WEIGHTS_FILE: _sha256(out / WEIGHTS_FILE), OPTIMIZER_FILE: _sha256(out / OPTIMIZER_FILE)}
-    _atomic_write(out / STATE_FILE, lambda p: p.write_text(json.dumps(state, indent=2) + "\n"))
-
-
-def _flatten_optimizer(optimizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    saved = optimizer.state_dict()
-    tensors: dict[str, Any] = {}
-    scalars: dict[str, Any] = {}
-    for index, values in saved["state"].items():
-        for name, value in values.items():
-            key = f"state.{index}.{name}"
-            if hasattr(value, "detach"):
-                tensors[key] = value.detach().cpu().contiguous()
-            else:
-                scalars[key] = value
-    return tensors, {"param_groups": saved["param_groups"], "scalars": scalars}
-
-
-def _restore_optimizer(optimizer: Any, tensors: dict[str, Any], layout: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("state."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    for key, value in layout["scalars"].items():
-        _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": layout["param_groups"]})
-
-
-def read_state(out: Path) -> dict[str, Any] | None:
-    """The trainer state of an earlier run in ``out``, checked against the files it describes."""
-    path = out / STATE_FILE
-    if not path.is_file():
-        return None
+    step = state["step"]
+    final = out / f"{CHECKPOINT_PREFIX}{step:08d}"
+    building = out / f".{final.name}.tmp-{os.getpid()}"
+    if building.exists():
+        shutil.rmtree(building)
+    building.mkdir(parents=True)
     try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ArtifactError(
-            f"{path} is unreadable ({err})", hint="Delete the directory or pass --restart to start over."
-        ) from None
-    if state.get("format") != STATE_FORMAT:
-        raise ArtifactError(f"{path} is not a bertprobe pretraining state", hint="Choose another --out directory.")
-    for name, expected in state.get("hashes", {}).items():
-        if not (out / name).is_file() or _sha256(out / name) != expected:
-            raise ArtifactError(
-                f"{out / name} does not match {STATE_FILE} (an interrupted write?)",
-                hint="Pass --restart to start over from --from, or restore the directory from a copy.",
-            )
-    return state
+        _write(building / WEIGHTS_FILE, lambda p: save_file(_weights(lm.model, torch.float32), str(p),
+                                                             metadata={"format": "pt"}))  # fmt: skip
+        crash_point("pretrain-checkpoint-weights")
+        rng_json, rng_tensors = _rng_states()
+        _write(building / OPTIMIZER_FILE, lambda p: save_file({**optimizer.tensors(), **rng_tensors}, str(p)))
+        crash_point("pretrain-checkpoint-optimizer")
+        config = _config(lm, lm.model, "float32")
+        _write(building / "config.json", lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
+        for name in _TOKENIZER_FILES:
+            if (lm.path / name).is_file():
+                _write(building / name, lambda p, s=lm.path / name: shutil.copyfile(s, p))
+        state = dict(state, rng=rng_json, optimizer_steps=optimizer.steps, stepped=sorted(optimizer.stepped))
+        state["hashes"] = {WEIGHTS_FILE: _sha256(building / WEIGHTS_FILE),
+                           OPTIMIZER_FILE: _sha256(building / OPTIMIZER_FILE)}  # fmt: skip
+        _write(building / STATE_FILE, lambda p: p.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8"))
+        crash_point("pretrain-checkpoint-state")
+        _fsync(building)
+        if final.exists():  # the same step saved before (a finished run rerun): replace it
+            stale = out / f".{final.name}.old-{os.getpid()}"
+            final.rename(stale)
+            shutil.rmtree(stale)
+        building.rename(final)
+        _fsync(out)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    crash_point("pretrain-checkpoint-rename")
+    for older_step, older in checkpoints(out):
+        if older_step < step:
+            stale = out / f".{older.name}.old-{os.getpid()}"
+            older.rename(stale)
+            crash_point("pretrain-checkpoint-prune")
+            shutil.rmtree(stale)
+    _fsync(out)
+    return final
+
+
+def export_model(lm: LoadedModel, out: Path, dtype: str) -> None:
+    """The model files at the top of ``out`` (config, tokenizer, weights in ``dtype``), each replaced atomically."""
+    import torch
+    from safetensors.torch import save_file
+
+    def replace(name: str, write: Callable[[Path], None]) -> None:
+        with atomic_path(out / name) as temporary:
+            write(temporary)
+            _fsync(temporary)
+
+    weights = _weights(lm.model, getattr(torch, dtype))
+    replace(WEIGHTS_FILE, lambda p: save_file(weights, str(p), metadata={"format": "pt"}))
+    crash_point("pretrain-export-weights")
+    config = _config(lm, lm.model, dtype)
+    replace("config.json", lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
+    for name in _TOKENIZER_FILES:
+        if (lm.path / name).is_file() and (lm.path / name).resolve() != (out / name).resolve():
+            replace(name, lambda p, s=lm.path / name: shutil.copyfile(s, p))
+    _fsync(out)
+    crash_point("pretrain-export")
+
+
+class _StopRequests:
+    """Ctrl-C while training asks to stop after the current step (and save); a second one stops at once.
+
+    The handler is installed only in the main thread (signals cannot be caught elsewhere).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Progress:
+    """What a checkpoint stores besides tensors; ``step`` counts finished optimizer steps."""
+
+    step: int = 0
+    elapsed: float = 0.0
+    tokens: int = 0
+    first_loss: float | None = None
+    recent: list[float] = field(default_factory=list)
+    recent_nsp: list[float] = field(default_factory=list)  # share of NSP labels right, per step
+
+    def mean(self) -> float | None:
+        return sum(self.recent) / len(self.recent) if self.recent else None
+
+    def nsp_accuracy(self) -> float | None:
+        return sum(self.recent_nsp) / len(self.recent_nsp) if self.recent_nsp else None
+
+
+def _resume_checks(state: dict[str, Any], settings: PretrainSettings, corpus: Corpus, out: Path) -> list[str]:
+    previous = state["settings"]
+    hint = "Rerun with the same options to resume, pass --restart to start over, or choose another --out."
+    if previous.get("source") != settings.source or previous.get("corpus") != settings.corpus:
+        raise InputError(f"{out} holds a run from {previous.get('source')} on {', '.join(previous.get('corpus', []))}",
+                         hint=hint)  # fmt: skip
+    if state.get("corpus_sha256") != corpus.sha256:
+        raise InputError(f"the --corpus files changed since the run in {out} started", hint=hint)
+    changed = [name for name in _TRAJECTORY if previous.get(name) != getattr(settings, name)]
+    if changed:
+        options = ", ".join(f"--{n.replace('_', '-')} {previous.get(n)} → {getattr(settings, n)}" for n in changed)
+        raise InputError(f"{out} holds a run with other settings ({options})", hint=hint)
+    budget = ("steps", "minutes")
+    if any(previous.get(n) != getattr(settings, n) for n in budget):
+        return [f"the budget changed since step {state['step']}: the learning-rate schedule follows the new one"]
+    return []
+
+
+def _load(settings: PretrainSettings, out: Path, device: str, offline: bool, restart: bool, corpus: Corpus):
+    """The model (from the latest checkpoint when resuming), the trainer state (or None) and notices."""
+    from bertprobe import models
+
+    notices = prepare_out(out, settings.source, restart)
+    found = [] if restart else checkpoints(out)
+    state = read_state(found[0][1]) if found else None
+    if state is not None:
+        notices += _resume_checks(state, settings, corpus, out)
+        lm = models.load_trainable(str(found[0][1]), device=device, offline=True)
+        lm.name = settings.source
+        lm.notices = notices
+    else:
+        lm = models.load_trainable(settings.source, device=device, offline=offline)
+        if lm.path.resolve() == out.resolve():
+            raise InputError(f"--out {out} is the --from checkpoint itself: training would overwrite it",
+                             hint="Choose another --out directory.")  # fmt: skip
+        lm.notices = list(lm.notices) + notices
+    if settings.nsp:
+        weights = _checkpoint_weights(lm.path)
+        if _add_nsp_head(lm.model, weights, settings.seed) and state is None:
+            lm.notices.append(f"{settings.source} has no NSP head: training a new one.")
+    return lm, state
+
+
+def freeze(model: Any, layers: int) -> None:
+    """Keep the embeddings (and so the tied MLM decoder) and the lowest ``layers`` encoder layers fixed.
+
+    On a CPU most of a step is the backward pass; stopping it below the trained layers makes
+    a step several times cheaper, and the frozen layers keep what the checkpoint knew.
+    """
+    if layers <= 0:
+        return
+    model.bert.embeddings.requires_grad_(False)
+    for layer in model.bert.encoder.layer[:layers]:
+        layer.requires_grad_(False)
+
+
+def _optimizer(model: Any, settings: PretrainSettings) -> AdamW:
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if parameter.ndim < 2 or "LayerNorm" in name else decay).append((name, parameter))
+    return AdamW([(decay, settings.weight_decay), (no_decay, 0.0)], lr=settings.lr)
+
+
+def _train_step(lm: LoadedModel, optimizer: AdamW, batch: Batch, lr: float) -> tuple[float, float | None]:
+    """One optimizer step on a batch; returns the loss and the NSP accuracy (None without NSP labels)."""
+    import torch
+
+    model = lm.model
+    input_ids, attention, token_types, labels = (
+        t.to(lm.device) for t in (batch.input_ids, batch.attention_mask, batch.token_type_ids, batch.labels)
+    )
+    optimizer.lr = lr
+    backend = lm.backend
+    hidden = backend.forward(
+        input_ids=input_ids, attention_mask=attention, token_type_ids=token_types
+    ).last_hidden_state
+    selected = labels != -100
+    logits = backend.mlm_logits(hidden[selected])
+    loss = torch.nn.functional.cross_entropy(logits.float(), labels[selected])
+    accuracy = None
+    if batch.next_labels is not None:
+        next_labels = batch.next_labels.to(lm.device)
+        paired = next_labels != -100
+        if bool(paired.any()):
+            next_logits = model.cls.seq_relationship(backend.pooler()(hidden[paired])).float()
+            loss = loss + torch.nn.functional.cross_entropy(next_logits, next_labels[paired])
+            accuracy = float((next_logits.argmax(-1) == next_labels[paired]).float().mean())
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        return value, accuracy
+    optimizer.zero_grad()
+    loss.backward()
+    clip_grad_norm([p for _, p in model.named_parameters()], 1.0)
+    optimizer.step()
+    return value, accuracy
+
+
+class _Run:
+    """One training session: the loop, its clock, its checkpoints and its live status."""
+
+    def __init__(self, settings: PretrainSettings, lm: LoadedModel, data: TrainingData, corpus: Corpus,
+                 state: dict[str, Any] | None) -> None:  # fmt: skip
+        self.settings, self.lm, self.data, self.corpus = settings, lm, data, corpus
+        self.out = Path(settings.out)
+        self.optimizer = _optimizer(lm.model, settings)
+        self.progress = _Progress()
+        if state is not None:
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(checkpoints(self.out)[0][1] / OPTIMIZER_FILE))
+            self.optimizer.load(tensors, state["optimizer_steps"])
+            self.optimizer.stepped = set(state.get("stepped", []))
+            _restore_rng(state["rng"], tensors)
+            self.progress = _Progress(state["step"], state["elapsed"], state["tokens"], state.get("first_loss"),
+                                      list(state["recent_losses"]), list(state.get("recent_nsp", [])))  # fmt: skip
+        self.saved_step: int | None = self.progress.step if state is not None else None
+        self.start = self.last_save = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.progress.elapsed + time.perf_counter() - self.start
+
+    def fraction(self) -> float:
+        if self.settings.steps is not None:
+            return self.progress.step / self.settings.steps
+        return self.elapsed() / (60 * self.settings.minutes)
+
+    def snapshot(self) -> dict[str, Any]:
+        progress = self.progress
+        epoch, cursor = self.data.locate(progress.step * self.settings.batch_size)
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "step": progress.step,
+            "elapsed": self.elapsed(),
+            "tokens": progress.tokens,
+            "first_loss": progress.first_loss,
+            "last_loss": progress.mean(),
+            "recent_losses": progress.recent,
+            "recent_nsp": progress.recent_nsp,
+            "settings": asdict(self.settings),
+            "corpus_sha256": self.corpus.sha256,
+            "base_fingerprint": self.lm.fingerprint,
+            "epoch": epoch,
+            "cursor": cursor,  # the next example: derived from the step, stored for people reading the file
+        }
+
+    def save(self) -> None:
+        if self.saved_step == self.progress.step and checkpoints(self.out):
+            return
+        if not _all_finite(self.lm.model):
+            raise TrainingDiverged(f"the weights are no longer finite at step {self.progress.step}; nothing was saved")
+        save_checkpoint(self.lm, self.optimizer, self.out, self.snapshot())
+        self.saved_step, self.last_save = self.progress.step, time.perf_counter()
+
+    def step(self) -> float:
+        """One optimizer step; the progress (and so the next batch) moves only once it is complete."""
+        settings, progress = self.settings, self.progress
+        batch = self.data.batch(progress.step, settings.batch_size)
+        lr = learning_rate(settings.lr, self.fraction(), settings.warmup)
+        loss, accuracy = _train_step(self.lm, self.optimizer, batch, lr)
+        if not math.isfinite(loss):
+            kept = self.saved_step if self.saved_step is not None else "(none)"
+            raise TrainingDiverged(f"the loss became {loss} at step {progress.step + 1}; the checkpoint of step "
+                                   f"{kept} is kept")  # fmt: skip
+        progress.step += 1
+        progress.tokens += int(batch.attention_mask.sum())
+        progress.first_loss = loss if progress.first_loss is None else progress.first_loss
+        progress.recent = [*progress.recent[-49:], loss]
+        if accuracy is not None:
+            progress.recent_nsp = [*progress.recent_nsp[-49:], accuracy]
+        return lr
+
+    def status(self, lr: float, probes: list[ProbeTop]) -> TrainStatus:
+        progress = self.progress
+        return TrainStatus(
+            step=progress.step,
+            total_steps=self.settings.steps,
+            elapsed=self.elapsed(),
+            budget_fraction=min(self.fraction(), 1.0),
+            loss=progress.mean() or 0.0,
+            lr=lr,
+            tokens_per_second=progress.tokens / max(self.elapsed(), 1e-9),
+            probes=probes,
+            saved_step=self.saved_step,
+            nsp_accuracy=progress.nsp_accuracy(),
+        )
+
+    def train(self, probes_before: list[ProbeTop], on_status: Callable[[TrainStatus], None] | None,
+              status_seconds: float, probe_seconds: float) -> tuple[bool, list[ProbeTop]]:  # fmt: skip
+        """Train to the end of the budget or a Ctrl-C; returns (interrupted, latest probe predictions)."""
+        settings, texts = self.settings, list(self.settings.probes)
+        current = probes_before
+        last_status = last_probe = time.perf_counter()
+        with _StopRequests() as stop:
+            try:
+                while self.fraction() < 1.0 and not stop.requested:
+                    lr = self.step()
+                    now = time.perf_counter()
+                    if texts and now - last_probe >= probe_seconds:
+                        current, last_probe = probe_predictions(self.lm, texts), now
+                    due = settings.save_steps is not None and self.progress.step % settings.save_steps == 0
+                    if due or now - self.last_save >= 60 * settings.save_minutes:
+                        self.save()
+                    if on_status is not None and now - last_status >= status_seconds:
+                        on_status(self.status(lr, current))
+                        last_status = now
+                self.save()
+                export_model(self.lm, self.out, settings.save_dtype)
+                return stop.requested, current
+            except KeyboardInterrupt:
+                return True, current  # a second Ctrl-C: the last complete checkpoint stands
 
 
 def pretrain(
@@ -269,177 +1051,56 @@ def pretrain(
     status_seconds: float = 2.0,
     probe_seconds: float = 15.0,
 ) -> PretrainResult:
-    """Train, checkpointing every ``settings.save_minutes``; Ctrl-C saves first, then raises Interrupted."""
-    import torch
-
-    from bertprobe import models
+    """Train, checkpointing every ``save_minutes`` (and ``save_steps``); Ctrl-C saves, then raises Interrupted."""
     from bertprobe.seeding import seed_everything
 
-    if (settings.steps is None) == (settings.minutes is None):
-        raise InputError("give exactly one budget: --steps N or --minutes M", hint="e.g. --steps 1000")
-    if (settings.steps is not None and settings.steps < 1) or (settings.minutes is not None and settings.minutes <= 0):
-        raise InputError("the training budget must be positive", hint="e.g. --steps 1000 or --minutes 30")
-    if settings.lr <= 0 or settings.save_minutes <= 0 or settings.batch_size < 1:
-        raise InputError(
-            "--lr and --save-minutes must be positive and --batch-size at least 1",
-            hint="e.g. --lr 1e-4 --save-minutes 5 --batch-size 32",
-        )
-    if not 0 < settings.rate < 1:
-        raise InputError(f"--rate {settings.rate} must be between 0 and 1", hint="BERT used 0.15.")
-    if settings.save_dtype not in {"float32", "float16", "bfloat16"}:
-        raise InputError(f"--save-dtype {settings.save_dtype!r} is not float32, float16 or bfloat16")
-    out = Path(settings.out)
-    state = None if restart else read_state(out)
-    resumed = state is not None
-    if resumed:
-        previous = PretrainSettings(**state["settings"])
-        if previous.source != settings.source or previous.corpus != settings.corpus:
-            raise InputError(
-                f"{out} holds a run from {previous.source} on {', '.join(previous.corpus)}",
-                hint="Rerun with the same --from and --corpus to resume, pass --restart, or choose another --out.",
-            )
-        lm = models.load_trainable(str(out), device=device, offline=True)
-        lm.name = settings.source
-    else:
-        lm = models.load_trainable(settings.source, device=device, offline=offline)
+    check_settings(settings)
+    corpus = read_corpus(settings.corpus)
+    lm, state = _load(settings, Path(settings.out), device, offline, restart, corpus)
     seed_everything(settings.seed)
-    lines = read_corpus(settings.corpus)
-    chunks = chunk_corpus(lm, lines, min(settings.max_length, lm.tokenizer.model_max_length))
-    model = lm.model
-    model.train()
-    tok = lm.tokenizer
-    special = set(tok.special_ids)
-    replacements = tok.replacement_ids
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        (no_decay if parameter.ndim < 2 or "LayerNorm" in name else decay).append(parameter)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.lr,
-    )
-    step, elapsed_before, tokens_seen, losses_first = 0, 0.0, 0, None
-    if state is not None:
-        from safetensors.torch import load_file
-
-        tensors = load_file(str(out / OPTIMIZER_FILE))
-        _restore_optimizer(optimizer, tensors, state["optimizer_layout"])
-        torch.set_rng_state(tensors["torch_rng"])
-        step, elapsed_before, tokens_seen = state["step"], state["elapsed"], state["tokens"]
-        losses_first = state.get("first_loss")
-    probes = list(settings.probes)
-    probes_before = probe_predictions(lm, probes)
-
-    epoch = state["epoch"] if state else 0
-    cursor = state["cursor"] if state else 0
-    order = _epoch_order(len(chunks), settings.seed, epoch)
-    recent: list[float] = list(state.get("recent_losses", [])) if state else []  # running mean survives a resume
-    start = time.perf_counter()
-    last_status = last_probe = last_save = start
-    saved_step: int | None = step if resumed else None
-    current_probes = probes_before
-    interrupted = False
-
-    def fraction() -> float:
-        if settings.steps is not None:
-            return step / settings.steps
-        return (elapsed_before + time.perf_counter() - start) / (60 * settings.minutes)
-
-    def snapshot() -> dict[str, Any]:
-        return {
-            "format": STATE_FORMAT,
-            "version": 1,
-            "step": step,
-            "elapsed": elapsed_before + time.perf_counter() - start,
-            "tokens": tokens_seen,
-            "first_loss": losses_first,
-            "last_loss": sum(recent) / len(recent) if recent else None,
-            "recent_losses": recent,
-            "settings": asdict(settings),
-            "base_fingerprint": lm.fingerprint,
-            "epoch": epoch,
-            "cursor": cursor,
-        }
-
-    try:
-        while fraction() < 1.0:
-            batch_ids = []
-            for _ in range(settings.batch_size):
-                if cursor >= len(order):
-                    epoch, cursor = epoch + 1, 0
-                    order = _epoch_order(len(chunks), settings.seed, epoch)
-                batch_ids.append(chunks[order[cursor]])
-                cursor += 1
-            plans = [
-                masking.mask_plan(
-                    ids, special, tok.mask_token_id, seed=f"{settings.seed}/{step}/{row}",
-                    rate=settings.rate, replacements=replacements,
-                )
-                for row, ids in enumerate(batch_ids)
-            ]  # fmt: skip
-            input_ids, attention = pad_ids([p.input_ids for p in plans], tok.pad_token_id)
-            labels, _ = pad_ids([p.labels() for p in plans], -100)
-            input_ids, attention, labels = (t.to(lm.device) for t in (input_ids, attention, labels))
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(settings.lr, fraction(), settings.warmup)
-            hidden = lm.backend.forward(input_ids=input_ids, attention_mask=attention).last_hidden_state
-            selected = labels != -100
-            logits = lm.backend.mlm_logits(hidden[selected])
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels[selected])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-            tokens_seen += int(attention.sum())
-            value = float(loss.detach())
-            losses_first = value if losses_first is None else losses_first
-            recent = [*recent[-49:], value]
-
-            now = time.perf_counter()
-            if probes and now - last_probe >= probe_seconds:
-                current_probes = probe_predictions(lm, probes)
-                last_probe = now
-            if now - last_save >= 60 * settings.save_minutes:
-                save_checkpoint(lm, model, optimizer, out, snapshot(), settings.save_dtype)
-                saved_step, last_save = step, time.perf_counter()
-            if on_status is not None and now - last_status >= status_seconds:
-                elapsed = elapsed_before + now - start
-                on_status(
-                    TrainStatus(
-                        step=step,
-                        total_steps=settings.steps,
-                        elapsed=elapsed,
-                        budget_fraction=min(fraction(), 1.0),
-                        loss=sum(recent) / len(recent),
-                        lr=optimizer.param_groups[0]["lr"],
-                        tokens_per_second=tokens_seen / max(elapsed, 1e-9),
-                        probes=current_probes,
-                        saved_step=saved_step,
-                    )
-                )
-                last_status = now
-    except KeyboardInterrupt:
-        interrupted = True
-    save_checkpoint(lm, model, optimizer, out, snapshot(), settings.save_dtype)
-    model.eval()
+    data = TrainingData(lm, corpus, min(settings.max_length, lm.tokenizer.model_max_length), settings.seed,
+                        settings.rate, settings.nsp)  # fmt: skip
+    if len(data) == 0:
+        raise DataError(f"{', '.join(settings.corpus)}: the tokenizer finds no word pieces in the corpus")
+    if settings.nsp and data.pairs == 0:
+        raise DataError(
+            "--nsp needs documents of two or more lines; every line of the corpus stands alone",
+            hint="Put consecutive sentences on consecutive lines, blank lines between documents.",
+        )
+    if settings.freeze_layers > lm.model.config.num_hidden_layers:
+        raise InputError(
+            f"--freeze-layers {settings.freeze_layers}: {settings.source} has only "
+            f"{lm.model.config.num_hidden_layers} layers",
+            hint="Freeze fewer layers, e.g. --freeze-layers 2.",
+        )
+    freeze(lm.model, settings.freeze_layers)
+    lm.model.train()
+    run = _Run(settings, lm, data, corpus, state)
+    start_step = run.progress.step
+    probes_before = probe_predictions(lm, settings.probes)
+    interrupted, probes_after = run.train(probes_before, on_status, status_seconds, probe_seconds)
+    lm.model.eval()
     result = PretrainResult(
         model=settings.source,
         revision=lm.revision,
         source=settings.source,
-        out=str(out),
-        corpus_lines=len(lines),
-        chunks=len(chunks),
-        start_step=state["step"] if state else 0,
-        steps=step,
-        seconds=elapsed_before + time.perf_counter() - start,
-        tokens=tokens_seen,
-        first_loss=losses_first,
-        final_loss=sum(recent) / len(recent) if recent else None,
-        resumed=resumed,
+        out=settings.out,
+        corpus_lines=len(corpus.lines),
+        chunks=len(data),
+        start_step=start_step,
+        steps=run.progress.step,
+        seconds=run.elapsed(),
+        tokens=run.progress.tokens,
+        first_loss=run.progress.first_loss,
+        final_loss=run.progress.mean(),
+        resumed=state is not None,
         interrupted=interrupted,
         probes_before=probes_before,
-        probes_after=probe_predictions(lm, probes),
+        probes_after=probes_after if interrupted else probe_predictions(lm, settings.probes),
         settings=asdict(settings),
+        saved_step=run.saved_step,
+        nsp_pairs=data.pairs,
+        nsp_accuracy=run.progress.nsp_accuracy(),
         notices=list(lm.notices),
     )
     if interrupted:
@@ -447,11 +1108,10 @@ def pretrain(
     return result
 
 
-def _epoch_order(count: int, seed: int, epoch: int) -> list[int]:
-    """The chunk order of one pass over the corpus: a seeded shuffle, so a resumed run continues it."""
-    order = list(range(count))
-    random.Random(f"order/{seed}/{epoch}").shuffle(order)
-    return order
+def _all_finite(model: Any) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def perplexity(loss: float | None) -> float | None:

@@ -1,13 +1,22 @@
-"""pretrain: the loss goes down, checkpoints load anywhere, and an interrupted run resumes."""
+"""pretrain: the loss goes down, checkpoints load anywhere, bad options and directories are refused.
+
+Interrupted and killed runs are tested in test_pretrain_resume.py.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from bertprobe import pretrain
-from bertprobe.errors import ArtifactError, InputError
+from bertprobe.errors import InputError
 
 LINES = [
     "the cat sat on the mat .",
@@ -53,67 +62,12 @@ def test_loss_goes_down_and_the_checkpoint_loads_in_transformers(tiny_pretrainin
     assert {"mat", "rug"} & set(top)  # the only words that ever stood there
 
 
-def test_a_resumed_run_continues_where_it_stopped(tiny_pretraining_path, corpus, tmp_path):
-    straight = pretrain.pretrain(_settings(tiny_pretraining_path, corpus, tmp_path / "a", steps=20), device="cpu")
-
-    calls = {"n": 0}
-
-    def stop_after_first_status(status):
-        calls["n"] += 1
-        if status.step >= 10:
-            raise KeyboardInterrupt
-
-    out = tmp_path / "b"
-    with pytest.raises(pretrain.Interrupted) as stop:
-        pretrain.pretrain(
-            _settings(tiny_pretraining_path, corpus, out, steps=20), device="cpu",
-            on_status=stop_after_first_status, status_seconds=0.0,
-        )  # fmt: skip
-    saved = json.loads((out / "trainer_state.json").read_text())
-    assert saved["step"] == stop.value.result.steps == 10
-    resumed = pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=20), device="cpu")
-    assert resumed.resumed and resumed.start_step == 10 and resumed.steps == 20
-    # Same batches, masks and learning rates as the uninterrupted run: the same final weights.
-    from safetensors.torch import load_file
-
-    a, b = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(out / "model.safetensors"))
-    for key in a:
-        assert (a[key] - b[key]).abs().max() < 1e-5, key
-    assert resumed.final_loss == pytest.approx(straight.final_loss, rel=1e-3)
-
-
 def test_encoder_only_checkpoint_gets_a_new_head(tiny_encoder_path, corpus, tmp_path):
     result = pretrain.pretrain(_settings(tiny_encoder_path, corpus, tmp_path / "run", steps=5), device="cpu")
     assert any("no MLM head" in n for n in result.notices)
     from bertprobe.models import checkpoint_heads
 
     assert "mlm" in checkpoint_heads(tmp_path / "run")
-
-
-def test_a_damaged_checkpoint_is_detected_not_trusted(tiny_pretraining_path, corpus, tmp_path):
-    out = tmp_path / "run"
-    pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=3), device="cpu")
-    weights = out / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:-10])
-    with pytest.raises(ArtifactError, match=r"does not match trainer_state\.json"):
-        pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=6), device="cpu")
-    restarted = pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=3), device="cpu", restart=True)
-    assert not restarted.resumed and restarted.steps == 3
-
-
-def test_cli_errors_are_one_line(cli, tiny_pretraining_path, tiny_encoder_path, corpus, tmp_path):
-    code, _, stderr = cli("pretrain", "--from", tiny_pretraining_path, "--corpus", corpus, "--out", tmp_path / "x")
-    assert code == 1 and "exactly one budget" in stderr
-    code, _, stderr = cli("pretrain", "--from", tiny_pretraining_path, "--corpus", tmp_path / "nope.txt",
-                          "--out", tmp_path / "x", "--steps", 2)  # fmt: skip
-    assert code == 1 and "no such file" in stderr and "--corpus" in stderr
-    # Bad numbers (--save-minutes 0, --lr inf, ...) are usage errors: tests/test_cli_options.py.
-    code, _, stderr = cli("pretrain", "--from", "minilm", "--corpus", corpus, "--out", tmp_path / "y", "--steps", 1,
-                          "--probe", "no mask here")  # fmt: skip
-    assert code == 1 and "no mask token" in stderr
-    pretrain.pretrain(_settings(tiny_pretraining_path, corpus, tmp_path / "z", steps=2), device="cpu")
-    with pytest.raises(InputError, match="holds a run from"):
-        pretrain.pretrain(_settings(tiny_encoder_path, corpus, tmp_path / "z", steps=2), device="cpu")
 
 
 def test_cli_trains_and_prints_the_summary(cli, tiny_pretraining_path, corpus, tmp_path):
@@ -132,3 +86,392 @@ def test_learning_rate_warms_up_then_decays():
     assert pretrain.learning_rate(1.0, 0.1, 0.1) == pytest.approx(1.0)
     assert pretrain.learning_rate(1.0, 0.55, 0.1) == pytest.approx(0.5)
     assert pretrain.learning_rate(1.0, 1.0, 0.1) == 0.0
+
+
+def test_cli_errors_are_one_line(cli, tiny_pretraining_path, tiny_encoder_path, corpus, tmp_path):
+    code, _, stderr = cli("pretrain", "--from", tiny_pretraining_path, "--corpus", corpus, "--out", tmp_path / "x")
+    assert code == 1 and "exactly one budget" in stderr
+    code, _, stderr = cli("pretrain", "--from", tiny_pretraining_path, "--corpus", tmp_path / "nope.txt",
+                          "--out", tmp_path / "x", "--steps", 2)  # fmt: skip
+    assert code == 1 and "no such file" in stderr and "--corpus" in stderr
+    # Bad numbers at the command line are usage errors: tests/test_cli_options.py.
+    code, _, stderr = cli("pretrain", "--from", "minilm", "--corpus", corpus, "--out", tmp_path / "y", "--steps", 1,
+                          "--probe", "no mask here")  # fmt: skip
+    assert code == 1 and "no mask token" in stderr
+    pretrain.pretrain(_settings(tiny_pretraining_path, corpus, tmp_path / "z", steps=2), device="cpu")
+    with pytest.raises(InputError, match="holds a run from"):
+        pretrain.pretrain(_settings(tiny_encoder_path, corpus, tmp_path / "z", steps=2), device="cpu")
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("minutes", NAN), ("minutes", INF), ("minutes", -1.0), ("minutes", 1e12),
+        ("lr", INF), ("lr", NAN), ("lr", 0.0), ("lr", -1e-4), ("lr", 1e6),
+        ("save_minutes", NAN), ("save_minutes", 0.0), ("save_steps", 0),
+        ("steps", 0), ("steps", -5), ("steps", 10**12), ("batch_size", 0), ("batch_size", 10**9),
+        ("rate", 1.0), ("rate", NAN), ("warmup", NAN), ("warmup", 2.0), ("max_length", 2),
+        ("seed", -1), ("seed", 2**40), ("freeze_layers", -1), ("weight_decay", NAN), ("save_dtype", "int8"),
+    ],
+)  # fmt: skip
+def test_bad_numbers_are_refused_before_any_work_from_python_too(corpus, tmp_path, field, value):
+    budget = {} if field in {"minutes", "steps"} else {"steps": 3}
+    settings = pretrain.PretrainSettings(source="tiny-mlm", corpus=[str(corpus)], out=str(tmp_path / "x"),
+                                         **budget, **{field: value})  # fmt: skip
+    with pytest.raises(InputError) as refused:
+        pretrain.pretrain(settings, device="cpu")
+    assert refused.value.hint and "\n" not in refused.value.message
+    assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+def test_nan_minutes_and_inf_lr_at_the_command_line_are_one_line_errors(cli, corpus, tmp_path):
+    for option, value in (("--minutes", "nan"), ("--lr", "inf"), ("--save-steps", "0"), ("--freeze-layers", "-1")):
+        budget = [] if option == "--minutes" else ["--steps", "3"]
+        code, _, stderr = cli("pretrain", "--corpus", corpus, "--out", tmp_path / "x", *budget, option, value)
+        assert code in (1, 2) and option in stderr and "Traceback" not in stderr, stderr
+        assert not (tmp_path / "x").exists()
+
+
+def test_out_is_checked_before_the_first_step(cli, tiny_pretraining_path, corpus, tmp_path):
+    args = ["pretrain", "--from", tiny_pretraining_path, "--corpus", corpus, "--steps", 2]
+    # the --from checkpoint itself
+    before = sorted(p.name for p in tiny_pretraining_path.iterdir())
+    code, _, stderr = cli(*args, "--out", tiny_pretraining_path)
+    assert code == 1 and "is the --from checkpoint itself" in stderr
+    assert sorted(p.name for p in tiny_pretraining_path.iterdir()) == before
+    # a checkpoint that pretrain did not write
+    other = tmp_path / "other"
+    shutil.copytree(tiny_pretraining_path, other)
+    weights = (other / "model.safetensors").read_bytes()
+    code, _, stderr = cli(*args, "--out", other)
+    assert code == 1 and "did not write" in stderr
+    assert (other / "model.safetensors").read_bytes() == weights
+    # under a file
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, stderr = cli(*args, "--out", blocker / "run")
+    assert code == 1 and "cannot write to --out" in stderr and "Traceback" not in stderr
+    code, _, stderr = cli(*args, "--out", blocker)
+    assert code == 1 and "is a file" in stderr
+
+
+def test_a_damaged_or_malformed_checkpoint_is_refused_not_trusted(cli, tiny_pretraining_path, corpus, tmp_path):
+    out = tmp_path / "run"
+    pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=3), device="cpu")
+    (checkpoint,) = [path for _, path in pretrain.checkpoints(out)]
+    args = ["pretrain", "--from", tiny_pretraining_path, "--corpus", corpus, "--out", out, "--steps", 6,
+            "--batch-size", 8, "--lr", 3e-3, "--max-length", 16]  # fmt: skip
+    weights = checkpoint / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:-10])
+    code, _, stderr = cli(*args)
+    assert code == 1 and "does not match trainer_state.json" in stderr and "--restart" in stderr
+    weights.write_bytes(good)
+    state_file = checkpoint / "trainer_state.json"
+    state = state_file.read_text()
+    for broken in (b"{not json", b"[]", json.dumps({**json.loads(state), "step": "three"}).encode(), b"\xff\xfe{"):
+        state_file.write_bytes(broken)
+        code, _, stderr = cli(*args)
+        assert code == 1 and "trainer_state.json" in stderr and len(stderr.strip().splitlines()) == 2, stderr
+    state_file.write_text(state)
+    code, _, stderr = cli(*args, "--corpus", corpus)
+    assert code == 1 and "holds a run" in stderr  # the corpus given twice is another run
+    restarted = pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=3), device="cpu", restart=True)
+    assert not restarted.resumed and restarted.steps == 3
+
+
+def test_a_resume_refuses_other_settings_or_an_edited_corpus(tiny_pretraining_path, corpus, tmp_path):
+    out = tmp_path / "run"
+    pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=2), device="cpu")
+    with pytest.raises(InputError, match="other settings"):
+        pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=4, lr=1e-3), device="cpu")
+    corpus.write_text(corpus.read_text() + "one more line .\n")
+    with pytest.raises(InputError, match="corpus files changed"):
+        pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=4), device="cpu")
+
+
+def test_a_diverging_run_stops_without_saving_non_finite_weights(tiny_pretraining_path, corpus, tmp_path, monkeypatch):
+    import torch
+
+    out = tmp_path / "run"
+    seen = []
+
+    def blow_up(status):  # what a too-high learning rate does, two steps in
+        seen.append(status.step)
+        if status.step == 2:
+            with torch.no_grad():
+                next(iter(models_in_training)).fill_(float("inf"))
+
+    from bertprobe import models
+
+    real_load = models.load_trainable
+    models_in_training = []
+
+    def load_and_remember(*args, **kwargs):
+        lm = real_load(*args, **kwargs)
+        models_in_training.append(lm.model.get_input_embeddings().weight)
+        return lm
+
+    monkeypatch.setattr(models, "load_trainable", load_and_remember)
+    with pytest.raises(pretrain.TrainingDiverged, match="the loss became nan at step 3"):
+        pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=10, save_steps=1), device="cpu",
+                          on_status=blow_up, status_seconds=0.0)  # fmt: skip
+    from safetensors.torch import load_file
+
+    assert [step for step, _ in pretrain.checkpoints(out)] == [2]
+    for _, checkpoint in pretrain.checkpoints(out):
+        assert all(bool(t.isfinite().all()) for t in load_file(str(checkpoint / "model.safetensors")).values())
+
+
+def test_own_adamw_and_clipping_equal_torch():
+    import torch
+
+    torch.manual_seed(0)
+    reference = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.LayerNorm(16), torch.nn.Linear(16, 3))
+    mine = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.LayerNorm(16), torch.nn.Linear(16, 3))
+    mine.load_state_dict(reference.state_dict())
+
+    def groups(model):
+        decay = [(n, p) for n, p in model.named_parameters() if p.ndim >= 2]
+        rest = [(n, p) for n, p in model.named_parameters() if p.ndim < 2]
+        return decay, rest
+
+    decay, rest = groups(reference)
+    torch_opt = torch.optim.AdamW([{"params": [p for _, p in decay], "weight_decay": 0.01},
+                                   {"params": [p for _, p in rest], "weight_decay": 0.0}], lr=1e-2)  # fmt: skip
+    own = pretrain.AdamW([(groups(mine)[0], 0.01), (groups(mine)[1], 0.0)], lr=1e-2)
+    for step in range(6):
+        x = torch.randn(5, 8)
+        for model in (reference, mine):
+            model.zero_grad()
+            (model(x) ** 2).sum().mul(10).backward()
+        torch.nn.utils.clip_grad_norm_(reference.parameters(), 1.0)
+        pretrain.clip_grad_norm(list(mine.parameters()), 1.0)
+        for group in torch_opt.param_groups:
+            group["lr"] = 1e-2 * (step + 1)
+        own.lr = 1e-2 * (step + 1)
+        torch_opt.step()
+        own.step()
+    for (name, a), b in zip(reference.named_parameters(), mine.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-7, rtol=0), name
+
+
+# --- interrupted and killed runs end as the uninterrupted one -------------------------------
+
+STORY = [
+    "the cat woke up early .", "it walked to the kitchen .", "the bowl was empty .", "so it sat and waited .",
+    "",
+    "the dog ran to the park .", "it found a red ball .", "a boy threw the ball .", "the dog brought it back .",
+    "",
+    "rain fell on the town .", "people opened their umbrellas .", "the streets were wet .", "then the sun came out .",
+]  # fmt: skip
+RESUME_STEPS = 12
+
+
+@pytest.fixture
+def story(tmp_path):
+    path = tmp_path / "story.txt"
+    path.write_text("\n".join(STORY) + "\n")
+    return path
+
+
+def _resume_args(source, corpus, out):
+    return ["pretrain", "--from", str(source), "--corpus", str(corpus), "--out", str(out), "--steps",
+            str(RESUME_STEPS), "--save-steps", "4", "--batch-size", "4", "--lr", "3e-3", "--max-length", "24",
+            "--nsp", "--json"]  # fmt: skip
+
+
+def _resume_settings(source, corpus, out):
+    return _settings(source, corpus, out, steps=RESUME_STEPS, save_steps=4, batch_size=4, max_length=24, nsp=True,
+                     probes=[])  # fmt: skip
+
+
+def _weights(out):
+    from safetensors.torch import load_file
+
+    return load_file(str(out / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, tiny_pretraining_path):
+    """The uninterrupted run every interrupted one must end equal to (with NSP, saving every 4 steps)."""
+    root = tmp_path_factory.mktemp("straight")
+    story = root / "story.txt"
+    story.write_text("\n".join(STORY) + "\n")
+    out = root / "run"
+    result = pretrain.pretrain(_resume_settings(tiny_pretraining_path, story, out), device="cpu")
+    return result, _weights(out)
+
+
+def _assert_same_weights(out, reference):
+    import torch
+
+    mine = _weights(out)
+    assert mine.keys() == reference.keys()
+    for key in reference:
+        assert torch.equal(mine[key], reference[key]), key
+
+
+def test_the_straight_run_learns_nsp_and_saves_a_pretraining_checkpoint(straight_run, tmp_path):
+    result, weights = straight_run
+    assert result.steps == RESUME_STEPS and result.nsp_pairs == 9 and result.nsp_accuracy is not None
+    assert {"cls.seq_relationship.weight", "bert.pooler.dense.weight"} <= weights.keys()
+    out = Path(result.out)
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["BertForPreTraining"]
+    from transformers import BertForPreTraining
+
+    _, info = BertForPreTraining.from_pretrained(str(out), output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert [step for step, _ in pretrain.checkpoints(out)] == [RESUME_STEPS]  # older ones pruned
+
+
+def test_ctrl_c_saves_after_the_step_and_the_rerun_ends_identical(straight_run, tiny_pretraining_path, story,
+                                                                  tmp_path):  # fmt: skip
+    out = tmp_path / "run"
+
+    def press_ctrl_c(status):
+        if status.step == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(pretrain.Interrupted) as stop:
+        pretrain.pretrain(_resume_settings(tiny_pretraining_path, story, out), device="cpu", on_status=press_ctrl_c,
+                          status_seconds=0.0)  # fmt: skip
+    assert stop.value.result.saved_step == 5 and [s for s, _ in pretrain.checkpoints(out)] == [5]
+    resumed = pretrain.pretrain(_resume_settings(tiny_pretraining_path, story, out), device="cpu")
+    assert resumed.resumed and resumed.start_step == 5 and resumed.steps == RESUME_STEPS
+    _assert_same_weights(out, straight_run[1])
+    assert resumed.final_loss == straight_run[0].final_loss
+
+
+def test_a_second_ctrl_c_during_the_save_keeps_the_previous_checkpoint(straight_run, tiny_pretraining_path, story,
+                                                                      tmp_path, monkeypatch):  # fmt: skip
+    out = tmp_path / "run"
+    saves = []
+
+    def press_ctrl_c(status):
+        if status.step == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def second_ctrl_c_while_saving(name):
+        if name == "pretrain-checkpoint-optimizer":
+            saves.append(name)
+            if len(saves) == 2:  # the save of step 6, after the one of step 4
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(pretrain, "crash_point", second_ctrl_c_while_saving)
+    with pytest.raises(pretrain.Interrupted) as stop:
+        pretrain.pretrain(_resume_settings(tiny_pretraining_path, story, out), device="cpu", on_status=press_ctrl_c,
+                          status_seconds=0.0)  # fmt: skip
+    assert stop.value.result.saved_step == 4
+    assert [s for s, _ in pretrain.checkpoints(out)] == [4]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the half-written save was cleaned up
+    monkeypatch.undo()
+    pretrain.pretrain(_resume_settings(tiny_pretraining_path, story, out), device="cpu")
+    _assert_same_weights(out, straight_run[1])
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "pretrain-checkpoint-weights",
+        "pretrain-checkpoint-optimizer",
+        "pretrain-checkpoint-state",
+        "pretrain-checkpoint-rename",
+        "pretrain-checkpoint-prune",
+        "atomic-write:temp-written@model.safetensors",  # inside the export: a stray temporary file
+        "pretrain-export-weights",
+    ],
+)
+def test_sigkill_at_each_write_step_then_rerun_ends_identical(straight_run, tiny_pretraining_path, story, tmp_path,
+                                                              point):  # fmt: skip
+    out = tmp_path / "run"
+    env = {**os.environ, "BERTPROBE_TEST_KILL_AFTER": point, "PYTHONPATH": str(Path(pretrain.__file__).parents[1])}
+    killed = subprocess.run([sys.executable, "-m", "bertprobe", *_resume_args(tiny_pretraining_path, story, out)],
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    rerun = pretrain.pretrain(_resume_settings(tiny_pretraining_path, story, out), device="cpu")
+    assert rerun.steps == RESUME_STEPS
+    assert rerun.resumed == (point not in {"pretrain-checkpoint-weights", "pretrain-checkpoint-optimizer",
+                                           "pretrain-checkpoint-state"})  # fmt: skip
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the killed save's leftovers are gone
+    _assert_same_weights(out, straight_run[1])
+
+
+def test_batches_cover_each_epoch_once_and_nsp_pairs_follow_bert(tiny_pretraining_path, tmp_path):
+    from bertprobe import models
+
+    lines, documents = [], []
+    for document in range(30):
+        size = 1 + document % 4  # some one-line documents: no pair, masked-LM only
+        for sentence in range(size):
+            lines.append(f"story {document} sentence {sentence} .")
+            documents.append(document)
+    text = ""
+    for index, line in enumerate(lines):
+        if index and documents[index] != documents[index - 1]:
+            text += "\n"
+        text += line + "\n"
+    path = tmp_path / "stories.txt"
+    path.write_text(text)
+    corpus = pretrain.read_corpus([str(path)])
+    assert corpus.lines == lines and len(set(corpus.documents)) == 30
+    lm = models.load_trainable(str(tiny_pretraining_path), device="cpu")
+    data = pretrain.TrainingData(lm, corpus, max_length=32, seed=3, rate=0.15, nsp=True)
+    assert len(data) == len(lines) and data.pairs == sum(1 + d % 4 - 1 for d in range(30))
+    seen, labels = [], {0: 0, 1: 0}
+    steps = 3 * len(data) // 5
+    for step in range(steps):
+        batch = data.batch(step, 5)
+        seen += batch.examples
+        rows = zip(batch.examples, batch.input_ids.tolist(), batch.labels.tolist(), batch.token_type_ids.tolist(),
+                   batch.next_labels.tolist(), strict=True)  # fmt: skip
+        for (epoch, position), masked, targets, types, label in rows:
+            ids = [t if t != -100 else m for m, t in zip(masked, targets, strict=True)]  # undo the masking
+            words = lm.tokenizer.backend.decode(ids, skip_special_tokens=False).replace(" [PAD]", "")
+            line = int(data.order(epoch)[position])
+            segments = words.removeprefix("[CLS] ").removesuffix(" [SEP]").split(" [SEP] ")
+            assert segments[0] == lines[line].replace(" .", ".")
+            if label == -100:  # a line with no next line in its document stands alone
+                assert line + 1 == len(lines) or documents[line + 1] != documents[line]
+                assert len(segments) == 1 and set(types) == {0}
+                continue
+            labels[label] += 1
+            second = segments[1]
+            # 0: the true next line; 1: a line of another document (BERT's random next sentence)
+            if label == 0:
+                assert second == lines[line + 1].replace(" .", ".")
+            else:  # from another document of several lines, never a lone line
+                assert int(second.split()[1]) != documents[line] and int(second.split()[1]) % 4 != 0
+            first_length = len(lm.tokenizer.backend.encode(lines[line], add_special_tokens=False).ids)
+            assert types[: first_length + 2] == [0] * (first_length + 2) and types[first_length + 2] == 1
+    epochs = {}
+    for epoch, position in seen:
+        epochs.setdefault(epoch, []).append(position)
+    for epoch, positions in epochs.items():
+        assert len(positions) == len(set(positions))  # nothing repeated within an epoch
+        if epoch < max(epochs):
+            assert sorted(positions) == list(range(len(data)))  # nothing skipped
+    assert 0.3 < labels[0] / (labels[0] + labels[1]) < 0.7
+
+
+def test_frozen_layers_stay_as_they_were(tiny_pretraining_path, corpus, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=3, freeze_layers=1), device="cpu")
+    before, after = (
+        load_file(str(tiny_pretraining_path / "model.safetensors")),
+        load_file(str(out / "model.safetensors")),
+    )
+    for key in ("bert.embeddings.word_embeddings.weight", "bert.encoder.layer.0.attention.self.query.weight"):
+        assert torch.equal(before[key], after[key]), key
+    assert not torch.equal(
+        before["bert.encoder.layer.1.output.dense.weight"], after["bert.encoder.layer.1.output.dense.weight"]
+    )
+    with pytest.raises(InputError, match="has only 2 layers"):
+        pretrain.pretrain(_settings(tiny_pretraining_path, corpus, tmp_path / "x", steps=3, freeze_layers=3),
+                          device="cpu")  # fmt: skip

@@ -17,6 +17,13 @@ def cloze_cli(
         Path | None,
         typer.Option("--data", help='jsonl of {"text": "... [MASK] ...", "answers": [...]} (default: built-in set).'),
     ] = None,
+    cloze_set: Annotated[
+        str,
+        typer.Option(
+            "--set",
+            help="Built-in sentences: builtin (60) or heldout (112, never trained or tuned on).",
+        ),
+    ] = "builtin",
     top_k: Annotated[
         int, typer.Option("--top-k", "-k", help="Predictions that count for precision@k.", **count(1, MAX_TOP_K))
     ] = 5,
@@ -25,10 +32,16 @@ def cloze_cli(
 ) -> None:
     """How often the masked-LM puts an acceptable word first (precision@1) or in its top k.
 
-    Example: bertprobe cloze --model bert-base-uncased
+    Example: bertprobe cloze --set heldout --model bert-base-uncased
     """
     from bertprobe import cloze, render
+    from bertprobe.errors import InputError
 
-    items = cloze.read_items(data) if data else cloze.builtin_items()
+    if cloze_set not in cloze.SETS:
+        raise InputError(f"--set {cloze_set!r} is not one of {', '.join(cloze.SETS)}", hint="e.g. --set heldout")
+    if data is not None and cloze_set != "builtin":
+        raise InputError("give --data or --set, not both", hint="--data FILE scores your own sentences.")
+    items = cloze.read_items(data) if data else cloze.builtin_items(cloze_set)
     lm = common.load("mlm")
-    render.show(cloze.evaluate(lm, items, top_k=top_k), json=common.json, seed=common.seed)
+    result = cloze.evaluate(lm, items, top_k=top_k, cloze_set=str(data) if data else cloze_set)
+    render.show(result, json=common.json, seed=common.seed)

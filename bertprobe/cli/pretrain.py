@@ -19,8 +19,9 @@ SaveDtype = Enum("SaveDtype", {name: name for name in ("float32", "float16", "bf
 @command("pretrain", shared=("offline", "device", "json", "seed"))
 def pretrain_cli(
     source: Annotated[
-        str, typer.Option("--from", help="Checkpoint to continue from: hub id, directory, or minilm.")
-    ] = "minilm",
+        str,
+        typer.Option("--from", help="Checkpoint to continue from: hub id, directory, or a bundled name."),
+    ] = "tiny-mlm",
     corpus: Annotated[
         list[Path] | None, typer.Option("--corpus", help="Text file, one sentence or paragraph per line (repeatable).")
     ] = None,
@@ -37,13 +38,31 @@ def pretrain_cli(
             "--minutes", help="Budget in wall-clock minutes.", show_default=False, **real(0, MAX_MINUTES, low_open=True)
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Text chunks per step.", **count(1, 65_536))] = 32,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Text chunks (or sentence pairs) per step.", **count(1, 65_536))
+    ] = 32,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW).", **real(0, 1, low_open=True))] = 1e-4,
     warmup: Annotated[float, typer.Option("--warmup", help="Warm-up share of the budget.", **real(0, 0.9))] = 0.06,
     rate: Annotated[
         float, typer.Option("--rate", help="Share of tokens selected for prediction.", **real(0, 1, low_open=True))
     ] = 0.15,
     max_length: Annotated[int, typer.Option("--max-length", help="Word pieces per chunk.", **count(8, 100_000))] = 128,
+    nsp: Annotated[
+        bool,
+        typer.Option(
+            "--nsp",
+            help="Also learn next-sentence prediction, as BERT did: pairs of consecutive lines of a document "
+            "(blank lines separate documents) half of the time, a line of another document otherwise.",
+        ),
+    ] = False,
+    freeze_layers: Annotated[
+        int,
+        typer.Option(
+            "--freeze-layers",
+            help="Keep the embeddings and this many lowest layers fixed (a much cheaper step on a CPU).",
+            **count(0, 1000),
+        ),
+    ] = 0,
     probe: Annotated[
         list[str] | None, typer.Option("--probe", help="A sentence with [MASK] to watch while training (repeatable).")
     ] = None,
@@ -51,6 +70,15 @@ def pretrain_cli(
         float,
         typer.Option("--save-minutes", help="Minutes between checkpoints.", **real(0, MAX_MINUTES, low_open=True)),
     ] = 5.0,
+    save_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--save-steps",
+            help="Also save a checkpoint every N steps.",
+            show_default=False,
+            **count(1, MAX_PRETRAIN_STEPS),
+        ),
+    ] = None,
     save_dtype: Annotated[
         SaveDtype, typer.Option("--save-dtype", help="Dtype of the saved weights.")
     ] = SaveDtype.float32,
@@ -60,7 +88,7 @@ def pretrain_cli(
 ) -> None:
     """Continue BERT's masked-LM pretraining on your text, and watch it learn.
 
-    Example: bertprobe pretrain --from minilm --corpus notes.txt --steps 500 --probe "The cat sat on the [MASK]."
+    Example: bertprobe pretrain --corpus notes.txt --steps 500 --probe "The cat sat on the [MASK]."
     """
     from bertprobe import pretrain, render
     from bertprobe.render.pretrain import live_view
@@ -78,8 +106,11 @@ def pretrain_cli(
         max_length=max_length,
         seed=common.seed,
         save_minutes=save_minutes,
+        save_steps=save_steps,
         save_dtype=save_dtype.value,
         probes=list(probe or ["The cat sat on the [MASK]."]),
+        nsp=nsp,
+        freeze_layers=freeze_layers,
     )
     with live_view(enabled=not common.json) as on_status:
         try:
@@ -91,5 +122,8 @@ def pretrain_cli(
         render.notice(notice)
     render.show(result, json=common.json, seed=common.seed)
     if result.interrupted:
-        render.notice(f"Interrupted: checkpoint saved at step {result.steps}; run the same command to resume.")
+        if result.saved_step is None:
+            render.notice("Interrupted before the first checkpoint: a rerun starts from the beginning.")
+        else:
+            render.notice(f"Interrupted: a rerun of the same command resumes from step {result.saved_step}.")
         raise typer.Exit(130)

@@ -32,6 +32,8 @@ def _status_view(status: TrainStatus) -> Group:
     line.append(f" {100 * status.budget_fraction:.0f}%  ")
     line.append(f"loss {status.loss:.3f}  lr {status.lr:.2e}  {status.tokens_per_second:,.0f} tokens/s  ")
     line.append(f"{status.elapsed / 60:.1f} min", style="dim")
+    if status.nsp_accuracy is not None:
+        line.append(f"  next-sentence right {100 * status.nsp_accuracy:.0f}%")
     if status.saved_step is not None:
         line.append(f"  saved at step {status.saved_step}", style="dim")
     return Group(line, _probes_table(status.probes, "what the model predicts now"))
@@ -58,13 +60,19 @@ def pretrain_summary(result: PretrainResult, console: Any) -> None:
     table.add_column(style="dim")
     table.add_column()
     resumed = f" (resumed at step {result.start_step})" if result.resumed else ""
-    table.add_row("corpus", f"{result.corpus_lines:,} lines → {result.chunks:,} chunks")
+    table.add_row("corpus", f"{result.corpus_lines:,} lines → {result.chunks:,} examples")
     table.add_row("steps", f"{result.steps:,}{resumed} in {result.seconds / 60:.1f} min, {result.tokens:,} tokens")
     if result.first_loss is not None and result.final_loss is not None:
         table.add_row(
             "loss",
             f"{result.first_loss:.3f} → {result.final_loss:.3f}  (perplexity of masked tokens "
             f"{perplexity(result.first_loss):,.0f} → {perplexity(result.final_loss):,.1f})",
+        )
+    if result.nsp_accuracy is not None:
+        table.add_row(
+            "next sentence",
+            f"{100 * result.nsp_accuracy:.0f}% of the last training pairs told right (chance 50%), "
+            f"from {result.nsp_pairs:,} lines with a next line",
         )
     console.print(table)
     if result.probes_before:
