@@ -455,7 +455,9 @@ def _position_table(lm: LoadedModel) -> tuple[Any, int] | None:
         return None
     layer, offset = found
     with torch.no_grad():
-        return layer.weight.detach().double().cpu().numpy(), offset
+        table = layer.weight.detach().double().cpu()
+    # ALBERT / ELECTRA: positions embedded narrower than the hidden states; zero-padding keeps cosines.
+    return torch.nn.functional.pad(table, (0, lm.hidden_size - table.shape[-1])).numpy(), offset
 
 
 # ---------------------------------------------------------------------------- statistics
