@@ -588,9 +588,10 @@ def list_models(notices: list[str] | None = None) -> list[ModelInfo]:
             if info:
                 found.append(info)
     try:
-        from huggingface_hub import scan_cache_dir
+        from huggingface_hub import constants, scan_cache_dir
 
-        cache = scan_cache_dir()
+        # huggingface_hub's scanner binds its default folder when first imported; ask for today's.
+        cache = scan_cache_dir(constants.HF_HUB_CACHE)
     except Exception:  # no cache directory yet, or an unreadable one
         return found
     for repo in sorted(cache.repos, key=lambda r: r.repo_id):
