@@ -9,9 +9,10 @@ until the new one is complete.
 
 ``crash_point(name)`` is a test hook: with ``BERTPROBE_TEST_KILL_AFTER=name`` (or ``name#N``
 for the N-th time that point is reached) the process SIGKILLs itself right there, so crash
-tests can stop a write at each step deterministically. The steps of an atomic file write also
-answer to ``name@GLOB``, GLOB matched against the target's file name, so a test can stop one
-writer (``atomic-write:renamed@*.safetensors``) without stopping at the others before it.
+tests can stop a write at each step deterministically. A write that happens only sometimes (the
+fingerprint memo) names its own steps (``step=``), so it never shifts another write's count. The
+steps of an atomic file write also answer to ``name@GLOB``, GLOB matched against the target's
+file name, so a test can stop one writer (``atomic-write:renamed@*.safetensors``) alone.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _plain_permissions(path: Path, mode: int) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
+def atomic_path(target: str | Path, step: str = "atomic-write") -> Iterator[Path]:
     """Yield a temporary path to write to; it replaces ``target`` only if the block succeeds.
 
     The temporary file is fsynced before the rename and the folder after it. The folder must
@@ -86,19 +87,19 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield temporary
         _plain_permissions(temporary, 0o666)
         fsync_file(temporary)
-        crash_point("atomic-write:temp-written", target)
+        crash_point(f"{step}:temp-written", target)
         os.replace(temporary, target)
-        crash_point("atomic-write:renamed", target)
+        crash_point(f"{step}:renamed", target)
         fsync_directory(target.parent)
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def atomic_write(target: str | Path, data: bytes | str) -> None:
+def atomic_write(target: str | Path, data: bytes | str, step: str = "atomic-write") -> None:
     """Write ``data`` (text as UTF-8) to ``target`` atomically and durably, creating its folder."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     Path(target).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as temporary, temporary.open("wb") as file:
+    with atomic_path(target, step) as temporary, temporary.open("wb") as file:
         file.write(payload)
         file.flush()
         os.fsync(file.fileno())

@@ -752,6 +752,7 @@ def check_loading_info(path: Path, head: str, info: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 MEMO_FILE = "fingerprints.json"
+MEMO_STEP = "fingerprint-memo"  # crash-test points: fingerprint-memo:temp-written, fingerprint-memo:renamed
 _MEMO_VERSION = 1
 _MEMO_MIN_SIZE = 1 << 20  # smaller files are hashed each time: cheaper than the bookkeeping
 _MEMO_MAX_ENTRIES = 512
@@ -822,7 +823,12 @@ def _write_memo(file: Path, memo: dict[str, Any]) -> None:
         memo = dict(newest)
     # The memo only saves time: a read-only cache costs a re-hash next run, never a wrong hash.
     with contextlib.suppress(OSError):
-        atomic_write(file, json.dumps({"version": _MEMO_VERSION, "files": memo}, sort_keys=True))
+        for stray in file.parent.glob(f".{file.name}.*.tmp*"):  # left by a run killed mid-write
+            stray.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        # Its own crash-point names: whether a run writes the memo depends on file ages, and it must
+        # not shift the count of the atomic writes a crash test aims at.
+        atomic_write(file, json.dumps({"version": _MEMO_VERSION, "files": memo}, sort_keys=True), step=MEMO_STEP)
 
 
 def content_files(path: Path) -> list[Path]:

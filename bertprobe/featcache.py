@@ -10,6 +10,7 @@ and checked when read; a corrupt or mismatched entry is rebuilt, never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -208,6 +209,17 @@ class FeatureCache:
             return None, f"{path.name} holds non-finite values", 0
         return tensor, None, truncated
 
+    def remove_stale_temporaries(self, older_than_s: float = 3600.0) -> None:
+        """Delete temporary files that a killed write left behind (an hour old: no live writer owns them)."""
+        now = time.time()
+        try:
+            for stray in self.root.glob(".*.tmp.safetensors"):
+                with contextlib.suppress(OSError):
+                    if now - stray.stat().st_mtime > older_than_s:
+                        stray.unlink()
+        except OSError:
+            return
+
     def write(self, key: dict[str, Any], tensor: Any, truncated: int = 0) -> None:
         from safetensors.torch import save
 
@@ -261,6 +273,8 @@ def pooled_features(
         encodings, truncated = encode(lm, texts, length)
         fresh = extract_pooled(lm, encodings, missing, batch_size, progress)
         seconds = time.perf_counter() - start
+        if use_cache:
+            cache.remove_stale_temporaries()
         for spec, tensor in fresh.items():
             found[spec] = tensor
             if use_cache:

@@ -1119,7 +1119,8 @@ def context_fill(
         tracked, tracked_from = _parse_targets(targets), "targets"
     else:
         reference = "both" if "both" in predictions else contexts[-1]
-        top = predictions[reference][0].token_str.strip().removeprefix("##")
+        spelled = [p.token_str.strip().removeprefix("##") for p in predictions[reference]]
+        top = next((word for word in spelled if word), predictions[reference][0].token)
         tracked, tracked_from = [top], f"top-1 with {reference if reference != 'both' else 'both sides'}"
     tracked = list(dict.fromkeys(tracked))
     views = []

@@ -636,45 +636,32 @@ def cls_train(
                 random_lm, texts, specs, max_length, batch_size, update, use_cache
             )
 
-    def split_xy(matrix: Any) -> tuple[Any, Any]:
+    def fit_and_score(matrix: Any, C: float) -> tuple[FittedProbe, Metrics]:
+        """The one fit/evaluate step every probe here runs: train rows first, then the eval rows."""
         array = _as_numpy(matrix)
-        return array[:n_train], array[n_train:]
+        fitted = fit_probe(array[:n_train], train_y, C, seed)
+        return fitted, evaluate(eval_y, fitted.predict(array[n_train:]).tolist(), labels)
 
     started = time.perf_counter()
-    train_x, eval_x = split_xy(found.features[main])
     c_search = None
     if C is None:
-        c_search = search_C(train_x, train_y, seed)
+        c_search = search_C(_as_numpy(found.features[main])[:n_train], train_y, seed)
         C = c_search.chosen
-    fitted = fit_probe(train_x, train_y, C, seed)
+    fitted, metrics = fit_and_score(found.features[main], C)
     if not fitted.converged:
         notices.append(f"the probe did not converge in {MAX_ITER} iterations; a smaller --C usually helps")
-    metrics = evaluate(eval_y, fitted.predict(eval_x).tolist(), labels)
     baseline = majority_baseline(train_y, eval_y, labels)
-
-    control_metrics = None
-    if control_found is not None:
-        c_train, c_eval = split_xy(control_found.features[main])
-        control_metrics = evaluate(eval_y, fit_probe(c_train, train_y, C, seed).predict(c_eval).tolist(), labels)
+    control_metrics = fit_and_score(control_found.features[main], C)[1] if control_found is not None else None
 
     cells = []
-    if sweep:
-        for spec in specs:
-            if spec == main:
-                cell = SweepCell(spec[0], spec[1], metrics.accuracy, metrics.macro_f1)
-                if control_metrics is not None:
-                    cell.control_accuracy, cell.control_macro_f1 = control_metrics.accuracy, control_metrics.macro_f1
-            else:
-                s_train, s_eval = split_xy(found.features[spec])
-                scored = evaluate(eval_y, fit_probe(s_train, train_y, C, seed).predict(s_eval).tolist(), labels)
-                cell = SweepCell(spec[0], spec[1], scored.accuracy, scored.macro_f1)
-                if control_found is not None:
-                    c_train, c_eval = split_xy(control_found.features[spec])
-                    c_pred = fit_probe(c_train, train_y, C, seed).predict(c_eval).tolist()
-                    c_scored = evaluate(eval_y, c_pred, labels)
-                    cell.control_accuracy, cell.control_macro_f1 = c_scored.accuracy, c_scored.macro_f1
-            cells.append(cell)
-        cells.sort(key=lambda c: (c.layer, features_order(c.pooling)))
+    for spec in specs if sweep else []:
+        scored = metrics if spec == main else fit_and_score(found.features[spec], C)[1]
+        cell = SweepCell(spec[0], spec[1], scored.accuracy, scored.macro_f1)
+        if control_found is not None:
+            against = control_metrics if spec == main else fit_and_score(control_found.features[spec], C)[1]
+            cell.control_accuracy, cell.control_macro_f1 = against.accuracy, against.macro_f1
+        cells.append(cell)
+    cells.sort(key=lambda c: (c.layer, features_order(c.pooling)))
     train_seconds = time.perf_counter() - started
 
     seconds = {"extract": round(found.extract_seconds, 3), "train": round(train_seconds, 3)}

@@ -394,8 +394,11 @@ def word_vectors(
     other_counts = np.zeros(count)
     token_sums = np.zeros((depth, lm.hidden_size))
     token_count = 0
-    positions = np.zeros((count, lm.hidden_size)) if position_table is not None else None
-    position_sum = np.zeros(lm.hidden_size)
+    # ALBERT and ELECTRA keep position embeddings narrower than the hidden size (projected later):
+    # the control lives in the embeddings' own width, where cosines mean the same thing.
+    width = position_table[0].shape[1] if position_table is not None else 0
+    positions = np.zeros((count, width)) if position_table is not None else None
+    position_sum = np.zeros(width)
     lengths: list[int] = []
     for item, where in zip(extracted, located, strict=True):
         encoding = item.encoding

@@ -98,7 +98,10 @@ class Tokenizer:
         else:
             from transformers import AutoTokenizer
 
-            backend = AutoTokenizer.from_pretrained(str(path), use_fast=True).backend_tokenizer
+            from bertprobe.models.hf import quiet
+
+            with quiet():
+                backend = AutoTokenizer.from_pretrained(str(path), use_fast=True).backend_tokenizer
         _honour_normalising(backend, normalising)
         if isinstance(declared_max, int) and 0 < declared_max < model_max_length:
             model_max_length = declared_max

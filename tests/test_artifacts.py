@@ -108,12 +108,17 @@ def test_cache_write_killed_at_each_step_is_rebuilt_with_the_same_result(cli, ti
         # Only the feature-cache entry's write: the fingerprint memo is written atomically before it.
         killed = _run(*args, kill_after=f"{step}@*.safetensors", cache=cache)
         assert killed.returncode == -signal.SIGKILL and killed.stdout == ""
+        strays = list((cache / "features").glob(".*.tmp.safetensors"))
+        assert len(strays) == (1 if step.endswith("written") else 0)
+        for stray in strays:  # an hour old: the next run that writes to the cache removes it
+            os.utime(stray, (stray.stat().st_atime - 7200, stray.stat().st_mtime - 7200))
         resumed = _run(*args, "--out", str(cache / "p"), cache=cache)
         assert resumed.returncode == 0, resumed.stderr
         result = json.loads(resumed.stdout)
         assert result["metrics"] == reference["metrics"] and _weights(cache / "p") == _weights(tmp_path / "p-clean")
         # Killed before the rename: nothing usable was cached; after it: the entry is complete and read back.
         assert (result["cache_hits"], result["cache_rebuilt"]) == ((0, []) if step.endswith("written") else (1, []))
+        assert [p.suffix for p in (cache / "features").iterdir()] == [".safetensors"]  # no stray temporary
 
 
 # --------------------------------------------------------------------------------------------

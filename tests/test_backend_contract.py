@@ -39,9 +39,24 @@ def _save(target, minilm_path, overrides):
     else:
         model = transformers.BertForPreTraining(transformers.BertConfig(**values))
     model.save_pretrained(target)
+    if values["vocab_size"] < 30522:  # a tokenizer as small as the embeddings (a bigger one is refused)
+        _small_tokenizer(target, values["vocab_size"])
+        return target
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         shutil.copy(minilm_path / name, target / name)
     return target
+
+
+def _small_tokenizer(target, size):
+    import string
+
+    import transformers
+
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.ascii_lowercase, *string.digits, ".", ","]
+    pieces += [f"##{c}" for c in string.ascii_lowercase]
+    pieces += [f"w{i}" for i in range(size - len(pieces))]
+    (target / "vocab.txt").write_text("\n".join(pieces[:size]) + "\n")
+    transformers.BertTokenizerFast(vocab_file=str(target / "vocab.txt")).save_pretrained(target)
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +225,23 @@ def test_no_command_changes_the_loaded_model_for_the_next(cli, request, fixture,
         for head, lm in cached.items():
             assert models.load(path, head, None, "auto", "auto", False) is lm  # still the cached one
             assert _state(lm) == before[head], f"{command[0]} changed the {head} model"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_missing_encoder_weights_are_said_in_one_line_of_ours(cli, tmp_path, minilm_path, monkeypatch, backend):
+    from safetensors.torch import load_file, save_file
+
+    path = _save(tmp_path / "holed", minilm_path, {})
+    weights = load_file(str(path / "model.safetensors"))
+    del weights["bert.encoder.layer.1.output.dense.bias"]
+    save_file(weights, str(path / "model.safetensors"), metadata={"format": "pt"})
+    if backend == "transformers":
+        monkeypatch.setenv("BERTPROBE_BACKEND", "transformers")
+    code, _, stderr = cli("attention", "the river bank", "-m", path, "--json")
+    if backend == "native":  # the native BERT refuses an incomplete checkpoint outright
+        assert code == 1 and "not a complete BERT checkpoint" in stderr
+        return
+    assert code == 0
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing from the checkpoint" in lines[0] and "output.dense.bias" in lines[0]
+    assert "LOAD REPORT" not in stderr and "Loading weights" not in stderr

@@ -664,6 +664,34 @@ def test_a_hub_snapshot_is_fingerprinted_by_content_too(tiny_encoder_path, tmp_p
     models._load_cached.cache_clear()
 
 
+def test_a_memo_write_killed_at_each_step_leaves_the_same_fingerprint(tiny_encoder_path, tmp_path):
+    import subprocess
+    import sys
+
+    model = _copy(tiny_encoder_path, tmp_path)
+    _age(model / "model.safetensors")
+    code = f"import pathlib, bertprobe.checkpoint as c; print(c.fingerprint('m', pathlib.Path({str(model)!r})))"
+    root = Path(checkpoint.__file__).parent.parent
+
+    def run(cache: Path, kill_after: str | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "BERTPROBE_CACHE": str(cache), "PYTHONPATH": str(root)}
+        env.pop("BERTPROBE_TEST_KILL_AFTER", None)
+        if kill_after:
+            env["BERTPROBE_TEST_KILL_AFTER"] = kill_after
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+    clean = run(tmp_path / "clean").stdout
+    assert clean.startswith("m#")
+    for step in ("temp-written", "renamed"):
+        cache = tmp_path / step
+        killed = run(cache, f"{checkpoint.MEMO_STEP}:{step}")
+        assert killed.returncode == -9 and killed.stdout == ""
+        assert run(cache).stdout == clean  # the next run is right whatever the kill left
+        memo = json.loads((cache / checkpoint.MEMO_FILE).read_text())
+        assert os.path.realpath(model / "model.safetensors") in memo["files"]
+        assert [p.name for p in cache.iterdir()] == [checkpoint.MEMO_FILE]  # no stray temporary file
+
+
 def _train(cli, model: Path, data: Path, out: Path):
     code, stdout, stderr = cli("cls-train", "--data", data, "--model", model, "--out", out, "--json")
     assert code == 0, stderr

@@ -51,3 +51,15 @@ def test_sense_runs_on_a_non_bert_encoder(cli, tiny_roberta_path):
     assert code == 0
     layers = [row["name"] for row in json.loads(stdout)["layers"]]
     assert layers == ["static", "embeddings", "1", "2"]
+
+
+def test_nsp_through_transformers_equals_the_native_bert(cli, tiny_pretraining_path, monkeypatch):
+    """BERTPROBE_BACKEND=transformers runs BertForNextSentencePrediction (its logits are named ``logits``)."""
+    pair = ("The cat sat on the mat.", "It was tired.")
+    code, native, stderr = cli("nsp", *pair, "-m", tiny_pretraining_path, "--json")
+    assert code == 0, stderr
+    monkeypatch.setenv("BERTPROBE_BACKEND", "transformers")
+    code, through_transformers, stderr = cli("nsp", *pair, "-m", tiny_pretraining_path, "--json")
+    assert code == 0 and stderr == ""
+    ours, theirs = (json.loads(doc)["pairs"][0]["is_next_probability"] for doc in (native, through_transformers))
+    assert ours == pytest.approx(theirs, abs=1e-6)

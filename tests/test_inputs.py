@@ -195,3 +195,14 @@ def test_json_lines_sink_writes_all_lines_or_keeps_the_old_file(tmp_path):
         (1, None, "a", 1.0, 7),
         (2, None, "b", 2.0, 7),
     ]
+
+
+def test_one_text_view_options_are_refused_with_many_texts_and_context_is_kept(cli, mlm_path, tmp_path):
+    corpus = tmp_path / "masked.txt"
+    corpus.write_text("The cat sat on the [MASK].\n")
+    code, _, stderr = cli("fillmask", "--input", corpus, "--explain", "-m", mlm_path)
+    assert code == 1 and "--explain" in stderr
+    code, stdout, stderr = cli("fillmask", "--input", corpus, "--context", "left", "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    code, alone, _ = cli("fillmask", "The cat sat on the [MASK].", "--context", "left", "--json", "-m", mlm_path)
+    assert _without_position(_lines(stdout)[0]) == json.loads(alone)

@@ -243,3 +243,13 @@ def test_nsp_pairs_without_truth_count_the_judgements(cli, tiny_pretraining_path
     code, table, _ = cli("nsp", "--pairs", path, "-m", tiny_pretraining_path)
     assert code == 0
     assert f"takes B for A's next sentence in {judged} of 3 pairs" in " ".join(table.split())
+
+
+def test_context_without_targets_follows_the_both_sides_top_word(cli):
+    code, stdout, _ = cli("fillmask", "The cat sat on the [MASK].", "-m", "tiny-mlm", "--context", "all", "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    both = next(v for v in doc["views"] if v["context"] == "both")
+    assert doc["tracked_from"] == "top-1 with both sides"
+    assert doc["tracked"] == [both["predictions"][0]["token_str"].strip()]
+    assert both["targets"][0]["score"] == pytest.approx(both["predictions"][0]["score"], rel=1e-5)

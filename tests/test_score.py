@@ -245,3 +245,17 @@ def test_cli_choices_match_the_core():
 
     assert tuple(m.value for m in Metric) == METRICS
     assert tuple(u.value for u in Unk) == UNK_CHOICES
+
+
+def test_pairs_with_a_bad_line_stop_or_skip_and_out_is_one_document(cli, mlm_path, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("good,bad\nThe cats sleep.,The cats sleeps.\n,The dog bark.\nWho ran?,Who ran him?\n")
+    code, stdout, stderr = cli("score", "--pairs", pairs, "-m", mlm_path)
+    assert code == 1 and stdout == "" and "line 3" in stderr and "empty text" in stderr
+    out = tmp_path / "pairs.json"
+    code, stdout, stderr = cli("score", "--pairs", pairs, "--on-bad", "skip", "--out", out, "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    assert stdout == "" and "skipped" in stderr
+    doc = json.loads(out.read_text())
+    assert doc["n"] == 2 and [p["line"] for p in doc["pairs"]] == [2, 4] and len(doc["skipped"]) == 1
+    assert doc["by_group"].keys() == {"all"} and doc["group_column"] is None

@@ -2,8 +2,8 @@
 
 Each ```bash block's ``bertprobe ...`` lines are run in-process at 80 columns (as the outputs were
 captured); every line of the ```text block that follows (``…`` marks lines left out) must appear in
-what the command printed, whitespace aside. If a bundled model changes, rerun the commands and paste
-their new output into the tour.
+what the command printed, whitespace aside. If a bundled model changes, `scripts/tour_output.py`
+prints every command's new output to paste into the tour.
 """
 
 from __future__ import annotations
@@ -60,4 +60,6 @@ def test_tour_command_prints_what_the_tour_shows(command, expected, cli, monkeyp
     assert code == 0, stderr
     printed = _squash(stdout + "\n" + stderr)
     for line in expected:
-        assert _squash(line) in printed, f"{command}: the tour shows a line it no longer prints:\n{line}"
+        assert _squash(line) in printed, (
+            f"{command}: the tour shows a line it no longer prints (see scripts/tour_output.py):\n{line}"
+        )

@@ -10,7 +10,7 @@ import typer
 from bertprobe.cli.app import command
 from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import ATTENTION_LAYER_HELP, Common, count, layer_option
-from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
+from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt, refuse_table_options
 
 
 @command("attention")
@@ -43,6 +43,7 @@ def attention_cli(
     from bertprobe.render.attention import plot as plot_attention
 
     if input_file is not None or out is not None or text is None:
+        refuse_table_options(explain=explain)
         _many(common, text, input_file, text_column, on_bad.value, out, show, layer, head, plot)
         return
     if plot is not None:

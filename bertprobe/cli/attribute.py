@@ -21,7 +21,7 @@ from bertprobe.attribute import (
 from bertprobe.cli.app import command
 from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import Common, count
-from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
+from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt, refuse_table_options
 
 MAX_STEPS = 10_000  # integration steps: past this a run takes hours and the delta no longer shrinks visibly
 MethodChoice = Enum("MethodChoice", {name: name for name in METHODS}, type=str)
@@ -145,6 +145,7 @@ def attribute_cli(
     if input_file is not None or out is not None or text is None:
         if html is not None:
             raise InputError("--html draws one text; with --input use --out FILE (JSON Lines)", hint="Drop --html.")
+        refuse_table_options(explain=explain)
         _many(common, text, input_file, text_column, on_bad.value, out, show, probe, label, target, mask, settings)
         return
     if probe is not None:

@@ -11,7 +11,7 @@ import typer
 from bertprobe.cli.app import command
 from bertprobe.cli.learner import DetailsOpt, ExplainOpt
 from bertprobe.cli.options import MAX_TOP_K, Common, count, real
-from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
+from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt, refuse_table_options
 
 # Spelled out here (not imported from bertprobe.fillmask) so `--help` stays light; a test checks they agree.
 Mode = Enum("Mode", {m: m for m in ("single", "word", "bert", "random", "whole-word", "span", "each")}, type=str)
@@ -144,7 +144,13 @@ def fillmask_cli(
             samples=samples,
             replace=replace.value if replace is not None else None,
             seed=common.seed,
+            context=context,
         )
+        refuse_table_options(explain=explain, details=details)
+        if context is not None:
+            from bertprobe.fillmask import parse_contexts
+
+            parse_contexts(context)  # a misspelt view is refused before the model loads
         _many(common, text, input_file, text_column, on_bad.value, out, show, chosen, top_k, options)
         return
     if context is not None:

@@ -10,7 +10,7 @@ import typer
 from bertprobe.cli.app import command
 from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import Common, count
-from bertprobe.cli.texts import OnBad, OnBadOpt, OutOpt
+from bertprobe.cli.texts import OnBad, OnBadOpt, OutOpt, refuse_table_options
 
 
 @command("nsp")
@@ -64,6 +64,7 @@ def nsp_cli(
             raise InputError(
                 "--out writes the pairs of --input FILE", hint="e.g. nsp --input pairs.csv --out nsp.jsonl"
             )
+        refuse_table_options(explain=explain)
         _many(common, first, second, input_file, on_bad.value, out, show)
         return
     if pairs is not None:

@@ -68,6 +68,20 @@ DEFAULT_CLOSING = (
     "object a one-text run prints."
 )
 
+
+def refuse_table_options(**given: bool) -> None:
+    """--explain / --details shape one text's tables; many texts get a summary table and JSON Lines instead."""
+    from bertprobe.errors import InputError
+
+    named = [f"--{name}" for name, value in given.items() if value]
+    if named:
+        raise InputError(
+            f"{' and '.join(named)} shape(s) the tables of one text; with --input or --out the terminal "
+            "shows a summary",
+            hint="Run the text on its own to see its tables, or drop the option.",
+        )
+
+
 Compute = Callable[[Any, list[Any], Callable[[int, int], None]], list[Any]]
 
 

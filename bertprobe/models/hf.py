@@ -107,19 +107,21 @@ def _mlm_head(model: Any) -> Callable[[Any], Any] | None:
     return None
 
 
-@contextlib.contextmanager
-def _eager_attention(model: Any) -> Iterator[None]:
-    """Run the eager attention path (the only one that returns probabilities) for this block only."""
-    configs = [model.config, *(getattr(model.config, name, None) for name in getattr(model.config, "sub_configs", {}))]
-    configs = [c for c in configs if c is not None and hasattr(c, "_attn_implementation")]
-    saved = [c._attn_implementation for c in configs]
-    try:
-        for config in configs:
-            config._attn_implementation = "eager"
-        yield
-    finally:
-        for config, value in zip(configs, saved, strict=True):
-            config._attn_implementation = value
+def _eager_twin(model: Any) -> Any:
+    """The same model (sharing every weight) on the eager attention path, the only one returning probabilities.
+
+    A twin rather than a switch: the cached model keeps its own (fused) attention for the next command.
+    """
+    import copy
+    import itertools
+
+    shared = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
+    twin = copy.deepcopy(model, shared)
+    if hasattr(twin, "set_attn_implementation"):
+        twin.set_attn_implementation("eager")
+    else:
+        twin.config._attn_implementation = "eager"
+    return twin
 
 
 class TransformersBackend(Backend):
@@ -152,12 +154,14 @@ class TransformersBackend(Backend):
             kwargs["token_type_ids"] = types
         if hidden_states:
             kwargs["output_hidden_states"] = True
-        scope = _eager_attention(self.model) if attentions else contextlib.nullcontext()
-        with scope, warnings.catch_warnings():
+        base = self.base
+        if attentions:
+            kwargs["output_attentions"] = True
+            twin = _eager_twin(self.model)
+            base = getattr(twin, "base_model", twin)
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if attentions:
-                kwargs["output_attentions"] = True
-            out = self.base(**kwargs)
+            out = base(**kwargs)
         return Forward(
             out.last_hidden_state,
             tuple(out.hidden_states) if hidden_states else None,

@@ -67,6 +67,7 @@ _TOKENIZER_FILES = (
     "merges.txt",
     "sentencepiece.bpe.model",
     "spiece.model",
+    "spm.model",  # DeBERTa-v2/v3's SentencePiece model: without it checkpoint.py refuses the snapshot
 )
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")

@@ -161,6 +161,12 @@ def _legend(result: SenseResult, details: bool = False) -> Text:
 
 EXPLAIN_LABELLED = (
     ("layer", "static and position are controls without context; emb is the input to layer 1; then each layer."),
+    (
+        "position",
+        "the same numbers from the word's position embedding alone. At or below chance means position "
+        "does not give the sense away (the built-in sets pair sentences with the word at the same place in "
+        "both senses, so position even points to the wrong sense).",
+    ),
     ("within", "how alike the word's vectors are in two sentences of the SAME sense (cosine, 1 = same direction)."),
     ("across", "the same for two sentences of DIFFERENT senses."),
     ("gap", "within - across: above 0 when same-sense uses are closer to each other than to the other sense."),
