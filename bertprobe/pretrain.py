@@ -627,17 +627,18 @@ def prepare_out(out: Path, source: str, restart: bool) -> list[str]:
         raise InputError(f"--out {out} is the --from checkpoint itself: training would overwrite it", hint=hint)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file, not a directory", hint=hint)
-    created = not out.exists()
+    if not out.exists():  # created only once the model has loaded: nothing is written before that
+        existing = next(p for p in [out, *out.parents] if p.exists() or p == Path(p.anchor))
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            reason = "is a file" if existing.exists() and not existing.is_dir() else "is not writable"
+            raise InputError(f"cannot write to --out {out}: {existing} {reason}", hint=hint)
+        return []
     try:
-        out.mkdir(parents=True, exist_ok=True)
         probe = out / f".checkpoint-probe.tmp-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
         raise InputError(f"cannot write to --out {out}: {err.strerror or err}", hint=hint) from None
-    if created:  # the first checkpoint makes it again: a run refused before then leaves no empty --out behind
-        out.rmdir()
-        return []
     removed = remove_strays(out)
     notices = [f"removed {len(removed)} leftover file(s) of an interrupted save in {out}"] if removed else []
     if not checkpoints(out):
@@ -864,6 +865,10 @@ def _load(settings: PretrainSettings, out: Path, device: str, offline: bool, res
             raise InputError(f"--out {out} is the --from checkpoint itself: training would overwrite it",
                              hint="Choose another --out directory.")  # fmt: skip
         lm.notices = list(lm.notices) + notices
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot write to --out {out}: {err.strerror or err}", hint="Choose another --out.") from None
     if settings.nsp:
         weights = _checkpoint_weights(lm.path)
         if _add_nsp_head(lm.model, weights, settings.seed) and state is None:
