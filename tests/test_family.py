@@ -104,10 +104,9 @@ def test_sense_finds_leading_space_pieces_through_offsets(family_path):
 
 
 def test_models_lists_the_family_in_the_hub_cache(cli, family_path, tmp_path, monkeypatch):
-    import functools
     import shutil
 
-    import huggingface_hub
+    from huggingface_hub import constants
 
     for kind in ("roberta", "albert", "electra"):
         repo = tmp_path / f"models--tiny--{kind}"
@@ -115,8 +114,8 @@ def test_models_lists_the_family_in_the_hub_cache(cli, family_path, tmp_path, mo
         (repo / "refs").mkdir()
         (repo / "refs" / "main").write_text("0123abcd")
         (repo / "blobs").mkdir()
-    # The scan itself is pointed at the fake cache (other tests patch huggingface_hub's constants too).
-    monkeypatch.setattr(huggingface_hub, "scan_cache_dir", functools.partial(huggingface_hub.scan_cache_dir, tmp_path))
+    # bertprobe reads the configured cache at call time (huggingface_hub binds its own default at import).
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     code, stdout, stderr = cli("models", "--json")
     assert code == 0, stderr
     listed = {row["name"]: row for row in json.loads(stdout)["models"]}
