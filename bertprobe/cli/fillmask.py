@@ -133,51 +133,32 @@ def fillmask_cli(
     from bertprobe.fillmask import fill
 
     chosen = fill_mode(mode.value if mode is not None else None, mask_word)
-    if input_file is not None or out is not None or text is None:
-        options = dict(
-            mask_word=mask_word,
-            occurrence=occurrence,
-            decode=decode.value,
-            beam=beam,
-            targets=fill_targets(targets),
-            show_cls=show_cls,
-            rate=rate,
-            samples=samples,
-            replace=replace.value if replace is not None else None,
-            seed=common.seed,
-            context=context,
-        )
+    options = dict(
+        mask_word=mask_word,
+        occurrence=occurrence,
+        decode=decode.value,
+        beam=beam,
+        targets=fill_targets(targets),
+        show_cls=show_cls,
+        rate=rate,
+        samples=samples,
+        replace=replace.value if replace is not None else None,
+        seed=common.seed,
+        context=context,
+    )
+    many = input_file is not None or out is not None or text is None
+    if many:
         refuse_table_options(explain=explain, details=details)
-        if context is not None:
-            from bertprobe.fillmask import parse_contexts
-
-            parse_contexts(context)  # a misspelt view is refused before the model loads
-        _many(common, text, input_file, text_column, on_bad.value, out, show, chosen, top_k, options)
-        return
     if context is not None:
         from bertprobe.fillmask import parse_contexts
 
         parse_contexts(context)  # a misspelt view is refused before the model loads
+    if many:
+        _many(common, text, input_file, text_column, on_bad.value, out, show, chosen, top_k, options)
+        return
     lm = common.load("mlm")
     with render.progress_bar(f"fillmask --mode {chosen}", enabled=not common.json) as progress:
-        result = fill(
-            lm,
-            text,
-            chosen,
-            top_k,
-            mask_word=mask_word,
-            occurrence=occurrence,
-            decode=decode.value,
-            beam=beam,
-            targets=fill_targets(targets),
-            show_cls=show_cls,
-            rate=rate,
-            samples=samples,
-            replace=replace.value if replace is not None else None,
-            seed=common.seed,
-            progress=progress,
-            context=context,
-        )
+        result = fill(lm, text, chosen, top_k, progress=progress, **options)
     for notice in result.notices:
         if notice not in lm.notices:  # the loader's own were printed when it loaded
             render.notice(notice)
