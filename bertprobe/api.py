@@ -313,34 +313,19 @@ def _pairs(
     seed: int,
 ) -> Any:
     from bertprobe import inputs
-    from bertprobe.score import MinimalPair, pairs_result, score_texts, text_problem
+    from bertprobe.score import MinimalPair, pair_problem, pairs_columns, pairs_result, score_pair_chunk
 
-    columns = inputs.Columns(
-        text=("sentence_good", "good"),
-        pair=("sentence_bad", "bad"),
-        group=(group_column,) if group_column else ("phenomenon", "UID", "linguistics_term"),
-        group_required=group_column is not None,
-        option="--pairs",
-    )
-    with inputs.TextSource(path=path, columns=columns) as source:
+    with inputs.TextSource(path=path, columns=pairs_columns(group_column)) as source:
         lm = _model(model, "mlm", revision, device, dtype, offline, seed)
-        single = text_problem(lm, metric, unk)
-
-        def problem(item: inputs.InputText) -> tuple[str | None, int]:
-            reason, work = single(item)
-            if reason is None and item.pair is not None:
-                reason, more = single(inputs.InputText(item.index, item.line, item.pair))
-                return (None if reason is None else f"bad sentence: {reason}"), work + more
-            return (None if reason is None else f"good sentence: {reason}"), work
-
-        checked = source.check(problem, "stop")
+        checked = source.check(pair_problem(lm, metric, unk), "stop")
         pair_list: list[MinimalPair] = []
         scores: list[Any] = []
         for items in source.chunks(checked):
-            texts = [t for i in items for t in (i.text, i.pair or "")]
-            labels = [f"{source.label}, line {i.line} ({side})" for i in items for side in ("good", "bad")]
-            scores.extend(score_texts(lm, texts, metric, unk, batch_size, None, labels))
-            pair_list.extend(MinimalPair(i.text, i.pair or "", i.group, i.index, i.line) for i in items)
+            for item, (good, bad) in zip(
+                items, score_pair_chunk(lm, items, source.label, metric, unk, batch_size), strict=True
+            ):
+                pair_list.append(MinimalPair(item.text, item.pair or "", item.group, item.index, item.line))
+                scores.extend((good, bad))
     found = source.found[2] if source.found else None
     result = pairs_result(lm, pair_list, scores, metric, unk, str(path), found, [])
     return _done(result, lm, seed)

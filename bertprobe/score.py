@@ -199,6 +199,35 @@ def text_problem(lm: LoadedModel, metric: str, unk: str) -> Callable[[Any], tupl
     return problem
 
 
+def pairs_columns(group_column: str | None) -> Any:
+    """The columns of a minimal-pairs file: BLiMP's own names or good/bad, and the group column."""
+    from bertprobe import inputs
+
+    return inputs.Columns(
+        text=("sentence_good", "good"),
+        pair=("sentence_bad", "bad"),
+        group=(group_column,) if group_column else ("phenomenon", "UID", "linguistics_term"),
+        group_required=group_column is not None,
+        option="--pairs",
+    )
+
+
+def pair_problem(lm: LoadedModel, metric: str, unk: str) -> Callable[[Any], tuple[str | None, int]]:
+    """For inputs.TextSource.check on pairs: which sentence of a pair cannot be scored, and the pair's copies."""
+    single = text_problem(lm, metric, unk)
+
+    def problem(item: Any) -> tuple[str | None, int]:
+        from bertprobe.inputs import InputText
+
+        reason, work = single(item)
+        if reason is None and item.pair is not None:
+            reason, more = single(InputText(item.index, item.line, item.pair))
+            return (None if reason is None else f"bad sentence: {reason}"), work + more
+        return (None if reason is None else f"good sentence: {reason}"), work
+
+    return problem
+
+
 def score_texts(
     lm: LoadedModel,
     texts: Sequence[str],
@@ -319,6 +348,16 @@ def score_pairs(
     labels = [f"pair {pair.index or n + 1} ({side})" for n, pair in enumerate(pairs) for side in ("good", "bad")]
     scores = score_texts(lm, texts, metric, unk, max_tokens, progress, labels=labels)
     return pairs_result(lm, pairs, scores, metric, unk, file, group_column, skipped)
+
+
+def score_pair_chunk(
+    lm: LoadedModel, items: Sequence[Any], source_label: str, metric: str, unk: str, max_tokens: int
+) -> list[tuple[SentenceScore, SentenceScore]]:
+    """The (good, bad) scores of one chunk of pairs; both sentences of every pair share the forward passes."""
+    texts = [t for i in items for t in (i.text, i.pair or "")]
+    labels = [f"{source_label}, line {i.line} ({side})" for i in items for side in ("good", "bad")]
+    flat = score_texts(lm, texts, metric, unk, max_tokens, None, labels)
+    return [(flat[2 * n], flat[2 * n + 1]) for n in range(len(items))]
 
 
 def pairs_result(

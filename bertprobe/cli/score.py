@@ -141,28 +141,13 @@ def _pairs(
 ) -> None:
     from bertprobe import distributed, inputs, render
     from bertprobe.render.jsonl import check_out_path
-    from bertprobe.score import MinimalPair, pairs_result, score_texts, text_problem
+    from bertprobe.score import MinimalPair, pair_problem, pairs_columns, pairs_result, score_pair_chunk
 
     out = check_out_path(out)
-    columns = inputs.Columns(
-        text=("sentence_good", "good"),
-        pair=("sentence_bad", "bad"),
-        group=(group_column,) if group_column else ("phenomenon", "UID", "linguistics_term"),
-        group_required=group_column is not None,
-        option="--pairs",
-    )
     place = distributed.world(getattr(common.device, "value", common.device))
-    with inputs.TextSource(path=path, columns=columns) as source:
+    with inputs.TextSource(path=path, columns=pairs_columns(group_column)) as source:
         lm = common.load("mlm")
-        single = text_problem(lm, metric, unk)
-
-        def problem(item: inputs.InputText) -> tuple[str | None, int]:
-            reason, work = single(item)
-            if reason is None and item.pair is not None:
-                reason, more = single(inputs.InputText(item.index, item.line, item.pair))
-                return (None if reason is None else f"bad sentence: {reason}"), work + more
-            return (None if reason is None else f"good sentence: {reason}"), work
-
+        problem = pair_problem(lm, metric, unk)
         checked = source.check(problem, on_bad)
         skipped = [f"{b.where(source.label)}: {b.reason}" for b in checked.bad]
         for line in skipped[: inputs.LISTED_BAD]:
@@ -171,10 +156,7 @@ def _pairs(
         scores: list[Any] = []
 
         def compute(items: list[inputs.InputText]) -> list[Any]:
-            texts = [t for i in items for t in (i.text, i.pair or "")]
-            labels = [f"{source.label}, line {i.line} ({side})" for i in items for side in ("good", "bad")]
-            flat = score_texts(lm, texts, metric, unk, batch_size, None, labels)
-            return [(flat[2 * n], flat[2 * n + 1]) for n in range(len(items))]
+            return score_pair_chunk(lm, items, source.label, metric, unk, batch_size)
 
         with render.progress_bar("minimal pairs", enabled=not common.json and place.main) as progress:
             merged = distributed.ordered(source.chunks(checked), compute, place)
