@@ -182,7 +182,7 @@ def _many(
 ) -> None:
     """``--input FILE``: each text explained as a one-text run would, as JSON Lines and a summary table."""
     from bertprobe import inputs
-    from bertprobe.cli.texts import run_many
+    from bertprobe.cli.texts import one_by_one, run_many
 
     source = inputs.source_for(
         [text] if text is not None else [],
@@ -201,17 +201,14 @@ def _many(
     def problem(lm: Any) -> inputs.Problem:
         return inputs.mask_problem(lm, wanted=True) if saved is None else inputs.length_problem(lm)
 
-    def compute(lm: Any, items: list[inputs.InputText], progress: Any) -> list[Any]:
+    def run_one(lm: Any, text: str) -> Any:
         from bertprobe.attribute import attribute_fill_mask, attribute_probe
 
-        results = []
-        for done, item in enumerate(items, start=1):
-            if saved is not None:
-                results.append(attribute_probe(lm, item.text, saved, label=label, settings=settings))
-            else:
-                results.append(attribute_fill_mask(lm, item.text, target=target, mask=mask, settings=settings))
-            progress(done, len(items))
-        return results
+        if saved is not None:
+            return attribute_probe(lm, text, saved, label=label, settings=settings)
+        return attribute_fill_mask(lm, text, target=target, mask=mask, settings=settings)
+
+    compute = one_by_one(run_one)
 
     head = "encoder" if saved is not None else "mlm"
     run_many(common, head, source, compute, problem, on_bad=on_bad, out=out, show=show, title="attribute")

@@ -179,7 +179,7 @@ def _many(
 ) -> None:
     """``--input FILE`` / ``--out FILE``: every text as a one-text run would do it, as JSON Lines and a summary."""
     from bertprobe import inputs
-    from bertprobe.cli.texts import run_many
+    from bertprobe.cli.texts import one_by_one, run_many
 
     source = inputs.source_for(
         [text] if text is not None else [],
@@ -192,14 +192,12 @@ def _many(
         wanted = {"single": True, "word": None}.get(chosen, False)
         return inputs.mask_problem(lm, wanted=wanted, word=options["mask_word"])
 
-    def compute(lm: Any, items: list[inputs.InputText], progress: Any) -> list[Any]:
+    def run_one(lm: Any, text: str) -> Any:
         from bertprobe.fillmask import fill
 
-        results = []
-        for done, item in enumerate(items, start=1):
-            results.append(fill(lm, item.text, chosen, top_k, **options))
-            progress(done, len(items))
-        return results
+        return fill(lm, text, chosen, top_k, **options)
+
+    compute = one_by_one(run_one)
 
     run_many(
         common, "mlm", source, compute, problem, on_bad=on_bad, out=out, show=show, title=f"fillmask --mode {chosen}"

@@ -85,6 +85,19 @@ def refuse_table_options(**given: bool) -> None:
 Compute = Callable[[Any, list[Any], Callable[[int, int], None]], list[Any]]
 
 
+def one_by_one(run_one: Callable[[Any, str], Any]) -> Compute:
+    """A ``Compute`` that runs ``run_one(lm, text)`` on each text in turn (a line equals its one-text run)."""
+
+    def compute(lm: Any, items: list[Any], progress: Callable[[int, int], None]) -> list[Any]:
+        results = []
+        for done, item in enumerate(items, start=1):
+            results.append(run_one(lm, item.text))
+            progress(done, len(items))
+        return results
+
+    return compute
+
+
 def run_many(
     common: Any,
     head: str,
