@@ -36,9 +36,8 @@ from bertprobe.atomic import atomic_write
 from bertprobe.errors import MissingHeadError, ModelNotFoundError
 
 WEIGHT_NAMES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-# Files whose content decides what a model computes, besides the weights; hashed into the fingerprint.
-CONTENT_FILES = (
-    "config.json",
+# The tokenizer files a checkpoint may hold (the hub download fetches these too).
+TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
@@ -47,8 +46,10 @@ CONTENT_FILES = (
     "merges.txt",
     "sentencepiece.bpe.model",
     "spiece.model",
-    "spm.model",
+    "spm.model",  # DeBERTa-v2/v3's SentencePiece model
 )
+# Files whose content decides what a model computes, besides the weights; hashed into the fingerprint.
+CONTENT_FILES = ("config.json", *TOKENIZER_FILES)
 # What each family's slow tokenizer needs when there is no tokenizer.json (any one set will do).
 _SLOW_TOKENIZER_FILES: dict[str, tuple[tuple[str, ...], ...]] = {
     "bert": (("vocab.txt",),),

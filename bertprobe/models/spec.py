@@ -57,19 +57,6 @@ BERT_FAMILY = {
     "flaubert",
 }
 
-# Files a checkpoint directory may hold that bertprobe reads; weights are fetched separately.
-_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "sentencepiece.bpe.model",
-    "spiece.model",
-    "spm.model",  # DeBERTa-v2/v3's SentencePiece model: without it checkpoint.py refuses the snapshot
-)
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -276,10 +263,10 @@ def _download(repo: str, revision: str | None, offline: bool, unreachable: bool)
         raise ModelNotFoundError(f"{repo} has no config.json: it is not a transformers model") from err
     except OSError as err:
         raise NetworkError(f"could not download {repo}: {err}") from err
-    for name in _TOKENIZER_FILES:
+    for name in checkpoint.TOKENIZER_FILES:
         with contextlib.suppress(EntryNotFoundError, LocalEntryNotFoundError):
             fetch(name)
-    for name in _WEIGHT_FILES:
+    for name in checkpoint.WEIGHT_NAMES:
         try:
             weights = fetch(name)
         except (EntryNotFoundError, LocalEntryNotFoundError):
