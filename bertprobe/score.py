@@ -323,31 +323,8 @@ def _with_text(result: SentenceScore, text: str) -> SentenceScore:
     return dataclasses.replace(result, text=text)
 
 
-def score_text(lm: LoadedModel, text: str, metric: str = "original", unk: str = "skip") -> SentenceScore:
-    """One text's scores (see :func:`score_texts`)."""
-    return score_texts(lm, [text], metric, unk, labels=["the text"])[0]
-
-
 # ---------------------------------------------------------------------------------------------
 # minimal pairs
-
-
-def score_pairs(
-    lm: LoadedModel,
-    pairs: Sequence[MinimalPair],
-    metric: str = "original",
-    unk: str = "skip",
-    max_tokens: int = DEFAULT_MAX_TOKENS,
-    progress: Progress | None = None,
-    file: str = "",
-    group_column: str | None = None,
-    skipped: Sequence[str] = (),
-) -> PairsResult:
-    """Accuracy of ``good`` scoring above ``bad`` (higher PLL), overall and per group; a tie counts as wrong."""
-    texts = [t for pair in pairs for t in (pair.good, pair.bad)]
-    labels = [f"pair {pair.index or n + 1} ({side})" for n, pair in enumerate(pairs) for side in ("good", "bad")]
-    scores = score_texts(lm, texts, metric, unk, max_tokens, progress, labels=labels)
-    return pairs_result(lm, pairs, scores, metric, unk, file, group_column, skipped)
 
 
 def score_pair_chunk(
