@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 # Commands whose function shares its name with the core module that implements it (``bertprobe.sense`` is
 # both): the module is made callable, so ``bertprobe.sense("bank")`` runs the command and
 # ``from bertprobe import sense`` still gives the module every other part of the package uses.
-_CALLABLE_MODULES = ("score", "sense", "attribute", "attention", "nsp", "cloze")
+_CALLABLE_MODULES = ("score", "sense", "attribute", "attention", "nsp", "cloze", "pretrain")
 _FUNCTIONS = ("fill", "cls_train", "cls_predict")
 
 __all__ = ["__version__", "load", *_FUNCTIONS, *_CALLABLE_MODULES]

@@ -638,3 +638,71 @@ def cloze(
     lm = _model(model, "mlm", revision, device, dtype, offline, seed)
     result = core.evaluate(lm, items, top_k=top_k, cloze_set=name)
     return _done(result, lm, seed)
+
+
+def pretrain(
+    corpus: str | Path | Sequence[str | Path],
+    *,
+    source: str = "tiny-mlm",
+    out: str | Path = "runs/pretrain",
+    steps: int | None = None,
+    minutes: float | None = None,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    warmup: float = 0.06,
+    rate: float = 0.15,
+    max_length: int = 128,
+    nsp: bool = False,
+    freeze_layers: int = 0,
+    probe: str | Sequence[str] | None = None,
+    save_minutes: float = 5.0,
+    save_steps: int | None = None,
+    save_dtype: str = "float32",
+    restart: bool = False,
+    device: str = "auto",
+    offline: bool = False,
+    seed: int = 0,
+) -> Any:
+    """``bertprobe pretrain``: continue a BERT-family masked LM's pretraining on ``corpus`` (``source`` is ``--from``).
+
+    Give one budget, ``steps`` or ``minutes``. Rerunning with the same arguments resumes from the last
+    checkpoint in ``out``. A Ctrl-C finishes the step, saves, and returns the result with ``interrupted``
+    set (as the CLI prints it before exiting 130).
+    """
+    from bertprobe import pretrain as core
+    from bertprobe.models.spec import DEVICES
+
+    _count("seed", seed, 0, SEED_MAX)
+    _choice("device", device, DEVICES)
+    corpus_files = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
+    probes = [probe] if isinstance(probe, str) else list(probe or ["The cat sat on the [MASK]."])
+    settings = core.PretrainSettings(
+        source=source,
+        corpus=[str(p) for p in corpus_files],
+        out=str(out),
+        steps=steps,
+        minutes=minutes,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        rate=rate,
+        max_length=max_length,
+        seed=seed,
+        save_minutes=save_minutes,
+        save_steps=save_steps,
+        save_dtype=save_dtype,
+        probes=probes,
+        nsp=nsp,
+        freeze_layers=freeze_layers,
+    )
+    try:
+        result = core.pretrain(settings, device=device, offline=offline, restart=restart)
+    except core.Interrupted as stop:
+        result = stop.result
+    if result.notices:
+        from bertprobe import render
+
+        for notice in result.notices:
+            render.notice(notice)
+    object.__setattr__(result, "_bertprobe_seed", seed)
+    return result

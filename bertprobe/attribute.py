@@ -22,7 +22,6 @@ numbers for random orders of the word pieces say whether the attribution beats c
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -557,22 +556,6 @@ def _class_index(labels: list[str], label: str) -> int:
     )
 
 
-@contextlib.contextmanager
-def _frozen(model: Any) -> Iterator[None]:
-    """Gradients flow to the input embeddings only: no weight gradients are formed or kept."""
-    import torch
-
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for parameter, _ in flags:
-        parameter.requires_grad_(False)
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        for parameter, flag in flags:
-            parameter.requires_grad_(flag)
-
-
 def fixed_positions(lm: LoadedModel, encoding: Encoding) -> list[bool]:
     """Word pieces kept in the baseline: special tokens and masks."""
     mask_id = lm.tokenizer.mask_token_id
@@ -642,7 +625,10 @@ def _explain(
         if progress is not None:
             progress(done, stages)
 
-    with _frozen(lm.model):
+    # Gradients are taken with respect to the input embeddings only (Captum calls torch.autograd.grad on
+    # them), so the model is left as it is: no requires_grad switched, no .grad written. Loaded models
+    # carry no parameter gradients anyway (the loader turns them off), so no weight gradient is formed.
+    with torch.enable_grad():
         with torch.no_grad():
             inputs = lm.input_embeddings()(ids).detach()
             baselines = baseline_embeddings(lm, ids, fixed, settings.baseline).detach()

@@ -1,4 +1,9 @@
-"""Masked-LM (and optionally next-sentence) pretraining of a BERT checkpoint on the user's text.
+"""Masked-LM (and optionally next-sentence) pretraining of a BERT-family checkpoint on the user's text.
+
+Any masked LM of the family continues: BERT on the native backend, RoBERTa, XLM-R, DistilBERT,
+ALBERT, ELECTRA's generator (and BERT with ``BERTPROBE_BACKEND=transformers``) through
+transformers, all through the ``Backend`` contract; masks use each tokenizer's own mask and
+special tokens.
 
 Each step draws a batch of examples, corrupts them with BERT's scheme from
 ``bertprobe.masking`` (``rate`` of the tokens selected; 80% ``[MASK]``, 10% random, 10%
@@ -41,7 +46,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from bertprobe import masking
+from bertprobe import checkpoint, masking
 from bertprobe.atomic import atomic_path, crash_point
 from bertprobe.errors import ArtifactError, BertprobeError, DataError, InputError
 from bertprobe.features import pad_ids
@@ -57,7 +62,7 @@ STATE_VERSION = 2
 CHECKPOINT_PREFIX = "checkpoint-"
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 _TEMPORARY = re.compile(r"\.checkpoint-.*\.(tmp|old)(-\d+)?")
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+_TOKENIZER_FILES = checkpoint.TOKENIZER_FILES
 _MODEL_FILES = ("config.json", WEIGHTS_FILE, "pytorch_model.bin", "model.safetensors.index.json")
 # Settings that decide every step: a resumed run must use the same ones.
 _TRAJECTORY = ("source", "corpus", "batch_size", "lr", "warmup", "weight_decay", "rate", "max_length", "seed", "nsp",
@@ -248,6 +253,20 @@ class Batch:
     examples: list[tuple[int, int]]  # (epoch, position) of each row
 
 
+def _check_layout(lm: LoadedModel, line: str) -> None:
+    """Examples are built as ``cls + pieces + sep``: refuse a tokenizer that frames a text otherwise,
+    or the model would train on inputs it never sees at inference."""
+    tok = lm.tokenizer
+    plain = tok.backend.encode(line, add_special_tokens=False).ids
+    framed = tok.backend.encode(line, add_special_tokens=True).ids
+    if framed != [tok.cls_token_id, *plain, tok.sep_token_id]:
+        raise DataError(
+            f"{lm.name}'s tokenizer does not frame a text as {tok.cls_token} text {tok.sep_token}: pretrain "
+            "would train it on inputs laid out unlike the ones it reads",
+            hint="Start from a checkpoint whose tokenizer adds its [CLS]/[SEP] tokens around each text.",
+        )
+
+
 class TrainingData:
     """The examples of a run and the batch of any step, as a pure function of (seed, step).
 
@@ -261,6 +280,7 @@ class TrainingData:
 
         tok = lm.tokenizer
         self.tok = tok
+        _check_layout(lm, corpus.lines[0])
         self.seed, self.rate, self.nsp = seed, rate, nsp
         self.max_length = max_length
         self.special = set(tok.special_ids)
@@ -528,18 +548,27 @@ def _checkpoint_weights(path: Path) -> dict[str, Any]:
 
 
 def _weights(model: Any, dtype: Any) -> dict[str, Any]:
-    return {
-        key: tensor.detach().to("cpu", dtype).contiguous()
-        for key, tensor in model.state_dict().items()
-        if key != "cls.predictions.decoder.weight"  # tied to the word embeddings
-    }
+    """The tensors to save, each once: a weight tied to another (the MLM decoder to the word embeddings,
+    RoBERTa's decoder bias to its head's bias, ...) is stored under its first name only, as transformers
+    saves it; the loader ties it again. Integer buffers keep their type."""
+    weights, seen = {}, set()
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        if key == "cls.predictions.decoder.weight" or id(tensor) in seen:  # tied
+            continue
+        seen.add(id(tensor))
+        value = tensor.detach().to("cpu")
+        weights[key] = (value.to(dtype) if value.is_floating_point() else value).contiguous()
+    return weights
 
 
 def _config(lm: LoadedModel, model: Any, dtype: str) -> dict[str, Any]:
     config = dict(lm.config)
-    nsp = model.cls is not None and model.cls.seq_relationship is not None
-    config.update(architectures=["BertForPreTraining" if nsp else "BertForMaskedLM"], tie_word_embeddings=True,
-                  torch_dtype=dtype)  # fmt: skip
+    if lm.native:
+        nsp = model.cls is not None and model.cls.seq_relationship is not None
+        config.update(architectures=["BertForPreTraining" if nsp else "BertForMaskedLM"], tie_word_embeddings=True)
+    else:  # the Auto class transformers picks from model_type reads it back
+        config["architectures"] = [type(model).__name__]
+    config["torch_dtype"] = dtype
     config.pop("dtype", None)
     return config
 
@@ -856,37 +885,45 @@ def _load(settings: PretrainSettings, out: Path, device: str, offline: bool, res
     state = read_state(found[0][1]) if found else None
     if state is not None:
         notices += _resume_checks(state, settings, corpus, out)
-        lm = models.load_trainable(str(found[0][1]), device=device, offline=True)
+        lm = models.load_trainable(str(found[0][1]), device=device, offline=True, nsp=settings.nsp, seed=settings.seed)
         lm.name = settings.source
         lm.notices = notices
     else:
-        lm = models.load_trainable(settings.source, device=device, offline=offline)
+        lm = models.load_trainable(
+            settings.source, device=device, offline=offline, nsp=settings.nsp, seed=settings.seed
+        )
         if lm.path.resolve() == out.resolve():
             raise InputError(f"--out {out} is the --from checkpoint itself: training would overwrite it",
                              hint="Choose another --out directory.")  # fmt: skip
         lm.notices = list(lm.notices) + notices
+    if settings.freeze_layers > lm.num_layers:
+        raise InputError(
+            f"--freeze-layers {settings.freeze_layers}: {settings.source} has only {lm.num_layers} layers",
+            hint="Freeze fewer layers, e.g. --freeze-layers 2.",
+        )
+    freeze(lm, settings.freeze_layers)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"cannot write to --out {out}: {err.strerror or err}", hint="Choose another --out.") from None
-    if settings.nsp:
+    if settings.nsp and lm.native:  # the transformers backend loaded its NSP head with the model
         weights = _checkpoint_weights(lm.path)
         if _add_nsp_head(lm.model, weights, settings.seed) and state is None:
             lm.notices.append(f"{settings.source} has no NSP head: training a new one.")
     return lm, state
 
 
-def freeze(model: Any, layers: int) -> None:
+def freeze(lm: LoadedModel, layers: int) -> None:
     """Keep the embeddings (and so the tied MLM decoder) and the lowest ``layers`` encoder layers fixed.
 
     On a CPU most of a step is the backward pass; stopping it below the trained layers makes
-    a step several times cheaper, and the frozen layers keep what the checkpoint knew.
+    a step several times cheaper, and the frozen layers keep what the checkpoint knew. Which
+    modules those are is each architecture's own (the backend knows).
     """
     if layers <= 0:
         return
-    model.bert.embeddings.requires_grad_(False)
-    for layer in model.bert.encoder.layer[:layers]:
-        layer.requires_grad_(False)
+    for module in lm.backend.lowest_modules(layers):
+        module.requires_grad_(False)
 
 
 def _optimizer(model: Any, settings: PretrainSettings) -> AdamW:
@@ -1073,13 +1110,6 @@ def pretrain(
             "--nsp needs documents of two or more lines; every line of the corpus stands alone",
             hint="Put consecutive sentences on consecutive lines, blank lines between documents.",
         )
-    if settings.freeze_layers > lm.model.config.num_hidden_layers:
-        raise InputError(
-            f"--freeze-layers {settings.freeze_layers}: {settings.source} has only "
-            f"{lm.model.config.num_hidden_layers} layers",
-            hint="Freeze fewer layers, e.g. --freeze-layers 2.",
-        )
-    freeze(lm.model, settings.freeze_layers)
     lm.model.train()
     run = _Run(settings, lm, data, corpus, state)
     start_step = run.progress.step

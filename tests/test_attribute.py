@@ -412,3 +412,30 @@ def test_mps_work_runs_on_a_cpu_copy(mlm_path):
         a = moved.backend.forward(input_ids=ids).last_hidden_state
         b = cached.backend.forward(input_ids=ids).last_hidden_state
     torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("loaded", ["for inference", "trainable"])
+def test_attribute_never_touches_the_models_parameters(tiny_pretraining_path, loaded):
+    """Gradients go to the input embeddings only: no parameter's requires_grad is switched, even while it runs,
+    and no .grad is written, whether the model was loaded for inference (no gradients) or for training."""
+    if loaded == "for inference":
+        lm = models.load(str(tiny_pretraining_path), "mlm", device="cpu")
+    else:
+        lm = models.load_trainable(str(tiny_pretraining_path), device="cpu")
+    parameters = list(lm.model.parameters())
+    before = [p.requires_grad for p in parameters]
+    assert set(before) == {loaded == "trainable"}  # inference models are loaded without parameter gradients
+    seen_while_running = set()
+    hook = lm.backend.lowest_modules(1)[-1].register_forward_hook(  # the first encoder layer
+        lambda *_: seen_while_running.add(tuple(p.requires_grad for p in parameters))
+    )
+    try:
+        for method in ("ig", "saliency"):
+            settings = AttributionSettings(method=method, steps=4, faithfulness=False)
+            result = attribute_fill_mask(lm, SENTENCE, target="garden", settings=settings)
+            assert any(t.attribution for t in result.tokens)
+    finally:
+        hook.remove()
+    assert seen_while_running == {tuple(before)}
+    assert [p.requires_grad for p in parameters] == before
+    assert all(p.grad is None for p in parameters)

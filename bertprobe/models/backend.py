@@ -102,6 +102,10 @@ class Backend:
             offset = int(self.lm.config.get("pad_token_id", 1)) + 1
         return layer, offset
 
+    def lowest_modules(self, layers: int) -> list[Any]:
+        """The embeddings and the lowest ``layers`` encoder layers: what ``pretrain --freeze-layers`` keeps fixed."""
+        raise NotImplementedError
+
     def random_copy(self, seed: int) -> Any:
         """The same architecture with freshly initialised weights, as the model's own init makes them."""
         raise NotImplementedError
@@ -176,7 +180,7 @@ class LoadedModel:
         """This model's architecture with fresh random weights (the control for probes)."""
         import dataclasses
 
-        model = self.backend.random_copy(seed).to(device=self.device, dtype=self.dtype).eval()
+        model = self.backend.random_copy(seed).to(device=self.device, dtype=self.dtype).eval().requires_grad_(False)
         return dataclasses.replace(self, model=model, fingerprint=f"{self.fingerprint}+random-init-{seed}", notices=[])
 
     def on_device(self, device: Any) -> LoadedModel:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bertprobe import checkpoint
-from bertprobe.errors import MissingHeadError
+from bertprobe.errors import InputError, MissingHeadError
 from bertprobe.models.backend import Backend, Forward
 
 # Weights a checkpoint may carry for heads other than the one loaded: never worth a notice.
@@ -86,6 +86,82 @@ def load(path: Path, head: str, dtype: Any, device: Any, name: str) -> tuple[Any
             "they were ignored"
         )
     return model.to(device).eval(), notices
+
+
+# Families whose checkpoints hold a next-sentence head in transformers (BertForPreTraining and kin).
+NSP_FAMILIES = ("bert", "megatron-bert")
+
+
+def load_trainable(path: Path, name: str, device: Any, nsp: bool, seed: int) -> tuple[Any, list[str]]:
+    """A fresh float32 masked LM (with BERT's pooler and NSP head when ``nsp``) for pretraining, in eval mode.
+
+    A head the checkpoint lacks (an encoder-only checkpoint, an NSP head never trained) is
+    created by transformers' own initialiser from a generator seeded by ``seed``, so a restarted
+    run starts from the same weights; a notice says so. Missing encoder weights are refused.
+    """
+    import torch
+    import transformers
+
+    auto = transformers.AutoModelForPreTraining if nsp else transformers.AutoModelForMaskedLM
+    try:
+        with torch.random.fork_rng(devices=[]), quiet():
+            torch.manual_seed(seed)
+            model, info = auto.from_pretrained(
+                str(path), dtype=torch.float32, output_loading_info=True, trust_remote_code=False
+            )
+    except ValueError as err:
+        raise MissingHeadError(f"{name}: transformers has no masked-LM class for it ({_first_line(err)})") from err
+    except (RuntimeError, OSError, KeyError) as err:
+        raise checkpoint.unloadable(path, err) from None
+    if _mlm_head(model) is None:
+        raise MissingHeadError(
+            f"{name}: pretrain does not know where {type(model).__name__}'s masked-LM head is",
+            hint="Start from a BERT, RoBERTa, XLM-R, DistilBERT, ALBERT or ELECTRA (generator) checkpoint.",
+        )
+    missing = list(info.get("missing_keys", ()))
+    new = [k for k in missing if _is_head(k)]
+    checkpoint.check_loading_info(path, "mlm", {**info, "missing_keys": [k for k in missing if not _is_head(k)]})
+    notices = []
+    if any(not _is_nsp(k) for k in new):
+        notices.append(f"{name} has no MLM head: training a new one.")
+    if any(_is_nsp(k) for k in new):
+        notices.append(f"{name} has no NSP head: training a new one.")
+    return model.to(device).eval(), notices
+
+
+def _is_head(key: str) -> bool:
+    return key.startswith(_HEAD_PREFIXES) or key.split(".", 1)[-1].startswith(_HEAD_PREFIXES)
+
+
+def _is_nsp(key: str) -> bool:
+    return "seq_relationship" in key or "pooler." in key
+
+
+def lowest_modules(model: Any, layers: int) -> list[Any]:
+    """The embeddings and the lowest ``layers`` encoder layers of a transformers encoder (``--freeze-layers``)."""
+    base = getattr(model, "base_model", model)
+    parts = [base.embeddings]
+    if getattr(base, "embeddings_project", None) is not None:  # ELECTRA: embedding size != hidden size
+        parts.append(base.embeddings_project)
+    encoder = getattr(base, "encoder", None) or getattr(base, "transformer", None)
+    if hasattr(encoder, "layer"):  # BERT, RoBERTa, XLM-R, ELECTRA (encoder.layer); DistilBERT (transformer.layer)
+        return [*parts, *encoder.layer[:layers]]
+    groups = getattr(encoder, "albert_layer_groups", None)
+    if groups is not None:  # ALBERT: layer i runs group i // (layers per group); each group's weights are shared
+        parts.append(encoder.embedding_hidden_mapping_in)
+        total = int(model.config.num_hidden_layers)
+        per_group = total // len(groups)
+        if layers % per_group:
+            raise InputError(
+                f"--freeze-layers {layers}: ALBERT shares one set of weights across each run of {per_group} of its "
+                f"{total} layers, so the lowest {layers} cannot be frozen alone",
+                hint=f"Freeze a multiple of {per_group} layers (0 or {total} here).",
+            )
+        return [*parts, *groups[: layers // per_group]]
+    raise InputError(
+        f"--freeze-layers: pretrain does not know the layers of {type(model).__name__}",
+        hint="Leave out --freeze-layers.",
+    )
 
 
 def _first_line(err: Exception) -> str:
@@ -201,6 +277,9 @@ class TransformersBackend(Backend):
         if isinstance(pooler, torch.nn.Linear) and hasattr(self.base, "pooler_activation"):  # ALBERT
             return lambda hidden: self.base.pooler_activation(pooler(hidden[:, 0]))
         return None
+
+    def lowest_modules(self, layers: int) -> list[Any]:
+        return lowest_modules(self.model, layers)
 
     def random_copy(self, seed: int) -> Any:
         import torch

@@ -474,6 +474,9 @@ class NativeBackend(Backend):
     def pooler(self) -> Any:
         return self.model.bert.pooler
 
+    def lowest_modules(self, layers: int) -> list[Any]:
+        return [self.model.bert.embeddings, *self.model.bert.encoder.layer[:layers]]
+
     def random_copy(self, seed: int) -> Any:
         cfg = BertConfig.from_dict(self.lm.config)
         generator_state = torch.random.get_rng_state()

@@ -26,6 +26,7 @@ from bertprobe import checkpoint
 from bertprobe.errors import (
     BertprobeError,
     DeviceError,
+    InputError,
     MissingHeadError,
     ModelNotFoundError,
     NetworkError,
@@ -380,6 +381,9 @@ def _load_cached(
 
         model, load_notices = hf.load(resolved.path, head, torch_dtype, torch_device, resolved.name)
         notices += load_notices
+    # A loaded model is for inference, shared by every command: no parameter takes gradients (attribute
+    # takes them with respect to its inputs only), so none is ever formed, kept, or switched per command.
+    model.requires_grad_(False)
     return LoadedModel(
         name=resolved.name,
         path=resolved.path,
@@ -444,11 +448,22 @@ def _max_length(config: dict[str, Any]) -> int:
     return positions
 
 
-def load_trainable(spec: str, revision: str | None = None, device: str = "auto", offline: bool = False) -> LoadedModel:
-    """A fresh, uncached float32 BERT with an MLM head, for training.
+def load_trainable(
+    spec: str,
+    revision: str | None = None,
+    device: str = "auto",
+    offline: bool = False,
+    nsp: bool = False,
+    seed: int = 0,
+) -> LoadedModel:
+    """A fresh, uncached float32 masked LM of the BERT family, for training.
 
-    An encoder-only checkpoint (such as minilm) gets a new MLM head tied to its word
-    embeddings; a notice says so. Only ``model_type == "bert"`` checkpoints are supported.
+    BERT checkpoints the native backend reproduces train natively (unless
+    ``BERTPROBE_BACKEND=transformers``); RoBERTa, XLM-R, DistilBERT, ALBERT, ELECTRA's generator
+    and the rest train through transformers' Auto classes. An encoder-only checkpoint (such as
+    minilm) gets a new MLM head tied to its word embeddings; a notice says so. ``nsp`` (transformers
+    path only; pretrain adds the native head itself) loads BERT's pooler and NSP head too, and is
+    refused for families pretrained without one. New heads are initialised from ``seed``.
     """
     import torch
 
@@ -456,33 +471,47 @@ def load_trainable(spec: str, revision: str | None = None, device: str = "auto",
     resolved = resolve(spec, "mlm", revision, offline_requested(offline))
     config = _read_config(resolved.path)
     resolved.notices.extend(checkpoint.check_directory(resolved.path, config, "mlm", BERT_FAMILY))  # checkpoint trust
-    from bertprobe.models import native as bert
     from bertprobe.tokenizer import Tokenizer
 
-    if not bert.supports(config) or not _weight_files(resolved.path):  # pretrain trains the native BERT
+    if not _weight_files(resolved.path):
         raise MissingHeadError(
-            f"{resolved.name} is a {config.get('model_type', 'unknown')!r} checkpoint; pretrain trains BERT "
-            "(model_type bert) checkpoints with safetensors or PyTorch weights",
-            hint="Start from a BERT checkpoint, e.g. --from minilm or --from bert-base-uncased.",
+            f"{resolved.name} has no safetensors or PyTorch weights to continue training from",
+            hint="Start from a complete checkpoint, e.g. --from tiny-mlm.",
         )
     heads = checkpoint_heads(resolved.path)
     notices = list(resolved.notices)
-    if "mlm" not in heads:
-        notices.append(f"{resolved.name} has no MLM head: training a new one, tied to its word embeddings.")
-    model = _load_native(resolved.path, config, "mlm", torch.float32, torch_device, new_mlm_head=True)
+    native = use_native(config)
+    if native:
+        if "mlm" not in heads:
+            notices.append(f"{resolved.name} has no MLM head: training a new one, tied to its word embeddings.")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = _load_native(resolved.path, config, "mlm", torch.float32, torch_device, new_mlm_head=True)
+    else:
+        from bertprobe.models import hf
+
+        model_type = str(config.get("model_type", ""))
+        if nsp and model_type not in hf.NSP_FAMILIES:
+            why = _NO_NSP.get(model_type, f"transformers has no next-sentence-prediction head for {model_type!r}")
+            raise InputError(
+                f"--nsp needs a next-sentence head, and {resolved.name} has none: {why}",
+                hint="Leave out --nsp to continue its masked-LM training only.",
+            )
+        model, load_notices = hf.load_trainable(resolved.path, resolved.name, torch_device, nsp, seed)
+        notices += load_notices
     return LoadedModel(
         name=resolved.name,
         path=resolved.path,
         source=resolved.source,
         revision=resolved.revision,
-        head="mlm",
+        head="pretraining" if nsp and not native else "mlm",
         tokenizer=Tokenizer.from_dir(resolved.path, _max_length(config)),
         model=model,
         device=torch_device,
         dtype=torch.float32,
         config=config,
         heads=heads | {"mlm"},
-        native=True,
+        native=native,
         fingerprint=_fingerprint(resolved),
         notices=notices,
     )
