@@ -162,3 +162,20 @@ def test_import_bertprobe_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_pretrain_equals_the_cli_json(cli, tiny_pretraining_path, tmp_path):
+    corpus = EXAMPLES / "kitchen.txt"
+    options = ["--steps", 3, "--batch-size", 4, "--max-length", 24, "--lr", 3e-3, "--seed", 5]
+    expected = cli_json(cli, "pretrain", "--from", tiny_pretraining_path, "--corpus", corpus, "--out",
+                        tmp_path / "cli", "--probe", "The cat sat on the [MASK].", *options)  # fmt: skip
+    result = bertprobe.pretrain(corpus, source=str(tiny_pretraining_path), out=tmp_path / "api", steps=3,
+                                batch_size=4, max_length=24, lr=3e-3, seed=5,
+                                probe="The cat sat on the [MASK].")  # fmt: skip
+    assert type(result).__name__ == "PretrainResult" and result.steps == 3
+    got = result.to_dict()
+    for doc in (got, expected):  # where it was written and how long it took differ, nothing else
+        doc.pop("out"), doc.pop("seconds"), doc["settings"].pop("out")
+    assert got == expected and expected["seed"] == 5 and expected["final_loss"] is not None
+    with pytest.raises(InputError, match="exactly one budget"):
+        bertprobe.pretrain(corpus, out=tmp_path / "none")

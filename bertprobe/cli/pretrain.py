@@ -20,7 +20,11 @@ SaveDtype = Enum("SaveDtype", {name: name for name in ("float32", "float16", "bf
 def pretrain_cli(
     source: Annotated[
         str,
-        typer.Option("--from", help="Checkpoint to continue from: hub id, directory, or a bundled name."),
+        typer.Option(
+            "--from",
+            help="Masked LM to continue (BERT, RoBERTa, XLM-R, DistilBERT, ALBERT, ELECTRA generator): hub id, "
+            "directory, or a bundled name.",
+        ),
     ] = "tiny-mlm",
     corpus: Annotated[
         list[Path] | None, typer.Option("--corpus", help="Text file, one sentence or paragraph per line (repeatable).")
@@ -86,7 +90,7 @@ def pretrain_cli(
     *,
     common: Common,
 ) -> None:
-    """Continue BERT's masked-LM pretraining on your text, and watch it learn.
+    """Continue a BERT-family masked LM's pretraining (BERT, RoBERTa, ALBERT, ...) on your text; watch it learn.
 
     Example: bertprobe pretrain --corpus notes.txt --steps 500 --probe "The cat sat on the [MASK]."
     """
