@@ -280,7 +280,6 @@ class TrainingData:
 
         tok = lm.tokenizer
         self.tok = tok
-        _check_layout(lm, corpus.lines[0])
         self.seed, self.rate, self.nsp = seed, rate, nsp
         self.max_length = max_length
         self.special = set(tok.special_ids)
@@ -896,6 +895,7 @@ def _load(settings: PretrainSettings, out: Path, device: str, offline: bool, res
             raise InputError(f"--out {out} is the --from checkpoint itself: training would overwrite it",
                              hint="Choose another --out directory.")  # fmt: skip
         lm.notices = list(lm.notices) + notices
+    _check_layout(lm, corpus.lines[0])
     if settings.freeze_layers > lm.num_layers:
         raise InputError(
             f"--freeze-layers {settings.freeze_layers}: {settings.source} has only {lm.num_layers} layers",

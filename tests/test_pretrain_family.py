@@ -217,3 +217,34 @@ def test_cli_pretrains_roberta_then_fillmask_runs_on_the_result(cli, family_path
     assert [p["token_id"] for p in ours] == [r["token"] for r in theirs]
     for p, r in zip(ours, theirs, strict=True):
         assert p["score"] == pytest.approx(r["score"], abs=1e-6)
+
+
+def test_an_encoder_only_start_gets_a_new_head_drawn_from_the_seed(family_path, tmp_path):
+    """ELECTRA's discriminator has no masked-LM head: a new generator head, announced, the same for the same seed."""
+    import torch
+
+    path = family_path("electra-discriminator")
+    first, again, other = (models.load_trainable(str(path), device="cpu", seed=s) for s in (0, 0, 1))
+    assert any("no MLM head" in n for n in first.notices)
+    head = [k for k in first.model.state_dict() if k.startswith("generator_predictions.")]
+    assert head
+    for key in head:
+        assert torch.equal(first.model.state_dict()[key], again.model.state_dict()[key]), key
+    assert any(not torch.equal(first.model.state_dict()[k], other.model.state_dict()[k]) for k in head)
+    encoder = "electra.encoder.layer.0.output.dense.weight"  # read from the checkpoint, whatever the seed
+    assert torch.equal(first.model.state_dict()[encoder], other.model.state_dict()[encoder])
+
+
+def test_a_tokenizer_that_adds_no_special_tokens_is_refused(family_path, corpus, tmp_path):
+    import shutil
+
+    from bertprobe.errors import DataError
+
+    path = tmp_path / "bare"
+    shutil.copytree(family_path("roberta"), path)
+    tokenizer = json.loads((path / "tokenizer.json").read_text())
+    tokenizer["post_processor"] = None  # texts no longer come framed as <s> ... </s>
+    (path / "tokenizer.json").write_text(json.dumps(tokenizer))
+    with pytest.raises(DataError, match="does not frame a text as <s> text </s>"):
+        pretrain.pretrain(_settings(path, corpus, tmp_path / "run"), device="cpu")
+    assert not (tmp_path / "run").exists()  # refused before anything was written
