@@ -248,3 +248,22 @@ def test_a_tokenizer_that_adds_no_special_tokens_is_refused(family_path, corpus,
     with pytest.raises(DataError, match="does not frame a text as <s> text </s>"):
         pretrain.pretrain(_settings(path, corpus, tmp_path / "run"), device="cpu")
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_bert_trains_the_same_on_the_native_and_the_transformers_backend(tiny_pretraining_path, corpus, tmp_path,
+                                                                         monkeypatch):  # fmt: skip
+    """The same seed draws the same masks and dropout on both backends: the same losses and weights."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    runs = {}
+    for backend in ("auto", "transformers"):
+        monkeypatch.setenv("BERTPROBE_BACKEND", backend)
+        out = tmp_path / backend
+        runs[backend] = pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=3), device="cpu")
+    assert runs["auto"].first_loss == pytest.approx(runs["transformers"].first_loss, abs=1e-5)
+    assert runs["auto"].final_loss == pytest.approx(runs["transformers"].final_loss, abs=1e-5)
+    native, through = (AutoModelForMaskedLM.from_pretrained(str(tmp_path / b)).state_dict() for b in runs)
+    assert native.keys() == through.keys()
+    for key in native:
+        torch.testing.assert_close(native[key], through[key], atol=1e-5, rtol=0, msg=key)
