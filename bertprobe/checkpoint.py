@@ -721,6 +721,28 @@ def unloadable(path: Path, err: BaseException) -> ModelNotFoundError:
     )
 
 
+def check_finite(path: Path, model: Any, dtype: Any = None) -> None:
+    """Refuse weights holding NaN or infinity: every number computed from them would be wrong or NaN.
+
+    Checked on the loaded model, after any cast, so a float32 weight too large for float16 is caught too.
+    """
+    import torch
+
+    for name, parameter in model.named_parameters():
+        if parameter.is_floating_point() and not bool(torch.isfinite(parameter).all()):
+            bad = int((~torch.isfinite(parameter)).sum())
+            cast = dtype is not None and dtype in (torch.float16, torch.bfloat16)
+            raise _error(
+                f"{path.name}: the weight {name} holds {bad} NaN or infinite value{'s' if bad != 1 else ''}"
+                + (f" as {str(dtype).removeprefix('torch.')}" if cast else ""),
+                hint="Try --dtype float32 (a weight may be too large for the smaller type); if that fails too, "
+                + _RESTORE[0].lower()
+                + _RESTORE[1:]
+                if cast
+                else _RESTORE,
+            )
+
+
 def check_loading_info(path: Path, head: str, info: dict[str, Any]) -> None:
     """Refuse what transformers would otherwise fill with random weights, or silently drop."""
     missing = sorted(k for k in info.get("missing_keys", ()) if not k.endswith(_BUFFERS))

@@ -721,3 +721,37 @@ def test_edited_weights_get_neither_the_cached_features_nor_the_saved_probe(
     edited = _train(cli, model, data, tmp_path / "probe3")
     assert (edited["cache_misses"], edited["cache_hits"]) == (1, 0)
     _refused(cli("cls-predict", tmp_path / "probe", "a good film", "--model", model), "this probe was trained on")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("backend", ["native", "transformers"])
+def test_weights_holding_nan_or_inf_are_refused_not_computed_with(
+    value, backend, cli, tiny_pretraining_path, tmp_path, monkeypatch
+):
+    """A NaN weight makes every score NaN (or, worse, a plausible-looking wrong ranking): refuse it."""
+    if backend == "transformers":
+        monkeypatch.setenv("BERTPROBE_BACKEND", "transformers")
+    model = _copy(tiny_pretraining_path, tmp_path)
+    tensors = _load_tensors(model / "model.safetensors")
+    tensors["bert.encoder.layer.1.output.dense.weight"][3, 5] = value
+    _save_tensors(model / "model.safetensors", tensors)
+    _refused(
+        cli("fillmask", SENTENCE, "-m", model, "--json"), "bert.encoder.layer.1.output.dense.weight", "NaN or infinite"
+    )
+    _refused(cli("nsp", "I was hungry.", "So I ate.", "-m", model), "1 NaN or infinite value")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat.\nthe dog sat on the rug.\n")
+    out = tmp_path / "out"
+    _refused(cli("pretrain", "--from", str(model), "--corpus", str(corpus), "--out", str(out), "--steps", "1"), "NaN")
+
+
+def test_a_weight_too_large_for_float16_is_refused_at_that_dtype_only(cli, tiny_pretraining_path, tmp_path):
+    model = _copy(tiny_pretraining_path, tmp_path)
+    tensors = _load_tensors(model / "model.safetensors")
+    tensors["bert.encoder.layer.0.output.dense.bias"][0] = 1e6  # fine in float32, inf in float16
+    _save_tensors(model / "model.safetensors", tensors)
+    code, stdout, stderr = cli("fillmask", SENTENCE, "-m", model, "--json")
+    assert code == 0, stderr
+    code, stdout, stderr = cli("fillmask", SENTENCE, "-m", model, "--dtype", "float16")
+    _refused((code, stdout, stderr), "as float16")
+    assert "--dtype float32" in stderr.splitlines()[1]

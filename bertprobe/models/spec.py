@@ -384,6 +384,7 @@ def _load_cached(
     # A loaded model is for inference, shared by every command: no parameter takes gradients (attribute
     # takes them with respect to its inputs only), so none is ever formed, kept, or switched per command.
     model.requires_grad_(False)
+    checkpoint.check_finite(resolved.path, model, torch_dtype)
     return LoadedModel(
         name=resolved.name,
         path=resolved.path,
@@ -499,6 +500,7 @@ def load_trainable(
             )
         model, load_notices = hf.load_trainable(resolved.path, resolved.name, torch_device, nsp, seed)
         notices += load_notices
+    checkpoint.check_finite(resolved.path, model)
     return LoadedModel(
         name=resolved.name,
         path=resolved.path,
