@@ -405,7 +405,7 @@ def attribute_fill_mask(
     """Attribute the MLM logit of ``target`` (default: the top-1 word) at the ``mask``-th [MASK] of ``text``."""
     import torch
 
-    from bertprobe.fillmask import require_masks
+    from bertprobe.mlm import require_masks
 
     settings = settings or AttributionSettings()
     method = _check_settings(settings)

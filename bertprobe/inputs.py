@@ -300,7 +300,7 @@ def length_problem(lm: object, pair: bool = False) -> Problem:
 def mask_problem(lm: object, wanted: bool | None, word: str | None = None) -> Problem:
     """Also bad: a text without a mask where one is needed (``wanted``), or with one where none may be
     (``wanted=False``), or without ``word`` when one is to be masked."""
-    from bertprobe.fillmask import normalise_masks
+    from bertprobe.mlm import normalise_masks
 
     tokenizer = lm.tokenizer  # type: ignore[attr-defined]
     limit = tokenizer.model_max_length

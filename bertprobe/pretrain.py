@@ -574,7 +574,7 @@ def _config(lm: LoadedModel, model: Any, dtype: str) -> dict[str, Any]:
 
 def probe_predictions(lm: LoadedModel, texts: Sequence[str], top: int = 3) -> list[ProbeTop]:
     """Top predictions at the first mask of each probe sentence, with the model in eval mode."""
-    from bertprobe.fillmask import masked_logits, require_masks, top_predictions
+    from bertprobe.mlm import masked_logits, require_masks, top_predictions
 
     if not texts:
         return []

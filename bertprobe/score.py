@@ -2,7 +2,7 @@
 
 A text's pseudo-log-likelihood (PLL; Salazar et al. 2020) is the sum, over its tokens, of
 ln P(token | the text with that token masked). Every masked copy of every text in a chunk goes
-through :func:`bertprobe.fillmask.masked_logits` together, packed by length into forward passes
+through :func:`bertprobe.mlm.masked_logits` together, packed by length into forward passes
 of at most ``max_tokens`` padded word pieces, so short sentences share passes with each other
 instead of each sentence paying for its own. The MLM head runs only at the one scored position
 of each copy. Results come back in input order whatever the packing.
@@ -147,7 +147,7 @@ class _Prepared:
 
 
 def _prepare(lm: LoadedModel, text: str, metric: str, unk: str, label: str) -> _Prepared:
-    from bertprobe.fillmask import normalise_masks
+    from bertprobe.mlm import normalise_masks
 
     tok = lm.tokenizer
     if tok.mask_token_id is None:
@@ -244,7 +244,7 @@ def score_texts(
     import torch
 
     from bertprobe.features import batches
-    from bertprobe.fillmask import masked_logits
+    from bertprobe.mlm import masked_logits
 
     check_options(metric, unk, max_tokens)
     unique: dict[str, int] = {}
