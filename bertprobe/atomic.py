@@ -5,7 +5,8 @@ never half of one. A file is written to a temporary name in the same folder, flu
 fsynced, renamed over the target, and then the folder itself is fsynced so the rename
 survives a power cut. A multi-file artefact (a saved probe, a checkpoint) is written into a
 new staging directory and swapped in whole by ``atomic_directory``: the old directory stays
-until the new one is complete.
+until the new one is complete. Two processes writing the same directory take turns (an
+advisory lock beside it), and a reader's clean-up of a killed save never touches a live one's.
 
 ``crash_point(name)`` is a test hook: with ``BERTPROBE_TEST_KILL_AFTER=name`` (or ``name#N``
 for the N-th time that point is reached) the process SIGKILLs itself right there, so crash
@@ -115,15 +116,47 @@ def _staging_names(target: Path) -> tuple[str, str, str]:
     return f".{target.name}.tmp-", f".{target.name}.new-", f".{target.name}.old-"
 
 
+@contextlib.contextmanager
+def _directory_lock(target: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold the advisory lock of ``target`` (a hidden file beside it); yields whether it is held.
+
+    Writers wait for each other; a reader's recovery does not wait: if the lock is taken, a live
+    writer owns the staging folders and will finish its own swap. Where ``fcntl`` is missing
+    (Windows) there is no lock and one writer at a time is the user's to ensure.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield True
+        return
+    handle = os.open(target.parent / f".{target.name}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(handle)  # closing releases the lock; so does the death of the process
+
+
 def recover_directory(target: str | Path) -> None:
     """Finish or undo a directory swap that a crash interrupted, and remove stray staging folders.
 
     After this, ``target`` is the newest *complete* version (or absent if there never was one).
+    A save in progress in another process is left alone.
     """
     target = Path(target)
-    parent = target.parent
-    if not parent.is_dir():
+    if not target.parent.is_dir():
         return
+    with _directory_lock(target, wait=False) as held:
+        if held:
+            _recover(target)
+
+
+def _recover(target: Path) -> None:
+    parent = target.parent
     writing, ready, old = _staging_names(target)
     entries = sorted(parent.iterdir(), key=lambda p: p.name)
     ready_dirs = [p for p in entries if p.name.startswith(ready) and p.is_dir()]
@@ -175,7 +208,13 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
-    recover_directory(target)
+    with _directory_lock(target):
+        _recover(target)
+        yield from _swap_in(target)
+
+
+def _swap_in(target: Path) -> Iterator[Path]:
+    parent = target.parent
     writing, ready, old = _staging_names(target)
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=writing))
     try:

@@ -146,7 +146,8 @@ def test_probe_json_records_the_hash_of_its_weights(two_probes):
         meta = json.loads((directory / "probe.json").read_text())
         assert meta["weights_sha256"] == hashlib.sha256((directory / "probe.safetensors").read_bytes()).hexdigest()
         assert load_probe(directory).labels == meta["labels"]
-        assert sorted(p.name for p in directory.parent.iterdir() if p.name.startswith(f".{directory.name}")) == []
+        hidden = [p.name for p in directory.parent.iterdir() if p.name.startswith(f".{directory.name}")]
+        assert hidden == [f".{directory.name}.lock"]  # no staging folder left; the lock file stays
 
 
 def _swap_weights(a: Path, b: Path) -> None:
@@ -262,7 +263,7 @@ def test_a_probe_save_killed_at_each_step_leaves_the_old_probe_or_the_new_one(tm
         assert snapshot(directory) == expected[survivor], step
         # The next save works and leaves no staging folders behind.
         assert save(directory, 2).returncode == 0 and snapshot(directory) == expected["new"]
-        assert [p.name for p in directory.parent.iterdir()] == ["probe"]
+        assert sorted(p.name for p in directory.parent.iterdir()) == [".probe.lock", "probe"]  # no staging left
 
 
 def test_crash_point_fires_on_the_nth_time_only(tmp_path):
@@ -271,3 +272,40 @@ def test_crash_point_fires_on_the_nth_time_only(tmp_path):
     )
     assert _run("-c", script, kill_after="x#2", cache=tmp_path).stdout.split() == ["0", "1"]
     assert _run("-c", script, kill_after="y", cache=tmp_path).stdout.split() == ["0", "1", "2"]
+
+
+def test_concurrent_saves_take_turns_and_a_reader_never_removes_a_live_save(tmp_path):
+    """Two saves to one directory, and a reader's clean-up meanwhile: the live save's staging survives,
+    the second save waits for the first, and the directory ends as the last complete save, with no strays."""
+    import threading
+
+    from bertprobe.atomic import atomic_directory, recover_directory
+
+    target = tmp_path / "probe"
+    inside, release, second_done = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with atomic_directory(target) as staging:
+            (staging / "who").write_text("first")
+            inside.set()
+            release.wait(10)
+            assert (staging / "who").read_text() == "first"  # the reader below did not remove it
+
+    def second() -> None:
+        with atomic_directory(target) as staging:
+            (staging / "who").write_text("second")
+        second_done.set()
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert inside.wait(10)
+    recover_directory(target)  # a reader (cls-predict) cleaning up after a crash, while the save is live
+    two = threading.Thread(target=second)
+    two.start()
+    assert not second_done.wait(0.5)  # waits for the first save's lock
+    release.set()
+    one.join(10)
+    two.join(10)
+    assert second_done.is_set()
+    assert (target / "who").read_text() == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".probe.lock", "probe"]
