@@ -24,16 +24,18 @@ def _run(*args):
     return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_torchrun_two_processes_write_what_one_process_writes(mlm_path, tmp_path):
+def test_torchrun_two_processes_write_what_one_process_writes(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(TEXTS) + "\n")
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
-    common = ("score", "--input", corpus, "--json", "--device", "cpu", "-m", mlm_path)
+    common = ("score", "--input", corpus, "--json", "--device", "cpu", "-m", "auto")  # auto: a loader notice
     single = _run("-m", "bertprobe", *common, "--out", one)
     assert single.returncode == 0, single.stderr
     launcher = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bertprobe")
     double = _run(*launcher, *common, "--out", two)
     assert double.returncode == 0, double.stderr[-3000:]
+    assert single.stderr.count("Using offline model") == 1
+    assert double.stderr.count("Using offline model") == 1, double.stderr  # rank 0 only, not once per process
     first = [json.loads(line) for line in one.read_text().splitlines()]
     second = [json.loads(line) for line in two.read_text().splitlines()]
     assert [d["index"] for d in second] == [1, 2, 3, 4, 5]

@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import json as jsonlib
 import math
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -176,6 +177,9 @@ def error(exc: Any) -> None:
 
 
 def notice(message: str) -> None:
+    """A ``note:`` line on stderr; under torchrun / accelerate only rank 0 says it (every rank would say the same)."""
+    if os.environ.get("RANK", "0") not in ("", "0") and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        return
     err().print(f"[yellow]note:[/] {escape(visible(message, one_line=True))}", soft_wrap=True)
 
 
