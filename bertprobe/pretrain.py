@@ -902,10 +902,6 @@ def _load(settings: PretrainSettings, out: Path, device: str, offline: bool, res
             hint="Freeze fewer layers, e.g. --freeze-layers 2.",
         )
     freeze(lm, settings.freeze_layers)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"cannot write to --out {out}: {err.strerror or err}", hint="Choose another --out.") from None
     if settings.nsp and lm.native:  # the transformers backend loaded its NSP head with the model
         weights = _checkpoint_weights(lm.path)
         if _add_nsp_head(lm.model, weights, settings.seed) and state is None:
@@ -1110,6 +1106,11 @@ def pretrain(
             "--nsp needs documents of two or more lines; every line of the corpus stands alone",
             hint="Put consecutive sentences on consecutive lines, blank lines between documents.",
         )
+    out = Path(settings.out)
+    try:  # created only now: a run refused above leaves no empty --out behind
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot write to --out {out}: {err.strerror or err}", hint="Choose another --out.") from None
     lm.model.train()
     run = _Run(settings, lm, data, corpus, state)
     start_step = run.progress.step

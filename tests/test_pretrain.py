@@ -1,6 +1,6 @@
 """pretrain: the loss goes down, checkpoints load anywhere, bad options and directories are refused.
 
-Interrupted and killed runs are tested in test_pretrain_resume.py.
+Interrupted and killed runs are tested at the end of this file (and for the family in test_pretrain_family.py).
 """
 
 from __future__ import annotations
@@ -98,6 +98,12 @@ def test_cli_errors_are_one_line(cli, tiny_pretraining_path, tiny_encoder_path, 
     code, _, stderr = cli("pretrain", "--from", "minilm", "--corpus", corpus, "--out", tmp_path / "y", "--steps", 1,
                           "--probe", "no mask here")  # fmt: skip
     assert code == 1 and "no mask token" in stderr
+    lone = tmp_path / "lone.txt"
+    lone.write_text("the cat sat.\n\nthe dog ran.\n\nthe bird sang.\n")  # three one-line documents: no pairs
+    code, _, stderr = cli("pretrain", "--from", tiny_pretraining_path, "--corpus", lone, "--out", tmp_path / "n",
+                          "--steps", 1, "--nsp")  # fmt: skip
+    assert code == 1 and "--nsp needs documents of two or more lines" in stderr
+    assert not (tmp_path / "n").exists()  # refused before --out was created: nothing left behind
     pretrain.pretrain(_settings(tiny_pretraining_path, corpus, tmp_path / "z", steps=2), device="cpu")
     with pytest.raises(InputError, match="holds a run from"):
         pretrain.pretrain(_settings(tiny_encoder_path, corpus, tmp_path / "z", steps=2), device="cpu")
