@@ -19,9 +19,9 @@ from importlib import resources
 from pathlib import Path
 
 from bertprobe.errors import BertprobeError, DataError
+from bertprobe.inputs import lines, read_text
 from bertprobe.mlm import masked_logits, require_masks
 from bertprobe.models import LoadedModel
-from bertprobe.records import lines, read_text
 from bertprobe.results import Rendered
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from bertprobe.atomic import atomic_write
 from bertprobe.errors import DataError, NetworkError, OfflineError
 from bertprobe.featcache import cache_root
-from bertprobe.records import read_rows
+from bertprobe.inputs import read_rows
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content")
 LABEL_COLUMNS = ("label", "sentiment", "class", "target")

@@ -9,18 +9,26 @@ Formats (by the file's suffix): ``.txt`` (or no suffix, or ``-`` for stdin) hold
 per line; ``.csv`` / ``.tsv`` have a header line and take the text from ``--text-column``;
 ``.jsonl`` holds one JSON object per line, text under ``--text-column``. The default column
 is ``text``, else ``sentence``, else the only column there is.
+
+This module is also the one reader of every other data file (``--data``, ``--sentences``,
+``--pairs``, ``--corpus``): :func:`file_lines` streams a file's lines (split on ``\n`` only,
+each line checked as UTF-8 and numbered), :func:`table_rows` turns them into rows of a
+csv / tsv / jsonl table, and :func:`read_rows` collects the rows of a whole file with the
+columns a command needs. Every problem names the file and the line.
 """
 
 from __future__ import annotations
 
-import contextlib
+import codecs
 import csv
 import json
+import math
 import os
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +36,10 @@ from typing import Any
 from bertprobe.errors import DataError, InputError
 
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+# read_rows (labelled data, sentence sets, pairs): a .txt file is a tsv table, as in GLUE
+ROW_FORMATS = {**TABLE_FORMATS, ".txt": "tsv"}
 TEXT_SUFFIXES = {".txt", ".text", ""}
+_LONE_CR = re.compile(r"(?<=\r)(?!\n)")  # just after a \r that no \n follows
 DEFAULT_COLUMNS = ("text", "sentence")
 ON_BAD = ("stop", "skip")
 CHUNK_TEXTS = 256  # texts read, computed and written together (see score.MEMORY_NOTE)
@@ -192,17 +203,48 @@ class TextSource:
                 pair = self.pairs[number - 1] if self.pairs is not None else None
                 yield InputText(number, None, text, pair)
             return
-        path = self._file()
-        with _utf8_lines(path, self.label) as lines:
-            if self.kind == "txt":
-                yield from _txt_items(lines)
-            elif self.kind == "jsonl":
-                yield from _jsonl_items(lines, self.label, self.columns, self._found)
-            else:
-                yield from _table_items(lines, self.label, self.kind, self.columns, self._found)
+        lines = file_lines(self._file(), self.label)
+        if self.kind == "txt":
+            for number, raw in cr_lines(lines):
+                yield InputText(number, number, raw.strip())
+        else:
+            yield from self._table_items(table_rows(lines, self.label, self.kind))
 
-    def _found(self, names: tuple[str, str | None, str | None]) -> None:
-        self.found = names
+    def _table_items(self, rows: Iterator[Header | Row | BadRow]) -> Iterator[InputText | BadLine]:
+        names: tuple[str, str | None, str | None] | None = None
+        index = 0
+        for row in rows:
+            if isinstance(row, Header):
+                names = self.found = self.columns.resolve(self.label, row.names)
+                continue
+            index += 1
+            if isinstance(row, BadRow):
+                yield BadLine(index, row.line, row.reason)
+                continue
+            if names is None:  # jsonl: the first object names the columns
+                names = self.found = self.columns.resolve(self.label, list(row.values))
+            text_name, pair_name, group_name = names
+            fields = [row.values.get(text_name)] + ([row.values.get(pair_name)] if pair_name else [])
+            wrong = next(
+                (
+                    (name, value)
+                    for name, value in zip((text_name, pair_name), fields, strict=False)
+                    if not isinstance(value, str)
+                ),
+                None,
+            )
+            if wrong is not None:
+                name, value = wrong
+                yield BadLine(index, row.line, f"no text under {name!r}" if value is None else not_text(name, value))
+                continue
+            group = row.values.get(group_name) if group_name else None
+            yield InputText(
+                index,
+                row.line,
+                fields[0].strip(),
+                fields[1].strip() if pair_name else None,
+                None if group is None else str(group),
+            )
 
     def check(self, problem: Problem | None = None, on_bad: str = "stop") -> Checked:
         """Read every text once: count them and find the bad ones (empty, or whatever ``problem`` says).
@@ -325,75 +367,193 @@ def mask_problem(lm: object, wanted: bool | None, word: str | None = None) -> Pr
 
 
 # ---------------------------------------------------------------------------------------------
-# readers: streams of lines with their numbers
+# the one reader of data files: streams of numbered lines, rows of csv / tsv / jsonl tables
 
 
-@contextlib.contextmanager
-def _utf8_lines(path: Path, label: str) -> Iterator[Iterator[tuple[int, str]]]:
-    with path.open("r", encoding="utf-8-sig", newline="") as file:
+@dataclass(frozen=True)
+class Header:
+    """The header line of a csv / tsv table (jsonl has none: each object names its fields)."""
 
-        def lines() -> Iterator[tuple[int, str]]:
-            number = 0
+    line: int
+    names: list[str]
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int  # 1-based line of the file where the row ends (a quoted csv field may span lines)
+    values: dict[str, Any]  # csv / tsv: strings; jsonl: the JSON values; read_rows: checked strings
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A line that cannot be read as a row: why, and how to fix it."""
+
+    line: int
+    reason: str
+    hint: str
+
+
+def lines(text: str) -> list[str]:
+    """The lines of a text, split on newlines only (``\n``, ``\r\n``).
+
+    ``str.splitlines`` also splits on U+2028, U+0085, form feeds and other separators, which
+    are ordinary characters inside a sentence or a JSON string.
+    """
+    parts = text.split("\n")
+    if parts and parts[-1] == "":
+        parts.pop()
+    return [part[:-1] if part.endswith("\r") else part for part in parts]
+
+
+def file_lines(path: Path, label: str | None = None) -> Iterator[tuple[int, str]]:
+    """The lines of a file as they stream, numbered from 1 and each with its line end: split on ``\n``
+    only (as :func:`lines`), a leading BOM dropped, and a line that is not UTF-8 a DataError naming it."""
+    with path.open("rb") as file:
+        for number, raw in enumerate(file, start=1):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
             try:
-                for number, raw in enumerate(file, start=1):
-                    yield number, raw.rstrip("\r\n")
+                yield number, raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise DataError(f"{label}, line {number + 1}: not UTF-8 text", hint="Save the file as UTF-8.") from None
-
-        yield lines()
-
-
-def _txt_items(lines: Iterator[tuple[int, str]]) -> Iterator[InputText]:
-    for number, raw in lines:
-        yield InputText(number, number, raw.strip())
+                raise DataError(
+                    f"{label or path}, line {number}: not UTF-8 text", hint="Save the file as UTF-8."
+                ) from None
 
 
-def _jsonl_items(
-    lines: Iterator[tuple[int, str]], label: str, columns: Columns, found: Callable[[Any], None]
-) -> Iterator[InputText | BadLine]:
-    names: tuple[str, str | None, str | None] | None = None
-    index = 0
+def cr_lines(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """txt, csv and tsv files: a lone ``\r`` ends a line too (files saved with old Mac line ends), as it
+    always has for them; the lines are numbered again. A jsonl line ends at ``\n`` only."""
+    number = 0
+    for _, raw in lines:
+        if "\r" not in raw:
+            number += 1
+            yield number, raw
+            continue
+        for part in _LONE_CR.split(raw):
+            if part:
+                number += 1
+                yield number, part
+
+
+def read_text(path: str | Path, hint: str = "Check the path.") -> str:
+    """The whole text of a user's file; a missing file or one that is not UTF-8 is a DataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file", hint=hint)
+    return "".join(raw for _, raw in file_lines(path))
+
+
+def file_format(path: Path) -> str:
+    """The table format :func:`read_rows` reads ``path`` as, by its suffix."""
+    try:
+        return ROW_FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise DataError(
+            f"{path}: unknown file type {path.suffix or '(none)'!r}",
+            hint="Use a .csv, .tsv or .jsonl file (one JSON object per line).",
+        ) from None
+
+
+def table_rows(lines: Iterable[tuple[int, str]], label: str, kind: str) -> Iterator[Header | Row | BadRow]:
+    """The rows of a csv / tsv / jsonl table as they stream; blank lines are skipped.
+
+    A line that cannot be a row comes as a :class:`BadRow`; what makes the whole file unreadable
+    (a header naming a column twice, broken csv quoting) is a DataError naming the line.
+    """
+    if kind == "jsonl":
+        yield from _jsonl_rows(lines)
+    else:
+        yield from _delimited_rows(lines, label, kind)
+
+
+def read_rows(path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = ()) -> list[Row]:
+    """Rows of ``path`` with at least the ``required`` columns filled; ``optional`` ones may be absent.
+
+    The first bad line stops the read with a DataError naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file", hint="Check the path.")
+    kind = file_format(path)
+    rows: list[Row] = []
+    for row in table_rows(file_lines(path), str(path), kind):
+        if isinstance(row, BadRow):
+            raise DataError(f"{path}, line {row.line}: {row.reason}", hint=row.hint)
+        if isinstance(row, Row):
+            rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no data rows", hint="The file needs a header line and at least one row.")
+    columns = set().union(*(row.values.keys() for row in rows))
+    for column in required:
+        if column not in columns:
+            raise DataError(
+                f"{path}: no {column!r} column (columns: {', '.join(sorted(columns)) or 'none'})",
+                hint=f"Add a {column!r} column, or name the column to use with the matching option.",
+            )
+    keep = set(required) | set(optional)
+    cleaned = []
+    for row in rows:
+        values = {k: _scalar(path, row.line, k, v) for k, v in row.values.items() if k in keep}
+        for column in required:
+            if not values.get(column, "").strip():
+                raise DataError(f"{path}, line {row.line}: empty {column!r}", hint="Fill it in or delete the line.")
+        cleaned.append(Row(row.line, {k: v.strip() for k, v in values.items()}))
+    return cleaned
+
+
+def not_text(column: str, value: Any) -> str:
+    """Why a JSON value cannot stand where a text or label belongs (a list, an object, a number)."""
+    if isinstance(value, (list, dict)):
+        kind = "a list" if isinstance(value, list) else "an object"
+    else:
+        kind = str(value).lower() if isinstance(value, bool) else f"the number {value!r}"
+    return f"{column!r} is {kind}, not a string"
+
+
+def _scalar(path: Path, line: int, column: str, value: Any) -> str:
+    """A cell as text; a JSON list or object (or a non-finite number) where a text or label belongs is an error."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int)) or (isinstance(value, float) and math.isfinite(value)):
+        return str(value)
+    raise DataError(
+        f"{path}, line {line}: {not_text(column, value)}",
+        hint=f'Write one plain value per field, e.g. {{"{column}": "..."}}.',
+    )
+
+
+def _jsonl_rows(lines: Iterable[tuple[int, str]]) -> Iterator[Row | BadRow]:
     for number, raw in lines:
         if not raw.strip():
             continue
-        index += 1
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as err:
-            yield BadLine(index, number, f"invalid JSON ({err.msg})")
+            yield BadRow(number, f"invalid JSON ({err.msg})", "One JSON object per line.")
+            continue
+        except _DuplicateKey as err:
+            yield BadRow(
+                number, f"the key {err.args[0]!r} appears twice in one object", "Give each field once per line."
+            )
             continue
         if not isinstance(value, dict):
-            yield BadLine(index, number, f"expected a JSON object, got {type(value).__name__}")
+            yield BadRow(
+                number,
+                f"expected a JSON object, got {type(value).__name__}",
+                'Write each line like {"sentence": "...", "label": "..."}.',
+            )
             continue
-        if names is None:
-            names = columns.resolve(label, list(value))
-            found(names)
-        text_name, pair_name, group_name = names
-        fields = [value.get(text_name)] + ([value.get(pair_name)] if pair_name else [])
-        missing = [name for name, v in zip((text_name, pair_name), fields, strict=False) if not isinstance(v, str)]
-        if missing:
-            yield BadLine(index, number, f"no text under {missing[0]!r}")
-            continue
-        group = value.get(group_name) if group_name else None
-        yield InputText(
-            index,
-            number,
-            fields[0].strip(),
-            fields[1].strip() if pair_name else None,
-            None if group is None else str(group),
-        )
+        yield Row(number, {str(k): v for k, v in value.items()})
 
 
-def _table_items(
-    lines: Iterator[tuple[int, str]], label: str, kind: str, columns: Columns, found: Callable[[Any], None]
-) -> Iterator[InputText | BadLine]:
+def _delimited_rows(lines: Iterable[tuple[int, str]], label: str, kind: str) -> Iterator[Header | Row | BadRow]:
     # csv reads quoted fields across lines from the line ends; line_num counts physical lines.
-    physical = (raw + "\n" for _, raw in lines)
-    quoting = csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL  # GLUE-style tsv is not quoted
-    reader = csv.reader(physical, delimiter="\t" if kind == "tsv" else ",", quoting=quoting)
+    # GLUE's tsv files are not quoted: a stray quote must not swallow the following lines.
+    quoting = csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL
+    reader = csv.reader((raw for _, raw in cr_lines(lines)), delimiter="\t" if kind == "tsv" else ",", quoting=quoting)
     header: list[str] | None = None
-    where: list[int | None] = []
-    index = 0
     try:
         for record in reader:
             line = reader.line_num
@@ -401,15 +561,36 @@ def _table_items(
                 continue
             if header is None:
                 header = [cell.strip() for cell in record]
-                names = columns.resolve(label, header)
-                found(names)
-                where = [header.index(n) if n is not None else None for n in names]
+                repeated = sorted({name for name in header if header.count(name) > 1})
+                if repeated:
+                    raise DataError(
+                        f"{label}, line {line}: the header names the column(s) {', '.join(map(repr, repeated))} "
+                        "more than once",
+                        hint="Give every column its own name: only one of them could be read.",
+                    )
+                yield Header(line, header)
                 continue
-            index += 1
             if len(record) != len(header):
-                yield BadLine(index, line, f"{len(record)} fields, but the header has {len(header)}")
+                yield BadRow(
+                    line,
+                    f"{len(record)} fields, but the header has {len(header)}",
+                    f"Each line needs exactly these {'tab' if kind == 'tsv' else 'comma'}-separated fields: "
+                    f"{', '.join(header)} (quote fields that contain commas in csv).",
+                )
                 continue
-            text, pair, group = (record[i].strip() if i is not None else None for i in where)
-            yield InputText(index, line, text or "", pair, group)
+            yield Row(line, dict(zip(header, record, strict=True)))
     except csv.Error as err:
         raise DataError(f"{label}, line {reader.line_num}: {err}") from None
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen

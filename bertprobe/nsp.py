@@ -15,9 +15,9 @@ from pathlib import Path
 from bertprobe.cls_origin import ClsOrigin
 from bertprobe.errors import DataError, InputError
 from bertprobe.features import Progress, batches, encode_all, pad_batch
+from bertprobe.inputs import lines as text_lines
+from bertprobe.inputs import read_rows, read_text
 from bertprobe.models import LoadedModel
-from bertprobe.records import lines as text_lines
-from bertprobe.records import read_rows, read_text
 from bertprobe.results import Rendered
 
 _TRUE = {"1", "true", "yes", "next", "is_next", "isnext"}

@@ -50,8 +50,8 @@ from bertprobe import checkpoint, masking
 from bertprobe.atomic import atomic_path, crash_point
 from bertprobe.errors import ArtifactError, BertprobeError, DataError, InputError
 from bertprobe.features import pad_ids
+from bertprobe.inputs import read_text
 from bertprobe.models import LoadedModel
-from bertprobe.records import read_text
 from bertprobe.results import Rendered
 
 STATE_FILE = "trainer_state.json"

@@ -161,7 +161,7 @@ class WordVectors:
 
 
 def _read_builtin() -> list[tuple[str, SenseSentence]]:
-    from bertprobe.records import read_rows
+    from bertprobe.inputs import read_rows
 
     rows = read_rows(DATA_FILE, required=("word", "sense", "sentence"))
     return [
@@ -202,7 +202,7 @@ def read_sentences(path: str | Path, word: str | None) -> tuple[str, list[SenseS
     A file with a ``word`` column may hold several words: ``word`` picks its rows. Returns the
     word (taken from the file when it holds only one) and the sentences.
     """
-    from bertprobe.records import read_rows
+    from bertprobe.inputs import read_rows
 
     try:
         rows = read_rows(path, required=("sentence",), optional=("sense", "word"))

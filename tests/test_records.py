@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bertprobe.errors import DataError
-from bertprobe.records import read_rows
+from bertprobe.inputs import read_rows
 
 
 def test_csv_tsv_and_jsonl_read_the_same_rows(tmp_path):
@@ -43,3 +43,80 @@ def test_bad_files_name_the_line(tmp_path, name, content, message):
 def test_a_quote_in_a_glue_tsv_does_not_swallow_lines(tmp_path):
     (tmp_path / "dev.tsv").write_text('sentence\tlabel\n" a quoted start\t1\nnext line\t0\n')
     assert [r.values["label"] for r in read_rows(tmp_path / "dev.tsv", ["sentence", "label"])] == ["1", "0"]
+
+
+GOOD = '{"sentence": "The river [MASK] was muddy."}\n'
+BAD_FILES = {
+    # name: (content, the error after "<path>, line N: ")
+    "json.jsonl": (GOOD + '{"sentence": \n', "line 2: invalid JSON (Expecting value)"),
+    "key.jsonl": (GOOD + GOOD + '{"sentence": "A [MASK].", "sentence": "B"}\n', "line 3: the key 'sentence' appears"),
+    "list.jsonl": (GOOD + '{"sentence": ["The", "[MASK]"]}\n', "line 2: 'sentence' is a list, not a string"),
+    "array.jsonl": (GOOD + '["The [MASK] ran."]\n', "line 2: expected a JSON object, got list"),
+    "bytes.jsonl": (GOOD.encode() * 2 + b'{"sentence": "caf\xe9 [MASK]"}\n', "line 3: not UTF-8 text"),
+    "header.csv": (
+        "sentence,sense,sentence\nThe [MASK] ran.,a,b\n",
+        "line 1: the header names the column(s) 'sentence'",
+    ),
+    "fields.tsv": (
+        "sentence\tsense\nThe [MASK] ran.\ta\nThe [MASK] sat.\ta\tb\n",
+        "line 3: 3 fields, but the header has 2",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_a_bad_file_gives_the_same_error_line_through_both_readers(cli, mlm_path, tmp_path, name):
+    """--input (streamed, fillmask) and --sentences (whole file, sense) read data files with one reader."""
+    content, error = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    expected = f"{path}, {error}"
+    for args in (("fillmask", "--input", path), ("sense", "river", "--sentences", path)):
+        code, stdout, stderr = cli(*args, "-m", mlm_path)
+        assert code == 1 and stdout == "" and "Traceback" not in stderr, (args, stderr)
+        assert stderr.startswith("error: ") and expected in stderr, (args, stderr)
+
+
+def test_input_lines_split_on_newlines_only_and_name_the_line_that_is_not_utf8(tmp_path):
+    from bertprobe.inputs import TextSource
+
+    path = tmp_path / "texts.txt"
+    path.write_bytes("\ufeffone\r\nline\u2028two\x85end\n\nthree\rfour\n".encode())
+    with TextSource(path=path) as source:
+        assert [(t.line, t.text) for t in source] == [
+            (1, "one"),
+            (2, "line\u2028two\x85end"),
+            (3, ""),
+            (4, "three"),  # a lone \r (old Mac line ends) ends a line of a text file, as it always has
+            (5, "four"),
+        ]
+    # The exact line, though the bad byte is in the first block a buffered reader decodes.
+    path.write_bytes(b"fine\nfine\nnot \xff fine\nfine\n")
+    with pytest.raises(DataError, match=r"texts\.txt, line 3: not UTF-8 text"), TextSource(path=path) as source:
+        source.check()
+
+
+def test_whole_file_readers_are_the_streaming_reader(tmp_path):
+    """read_text gives the file's text exactly (BOM dropped), and records' old names still import."""
+    from bertprobe import inputs, records
+
+    raw = '\ufeffa,b\r\n"x\r\ny",z\nlast,line without an end'
+    path = tmp_path / "t.csv"
+    path.write_bytes(raw.encode())
+    assert inputs.read_text(path) == raw[1:]
+    assert records.read_rows is inputs.read_rows and records.lines is inputs.lines
+    assert [r.values for r in inputs.read_rows(path, ["a"], ["b"])] == [
+        {"a": "x\r\ny", "b": "z"},
+        {"a": "last", "b": "line without an end"},
+    ]
+
+
+def test_a_csv_with_old_mac_line_ends_still_reads(tmp_path):
+    from bertprobe.inputs import read_rows
+
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"sentence,label\rone,a\r\rtwo,b\r")
+    assert [(r.line, r.values) for r in read_rows(path, ["sentence"], ["label"])] == [
+        (2, {"sentence": "one", "label": "a"}),
+        (4, {"sentence": "two", "label": "b"}),
+    ]

@@ -238,6 +238,15 @@ def header(console: Console, title: str, result: Any) -> None:
     console.print(f"[bold]{escape(title)}[/]  [dim]model: {escape(result.model)}{escape(revision)}[/]")
 
 
+def closing(console: Console, readings: Iterable[str], guide: str | RenderableType | None = None) -> None:
+    """The lines that close a table: the ``--explain`` guide in dim (``None`` when not asked for; a
+    renderable is printed as it is), then the plain-words readings of the numbers in bold."""
+    if guide is not None:
+        console.print(Text(guide, style="dim") if isinstance(guide, str) else guide)
+    for line in readings:
+        console.print(Text(line, style="bold"))
+
+
 def bar(fraction: float, width: int = 20) -> str:
     """A proportional bar of block characters for a value in [0, 1]."""
     fraction = min(max(fraction, 0.0), 1.0)

@@ -11,7 +11,7 @@ from rich.text import Text
 from bertprobe.atomic import atomic_path
 from bertprobe.attention import AttentionResult
 from bertprobe.errors import InputError
-from bertprobe.render import bar, check_plot_path, header
+from bertprobe.render import bar, check_plot_path, closing, header
 
 
 def _shade(value: float, top: float) -> Text:
@@ -81,15 +81,16 @@ def attention_table(result: AttentionResult, console: Console, explain: bool = F
             style="dim",
         )
     )
-    if explain:
-        guide = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
-        guide.add_column(style="bold")
-        guide.add_column()
-        for name, text in EXPLAIN:
-            guide.add_row(name, Text(text))
-        console.print(guide)
-    for line in readings(result):
-        console.print(Text(line, style="bold"))
+    closing(console, readings(result), _guide() if explain else None)
+
+
+def _guide() -> Table:
+    guide = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
+    guide.add_column(style="bold")
+    guide.add_column()
+    for name, text in EXPLAIN:
+        guide.add_row(name, Text(text))
+    return guide
 
 
 EXPLAIN = (

@@ -15,7 +15,7 @@ from rich.text import Text
 from bertprobe.atomic import atomic_path
 from bertprobe.attribute import AttributionResult, TokenScore
 from bertprobe.errors import InputError
-from bertprobe.render import bar, header
+from bertprobe.render import bar, closing, header
 
 TOP_TOKENS = 10
 POSITIVE = (27, 140, 60)  # green: raises F
@@ -189,18 +189,15 @@ def attribution_view(result: AttributionResult, console: Console, explain: bool 
     if table is not None:
         console.print(table)
         console.print(faithfulness_note(result))
-    if explain:
-        console.print(
-            Text(
-                "attribution: how much a word piece pushes the explained score up (+, green) or down (-, red), "
-                "measured against the baseline input; share: its part of all attributions. completeness: for "
-                "Integrated Gradients the attributions should add up to F(x) - F(baseline); the delta says how "
-                "far off they are.",
-                style="dim",
-            )
-        )
-    for line in readings(result):
-        console.print(Text(line, style="bold"))
+    closing(console, readings(result), EXPLAIN if explain else None)
+
+
+EXPLAIN = (
+    "attribution: how much a word piece pushes the explained score up (+, green) or down (-, red), "
+    "measured against the baseline input; share: its part of all attributions. completeness: for "
+    "Integrated Gradients the attributions should add up to F(x) - F(baseline); the delta says how "
+    "far off they are."
+)
 
 
 def readings(result: AttributionResult) -> list[str]:

@@ -18,7 +18,7 @@ from bertprobe.fillmask import (
     Prediction,
     PseudoLikelihoodResult,
 )
-from bertprobe.render import bar, header
+from bertprobe.render import bar, closing, header
 
 ACTION_STYLE = {"mask": "bold magenta", "random": "bold red", "keep": "bold yellow"}
 ACTION_LABEL = {"mask": "[MASK]", "random": "random", "keep": "kept"}
@@ -69,14 +69,7 @@ def fillmask_table(result: FillMaskResult, console: Console, explain: bool = Fal
     else:
         for table in tables:
             console.print(table)
-    if explain:
-        console.print(
-            Text(
-                "rank: the model's order of preference; probability: softmax over the whole vocabulary at the mask "
-                "(all words sum to 1); the bar is relative to the top word.",
-                style="dim",
-            )
-        )
+    closing(console, (), FILLMASK_EXPLAIN if explain else None)
     filled = Text("top-1 fill: ", style="dim")
     cursor = 0
     for mask in sorted(result.masks, key=lambda m: m.char_start):
@@ -89,8 +82,13 @@ def fillmask_table(result: FillMaskResult, console: Console, explain: bool = Fal
         _joint_table(result, console)
     if result.targets is not None:
         _targets_tables(result, console)
-    for line in fillmask_readings(result):
-        console.print(Text(line, style="bold"))
+    closing(console, fillmask_readings(result))
+
+
+FILLMASK_EXPLAIN = (
+    "rank: the model's order of preference; probability: softmax over the whole vocabulary at the mask "
+    "(all words sum to 1); the bar is relative to the top word."
+)
 
 
 def fillmask_readings(result: FillMaskResult) -> list[str]:
@@ -281,19 +279,16 @@ def corruption_table(result: CorruptionResult, console: Console, explain: bool =
         mean = "–" if row.mean_original_score is None else f"{row.mean_original_score:.3g}"
         summary.add_row(label, str(row.count), _percent(row.top1), _percent(row.top5), mean)
     console.print(summary)
-    if explain:
-        console.print(
-            Text(
-                "action: what was done to a selected token ([MASK]: replaced by the mask token; random: replaced by "
-                "a random word piece; kept: left as it was, but still predicted). saw: the token the model read "
-                "there. rank / p(orig.): where the original token comes in the model's prediction at that position "
-                "(1 = its first guess). top-1 / top-5: share of positions whose original is the first / among the "
-                "first five guesses.",
-                style="dim",
-            )
-        )
-    for line in corruption_readings(result):
-        console.print(Text(line, style="bold"))
+    closing(console, corruption_readings(result), CORRUPTION_EXPLAIN if explain else None)
+
+
+CORRUPTION_EXPLAIN = (
+    "action: what was done to a selected token ([MASK]: replaced by the mask token; random: replaced by "
+    "a random word piece; kept: left as it was, but still predicted). saw: the token the model read "
+    "there. rank / p(orig.): where the original token comes in the model's prediction at that position "
+    "(1 = its first guess). top-1 / top-5: share of positions whose original is the first / among the "
+    "first five guesses."
+)
 
 
 WHY_80_10_10 = (
@@ -361,23 +356,19 @@ def pll_table(result: PseudoLikelihoodResult, console: Console, explain: bool = 
     line = Text(f"PLL {result.pll:.3f} over {result.scored_tokens} tokens   pseudo-perplexity ")
     line.append(f"{result.pseudo_perplexity:.2f}", style="bold")
     console.print(line)
-    if explain:
-        console.print(
-            Text(
-                "ln P(token): the log-probability of the real token when only it is masked (0 = certain, more "
-                "negative = more surprising); rank: where it comes in the model's list; PLL: their sum.",
-                style="dim",
-            )
-        )
     by_position = {s.position: s for s in result.masks}
     surprising = ", ".join(repr(by_position[p].token) for p in result.surprising if p in by_position)
-    console.print(
-        Text(
-            f"Masked one at a time, each token of this text gets on average (geometric mean) the probability of a 1-in-"
-            f"{result.pseudo_perplexity:,.1f} guess; the model least expected {surprising}.",
-            style="bold",
-        )
+    reading = (
+        f"Masked one at a time, each token of this text gets on average (geometric mean) the probability of a 1-in-"
+        f"{result.pseudo_perplexity:,.1f} guess; the model least expected {surprising}."
     )
+    closing(console, [reading], PLL_EXPLAIN if explain else None)
+
+
+PLL_EXPLAIN = (
+    "ln P(token): the log-probability of the real token when only it is masked (0 = certain, more "
+    "negative = more surprising); rank: where it comes in the model's list; PLL: their sum."
+)
 
 
 CONTEXT_TITLE = {"left": "left context only", "right": "right context only", "both": "both sides (BERT)"}
@@ -460,16 +451,13 @@ def context_table(result: ContextResult, console: Console, explain: bool = False
     console.print(table)
     if any(len(t.pieces) > 1 for v in result.views for t in v.targets):
         console.print(Text("several word pieces: " + TARGET_SCORE_DEFINITION, style="dim"))
-    if explain:
-        console.print(
-            Text(
-                "Each column is one input: the tokens under its title are all the model saw. 'probability' is the "
-                "softmax over the whole vocabulary at the mask; a word of several pieces is scored piece by piece.",
-                style="dim",
-            )
-        )
-    for line in context_readings(result):
-        console.print(Text(line, style="bold"))
+    closing(console, context_readings(result), CONTEXT_EXPLAIN if explain else None)
+
+
+CONTEXT_EXPLAIN = (
+    "Each column is one input: the tokens under its title are all the model saw. 'probability' is the "
+    "softmax over the whole vocabulary at the mask; a word of several pieces is scored piece by piece."
+)
 
 
 RENDERERS = {

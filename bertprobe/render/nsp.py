@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.nsp import NspResult
-from bertprobe.render import bar, header
+from bertprobe.render import bar, closing, header
 
 
 def _short(text: str, width: int = 48) -> str:
@@ -59,17 +59,14 @@ def nsp_table(
         console.print(
             Text("chance level is 50%: BERT was trained on a 50/50 mix of true and random pairs", style="dim")
         )
-    if explain:
-        console.print(
-            Text(
-                "P(B follows A): the NSP head's probability, read from [CLS], that B is the sentence that really came "
-                "after A; above 0.5 counts as 'next' (green bar), below as 'random' (red). truth: what the pair "
-                "really is, when known; ✓ when the head agrees.",
-                style="dim",
-            )
-        )
-    for line in readings(result):
-        console.print(Text(line, style="bold"))
+    closing(console, readings(result), EXPLAIN if explain else None)
+
+
+EXPLAIN = (
+    "P(B follows A): the NSP head's probability, read from [CLS], that B is the sentence that really came "
+    "after A; above 0.5 counts as 'next' (green bar), below as 'random' (red). truth: what the pair "
+    "really is, when known; ✓ when the head agrees."
+)
 
 
 def readings(result: NspResult) -> list[str]:

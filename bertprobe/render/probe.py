@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.probe import Metrics, PredictResult, ProbeResult
-from bertprobe.render import bar, header
+from bertprobe.render import bar, closing, header
 
 # Frozen bert-base-uncased [CLS] + logistic regression on SST: Reimers & Gurevych (2019), table 5.
 SST2_REFERENCE = (
@@ -162,10 +162,7 @@ def probe_view(result: ProbeResult, console: Console, explain: bool = False, det
         console.print(_sweep_table(result))
     if result.task == "sst2":
         console.print(Text(SST2_REFERENCE, style="dim"))
-    if explain:
-        console.print(Text(EXPLAIN, style="dim"))
-    for line in readings(result):
-        console.print(Text(line, style="bold"))
+    closing(console, readings(result), EXPLAIN if explain else None)
     cls_origin = getattr(result, "cls_origin", None)
     if cls_origin is not None and result.pooling == "cls":
         console.print(Text(cls_origin.note, style="dim"))

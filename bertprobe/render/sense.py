@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.atomic import atomic_path
-from bertprobe.render import bar, check_plot_path, header
+from bertprobe.render import bar, check_plot_path, closing, header
 from bertprobe.sense import LayerStats, SenseCatalog, SenseResult, SentenceVector
 
 
@@ -377,8 +377,7 @@ def sense_view(result: SenseResult, console: Console, explain: bool = False, det
     console.print(_legend(result, details))
     if details and result.balance:
         console.print(_balance_line(result))
-    for line in readings(result):
-        console.print(Text(line, style="bold"))
+    closing(console, readings(result))
     console.print()
     label = _layer_label(result.shown_layer)
     chosen = " (best)" if result.shown_layer == result.best_layer else ""
