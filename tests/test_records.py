@@ -97,14 +97,13 @@ def test_input_lines_split_on_newlines_only_and_name_the_line_that_is_not_utf8(t
 
 
 def test_whole_file_readers_are_the_streaming_reader(tmp_path):
-    """read_text gives the file's text exactly (BOM dropped), and records' old names still import."""
-    from bertprobe import inputs, records
+    """read_text gives the file's text exactly (BOM dropped); whole-file rows come from the same reader."""
+    from bertprobe import inputs
 
     raw = '\ufeffa,b\r\n"x\r\ny",z\nlast,line without an end'
     path = tmp_path / "t.csv"
     path.write_bytes(raw.encode())
     assert inputs.read_text(path) == raw[1:]
-    assert records.read_rows is inputs.read_rows and records.lines is inputs.lines
     assert [r.values for r in inputs.read_rows(path, ["a"], ["b"])] == [
         {"a": "x\r\ny", "b": "z"},
         {"a": "last", "b": "line without an end"},
