@@ -145,3 +145,18 @@ def tiny_roberta_path(tmp_path_factory) -> Path:
     )  # fmt: skip
     RobertaForMaskedLM(config).save_pretrained(target)
     return target
+
+
+@pytest.fixture(scope="session")
+def family_path(tmp_path_factory, minilm_path):
+    """``family_path(kind)``: a tiny random checkpoint of one BERT-family kind (tests/family.py), built once."""
+    import family
+
+    built: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in built:
+            built[kind] = family.build(kind, tmp_path_factory.mktemp(kind), minilm_path)
+        return built[kind]
+
+    return get

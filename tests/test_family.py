@@ -20,18 +20,6 @@ TEXT = "the cat sat on the [MASK] and the dog sat on the rug"
 SENSES = ["a river bank is muddy", "she deposited money at the bank", "we sat on the grassy bank of the river"]
 
 
-@pytest.fixture(scope="session")
-def family_path(tmp_path_factory, minilm_path):
-    built: dict[str, Path] = {}
-
-    def get(kind: str) -> Path:
-        if kind not in built:
-            built[kind] = family.build(kind, tmp_path_factory.mktemp(kind), minilm_path)
-        return built[kind]
-
-    return get
-
-
 @pytest.mark.parametrize("kind", family.FAMILY)
 def test_fill_mask_equals_the_transformers_pipeline(cli, family_path, kind):
     from transformers import pipeline

@@ -28,18 +28,6 @@ STORY = ["the cat sat on the mat .", "the dog sat on the rug .", "", "a river ba
 
 
 @pytest.fixture(scope="module")
-def family_path(tmp_path_factory, minilm_path):
-    built: dict[str, Path] = {}
-
-    def get(kind: str) -> Path:
-        if kind not in built:
-            built[kind] = family.build(kind, tmp_path_factory.mktemp(kind), minilm_path)
-        return built[kind]
-
-    return get
-
-
-@pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
     path.write_text("\n".join(CORPUS) + "\n")
