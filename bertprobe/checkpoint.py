@@ -721,6 +721,23 @@ def unloadable(path: Path, err: BaseException) -> ModelNotFoundError:
     )
 
 
+def first_non_finite(model: Any) -> tuple[str, int] | None:
+    """The first parameter holding NaN or infinity, and how many such values it holds; None if all are finite.
+
+    One float32 sum per tensor finds them (any NaN or inf makes the sum non-finite); only a tensor
+    whose sum is not finite is counted value by value, so a finite sum that overflowed is no false alarm.
+    """
+    import torch
+
+    for name, parameter in model.named_parameters():
+        if not parameter.is_floating_point() or bool(torch.isfinite(parameter.sum(dtype=torch.float32))):
+            continue
+        bad = int((~torch.isfinite(parameter)).sum())
+        if bad:
+            return name, bad
+    return None
+
+
 def check_finite(path: Path, model: Any, dtype: Any = None) -> None:
     """Refuse weights holding NaN or infinity: every number computed from them would be wrong or NaN.
 
@@ -728,21 +745,18 @@ def check_finite(path: Path, model: Any, dtype: Any = None) -> None:
     """
     import torch
 
-    for name, parameter in model.named_parameters():
-        if not parameter.is_floating_point() or bool(torch.isfinite(parameter.sum(dtype=torch.float32))):
-            continue  # one reduction: any NaN or inf makes the sum non-finite (a finite overflow is rechecked)
-        if not bool(torch.isfinite(parameter).all()):
-            bad = int((~torch.isfinite(parameter)).sum())
-            cast = dtype is not None and dtype in (torch.float16, torch.bfloat16)
-            raise _error(
-                f"{path.name}: the weight {name} holds {bad} NaN or infinite value{'s' if bad != 1 else ''}"
-                + (f" as {str(dtype).removeprefix('torch.')}" if cast else ""),
-                hint="Try --dtype float32 (a weight may be too large for the smaller type); if that fails too, "
-                + _RESTORE[0].lower()
-                + _RESTORE[1:]
-                if cast
-                else _RESTORE,
-            )
+    found = first_non_finite(model)
+    if found is None:
+        return
+    name, bad = found
+    message = f"{path.name}: the weight {name} holds {bad} NaN or infinite value{'s' if bad != 1 else ''}"
+    if dtype in (torch.float16, torch.bfloat16):
+        raise _error(
+            f"{message} as {str(dtype).removeprefix('torch.')}",
+            hint="Try --dtype float32 (a weight may be too large for the smaller type); if that fails too, "
+            "restore the checkpoint from its source (download or copy it again).",
+        )
+    raise _error(message)
 
 
 def check_loading_info(path: Path, head: str, info: dict[str, Any]) -> None:

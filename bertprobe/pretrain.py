@@ -1017,7 +1017,7 @@ class _Run:
     def save(self) -> None:
         if self.saved_step == self.progress.step and checkpoints(self.out):
             return
-        if not _all_finite(self.lm.model):
+        if checkpoint.first_non_finite(self.lm.model) is not None:
             raise TrainingDiverged(f"the weights are no longer finite at step {self.progress.step}; nothing was saved")
         save_checkpoint(self.lm, self.optimizer, self.out, self.snapshot())
         self.saved_step, self.last_save = self.progress.step, time.perf_counter()
@@ -1143,12 +1143,6 @@ def pretrain(
     if interrupted:
         raise Interrupted(result)
     return result
-
-
-def _all_finite(model: Any) -> bool:
-    import torch
-
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def perplexity(loss: float | None) -> float | None:
