@@ -117,7 +117,7 @@ def _staging_names(target: Path) -> tuple[str, str, str]:
 
 
 @contextlib.contextmanager
-def _directory_lock(target: Path, wait: bool = True) -> Iterator[bool]:
+def directory_lock(target: Path, wait: bool = True) -> Iterator[bool]:
     """Hold the advisory lock of ``target`` (a hidden file beside it); yields whether it is held.
 
     Writers wait for each other; a reader's recovery does not wait: if the lock is taken, a live
@@ -150,7 +150,7 @@ def recover_directory(target: str | Path) -> None:
     target = Path(target)
     if not target.parent.is_dir():
         return
-    with _directory_lock(target, wait=False) as held:
+    with directory_lock(target, wait=False) as held:
         if held:
             _recover(target)
 
@@ -208,7 +208,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
-    with _directory_lock(target):
+    with directory_lock(target):
         _recover(target)
         yield from _swap_in(target)
 

@@ -31,6 +31,7 @@ what a killed save left behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -47,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from bertprobe import checkpoint, masking
-from bertprobe.atomic import atomic_path, crash_point
+from bertprobe.atomic import atomic_path, crash_point, directory_lock
 from bertprobe.errors import ArtifactError, BertprobeError, DataError, InputError
 from bertprobe.features import pad_ids
 from bertprobe.inputs import read_text
@@ -1091,10 +1092,38 @@ def pretrain(
     probe_seconds: float = 15.0,
 ) -> PretrainResult:
     """Train, checkpointing every ``save_minutes`` (and ``save_steps``); Ctrl-C saves, then raises Interrupted."""
-    from bertprobe.seeding import seed_everything
-
     check_settings(settings)
     corpus = read_corpus(settings.corpus)
+    with contextlib.ExitStack() as stack:
+        _claim(Path(settings.out), stack)
+        return _pretrain(settings, corpus, device, offline, restart, on_status, status_seconds, probe_seconds)
+
+
+def _claim(out: Path, stack: contextlib.ExitStack) -> None:
+    """Hold ``--out``'s lock (``.NAME.lock`` beside it) until the run ends; refuse if another run holds it.
+
+    Two runs in one ``--out`` would write interleaved checkpoints, and each would delete the other's
+    save in progress as the leftovers of a killed save. The lock dies with its process, so a killed
+    run never blocks the next one.
+    """
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        held = stack.enter_context(directory_lock(out, wait=False))
+    except OSError:
+        return  # a place that cannot be written: prepare_out refuses it in its own words
+    if not held:
+        raise InputError(
+            f"another bertprobe pretrain is writing to --out {out}",
+            hint="Let it finish (Ctrl-C in it saves a checkpoint; the same command then resumes), or choose "
+            "another --out.",
+        )
+
+
+def _pretrain(settings: PretrainSettings, corpus: Corpus, device: str, offline: bool, restart: bool,
+              on_status: Callable[[TrainStatus], None] | None, status_seconds: float,
+              probe_seconds: float) -> PretrainResult:  # fmt: skip
+    from bertprobe.seeding import seed_everything
+
     lm, state = _load(settings, Path(settings.out), device, offline, restart, corpus)
     seed_everything(settings.seed)
     data = TrainingData(lm, corpus, min(settings.max_length, lm.tokenizer.model_max_length), settings.seed,

@@ -164,6 +164,24 @@ def test_out_is_checked_before_the_first_step(cli, tiny_pretraining_path, corpus
     assert code == 1 and "is a file" in stderr
 
 
+def test_a_second_run_in_a_busy_out_is_refused_and_leaves_the_live_save_alone(cli, tiny_pretraining_path, corpus,
+                                                                                  tmp_path):
+    from bertprobe.atomic import directory_lock
+
+    out = tmp_path / "run"
+    args = ["pretrain", "--from", tiny_pretraining_path, "--corpus", corpus, "--out", out, "--steps", 2]
+    assert cli(*args)[0] == 0
+    saving = out / ".checkpoint-00000004.tmp"  # the first run's save in progress
+    saving.mkdir()
+    with directory_lock(out):  # held by the live run
+        code, _, stderr = cli(*args[:-1], 4)
+        assert code == 1 and "another bertprobe pretrain is writing to --out" in stderr and "Traceback" not in stderr
+        assert saving.is_dir()  # not removed as the leftover of a killed save
+    code, stdout, stderr = cli(*args[:-1], 4, "--json")  # that run has ended: this one resumes
+    assert code == 0, stderr
+    assert json.loads(stdout)["start_step"] == 2 and not saving.exists()
+
+
 def test_a_damaged_or_malformed_checkpoint_is_refused_not_trusted(cli, tiny_pretraining_path, corpus, tmp_path):
     out = tmp_path / "run"
     pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=3), device="cpu")
