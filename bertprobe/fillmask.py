@@ -309,31 +309,10 @@ def fill(
     context: str | Sequence[str] | None = None,
 ) -> FillMaskResult | CorruptionResult | PseudoLikelihoodResult | ContextResult:
     """Run one masking mode; options that make no sense for the mode are refused, not ignored."""
-    if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}", hint=f"Choose one of {', '.join(MODES)}.")
-    if top_k < 1:
-        raise MaskError("--top-k must be at least 1", hint="e.g. --top-k 10")
-    _refuse(mode, "--mask-word", mask_word is not None, ("word",))
-    _refuse(mode, "--occurrence", occurrence is not None, ("word",))
-    _refuse(mode, "--decode joint", decode == "joint", ("single", "word"))
-    _refuse(mode, "--targets", targets is not None, ("single", "word"))
-    _refuse(mode, "--show-cls", show_cls, tuple(m for m in MODES if m != "each"))
-    corrupting = tuple(CORRUPTING)
-    _refuse(mode, "--rate", rate is not None, corrupting)
-    _refuse(mode, "--samples", samples is not None, corrupting)
-    _refuse(mode, "--replace", replace is not None, corrupting)
-    if mode == "word" and mask_word is None:
-        raise InputError("--mode word needs --mask-word", hint='e.g. --mode word --mask-word "mat"')
-    _refuse(mode, "--context", context is not None, ("single", "word"))
+    _check_options(mode, top_k, mask_word=mask_word, occurrence=occurrence, decode=decode, targets=targets,
+                   show_cls=show_cls, rate=rate, samples=samples, replace=replace, context=context)  # fmt: skip
     if context is not None:
-        for option, given in (("--decode joint", decode == "joint"), ("--show-cls", show_cls)):
-            if given:
-                raise InputError(
-                    f"{option} does not apply with --context", hint="--context compares one mask's views on its own."
-                )
         return context_fill(lm, text, context, top_k, mask_word=mask_word, occurrence=occurrence, targets=targets)
-    if decode not in DECODES:
-        raise InputError(f"unknown decoding {decode!r}", hint=f"Choose one of {', '.join(DECODES)}.")
     if mode in ("single", "word"):
         return fill_mask(
             lm,
@@ -360,6 +339,75 @@ def fill(
         show_cls=show_cls,
         progress=progress,
     )
+
+
+def fill_many(
+    lm: LoadedModel,
+    texts: Sequence[str],
+    mode: str = "single",
+    top_k: int = 5,
+    *,
+    progress: Progress | None = None,
+    **options: Any,
+) -> list[FillMaskResult | CorruptionResult | PseudoLikelihoodResult | ContextResult]:
+    """``fill`` of each text, with the same options; ``progress(done, total)`` counts texts.
+
+    The single and word modes pad the texts' forward passes together (``fill_masks``); the other
+    modes, joint decoding and target scoring run several passes of their own per text.
+    """
+    _check_options(mode, top_k, **options)
+    if mode in ("single", "word") and options.get("context") is None:
+        batched = {k: v for k, v in options.items() if k in ("mask_word", "occurrence", "decode", "beam", "targets",
+                                                             "show_cls")}  # fmt: skip
+        return list(fill_masks(lm, texts, top_k, progress=progress, **batched))
+    results: list[FillMaskResult | CorruptionResult | PseudoLikelihoodResult | ContextResult] = []
+    for done, text in enumerate(texts, start=1):
+        results.append(fill(lm, text, mode, top_k, **options))
+        if progress is not None:
+            progress(done, len(texts))
+    return results
+
+
+def _check_options(
+    mode: str,
+    top_k: int,
+    *,
+    mask_word: str | None = None,
+    occurrence: int | None = None,
+    decode: str = "independent",
+    targets: Sequence[str] | None = None,
+    show_cls: bool = False,
+    rate: float | None = None,
+    samples: int | None = None,
+    replace: str | None = None,
+    context: str | Sequence[str] | None = None,
+    beam: int = 5,  # beam and seed: any value is fine for any mode
+    seed: int = 0,
+) -> None:
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}", hint=f"Choose one of {', '.join(MODES)}.")
+    if top_k < 1:
+        raise MaskError("--top-k must be at least 1", hint="e.g. --top-k 10")
+    _refuse(mode, "--mask-word", mask_word is not None, ("word",))
+    _refuse(mode, "--occurrence", occurrence is not None, ("word",))
+    _refuse(mode, "--decode joint", decode == "joint", ("single", "word"))
+    _refuse(mode, "--targets", targets is not None, ("single", "word"))
+    _refuse(mode, "--show-cls", show_cls, tuple(m for m in MODES if m != "each"))
+    corrupting = tuple(CORRUPTING)
+    _refuse(mode, "--rate", rate is not None, corrupting)
+    _refuse(mode, "--samples", samples is not None, corrupting)
+    _refuse(mode, "--replace", replace is not None, corrupting)
+    if mode == "word" and mask_word is None:
+        raise InputError("--mode word needs --mask-word", hint='e.g. --mode word --mask-word "mat"')
+    _refuse(mode, "--context", context is not None, ("single", "word"))
+    if context is not None:
+        for option, given in (("--decode joint", decode == "joint"), ("--show-cls", show_cls)):
+            if given:
+                raise InputError(
+                    f"{option} does not apply with --context", hint="--context compares one mask's views on its own."
+                )
+    elif decode not in DECODES:
+        raise InputError(f"unknown decoding {decode!r}", hint=f"Choose one of {', '.join(DECODES)}.")
 
 
 def _refuse(mode: str, option: str, given: bool, allowed: tuple[str, ...]) -> None:
@@ -397,12 +445,57 @@ def fill_mask(
     candidate words (of any number of word pieces) in each slot; ``show_cls`` adds what the MLM
     head predicts from the ``[CLS]`` position of the same input.
     """
+    return fill_masks(lm, [text], top_k, mask_word=mask_word, occurrence=occurrence, decode=decode, beam=beam,
+                      targets=targets, show_cls=show_cls)[0]  # fmt: skip
+
+
+@dataclass
+class _Prepared:
+    """One text's input to the MLM: its encoding, the slots to predict and the ids with those slots masked."""
+
+    text: str
+    encoding: Encoding
+    slots: list[_Slot]
+    ids: list[int]
+    masked_words: list[MaskedWord]
+    positions: list[int]
+
+
+def fill_masks(
+    lm: LoadedModel,
+    texts: Sequence[str],
+    top_k: int = 5,
+    *,
+    mask_word: str | None = None,
+    occurrence: int | None = None,
+    decode: str = "independent",
+    beam: int = 5,
+    targets: Sequence[str] | None = None,
+    show_cls: bool = False,
+    progress: Progress | None = None,
+) -> list[FillMaskResult]:
+    """``fill_mask`` of each text, their forward passes padded together (``masked_logits`` batches them).
+
+    Each result is the one its text alone gives, up to float rounding: a batch runs other matrix
+    shapes, which can change the last digits (1e-7 has been seen), never a ranking beyond ties.
+    """
     if top_k < 1:
         raise MaskError("--top-k must be at least 1", hint="e.g. --top-k 10")
     if beam < 1:
         raise InputError("--beam must be at least 1", hint="e.g. --beam 5")
-    tok = lm.tokenizer
     require_mask_token(lm)
+    prepared = [_prepare(lm, text, mask_word, occurrence) for text in texts]
+    wanted = [p.positions + ([0] if show_cls else []) for p in prepared]
+    logits = masked_logits(lm, [p.ids for p in prepared], wanted, progress=progress)
+    return [
+        _finish(lm, p, rows, top_k, mask_word=mask_word, decode=decode, beam=beam, targets=targets,
+                show_cls=show_cls)
+        for p, rows in zip(prepared, logits, strict=True)
+    ]  # fmt: skip
+
+
+def _prepare(lm: LoadedModel, text: str, mask_word: str | None, occurrence: int | None) -> _Prepared:
+    tok = lm.tokenizer
     masked_words: list[MaskedWord] = []
     if mask_word is None:
         encoding, positions = require_masks(lm, text)
@@ -428,8 +521,24 @@ def fill_mask(
             for p in word.positions:
                 ids[p] = tok.mask_token_id
     positions = [p for slot in slots for p in slot.positions]
-    wanted = positions + ([0] if show_cls else [])
-    logits = masked_logits(lm, [ids], [wanted])[0]
+    return _Prepared(text, encoding, slots, ids, masked_words, positions)
+
+
+def _finish(
+    lm: LoadedModel,
+    prepared: _Prepared,
+    logits: Any,
+    top_k: int,
+    *,
+    mask_word: str | None,
+    decode: str,
+    beam: int,
+    targets: Sequence[str] | None,
+    show_cls: bool,
+) -> FillMaskResult:
+    """The result of one prepared text from its MLM logits (one row per position, then ``[CLS]``'s if asked)."""
+    tok = lm.tokenizer
+    encoding, ids, positions = prepared.encoding, prepared.ids, prepared.positions
     masks = []
     for row, pos in enumerate(positions):
         original = None
@@ -454,7 +563,7 @@ def fill_mask(
         model=lm.name,
         revision=lm.revision,
         source=lm.source,
-        text=text,
+        text=prepared.text,
         top_k=top_k,
         tokens=encoding.tokens,
         masks=masks,
@@ -463,7 +572,7 @@ def fill_mask(
         notices=list(lm.notices),
         mode="word" if mask_word is not None else "single",
         decode=decode,
-        masked_words=masked_words,
+        masked_words=prepared.masked_words,
         cls_predictions=top_predictions(lm, logits[len(positions)], top_k) if show_cls else None,
         cls_origin=_cls_origin(lm) if show_cls else None,
     )
@@ -471,7 +580,7 @@ def fill_mask(
         independent = [m.predictions[0].token_id for m in masks]
         result.joint = joint_decode(lm, encoding, ids, positions, independent, beam)
     if targets is not None:
-        result.targets = score_targets(lm, encoding, ids, slots, _parse_targets(targets))
+        result.targets = score_targets(lm, encoding, ids, prepared.slots, _parse_targets(targets))
         result.target_score_definition = TARGET_SCORE_DEFINITION
     return result
 

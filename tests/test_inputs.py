@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from documents import close
 
 TEXTS = ["The cat sat on the [MASK].", "I saw an [MASK] at the zoo.", "The [MASK] chased the [MASK]."]
 
@@ -24,9 +25,36 @@ def test_fillmask_input_line_n_equals_fillmask_on_text_n(cli, mlm_path, tmp_path
     assert code == 0, stderr
     docs = _lines(stdout)
     assert [(d["index"], d["line"]) for d in docs] == [(1, 1), (2, 2), (3, 3)]
-    code, alone, _ = cli("fillmask", TEXTS[2], "--json", "-m", mlm_path)
-    assert code == 0
-    assert _without_position(docs[2]) == json.loads(alone)
+    for doc, text in zip(docs, TEXTS, strict=True):  # batched together; each as its one-text run
+        code, alone, _ = cli("fillmask", text, "--json", "-m", mlm_path)
+        assert code == 0
+        assert close(_without_position(doc), json.loads(alone))
+
+
+def test_fillmask_input_pads_the_texts_into_one_forward_pass(cli, mlm_path, tmp_path, monkeypatch):
+    from bertprobe import mlm
+
+    calls = []
+    real = mlm.masked_logits
+
+    def counted(lm, sequences, positions, *args, **kwargs):
+        calls.append(len(sequences))
+        return real(lm, sequences, positions, *args, **kwargs)
+
+    monkeypatch.setattr("bertprobe.fillmask.masked_logits", counted)
+    corpus = tmp_path / "masked.txt"
+    corpus.write_text("\n".join(TEXTS) + "\n")
+    code, _, stderr = cli("fillmask", "--input", corpus, "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    assert calls == [3]
+
+
+def test_close_is_strict_outside_rounding():
+    assert close({"pll": -28.632463, "t": ["a"]}, {"pll": -28.632462, "t": ["a"]})
+    assert not close({"pll": -28.6}, {"pll": -28.61})
+    assert not close({"pll": 1.0}, {"pll": 1.0, "x": 1})
+    assert not close({"t": ["a", "b"]}, {"t": ["b", "a"]})
+    assert not close({"n": 1}, {"n": 1.0})
 
 
 def test_fillmask_corrupting_mode_over_a_file_is_seeded_per_text(cli, mlm_path, tmp_path):

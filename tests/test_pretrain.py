@@ -164,8 +164,9 @@ def test_out_is_checked_before_the_first_step(cli, tiny_pretraining_path, corpus
     assert code == 1 and "is a file" in stderr
 
 
-def test_a_second_run_in_a_busy_out_is_refused_and_leaves_the_live_save_alone(cli, tiny_pretraining_path, corpus,
-                                                                                  tmp_path):
+def test_a_second_run_in_a_busy_out_is_refused_and_leaves_the_live_save_alone(
+    cli, tiny_pretraining_path, corpus, tmp_path
+):
     from bertprobe.atomic import directory_lock
 
     out = tmp_path / "run"

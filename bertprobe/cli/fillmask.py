@@ -179,7 +179,7 @@ def _many(
 ) -> None:
     """``--input FILE`` / ``--out FILE``: every text as a one-text run would do it, as JSON Lines and a summary."""
     from bertprobe import inputs
-    from bertprobe.cli.texts import one_by_one, run_many
+    from bertprobe.cli.texts import run_many
 
     source = inputs.source_for(
         [text] if text is not None else [],
@@ -192,12 +192,10 @@ def _many(
         wanted = {"single": True, "word": None}.get(chosen, False)
         return inputs.mask_problem(lm, wanted=wanted, word=options["mask_word"])
 
-    def run_one(lm: Any, text: str) -> Any:
-        from bertprobe.fillmask import fill
+    def compute(lm: Any, items: list[Any], progress: Any) -> list[Any]:
+        from bertprobe.fillmask import fill_many
 
-        return fill(lm, text, chosen, top_k, **options)
-
-    compute = one_by_one(run_one)
+        return fill_many(lm, [item.text for item in items], chosen, top_k, progress=progress, **options)
 
     run_many(
         common, "mlm", source, compute, problem, on_bad=on_bad, out=out, show=show, title=f"fillmask --mode {chosen}"
