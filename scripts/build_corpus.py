@@ -156,12 +156,38 @@ def cloze_patterns(paths: list[Path]) -> list[re.Pattern[str]]:
     return patterns
 
 
+def pack(lines: list[list[str]], words: int, draw: random.Random) -> list[list[str]]:
+    """Shuffled one-line documents joined into lines of at most ``words`` words (a longer line stays alone)."""
+    order = [line for (line,) in lines]
+    draw.shuffle(order)
+    packed: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for line in order:
+        length = len(line.split())
+        if current and size + length > words:
+            packed.append([" ".join(current)])
+            current, size = [], 0
+        current.append(line if line[-1] in ".!?" else line + ".")  # glosses have no full stop of their own
+        size += length
+    if current:
+        packed.append([" ".join(current)])
+    return packed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--austen", type=Path, required=True, help="janeaustenr's installed package directory")
     parser.add_argument("--wordnet", type=Path, required=True, help="WordNet 3.0 dict directory")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pack-words",
+        type=int,
+        default=0,
+        help="Join WordNet lines (shuffled) into lines of up to this many words (0: one line each). A training "
+        "example is one line padded to the longest of its batch, so short glosses waste most of a step on padding.",
+    )
     args = parser.parse_args()
 
     from wordnet_corpus import sentences
@@ -193,6 +219,8 @@ def main() -> None:
         print(f"{name}: {sum(1 for _ in chapters(lines))} chapters", file=sys.stderr)
     prose = len(documents)
     definitions = [[line] for line in sentences(args.wordnet) if keep(line)]
+    if args.pack_words:
+        definitions = pack(definitions, args.pack_words, random.Random(f"pack/{args.seed}"))
     documents += definitions
     random.Random(args.seed).shuffle(documents)
     text = "\n\n".join("\n".join(document) for document in documents) + "\n"
