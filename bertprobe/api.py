@@ -653,6 +653,7 @@ def pretrain(
     rate: float = 0.15,
     max_length: int = 128,
     nsp: bool = False,
+    nsp_negatives: str = "other-document",
     freeze_layers: int = 0,
     probe: str | Sequence[str] | None = None,
     save_minutes: float = 5.0,
@@ -694,6 +695,7 @@ def pretrain(
         probes=probes,
         nsp=nsp,
         freeze_layers=freeze_layers,
+        nsp_negatives=nsp_negatives,
     )
     try:
         result = core.pretrain(settings, device=device, offline=offline, restart=restart)

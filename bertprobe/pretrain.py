@@ -67,7 +67,12 @@ _TOKENIZER_FILES = checkpoint.TOKENIZER_FILES
 _MODEL_FILES = ("config.json", WEIGHTS_FILE, "pytorch_model.bin", "model.safetensors.index.json")
 # Settings that decide every step: a resumed run must use the same ones.
 _TRAJECTORY = ("source", "corpus", "batch_size", "lr", "warmup", "weight_decay", "rate", "max_length", "seed", "nsp",
-               "freeze_layers")  # fmt: skip
+               "freeze_layers", "nsp_negatives")  # fmt: skip
+# Where NSP's "not next" second sentences come from. BERT's: a sentence of another document, so a
+# topic change gives it away. A non-adjacent sentence of the same document asks for coherence
+# instead (is this the sentence that comes next, not just one from the same text?): the question
+# `nsp --shuffle` asks of a story. "mixed" draws each from either, half and half.
+NSP_NEGATIVES = ("other-document", "same-document", "mixed")
 _MAX_STEPS = 100_000_000
 _MAX_MINUTES = 60 * 24 * 366
 _MAX_BATCH = 65_536
@@ -93,6 +98,7 @@ class PretrainSettings:
     probes: list[str] = field(default_factory=list)
     nsp: bool = False
     freeze_layers: int = 0  # the embeddings and this many lowest encoder layers stay as they are
+    nsp_negatives: str = "other-document"  # where NSP's random second sentences come from (NSP_NEGATIVES)
 
 
 @dataclass
@@ -196,6 +202,11 @@ def check_settings(settings: PretrainSettings) -> None:
         (0 <= settings.freeze_layers <= 1000, f"--freeze-layers {settings.freeze_layers} must be 0 or more",
          "e.g. --freeze-layers 4"),
         (0 <= settings.seed < 2**32, f"--seed {settings.seed} must be between 0 and 2**32 - 1", "e.g. --seed 0"),
+        (settings.nsp_negatives in NSP_NEGATIVES,
+         f"--nsp-negatives {settings.nsp_negatives!r} is not one of {', '.join(NSP_NEGATIVES)}",
+         "e.g. --nsp-negatives other-document (BERT's)"),
+        (settings.nsp or settings.nsp_negatives == "other-document", "--nsp-negatives goes with --nsp",
+         "Add --nsp to train next-sentence prediction."),
         (settings.save_dtype in {"float32", "float16", "bfloat16"},
          f"--save-dtype {settings.save_dtype!r} is not float32, float16 or bfloat16", "e.g. --save-dtype float16"),
     ]  # fmt: skip
@@ -276,12 +287,13 @@ class TrainingData:
     crash could leave half-advanced.
     """
 
-    def __init__(self, lm: LoadedModel, corpus: Corpus, max_length: int, seed: int, rate: float, nsp: bool) -> None:
+    def __init__(self, lm: LoadedModel, corpus: Corpus, max_length: int, seed: int, rate: float, nsp: bool,
+                 negatives: str = "other-document") -> None:  # fmt: skip
         import numpy as np
 
         tok = lm.tokenizer
         self.tok = tok
-        self.seed, self.rate, self.nsp = seed, rate, nsp
+        self.seed, self.rate, self.nsp, self.negatives = seed, rate, nsp, negatives
         self.max_length = max_length
         self.special = set(tok.special_ids)
         self.replacements = tok.replacement_ids
@@ -309,6 +321,12 @@ class TrainingData:
         in_pairs = self.has_next.copy()
         in_pairs[1:] |= self.has_next[:-1]
         self.partners = np.flatnonzero(in_pairs)
+        # The lines of each line's document: [first_line[line], end_line[line]) (documents are runs of lines).
+        starts = np.flatnonzero(np.r_[True, self.documents[1:] != self.documents[:-1]])
+        ends = np.r_[starts[1:], len(self.documents)]
+        segment = np.repeat(np.arange(len(starts)), ends - starts)
+        self.first_line, self.end_line = starts[segment], ends[segment]
+        self.lengths = lengths
         self._orders: dict[int, Any] = {}
 
     def __len__(self) -> int:
@@ -338,7 +356,7 @@ class TrainingData:
             if draw.random() < 0.5:
                 partner, label = line + 1, 0
             else:
-                partner, label = self._random_line(draw, line), 1
+                partner, label = self._negative(draw, line), 1
             first, second = self._line(line), self._line(partner)
             while len(first) + len(second) > self.max_length - 3:
                 if len(first) >= len(second):
@@ -349,6 +367,27 @@ class TrainingData:
             return ids, [0] * (len(first) + 2) + [1] * (len(second) + 1), label
         piece = self._line(line)[start : start + self.max_length - 2]
         return [cls_id, *piece, sep_id], [0] * (len(piece) + 2), -100
+
+    def _negative(self, draw: random.Random, line: int) -> int:
+        """The second sentence of a "not next" pair (``--nsp-negatives``)."""
+        source = self.negatives
+        if source == "mixed":
+            source = "same-document" if draw.random() < 0.5 else "other-document"
+        if source == "same-document":
+            same = self._same_document_line(draw, line)
+            if same is not None:
+                return same
+        return self._random_line(draw, line)
+
+    def _same_document_line(self, draw: random.Random, line: int) -> int | None:
+        """A line of ``line``'s document that is neither it nor its next line; None if the document has none."""
+        first, end = int(self.first_line[line]), int(self.end_line[line])
+        for _ in range(20):  # a draw or two in any document of more than a few lines
+            candidate = draw.randrange(first, end)
+            if candidate not in (line, line + 1) and self.lengths[candidate] > 0:
+                return candidate
+        choices = [c for c in range(first, end) if c not in (line, line + 1) and self.lengths[c] > 0]
+        return choices[draw.randrange(len(choices))] if choices else None
 
     def _random_line(self, draw: random.Random, line: int) -> int:
         """A line of another multi-line document (BERT's random next sentence); any other line if there is one."""
@@ -866,9 +905,11 @@ def _resume_checks(state: dict[str, Any], settings: PretrainSettings, corpus: Co
                          hint=hint)  # fmt: skip
     if state.get("corpus_sha256") != corpus.sha256:
         raise InputError(f"the --corpus files changed since the run in {out} started", hint=hint)
-    changed = [name for name in _TRAJECTORY if previous.get(name) != getattr(settings, name)]
+    defaults = {f.name: f.default for f in fields(PretrainSettings)}  # a run saved before a setting existed had it
+    before = {name: previous.get(name, defaults[name]) for name in _TRAJECTORY}
+    changed = [name for name in _TRAJECTORY if before[name] != getattr(settings, name)]
     if changed:
-        options = ", ".join(f"--{n.replace('_', '-')} {previous.get(n)} → {getattr(settings, n)}" for n in changed)
+        options = ", ".join(f"--{n.replace('_', '-')} {before[n]} → {getattr(settings, n)}" for n in changed)
         raise InputError(f"{out} holds a run with other settings ({options})", hint=hint)
     budget = ("steps", "minutes")
     if any(previous.get(n) != getattr(settings, n) for n in budget):
@@ -1127,7 +1168,7 @@ def _pretrain(settings: PretrainSettings, corpus: Corpus, device: str, offline: 
     lm, state = _load(settings, Path(settings.out), device, offline, restart, corpus)
     seed_everything(settings.seed)
     data = TrainingData(lm, corpus, min(settings.max_length, lm.tokenizer.model_max_length), settings.seed,
-                        settings.rate, settings.nsp)  # fmt: skip
+                        settings.rate, settings.nsp, settings.nsp_negatives)  # fmt: skip
     if len(data) == 0:
         raise DataError(f"{', '.join(settings.corpus)}: the tokenizer finds no word pieces in the corpus")
     if settings.nsp and data.pairs == 0:

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -425,12 +426,10 @@ def test_sigkill_at_each_write_step_then_rerun_ends_identical(straight_run, tiny
     _assert_same_weights(out, straight_run[1])
 
 
-def test_batches_cover_each_epoch_once_and_nsp_pairs_follow_bert(tiny_pretraining_path, tmp_path):
-    from bertprobe import models
-
+def _stories(tmp_path, sizes):
+    """A corpus of documents of ``sizes`` lines ("story D sentence S ."), its lines and each line's document."""
     lines, documents = [], []
-    for document in range(30):
-        size = 1 + document % 4  # some one-line documents: no pair, masked-LM only
+    for document, size in enumerate(sizes):
         for sentence in range(size):
             lines.append(f"story {document} sentence {sentence} .")
             documents.append(document)
@@ -441,7 +440,14 @@ def test_batches_cover_each_epoch_once_and_nsp_pairs_follow_bert(tiny_pretrainin
         text += line + "\n"
     path = tmp_path / "stories.txt"
     path.write_text(text)
-    corpus = pretrain.read_corpus([str(path)])
+    return pretrain.read_corpus([str(path)]), lines, documents
+
+
+def test_batches_cover_each_epoch_once_and_nsp_pairs_follow_bert(tiny_pretraining_path, tmp_path):
+    from bertprobe import models
+
+    # some one-line documents: no pair, masked-LM only
+    corpus, lines, documents = _stories(tmp_path, [1 + document % 4 for document in range(30)])
     assert corpus.lines == lines and len(set(corpus.documents)) == 30
     lm = models.load_trainable(str(tiny_pretraining_path), device="cpu")
     data = pretrain.TrainingData(lm, corpus, max_length=32, seed=3, rate=0.15, nsp=True)
@@ -480,6 +486,52 @@ def test_batches_cover_each_epoch_once_and_nsp_pairs_follow_bert(tiny_pretrainin
         if epoch < max(epochs):
             assert sorted(positions) == list(range(len(data)))  # nothing skipped
     assert 0.3 < labels[0] / (labels[0] + labels[1]) < 0.7
+
+
+@pytest.mark.parametrize("negatives", ["same-document", "mixed"])
+def test_nsp_negatives_from_the_same_document_are_never_the_next_line(tiny_pretraining_path, tmp_path, negatives):
+    from bertprobe import models
+
+    # documents of 2 lines have no same-document negative: those fall back to another document
+    corpus, lines, documents = _stories(tmp_path, [2 + document % 5 for document in range(24)])
+    lm = models.load_trainable(str(tiny_pretraining_path), device="cpu")
+    data = pretrain.TrainingData(lm, corpus, max_length=32, seed=5, rate=0.15, nsp=True, negatives=negatives)
+    kinds = {"same": 0, "other": 0}
+    for index in range(4 * len(data)):
+        epoch, position = data.locate(index)
+        ids, _, label = data.example(epoch, position)
+        if label != 1:
+            continue
+        line = int(data.order(epoch)[position])
+        words = lm.tokenizer.backend.decode(ids, skip_special_tokens=False)
+        second = words.split(" [SEP] ")[1].removesuffix(" [SEP]").replace(".", " .")
+        partner = lines.index(second)
+        assert partner not in (line, line + 1)
+        if documents[partner] == documents[line]:
+            kinds["same"] += 1
+        else:
+            kinds["other"] += 1
+            if negatives == "same-document":  # only where the document has no other line to give
+                assert sum(d == documents[line] for d in documents) == 2
+    assert kinds["same"] > 50
+    if negatives == "mixed":
+        assert 0.3 < kinds["other"] / (kinds["same"] + kinds["other"]) < 0.7
+
+
+def test_nsp_negatives_are_refused_without_nsp_and_a_run_saved_before_the_option_resumes(
+    tiny_pretraining_path, corpus, tmp_path
+):
+    with pytest.raises(InputError, match="--nsp-negatives goes with --nsp"):
+        pretrain.check_settings(_settings(tiny_pretraining_path, corpus, tmp_path / "x", nsp_negatives="mixed"))
+    state = {"settings": asdict(_settings(tiny_pretraining_path, corpus, tmp_path / "x")), "step": 3}
+    del state["settings"]["nsp_negatives"]  # a trainer state written by bertprobe before --nsp-negatives
+    state["corpus_sha256"] = pretrain.read_corpus([str(corpus)]).sha256
+    settings = _settings(tiny_pretraining_path, corpus, tmp_path / "x")
+    assert pretrain._resume_checks(state, settings, pretrain.read_corpus([str(corpus)]), tmp_path / "x") == []
+    with pytest.raises(InputError, match="--nsp-negatives other-document → same-document"):
+        changed = _settings(tiny_pretraining_path, corpus, tmp_path / "x", nsp=True, nsp_negatives="same-document")
+        state["settings"]["nsp"] = True
+        pretrain._resume_checks(state, changed, pretrain.read_corpus([str(corpus)]), tmp_path / "x")
 
 
 def test_frozen_layers_stay_as_they_were(tiny_pretraining_path, corpus, tmp_path):

@@ -13,6 +13,9 @@ from bertprobe.cli.options import Common, count, real
 
 MAX_PRETRAIN_STEPS = 100_000_000  # a budget past this never ends on any machine: a typo
 MAX_MINUTES = 60 * 24 * 30  # 30 days
+NspNegatives = Enum(
+    "NspNegatives", {name.replace("-", "_"): name for name in ("other-document", "same-document", "mixed")}, type=str
+)
 SaveDtype = Enum("SaveDtype", {name: name for name in ("float32", "float16", "bfloat16")}, type=str)
 
 
@@ -59,6 +62,15 @@ def pretrain_cli(
             "(blank lines separate documents) half of the time, a line of another document otherwise.",
         ),
     ] = False,
+    nsp_negatives: Annotated[
+        NspNegatives,
+        typer.Option(
+            "--nsp-negatives",
+            help="Where --nsp's random second sentences come from: another document (BERT's; a change of topic "
+            "gives them away), a non-adjacent sentence of the same document (asks for coherence: the question "
+            "`nsp --shuffle` asks of a story), or mixed (half each).",
+        ),
+    ] = NspNegatives.other_document,
     freeze_layers: Annotated[
         int,
         typer.Option(
@@ -115,6 +127,7 @@ def pretrain_cli(
         probes=list(probe or ["The cat sat on the [MASK]."]),
         nsp=nsp,
         freeze_layers=freeze_layers,
+        nsp_negatives=nsp_negatives.value,
     )
     with live_view(enabled=not common.json) as on_status:
         try:

@@ -220,11 +220,13 @@ def _choose_auto(head: str, offline: bool) -> tuple[str, str | None]:
         needs = {"mlm": "a masked-LM head", "nsp": "an NSP head", "pretraining": "MLM and NSP heads"}.get(
             head, "an encoder"
         )
-        raise OfflineError(
-            f"no model with {needs} is available: {DEFAULT_HUB_MODEL} is the default, but {why}",
-            hint="Connect once so bert-base-uncased is cached, or pass --model DIR of a local BERT checkpoint "
-            "with that head (the bundled minilm is an encoder only).",
-        )
+        hint = "Connect once so bert-base-uncased is cached, or pass --model DIR of a BERT checkpoint with that head"
+        if head in ("nsp", "pretraining"):  # no bundled model has one: say how to make one
+            hint += " (no bundled model has an NSP head; `bertprobe pretrain --nsp --corpus TEXT --out DIR` makes one)."
+        else:
+            hint += " (the bundled minilm is an encoder only)."
+        raise OfflineError(f"no model with {needs} is available: {DEFAULT_HUB_MODEL} is the default, but {why}",
+                           hint=hint)  # fmt: skip
     return fallback, f"Using offline model {fallback} ({BUNDLED[fallback].description}): {DEFAULT_HUB_MODEL} {why}."
 
 
