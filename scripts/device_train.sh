@@ -9,7 +9,8 @@
 # the scores, config.json, the weights in 15 MiB parts and their SHA-256. Join them here with
 #   cat OUT/model.safetensors.part-* > DIR/model.safetensors && (cd DIR && sha256sum -c OUT/model.sha256)
 #
-# Environment: MINUTES (training budget, default 6), BATCH (512), DEVICE (cuda), PYTHON (python3).
+# Environment: MINUTES (training budget, default 6), BATCH (512), DEVICE (cuda), PYTHON (python3),
+# NSP_NEGATIVES (mixed: half from the same chapter, half from another; see RECIPE.md for why).
 # Checked on the CPU with: MINUTES=0.2 BATCH=8 DEVICE=cpu sh scripts/device_train.sh runs /tmp/out
 set -eu
 RUNS=${1:?usage: device_train.sh RUNS_DIR OUT_DIR}
@@ -18,6 +19,7 @@ MINUTES=${MINUTES:-6}
 BATCH=${BATCH:-512}
 DEVICE=${DEVICE:-cuda}
 PY=${PYTHON:-python3}
+NSP_NEGATIVES=${NSP_NEGATIVES:-mixed}
 export PYTHONPATH="$PWD" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 BERTPROBE_CACHE="$RUNS/cache"
 MODEL="$RUNS/mini-bert"
 mkdir -p "$DEST"
@@ -25,7 +27,7 @@ mkdir -p "$DEST"
 
 "$PY" -m bertprobe pretrain --from "$RUNS/minilm16" --corpus "$RUNS/corpus.txt" --out "$MODEL" --nsp \
     --minutes "$MINUTES" --batch-size "$BATCH" --max-length 48 --lr 3e-4 --warmup 0.04 --seed 0 \
-    --save-minutes 2 --save-dtype float16 --device "$DEVICE" \
+    --nsp-negatives "$NSP_NEGATIVES" --save-minutes 2 --save-dtype float16 --device "$DEVICE" \
     --probe "Paris is the capital of [MASK]." --probe "It was raining, so I took my [MASK]." \
     --json >"$DEST/train.json"
 
