@@ -20,6 +20,11 @@ def main() -> None:
     parser.add_argument("source", type=Path)
     parser.add_argument("target", type=Path)
     parser.add_argument("--dtype", default="float16", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument(
+        "--drop-nsp",
+        action="store_true",
+        help="Leave the NSP head out (a head that has not learnt must not become the offline default for `nsp`).",
+    )
     args = parser.parse_args()
 
     import torch
@@ -33,6 +38,11 @@ def main() -> None:
     config["torch_dtype"] = args.dtype
     (args.target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     weights = load_file(str(args.source / "model.safetensors"))
+    if args.drop_nsp:
+        weights = {k: v for k, v in weights.items() if not k.startswith("cls.seq_relationship.")}
+        if config.get("architectures") == ["BertForPreTraining"]:
+            config["architectures"] = ["BertForMaskedLM"]
+            (args.target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     dtype = getattr(torch, args.dtype)
     save_file({k: v.to(dtype).contiguous() for k, v in weights.items()}, str(args.target / "model.safetensors"),
               metadata={"format": "pt"})  # fmt: skip
