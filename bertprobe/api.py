@@ -205,7 +205,7 @@ def _done(result: Any, lm: Any, seed: int) -> Any:
 
 
 def fill(
-    text: str,
+    text: str | Sequence[str],
     *,
     mode: str | None = None,
     top_k: int = 5,
@@ -226,9 +226,13 @@ def fill(
     offline: bool = False,
     seed: int = 0,
 ) -> Any:
-    """``bertprobe fillmask``: the words behind each [MASK], or BERT's pretraining masking of a text."""
-    from bertprobe.fillmask import DECODES, MODES, REPLACE_PROBS, parse_contexts
-    from bertprobe.fillmask import fill as fill_core
+    """``bertprobe fillmask``: the words behind each [MASK], or BERT's pretraining masking of a text.
+
+    A list of texts gives a list of results, as ``fillmask --input`` computes them (single and word
+    modes pad the texts into shared forward passes); each equals its own run up to float rounding.
+    """
+    from bertprobe import inputs
+    from bertprobe.fillmask import DECODES, MODES, REPLACE_PROBS, fill_many, parse_contexts
 
     _choice("mode", mode, MODES)
     _choice("decode", decode, DECODES)
@@ -240,11 +244,18 @@ def fill(
     _real("rate", rate, 0, 1 + 1e-12)
     if context is not None:
         parse_contexts(context)  # a misspelt view is refused before the model loads
+    if not isinstance(text, str) and not text:
+        raise InputError("no text given", hint='e.g. bertprobe.fill("The cat sat on the [MASK].")')
+    listed = [text] if isinstance(text, str) else list(text)
+    chosen = fill_mode(mode, mask_word)
     lm = _model(model, "mlm", revision, device, dtype, offline, seed)
-    result = fill_core(
+    if not isinstance(text, str):  # name the text at fault, as --input names the line
+        wanted = {"single": True, "word": None}.get(chosen, False)
+        inputs.TextSource(listed).check(inputs.mask_problem(lm, wanted=wanted, word=mask_word), "stop")
+    results = fill_many(
         lm,
-        text,
-        fill_mode(mode, mask_word),
+        listed,
+        chosen,
         top_k,
         mask_word=mask_word,
         occurrence=occurrence,
@@ -258,7 +269,8 @@ def fill(
         seed=seed,
         context=context,
     )
-    return _done(result, lm, seed)
+    done = [_done(result, lm, seed) for result in results]
+    return done[0] if isinstance(text, str) else done
 
 
 def score(

@@ -36,6 +36,21 @@ def test_fill_equals_the_cli_json(cli):
     assert expected["seed"] == 3 and len(expected["masks"][0]["predictions"]) == 7
 
 
+def test_fill_of_many_texts_equals_the_cli_input_lines(cli, tmp_path):
+    texts = ["The cat sat on the [MASK].", "I saw an [MASK] at the zoo.", "The [MASK] chased the [MASK]."]
+    corpus = tmp_path / "masked.txt"
+    corpus.write_text("\n".join(texts) + "\n")
+    code, stdout, stderr = cli("fillmask", "--input", corpus, "-m", "tiny-mlm", "--json")
+    assert code == 0, stderr
+    lines = [{k: v for k, v in json.loads(line).items() if k not in ("index", "line")} for line in stdout.splitlines()]
+    results = bertprobe.fill(texts, model="tiny-mlm")
+    assert isinstance(results, list) and all(close(r.to_dict(), d) for r, d in zip(results, lines, strict=True))
+    with pytest.raises(BertprobeError, match=r"text 2: no \[MASK\] in the text; nothing was computed"):
+        bertprobe.fill(["The cat sat on the [MASK].", "No mask here."], model="tiny-mlm")
+    with pytest.raises(InputError, match="no text given"):
+        bertprobe.fill([], model="tiny-mlm")
+
+
 def test_fill_masking_mode_with_the_same_seed_draws_the_same_masks(cli):
     text = "The quick brown fox jumps over the lazy dog near the river bank."
     expected = cli_json(cli, "fillmask", text, "-m", "tiny-mlm", "--mode", "bert", "--samples", 3, "--seed", 11)
