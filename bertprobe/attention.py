@@ -58,12 +58,65 @@ def attention_probabilities(lm: LoadedModel, ids: list[int]) -> Any:
     return torch.stack([a[0] for a in attentions]).float().cpu()
 
 
+# Texts padded into one forward pass hold layers x heads x tokens x longest probabilities each:
+# about 75 MB for bert-base at this many padded tokens of 128-piece texts.
+MAX_BATCH_TOKENS = 1024
+
+
 def attention(lm: LoadedModel, text: str, layer: int | None = None, head: int | None = None) -> AttentionResult:
     """Per-layer attention summaries for ``text``, averaged over heads (or one ``head``)."""
+    encoding = _encode(lm, text)
+    return _summarise(lm, text, encoding, attention_probabilities(lm, encoding.ids), layer, head)
+
+
+def attention_many(
+    lm: LoadedModel,
+    texts: list[str],
+    layer: int | None = None,
+    head: int | None = None,
+    progress: Any = None,
+    max_tokens: int = MAX_BATCH_TOKENS,
+) -> list[AttentionResult]:
+    """``attention`` of each text, the texts padded into shared forward passes (padding is masked out).
+
+    Each result equals its text's own run up to float rounding: a padded key gets no attention, and a
+    batch runs other matrix shapes, which can change the last digits.
+    """
+    import torch
+
+    from bertprobe.features import batches, pad_ids
+
+    encodings = [_encode(lm, text) for text in texts]
+    results: list[AttentionResult | None] = [None] * len(texts)
+    done = 0
+    for batch in batches([len(e.ids) for e in encodings], batch_size=len(texts) or 1, max_tokens=max_tokens):
+        input_ids, mask = pad_ids([encodings[i].ids for i in batch], lm.tokenizer.pad_token_id)
+        with torch.inference_mode():
+            attentions = lm.backend.forward(
+                input_ids=input_ids.to(lm.device), attention_mask=mask.to(lm.device), attentions=True
+            ).attentions
+        stacked = torch.stack(list(attentions)).float().cpu()  # [L, B, H, T, T]
+        for row, index in enumerate(batch):
+            size = len(encodings[index].ids)
+            probs = stacked[:, row, :, :size, :size]
+            results[index] = _summarise(lm, texts[index], encodings[index], probs, layer, head)
+        done += len(batch)
+        if progress is not None:
+            progress(done, len(texts))
+    return [r for r in results if r is not None]
+
+
+def _encode(lm: LoadedModel, text: str) -> Any:
     encoding = encode_checked(lm, text)
     if all(encoding.special):
         raise InputError("the text has no words to look at", hint='e.g. bertprobe attention "The cat sat on the mat."')
-    probs = attention_probabilities(lm, encoding.ids)  # [L, H, T, T]
+    return encoding
+
+
+def _summarise(
+    lm: LoadedModel, text: str, encoding: Any, probs: Any, layer: int | None, head: int | None
+) -> AttentionResult:
+    """The result for one text from its attention probabilities [layers, heads, tokens, tokens]."""
     num_layers, num_heads = probs.shape[0], probs.shape[1]
     if layer is not None:
         layer = resolve_layer(layer, num_layers, lm.name, embeddings=False)

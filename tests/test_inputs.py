@@ -165,14 +165,32 @@ def test_input_usage_errors(cli, mlm_path, tmp_path):
     assert code == 1 and "does not exist" in stderr
 
 
+def test_attention_input_pads_the_texts_into_one_forward_pass(tiny_pretraining_path, monkeypatch):
+    from bertprobe import models
+    from bertprobe.attention import attention, attention_many
+
+    lm = models.load(str(tiny_pretraining_path), "encoder", None, "cpu", "auto", False)
+    texts = ["The cat sat on the mat.", "A dog barked.", "Hi there, how are you today?"]
+    alone = [attention(lm, text).to_dict() for text in texts]
+    calls = []
+    backend = type(lm.backend)  # a view built on each access: count on its class
+    real = backend.forward
+    monkeypatch.setattr(backend, "forward", lambda self, **kw: calls.append(kw["input_ids"].shape) or real(self, **kw))
+    together = attention_many(lm, texts)
+    assert len(calls) == 1 and calls[0][0] == 3
+    assert all(close(a.to_dict(), b) for a, b in zip(together, alone, strict=True))
+
+
 def test_attention_attribute_and_nsp_take_input_files(cli, tiny_pretraining_path, tmp_path):
     model = ("-m", tiny_pretraining_path)
     plain = tmp_path / "plain.txt"
-    plain.write_text("The cat sat on the mat.\nA dog barked at the moon.\n")
-    code, stdout, stderr = cli("attention", "--input", plain, "--json", *model)
+    texts = ["The cat sat on the mat.", "A dog barked at the moon, loudly and for a long time.", "Hi."]
+    plain.write_text("\n".join(texts) + "\n")
+    code, stdout, stderr = cli("attention", "--input", plain, "--json", "--layer", 2, *model)
     assert code == 0, stderr
-    code, alone, _ = cli("attention", "A dog barked at the moon.", "--json", *model)
-    assert _without_position(_lines(stdout)[1]) == json.loads(alone)
+    for line, text in zip(_lines(stdout), texts, strict=True):  # padded together; each as its one-text run
+        code, alone, _ = cli("attention", text, "--json", "--layer", 2, *model)
+        assert close(_without_position(line), json.loads(alone))
 
     masked = tmp_path / "masked.txt"
     masked.write_text("The cat sat on the [MASK].\nA [MASK] barked at the moon.\n")

@@ -69,7 +69,7 @@ def _many(
 ) -> None:
     """``--input FILE``: each text as a one-text run would show it, as JSON Lines and a summary table."""
     from bertprobe import inputs
-    from bertprobe.cli.texts import one_by_one, run_many
+    from bertprobe.cli.texts import run_many
     from bertprobe.errors import InputError
 
     if plot is not None:
@@ -81,12 +81,10 @@ def _many(
         example='bertprobe attention "The cat sat on the mat."',
     )
 
-    def run_one(lm: Any, text: str) -> Any:
-        from bertprobe.attention import attention
+    def compute(lm: Any, items: list[Any], progress: Any) -> list[Any]:
+        from bertprobe.attention import attention_many
 
-        return attention(lm, text, layer=layer, head=head)
-
-    compute = one_by_one(run_one)
+        return attention_many(lm, [item.text for item in items], layer=layer, head=head, progress=progress)
 
     run_many(
         common, "encoder", source, compute, inputs.length_problem, on_bad=on_bad, out=out, show=show, title="attention"
