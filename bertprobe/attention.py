@@ -48,16 +48,6 @@ class AttentionResult(Rendered):
     notices: list[str] = field(default_factory=list)
 
 
-def attention_probabilities(lm: LoadedModel, ids: list[int]) -> Any:
-    """Attention probabilities [layers, heads, tokens, tokens] for one text (float32, CPU)."""
-    import torch
-
-    # The backend returns probabilities (an explicit softmax) and leaves the cached model's kernels as they were.
-    with torch.inference_mode():
-        attentions = lm.backend.forward(input_ids=torch.tensor([ids], device=lm.device), attentions=True).attentions
-    return torch.stack([a[0] for a in attentions]).float().cpu()
-
-
 # Texts padded into one forward pass hold layers x heads x tokens x longest probabilities each:
 # about 75 MB for bert-base at this many padded tokens of 128-piece texts.
 MAX_BATCH_TOKENS = 1024
@@ -65,8 +55,7 @@ MAX_BATCH_TOKENS = 1024
 
 def attention(lm: LoadedModel, text: str, layer: int | None = None, head: int | None = None) -> AttentionResult:
     """Per-layer attention summaries for ``text``, averaged over heads (or one ``head``)."""
-    encoding = _encode(lm, text)
-    return _summarise(lm, text, encoding, attention_probabilities(lm, encoding.ids), layer, head)
+    return attention_many(lm, [text], layer=layer, head=head)[0]
 
 
 def attention_many(
@@ -87,10 +76,11 @@ def attention_many(
     from bertprobe.features import batches, pad_ids
 
     encodings = [_encode(lm, text) for text in texts]
-    results: list[AttentionResult | None] = [None] * len(texts)
+    results: dict[int, AttentionResult] = {}
     done = 0
     for batch in batches([len(e.ids) for e in encodings], batch_size=len(texts) or 1, max_tokens=max_tokens):
         input_ids, mask = pad_ids([encodings[i].ids for i in batch], lm.tokenizer.pad_token_id)
+        # The backend returns probabilities (an explicit softmax) and leaves the cached model's kernels as they were.
         with torch.inference_mode():
             attentions = lm.backend.forward(
                 input_ids=input_ids.to(lm.device), attention_mask=mask.to(lm.device), attentions=True
@@ -103,7 +93,7 @@ def attention_many(
         done += len(batch)
         if progress is not None:
             progress(done, len(texts))
-    return [r for r in results if r is not None]
+    return [results[index] for index in range(len(texts))]
 
 
 def _encode(lm: LoadedModel, text: str) -> Any:
