@@ -33,6 +33,15 @@ def fill_mode(mode: str | None, mask_word: str | None) -> str:
     return mode if mode is not None else ("word" if mask_word is not None else "single")
 
 
+def fill_problem(lm: Any, mode: str, mask_word: str | None) -> Any:
+    """What makes a text bad for fillmask's ``mode``: no [MASK] where one is needed, one where none may be, or
+    no ``mask_word`` to mask (``inputs.mask_problem``)."""
+    from bertprobe import inputs
+
+    wanted = {"single": True, "word": None}.get(mode, False)
+    return inputs.mask_problem(lm, wanted=wanted, word=mask_word)
+
+
 def fill_targets(targets: str | Sequence[str] | None) -> list[str] | None:
     """``--targets`` as the core takes it: a list of comma-separated word lists."""
     if targets is None:
@@ -250,8 +259,7 @@ def fill(
     chosen = fill_mode(mode, mask_word)
     lm = _model(model, "mlm", revision, device, dtype, offline, seed)
     if not isinstance(text, str):  # name the text at fault, as --input names the line
-        wanted = {"single": True, "word": None}.get(chosen, False)
-        inputs.TextSource(listed).check(inputs.mask_problem(lm, wanted=wanted, word=mask_word), "stop")
+        inputs.TextSource(listed).check(fill_problem(lm, chosen, mask_word), "stop")
     results = fill_many(
         lm,
         listed,

@@ -314,17 +314,8 @@ def fill(
     if context is not None:
         return context_fill(lm, text, context, top_k, mask_word=mask_word, occurrence=occurrence, targets=targets)
     if mode in ("single", "word"):
-        return fill_mask(
-            lm,
-            text,
-            top_k,
-            mask_word=mask_word,
-            occurrence=occurrence,
-            decode=decode,
-            beam=beam,
-            targets=targets,
-            show_cls=show_cls,
-        )
+        return fill_masks(lm, [text], top_k, mask_word=mask_word, occurrence=occurrence, decode=decode, beam=beam,
+                          targets=targets, show_cls=show_cls)[0]  # fmt: skip
     if mode == "each":
         return pseudo_log_likelihood(lm, text, top_k, progress=progress)
     return corrupt(
@@ -427,28 +418,6 @@ class _Slot:
     positions: list[int]
 
 
-def fill_mask(
-    lm: LoadedModel,
-    text: str,
-    top_k: int = 5,
-    *,
-    mask_word: str | None = None,
-    occurrence: int | None = None,
-    decode: str = "independent",
-    beam: int = 5,
-    targets: Sequence[str] | None = None,
-    show_cls: bool = False,
-) -> FillMaskResult:
-    """Top-k predictions for every mask in ``text`` (or every piece of ``mask_word``), each mask on its own.
-
-    ``decode="joint"`` adds the best joint completions of all masks; ``targets`` scores
-    candidate words (of any number of word pieces) in each slot; ``show_cls`` adds what the MLM
-    head predicts from the ``[CLS]`` position of the same input.
-    """
-    return fill_masks(lm, [text], top_k, mask_word=mask_word, occurrence=occurrence, decode=decode, beam=beam,
-                      targets=targets, show_cls=show_cls)[0]  # fmt: skip
-
-
 @dataclass
 class _Prepared:
     """One text's input to the MLM: its encoding, the slots to predict and the ids with those slots masked."""
@@ -474,7 +443,12 @@ def fill_masks(
     show_cls: bool = False,
     progress: Progress | None = None,
 ) -> list[FillMaskResult]:
-    """``fill_mask`` of each text, their forward passes padded together (``masked_logits`` batches them).
+    """Top-k predictions for every mask of each text (or every piece of ``mask_word``), each mask on its own;
+    the texts' forward passes are padded together (``masked_logits`` batches them).
+
+    ``decode="joint"`` adds the best joint completions of all masks; ``targets`` scores
+    candidate words (of any number of word pieces) in each slot; ``show_cls`` adds what the MLM
+    head predicts from the ``[CLS]`` position of the same input.
 
     Each result is the one its text alone gives, up to float rounding: a batch runs other matrix
     shapes, which can change the last digits (1e-7 has been seen), never a ranking beyond ties.

@@ -189,8 +189,9 @@ def _many(
     )
 
     def problem(lm: Any) -> inputs.Problem:
-        wanted = {"single": True, "word": None}.get(chosen, False)
-        return inputs.mask_problem(lm, wanted=wanted, word=options["mask_word"])
+        from bertprobe.api import fill_problem
+
+        return fill_problem(lm, chosen, options["mask_word"])
 
     def compute(lm: Any, items: list[Any], progress: Any) -> list[Any]:
         from bertprobe.fillmask import fill_many
