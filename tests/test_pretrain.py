@@ -521,6 +521,9 @@ def test_nsp_negatives_from_the_same_document_are_never_the_next_line(tiny_pretr
 def test_nsp_negatives_are_refused_without_nsp_and_a_run_saved_before_the_option_resumes(
     tiny_pretraining_path, corpus, tmp_path
 ):
+    from bertprobe.cli.pretrain import NspNegatives  # spelt out there: importing pretrain would slow --help
+
+    assert [choice.value for choice in NspNegatives] == list(pretrain.NSP_NEGATIVES)
     with pytest.raises(InputError, match="--nsp-negatives goes with --nsp"):
         pretrain.check_settings(_settings(tiny_pretraining_path, corpus, tmp_path / "x", nsp_negatives="mixed"))
     state = {"settings": asdict(_settings(tiny_pretraining_path, corpus, tmp_path / "x")), "step": 3}
