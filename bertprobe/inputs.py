@@ -8,7 +8,8 @@ Standard input is copied to a temporary file first so that it too can be read tw
 Formats (by the file's suffix): ``.txt`` (or no suffix, or ``-`` for stdin) holds one text
 per line; ``.csv`` / ``.tsv`` have a header line and take the text from ``--text-column``;
 ``.jsonl`` holds one JSON object per line, text under ``--text-column``. The default column
-is ``text``, else ``sentence``, else the only column there is.
+is ``text``, else ``sentence``, else the only column there is. ``-.jsonl``, ``-.csv`` and
+``-.tsv`` read stdin as that table.
 
 This module is also the one reader of every other data file (``--data``, ``--sentences``,
 ``--pairs``, ``--corpus``): :func:`file_lines` streams a file's lines (split on ``\n`` only,
@@ -102,6 +103,12 @@ class Columns:
     def for_text(cls, text_column: str | None) -> Columns:
         return cls((text_column,), True) if text_column is not None else cls()
 
+    @property
+    def pair_hint(self) -> str:
+        """What a file of pairs needs, in the names this command reads."""
+        names = " and ".join(n[0] + (f" (or {', '.join(n[1:])})" if n[1:] else "") for n in (self.text, self.pair))
+        return f"Each line needs a first and a second text, in columns {names}."
+
     def resolve(self, label: str, header: Sequence[str]) -> tuple[str, str | None, str | None]:
         def first(names: tuple[str, ...]) -> str | None:
             return next((n for n in names if n in header), None)
@@ -113,15 +120,13 @@ class Columns:
         if text is None:
             raise DataError(
                 f"{label}: no {' or '.join(map(repr, self.text))} column (columns: {listed})",
-                hint=f"Name the column that holds the text with {self.option}."
-                if not self.pair
-                else "A minimal-pairs file needs good and bad columns (BLiMP: sentence_good, sentence_bad).",
+                hint=f"Name the column that holds the text with {self.option}." if not self.pair else self.pair_hint,
             )
         pair = first(self.pair) if self.pair else None
         if self.pair and pair is None:
             raise DataError(
                 f"{label}: no {' or '.join(map(repr, self.pair))} column (columns: {listed})",
-                hint="A minimal-pairs file needs good and bad columns (BLiMP: sentence_good, sentence_bad).",
+                hint=self.pair_hint,
             )
         group = first(self.group) if self.group else None
         if self.group_required and group is None:
@@ -145,14 +150,15 @@ class TextSource:
         self.texts = list(texts)
         self.pairs = list(pairs) if pairs is not None else None  # second texts, one per text
         self.columns = columns or Columns()
-        self.path = Path(path) if path is not None and str(path) != "-" else None
-        self.stdin = path is not None and str(path) == "-"
+        self.stdin_kind = stdin_kind(path)  # "-" is a text per line; "-.jsonl", "-.csv", "-.tsv" a table
+        self.stdin = self.stdin_kind is not None
+        self.path = Path(path) if path is not None and not self.stdin else None
         self.label = "stdin" if self.stdin else (str(self.path) if self.path is not None else "arguments")
         self._spool: Path | None = None
         self.found: tuple[str, str | None, str | None] | None = None  # the columns read (text, pair, group)
         if self.path is not None:
             if not self.path.is_file():
-                raise DataError(f"{self.path}: no such file", hint="Check the path given to --input.")
+                raise DataError(f"{self.path}: no such file", hint=f"Check the path given to {self.option}.")
             suffix = self.path.suffix.lower()
             if suffix not in TABLE_FORMATS and suffix not in TEXT_SUFFIXES:
                 raise DataError(
@@ -162,13 +168,23 @@ class TextSource:
         if self.from_file and self.kind == "txt" and (self.columns.text_named or self.columns.pair):
             raise InputError(
                 f"{self.columns.option} needs a .csv, .tsv or .jsonl file; {self.label} is plain text",
-                hint="Leave it out: each line of a .txt file is one text."
-                if not self.columns.pair
-                else "Give the pairs as .csv, .tsv or .jsonl with good and bad columns.",
+                hint=(
+                    "Leave it out: each line of a .txt file is one text."
+                    if not self.columns.pair
+                    else f"Give them as .csv, .tsv or .jsonl. {self.columns.pair_hint}"
+                )
+                + (f" For a table on stdin, write {self.option} -.jsonl (or -.csv, -.tsv)." if self.stdin else ""),
             )
 
     @property
+    def option(self) -> str:
+        """The option that named the file."""
+        return "--pairs" if self.columns.option == "--pairs" else "--input"
+
+    @property
     def kind(self) -> str:
+        if self.stdin_kind is not None:
+            return self.stdin_kind
         if self.path is None:
             return "txt"
         return TABLE_FORMATS.get(self.path.suffix.lower(), "txt")
@@ -323,6 +339,16 @@ def source_for(
     if text_column is not None and input_path is None:
         raise InputError("--text-column needs --input FILE", hint="It names the column of a csv, tsv or jsonl file.")
     return TextSource(texts, input_path, Columns.for_text(text_column))
+
+
+def stdin_kind(path: str | Path | None) -> str | None:
+    """The format of standard input named by ``--input``: ``-`` one text a line, ``-.jsonl`` etc. a table."""
+    name = str(path) if path is not None else ""
+    if name == "-":
+        return "txt"
+    if name.startswith("-.") and name[1:].lower() in TABLE_FORMATS:
+        return TABLE_FORMATS[name[1:].lower()]
+    return None
 
 
 def length_problem(lm: object, pair: bool = False) -> Problem:

@@ -98,6 +98,58 @@ def test_stdin_is_a_text_per_line(mlm_path):
     assert [d["text"] for d in _lines(result.stdout)] == ["A dog barked.", "The cat sat."]
 
 
+def test_stdin_can_be_a_table_named_by_its_suffix(mlm_path, tiny_pretraining_path):
+    from typer.testing import CliRunner
+
+    from bertprobe.cli import app
+
+    runner = CliRunner()
+    rows = '{"id": 1, "body": "A [MASK] barked."}\n{"id": 2, "body": "The cat sat on the [MASK]."}\n'
+    model = ["-m", str(mlm_path)]
+    args = ["fillmask", "--input", "-.jsonl", "--text-column", "body", "--json", *model]
+    piped = runner.invoke(app, args, input=rows)
+    assert piped.exit_code == 0, piped.stderr
+    alone = runner.invoke(app, ["fillmask", "The cat sat on the [MASK].", "--json", *model])
+    docs = _lines(piped.stdout)
+    assert [d["text"] for d in docs] == ["A [MASK] barked.", "The cat sat on the [MASK]."]
+    assert [d["line"] for d in docs] == [1, 2]
+    first, single = (d["masks"][0]["predictions"][0] for d in (docs[1], json.loads(alone.stdout)))
+    assert first["token"] == single["token"] and first["score"] == pytest.approx(single["score"], abs=1e-6)
+
+    csv_rows = "sentence_a,sentence_b\nI was hungry.,So I ate.\n"
+    pairs = runner.invoke(app, ["nsp", "--input", "-.csv", "--json", "-m", str(tiny_pretraining_path)], input=csv_rows)
+    assert pairs.exit_code == 0, pairs.stderr
+    (line,) = _lines(pairs.stdout)
+    assert line["line"] == 2 and [(p["first"], p["second"]) for p in line["pairs"]] == [("I was hungry.", "So I ate.")]
+
+    plain = runner.invoke(app, ["nsp", "--input", "-", "-m", str(tiny_pretraining_path)], input=csv_rows)
+    assert plain.exit_code == 1 and "stdin is plain text" in plain.stderr
+    assert "--input -.jsonl" in plain.stderr and "sentence_a and sentence_b" in plain.stderr
+    column = runner.invoke(app, ["fillmask", "--input", "-", "--text-column", "body", *model], input=rows)
+    assert column.exit_code == 1 and "--input -.jsonl" in column.stderr
+
+
+def test_a_pairs_file_without_its_columns_names_the_columns_it_needs(cli, tiny_pretraining_path, mlm_path, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("first,second\nI was hungry.,So I ate.\n")
+    code, _, stderr = cli("nsp", "--input", pairs, "-m", tiny_pretraining_path)
+    assert code == 1 and "no 'sentence_a' column (columns: first, second)" in stderr
+    assert "sentence_a and sentence_b" in stderr and "good" not in stderr
+    code, _, stderr = cli("score", "--pairs", pairs, "-m", mlm_path)
+    assert code == 1 and "sentence_good (or good) and sentence_bad (or bad)" in stderr
+    code, _, stderr = cli("score", "--pairs", tmp_path / "missing.csv", "-m", mlm_path)
+    assert code == 1 and "Check the path given to --pairs." in stderr
+
+    from typer.testing import CliRunner
+
+    from bertprobe.cli import app
+
+    rows = "good\tbad\nA dog barks.\tA dog bark.\n"
+    piped = CliRunner().invoke(app, ["score", "--pairs", "-.tsv", "--json", "-m", str(mlm_path)], input=rows)
+    assert piped.exit_code == 0, piped.stderr
+    assert json.loads(piped.stdout)["n"] == 1
+
+
 def test_bad_lines_stop_before_any_work_and_are_named(cli, mlm_path, tmp_path):
     corpus = tmp_path / "bad.txt"
     corpus.write_text("The cat sat on the [MASK].\n\nNo mask here.\nA [MASK] barked.\n")

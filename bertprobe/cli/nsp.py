@@ -34,8 +34,8 @@ def nsp_cli(
         typer.Option(
             "--input",
             "-i",
-            help="csv / tsv / jsonl with sentence_a and sentence_b: each pair scored as `nsp A B` would score it "
-            "(JSON Lines with --json or --out), batched.",
+            help="csv / tsv / jsonl with sentence_a and sentence_b (-.jsonl, -.csv, -.tsv: stdin as that table): "
+            "each pair scored as `nsp A B` would score it (JSON Lines with --json or --out), batched.",
             show_default=False,
         ),
     ] = None,

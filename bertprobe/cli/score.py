@@ -40,7 +40,8 @@ def score_cli(
         typer.Option(
             "--pairs",
             help="Minimal pairs: BLiMP jsonl (sentence_good, sentence_bad, UID / linguistics_term) or csv / tsv / "
-            "jsonl with good and bad columns. Accuracy = share of pairs whose good sentence scores higher.",
+            "jsonl with good and bad columns (-.jsonl, -.csv, -.tsv: stdin). Accuracy = share of pairs whose good "
+            "sentence scores higher.",
             show_default=False,
         ),
     ] = None,

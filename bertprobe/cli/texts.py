@@ -22,7 +22,8 @@ InputOpt = Annotated[
     typer.Option(
         "--input",
         "-i",
-        help="File of texts: .txt (one per line), .csv / .tsv / .jsonl (see --text-column), or - for stdin. "
+        help="File of texts: .txt (one per line), .csv / .tsv / .jsonl (see --text-column), or - for stdin "
+        "(-.jsonl, -.csv, -.tsv: stdin as that table). "
         "With --json, prints JSON Lines: one object per text, in input order.",
         show_default=False,
     ),
