@@ -1147,17 +1147,32 @@ def _claim(out: Path, stack: contextlib.ExitStack) -> None:
     save in progress as the leftovers of a killed save. The lock dies with its process, so a killed
     run never blocks the next one.
     """
+    created = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         held = stack.enter_context(directory_lock(out, wait=False))
     except OSError:
         return  # a place that cannot be written: prepare_out refuses it in its own words
-    if not held:
+    if held:
+        stack.callback(_unclaim, out, created)  # runs before the lock is let go
+    else:
         raise InputError(
             f"another bertprobe pretrain is writing to --out {out}",
             hint="Let it finish (Ctrl-C in it saves a checkpoint; the same command then resumes), or choose "
             "another --out.",
         )
+
+
+def _unclaim(out: Path, created: list[Path]) -> None:
+    """A run refused before ``--out`` was made leaves nothing: not its lock file, nor the folders made for it."""
+    if out.exists():
+        return  # the lock file stays beside a run's checkpoints, as beside a saved probe
+    (out.parent / f".{out.name}.lock").unlink(missing_ok=True)
+    for folder in created:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # something else was put there meanwhile: it stays
 
 
 def _pretrain(settings: PretrainSettings, corpus: Corpus, device: str, offline: bool, restart: bool,

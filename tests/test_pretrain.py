@@ -105,6 +105,14 @@ def test_cli_errors_are_one_line(cli, tiny_pretraining_path, tiny_encoder_path, 
                           "--steps", 1, "--nsp")  # fmt: skip
     assert code == 1 and "--nsp needs documents of two or more lines" in stderr
     assert not (tmp_path / "n").exists()  # refused before --out was created: nothing left behind
+    code, _, stderr = cli("pretrain", "--from", tiny_pretraining_path, "--corpus", lone, "--out",
+                          tmp_path / "new" / "deeper" / "run", "--steps", 1, "--nsp")  # fmt: skip
+    assert code == 1 and "--nsp needs documents" in stderr
+    assert not (tmp_path / "new").exists()  # nor the folders made for it, nor its lock file
+    (tmp_path / "kept").mkdir()
+    code, _, _ = cli("pretrain", "--from", "no/such/model", "--corpus", lone, "--out", tmp_path / "kept" / "run",
+                     "--steps", 1, "--offline")  # fmt: skip
+    assert code == 1 and list((tmp_path / "kept").iterdir()) == []  # the user's folder stays, empty as it was
     pretrain.pretrain(_settings(tiny_pretraining_path, corpus, tmp_path / "z", steps=2), device="cpu")
     with pytest.raises(InputError, match="holds a run from"):
         pretrain.pretrain(_settings(tiny_encoder_path, corpus, tmp_path / "z", steps=2), device="cpu")
