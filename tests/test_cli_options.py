@@ -108,7 +108,7 @@ NUMERIC = [
     (("cls-train", "--data", "x.csv"), "--test-size", ("0", "1", "-0.2", *NAN_INF)),
     (("cls-train", "--data", "x.csv"), "--C", ("0", "-1", "abc", *NAN_INF)),
     (("cls-train", "--data", "x.csv"), "--max-train", ("0", "nan")),
-    (("cls-train", "--data", "x.csv"), "--max-length", ("1", "nan")),
+    (("cls-train", "--data", "x.csv"), "--max-length", ("1", "2", "nan")),
     (("cls-train", "--data", "x.csv"), "--layer", ("nan", "inf")),
     (("cls-predict", "probe-dir", "a text"), "--batch-size", ("0", "inf")),
     (("attribute", "The cat sat on the [MASK]."), "--steps", ("0", "10001", *NAN_INF)),

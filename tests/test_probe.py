@@ -414,3 +414,12 @@ def test_table_view_escapes_labels_and_shows_the_alternatives(cli, tiny_encoder_
     assert code == 0, err
     assert "[bold]yes" in out and "[unused0]" in out  # model-free user strings printed as written
     assert "majority class" in out and "random-init encoder" in out and "confusion matrix" in out
+
+
+def test_a_max_length_that_leaves_no_word_is_refused_from_python_too():
+    from bertprobe import probe
+    from bertprobe.errors import InputError
+
+    with pytest.raises(InputError, match="leaves no word piece") as refused:
+        probe.cls_train(None, None, max_length=2)  # refused before the model or the data is looked at
+    assert "3 or more" in refused.value.hint

@@ -90,7 +90,7 @@ def cls_train_cli(
         int | None,
         typer.Option(
             "--max-length",
-            **count(2),
+            **count(3),
             help="Truncate texts to N word pieces (default: the model's limit).",
             show_default=False,
         ),
