@@ -446,7 +446,7 @@ def cls_train(
     _choice("pool", pool, tuple(POOLINGS))
     _real("test_size", test_size, 0, 1)
     _count("max_train", max_train, 1)
-    _count("max_length", max_length, 2)
+    _count("max_length", max_length, 3)  # [CLS] and [SEP] take two
     _count("batch_size", batch_size, 1)
     if C is not None and not (isinstance(C, (int, float)) and math.isfinite(C) and C > 0):
         raise InputError(f"C={C!r} is not a positive number or None (cross-validated)", hint="e.g. C=0.1")

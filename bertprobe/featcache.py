@@ -58,12 +58,14 @@ def check_spec(lm: LoadedModel, layer: int, pooling: str) -> None:
 
 
 def effective_max_length(lm: LoadedModel, max_length: int | None) -> int:
+    if max_length is not None and max_length < 3:
+        raise InputError(
+            f"--max-length {max_length} leaves no word piece: [CLS] and [SEP] take two, so every text would give "
+            "the probe the same vector",
+            hint="Use 3 or more, or leave it out (the model's own limit).",
+        )
     limit = lm.tokenizer.model_max_length
-    if max_length is None:
-        return limit
-    if max_length < 2:
-        raise InputError(f"--max-length must be at least 2, got {max_length}", hint="e.g. --max-length 128")
-    return min(max_length, limit)
+    return limit if max_length is None else min(max_length, limit)
 
 
 def truncate(encoding: Encoding, max_length: int) -> Encoding:

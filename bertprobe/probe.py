@@ -601,12 +601,6 @@ def cls_train(
     """
     from bertprobe import featcache
 
-    if max_length is not None and max_length < 3:
-        raise InputError(
-            f"--max-length {max_length} leaves no word piece: [CLS] and [SEP] take two, so every text would give "
-            "the probe the same vector",
-            hint="Use 3 or more, or leave it out (the model's own limit).",
-        )
     layer = featcache.resolve_layer(lm, layer)
     if out is not None:
         check_out_directory(Path(out))  # before the work, not after it

@@ -417,9 +417,12 @@ def test_table_view_escapes_labels_and_shows_the_alternatives(cli, tiny_encoder_
 
 
 def test_a_max_length_that_leaves_no_word_is_refused_from_python_too():
-    from bertprobe import probe
+    import bertprobe
+    from bertprobe import featcache
     from bertprobe.errors import InputError
 
     with pytest.raises(InputError, match="leaves no word piece") as refused:
-        probe.cls_train(None, None, max_length=2)  # refused before the model or the data is looked at
+        featcache.effective_max_length(None, 2)  # the core's one bound: refused before the model is looked at
     assert "3 or more" in refused.value.hint
+    with pytest.raises(InputError, match="max_length=2 is not a whole number at least 3"):
+        bertprobe.cls_train(data="x.csv", max_length=2)  # the API's own check, before the data or a model
