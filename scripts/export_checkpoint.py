@@ -36,13 +36,12 @@ def main() -> None:
             shutil.copyfile(args.source / name, args.target / name)
     config = json.loads((args.target / "config.json").read_text())
     config["torch_dtype"] = args.dtype
-    (args.target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     weights = load_file(str(args.source / "model.safetensors"))
     if args.drop_nsp:
         weights = {k: v for k, v in weights.items() if not k.startswith("cls.seq_relationship.")}
         if config.get("architectures") == ["BertForPreTraining"]:
             config["architectures"] = ["BertForMaskedLM"]
-            (args.target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (args.target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     dtype = getattr(torch, args.dtype)
     save_file({k: v.to(dtype).contiguous() for k, v in weights.items()}, str(args.target / "model.safetensors"),
               metadata={"format": "pt"})  # fmt: skip
