@@ -10,6 +10,7 @@ csv / tsv / jsonl file with a text and a label column; every bad row is reported
 from __future__ import annotations
 
 import io
+import math
 import re
 import zipfile
 import zlib
@@ -350,16 +351,27 @@ def load_files(
 
 
 def _case_clashes(names: Sequence[str], where: str) -> list[str]:
-    """A warning for labels that differ only in case: most often one class spelled two ways."""
+    """A warning for labels that differ only in case, or write one number two ways ("1", "1.0": a JSON file
+    whose numbers came from an int and a float column): most often one class spelled two ways."""
     groups: dict[str, list[str]] = {}
     for name in names:
-        groups.setdefault(name.casefold(), []).append(name)
+        groups.setdefault(_spelling(name), []).append(name)
     return [
-        f"{where}: the labels {' and '.join(map(repr, group))} differ only in case and are treated as "
-        f"{len(group)} different classes"
+        f"{where}: the labels {' and '.join(map(repr, group))} "
+        f"{'differ only in case' if len({n.casefold() for n in group}) == 1 else 'are one number written two ways'} "
+        f"and are treated as {len(group)} different classes"
         for group in groups.values()
         if len(group) > 1
     ]
+
+
+def _spelling(label: str) -> str:
+    """What the spellings of one label share: the number it writes, else its case-folded form."""
+    try:
+        number = float(label)
+    except ValueError:
+        return label.casefold()
+    return repr(number) if math.isfinite(number) else label.casefold()
 
 
 def stratified_split(data: LabelledData, test_size: float, seed: int) -> tuple[LabelledData, LabelledData]:

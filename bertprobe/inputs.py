@@ -41,6 +41,7 @@ TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "js
 ROW_FORMATS = {**TABLE_FORMATS, ".txt": "tsv"}
 TEXT_SUFFIXES = {".txt", ".text", ""}
 _LONE_CR = re.compile(r"(?<=\r)(?!\n)")  # just after a \r that no \n follows
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # json reads a lone "\ud800" escape into a str
 DEFAULT_COLUMNS = ("text", "sentence")
 ON_BAD = ("stop", "skip")
 CHUNK_TEXTS = 256  # texts read, computed and written together (see score.MEMORY_NOTE)
@@ -75,6 +76,7 @@ class Checked:
     count: int = 0
     bad: list[BadLine] = field(default_factory=list)
     work: int = 0  # units of work over the good texts (for a progress bar), as the check counted them
+    stamp: tuple[int, int] | None = None  # the file's size and mtime as checked: the texts read later must be these
 
     @property
     def good(self) -> int:
@@ -238,28 +240,27 @@ class TextSource:
                 yield BadLine(index, row.line, row.reason)
                 continue
             if names is None:  # jsonl: the first object names the columns
-                names = self.found = self.columns.resolve(self.label, list(row.values))
+                names = self.found = self.columns.resolve(f"{self.label}, line {row.line}", list(row.values))
             text_name, pair_name, group_name = names
             fields = [row.values.get(text_name)] + ([row.values.get(pair_name)] if pair_name else [])
-            wrong = next(
-                (
-                    (name, value)
-                    for name, value in zip((text_name, pair_name), fields, strict=False)
-                    if not isinstance(value, str)
-                ),
-                None,
-            )
-            if wrong is not None:
-                name, value = wrong
-                yield BadLine(index, row.line, f"no text under {name!r}" if value is None else not_text(name, value))
-                continue
             group = row.values.get(group_name) if group_name else None
+            reasons = [
+                f"no text under {name!r}" if value is None else _text_problem(name, value)
+                for name, value in zip((text_name, pair_name), fields, strict=False)
+            ]
+            if group_name is not None and group is not None and not isinstance(group, (bool, int, float)):
+                reasons.append(_text_problem(group_name, group))  # a number names a group too; a list does not
+            reason = next((r for r in reasons if r is not None), None)
+            if reason is not None:
+                yield BadLine(index, row.line, reason)
+                continue
             yield InputText(
                 index,
                 row.line,
                 fields[0].strip(),
                 fields[1].strip() if pair_name else None,
-                None if group is None else str(group),
+                # " agr", "agr" and an empty cell are not three phenomena: each would be scored as its own group
+                (str(group).strip() or None) if group is not None else None,
             )
 
     def check(self, problem: Problem | None = None, on_bad: str = "stop") -> Checked:
@@ -270,7 +271,7 @@ class TextSource:
         """
         if on_bad not in ON_BAD:
             raise InputError(f"unknown --on-bad {on_bad!r}", hint=f"Choose one of {', '.join(ON_BAD)}.")
-        checked = Checked()
+        checked = Checked(stamp=self._stamp())
         for item in self:
             checked.count += 1
             if isinstance(item, BadLine):
@@ -319,10 +320,27 @@ class TextSource:
                 continue
             chunk.append(item)
             if len(chunk) >= size:
+                self._unchanged(checked)
                 yield chunk
                 chunk = []
+        self._unchanged(checked)
         if chunk:
             yield chunk
+
+    def _stamp(self) -> tuple[int, int] | None:
+        """The input file's size and modification time (stdin is read from a private copy)."""
+        if self.path is None:
+            return None
+        info = self.path.stat()
+        return info.st_size, info.st_mtime_ns
+
+    def _unchanged(self, checked: Checked) -> None:
+        """The file is read twice: texts changed after the check would be computed unchecked, or misnumbered."""
+        if self._stamp() != checked.stamp:
+            raise DataError(
+                f"{self.label} changed while it was being read",
+                hint="Run again once the file is complete, or on a copy of it.",
+            )
 
 
 def source_for(
@@ -536,17 +554,28 @@ def not_text(column: str, value: Any) -> str:
     return f"{column!r} is {kind}, not a string"
 
 
+def _text_problem(column: str, value: Any) -> str | None:
+    """Why a JSON value cannot be a text (None when it can): not a string, or one the tokenizer cannot take."""
+    if not isinstance(value, str):
+        return not_text(column, value)
+    surrogate = _SURROGATE.search(value)
+    if surrogate is not None:  # not text: it cannot be encoded, and the tokenizer refuses it
+        return f"{column!r} holds \\u{ord(surrogate.group()):04x}, half of a character (a lone surrogate escape)"
+    return None
+
+
 def _scalar(path: Path, line: int, column: str, value: Any) -> str:
     """A cell as text; a JSON list or object (or a non-finite number) where a text or label belongs is an error."""
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
     if isinstance(value, (bool, int)) or (isinstance(value, float) and math.isfinite(value)):
         return str(value)
+    reason = _text_problem(column, value)
+    if reason is None:
+        return value
     raise DataError(
-        f"{path}, line {line}: {not_text(column, value)}",
-        hint=f'Write one plain value per field, e.g. {{"{column}": "..."}}.',
+        f"{path}, line {line}: {reason}",
+        hint=f'Write one plain value per field, e.g. {{"{column}": "..."}}, and each character whole.',
     )
 
 
@@ -558,6 +587,12 @@ def _jsonl_rows(lines: Iterable[tuple[int, str]]) -> Iterator[Row | BadRow]:
             value = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as err:
             yield BadRow(number, f"invalid JSON ({err.msg})", "One JSON object per line.")
+            continue
+        except ValueError:  # Python reads no integer of more than 4300 digits
+            yield BadRow(number, "a number too long to read", "Write it as a string, or leave it out.")
+            continue
+        except RecursionError:
+            yield BadRow(number, "JSON nested too deeply to read", "One JSON object of plain values per line.")
             continue
         except _DuplicateKey as err:
             yield BadRow(
@@ -577,36 +612,59 @@ def _jsonl_rows(lines: Iterable[tuple[int, str]]) -> Iterator[Row | BadRow]:
 def _delimited_rows(lines: Iterable[tuple[int, str]], label: str, kind: str) -> Iterator[Header | Row | BadRow]:
     # csv reads quoted fields across lines from the line ends; line_num counts physical lines.
     # GLUE's tsv files are not quoted: a stray quote must not swallow the following lines.
+    # strict: in csv, a quote never closed (or text after a closing quote) is an error; left lax, the csv
+    # module reads the rest of the file as one field, or drops the quotes, and the texts come out wrong.
     quoting = csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL
-    reader = csv.reader((raw for _, raw in cr_lines(lines)), delimiter="\t" if kind == "tsv" else ",", quoting=quoting)
+    reader = csv.reader(
+        (raw for _, raw in cr_lines(lines)), delimiter="\t" if kind == "tsv" else ",", quoting=quoting, strict=True
+    )
     header: list[str] | None = None
-    try:
-        for record in reader:
-            line = reader.line_num
-            if not record or all(not cell.strip() for cell in record):
-                continue
-            if header is None:
-                header = [cell.strip() for cell in record]
-                repeated = sorted({name for name in header if header.count(name) > 1})
-                if repeated:
-                    raise DataError(
-                        f"{label}, line {line}: the header names the column(s) {', '.join(map(repr, repeated))} "
-                        "more than once",
-                        hint="Give every column its own name: only one of them could be read.",
-                    )
-                yield Header(line, header)
-                continue
-            if len(record) != len(header):
-                yield BadRow(
-                    line,
-                    f"{len(record)} fields, but the header has {len(header)}",
-                    f"Each line needs exactly these {'tab' if kind == 'tsv' else 'comma'}-separated fields: "
-                    f"{', '.join(header)} (quote fields that contain commas in csv).",
+    while True:
+        start = reader.line_num + 1  # where the next record begins (a quoted field may span lines)
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise _csv_error(label, start, reader.line_num, err) from None
+        line = reader.line_num
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        if header is None:
+            header = [cell.strip() for cell in record]
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if repeated:
+                raise DataError(
+                    f"{label}, line {line}: the header names the column(s) {', '.join(map(repr, repeated))} "
+                    "more than once",
+                    hint="Give every column its own name: only one of them could be read.",
                 )
-                continue
-            yield Row(line, dict(zip(header, record, strict=True)))
-    except csv.Error as err:
-        raise DataError(f"{label}, line {reader.line_num}: {err}") from None
+            yield Header(line, header)
+            continue
+        if len(record) != len(header):
+            yield BadRow(
+                line,
+                f"{len(record)} fields, but the header has {len(header)}",
+                f"Each line needs exactly these {'tab' if kind == 'tsv' else 'comma'}-separated fields: "
+                f"{', '.join(header)} (quote fields that contain commas in csv).",
+            )
+            continue
+        yield Row(line, dict(zip(header, record, strict=True)))
+
+
+def _csv_error(label: str, start: int, line: int, err: csv.Error) -> DataError:
+    """A csv file the csv module cannot read, in words: which line, and how to write it."""
+    quoting = 'Quote a whole field and double each quote inside it, e.g. "He said ""hi"" to me.",1'
+    if str(err) == "unexpected end of data":
+        return DataError(
+            f"{label}, line {start}: a quote opened in this row is never closed (the rest of the file would be "
+            "one field)",
+            hint=quoting,
+        )
+    if str(err).endswith("expected after '\"'"):
+        began = f" (its row begins on line {start})" if start != line else ""
+        return DataError(f"{label}, line {line}: text after the closing quote of a field{began}", hint=quoting)
+    return DataError(f"{label}, line {line}: {err}")
 
 
 class _DuplicateKey(Exception):

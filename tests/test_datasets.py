@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import io
+import json
 import re
 import threading
 import zipfile
@@ -287,6 +288,17 @@ def test_labels_differing_only_in_case_are_warned_about(cli, tmp_path, tiny_enco
     evaluation.write_text("text,label\nx,NEGATIVE\n")
     with pytest.raises(DataError, match="labels are case-sensitive and the training data has 'negative'"):
         datasets.load_files(path, evaluation)
+
+
+def test_one_label_number_written_two_ways_is_warned_about(tmp_path):
+    # A JSON file whose label numbers came from an int and a float column: 1 and 1.0 read as two classes.
+    path = tmp_path / "d.jsonl"
+    rows = [{"text": f"text {i}", "label": label} for i, label in enumerate([1, 1.0, 0] * 6)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    split = datasets.load_files(path, test_size=0.5)
+    assert split.label_names == ["0", "1", "1.0"]
+    [note] = split.notes
+    assert "the labels '1' and '1.0' are one number written two ways" in note
 
 
 def _serve(online, body: bytes, headers: dict[str, str] | None = None):

@@ -304,3 +304,76 @@ def test_one_text_view_options_are_refused_with_many_texts_and_context_is_kept(c
     assert code == 0, stderr
     code, alone, _ = cli("fillmask", "The cat sat on the [MASK].", "--context", "left", "--json", "-m", mlm_path)
     assert _without_position(_lines(stdout)[0]) == json.loads(alone)
+
+
+def test_out_naming_the_input_file_is_refused_and_the_texts_are_kept(cli, mlm_path, tmp_path):
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("A dog barked.\nThe cat sat.\n")
+    link = tmp_path / "link.txt"
+    link.symlink_to(corpus)
+    for out in (corpus, link):
+        code, _, stderr = cli("score", "--input", corpus, "--out", out, "-m", mlm_path)
+        assert code == 1 and "is the input file" in stderr and "Traceback" not in stderr
+        assert corpus.read_text() == "A dog barked.\nThe cat sat.\n"
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("good\tbad\nThe dog barks.\tThe dog bark.\n")
+    code, _, stderr = cli("score", "--pairs", pairs, "--out", pairs, "-m", mlm_path)
+    assert code == 1 and "is the input file" in stderr and "Traceback" not in stderr
+    assert pairs.read_text() == "good\tbad\nThe dog barks.\tThe dog bark.\n"
+
+
+def test_json_lines_escape_line_separators_as_a_one_text_run_does(cli, mlm_path, tmp_path):
+    # Raw U+2028 / U+0085 in a JSON line split it for readers that split on them (str.splitlines).
+    text = "A dog\u2028barked\u0085 at \u202ethe moon."
+    corpus = tmp_path / "odd.jsonl"
+    corpus.write_text(json.dumps({"text": text}) + "\n" + json.dumps({"text": "The cat sat."}) + "\n")
+    out = tmp_path / "out.jsonl"
+    code, stdout, stderr = cli("score", "--input", corpus, "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    code, _, stderr = cli("score", "--input", corpus, "--out", out, "-m", mlm_path)
+    assert code == 0, stderr
+    code, alone, _ = cli("score", text, "--json", "-m", mlm_path)
+    for written in (stdout, out.read_text(encoding="utf-8")):
+        docs = _lines(written)
+        assert [d["text"] for d in docs] == [text, "The cat sat."]
+        assert close(_without_position(docs[0]), json.loads(alone))
+
+
+def test_minimal_pair_groups_are_read_as_people_write_them(cli, mlm_path, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(
+        "good,bad,phenomenon\nA dog barks.,A dog bark., agreement\nThe dogs bark.,The dogs barks.,agreement \n"
+        "Cats purr.,Cats purrs.,\n"
+    )
+    code, stdout, stderr = cli("score", "--pairs", pairs, "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    by_group = json.loads(stdout)["by_group"]
+    assert sorted(by_group) == ["agreement", "all"] and by_group["agreement"]["n"] == 2  # no " agreement", no ""
+    listed = tmp_path / "pairs.jsonl"
+    listed.write_text('{"good": "A dog barks.", "bad": "A dog bark.", "phenomenon": ["agreement"]}\n')
+    code, _, stderr = cli("score", "--pairs", listed, "-m", mlm_path)
+    assert code == 1 and "line 1: 'phenomenon' is a list, not a string" in stderr
+
+
+def test_a_file_changed_between_the_check_and_the_computation_is_refused(tmp_path):
+    import os
+
+    from bertprobe.errors import DataError
+    from bertprobe.inputs import TextSource
+
+    path = tmp_path / "texts.txt"
+    path.write_text("A dog barked.\nThe cat sat.\n")
+    with TextSource(path=path) as source:
+        checked = source.check()
+        with path.open("a") as file:  # another program still writing it: this line was never checked
+            file.write("x" * 10_000 + "\n")
+        os.utime(path, ns=(0, 0))
+        with pytest.raises(DataError, match=r"texts\.txt changed while it was being read"):
+            list(source.chunks(checked))
+
+
+def test_a_jsonl_first_object_without_the_column_names_its_line(cli, mlm_path, tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"id": 1, "body": "A cat."}\n{"text": "A dog barked."}\n')
+    code, _, stderr = cli("score", "--input", path, "-m", mlm_path)
+    assert code == 1 and f"{path}, line 1: no 'text' or 'sentence' column (columns: id, body)" in stderr

@@ -61,6 +61,16 @@ BAD_FILES = {
         "sentence\tsense\nThe [MASK] ran.\ta\nThe [MASK] sat.\ta\tb\n",
         "line 3: 3 fields, but the header has 2",
     ),
+    # Left lax, the csv module reads the rest of the file into the open field (one text made of three
+    # lines), or drops the quotes around "The [MASK]".
+    "open-quote.csv": (
+        'sentence\nThe [MASK] ran.\n"The [MASK] sat.\nThe dog [MASK].\nA [MASK] barked.\n',
+        "line 3: a quote opened in this row is never closed",
+    ),
+    "after-quote.csv": ('sentence\nThe [MASK] ran.\n"The [MASK]" sat.\n', "line 3: text after the closing quote"),
+    "number.jsonl": (GOOD + '{"sentence": "A [MASK].", "id": 1' + "0" * 5000 + "}\n", "line 2: a number too long"),
+    "nested.jsonl": (GOOD + "[" * 100_000 + "]" * 100_000 + "\n", "line 2: JSON nested too deeply to read"),
+    "surrogate.jsonl": (GOOD + '{"sentence": "The \\ud800 [MASK]."}\n', "line 2: 'sentence' holds \\ud800, half of"),
 }
 
 

@@ -144,9 +144,9 @@ def _pairs(
     from bertprobe.render.jsonl import check_out_path
     from bertprobe.score import MinimalPair, pair_problem, pairs_columns, pairs_result, score_pair_chunk
 
-    out = check_out_path(out)
     place = distributed.world(getattr(common.device, "value", common.device))
     with inputs.TextSource(path=path, columns=pairs_columns(group_column)) as source:
+        out = check_out_path(out, source.path)
         lm = common.load("mlm")
         problem = pair_problem(lm, metric, unk)
         checked = source.check(problem, on_bad)

@@ -121,7 +121,7 @@ def run_many(
     from bertprobe import distributed, render
     from bertprobe.render.jsonl import JsonLines, Summary, check_out_path, line_document, summarise_cells
 
-    out = check_out_path(out)
+    out = check_out_path(out, source.path)
     place = distributed.world(getattr(common.device, "value", common.device))
     with source:
         lm = common.load(head)

@@ -203,10 +203,11 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def dumps(doc: Any) -> str:
+def dumps(doc: Any, indent: int | None = 2) -> str:
     """Strict JSON: no NaN or Infinity (non-finite numbers become null), and no character that could drive
-    a terminal or break a UTF-8 reader (written as a \\uXXXX escape, which parses back to the same text)."""
-    text = jsonlib.dumps(_jsonable(doc), indent=2, ensure_ascii=False, allow_nan=False)
+    a terminal or break a UTF-8 reader (written as a \\uXXXX escape, which parses back to the same text).
+    ``indent=None`` writes one line (JSON Lines): U+2028 and U+0085 would split it for ``str.splitlines``."""
+    text = jsonlib.dumps(_jsonable(doc), indent=indent, ensure_ascii=False, allow_nan=False)
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 

@@ -7,7 +7,6 @@ the input) and ``line`` (its line in the input file, or null for command-line te
 
 from __future__ import annotations
 
-import json as jsonlib
 import os
 import sys
 from collections.abc import Callable
@@ -19,11 +18,12 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.errors import InputError
-from bertprobe.render import to_document
+from bertprobe.render import dumps, to_document
 
 
-def check_out_path(path: str | Path | None) -> Path | None:
-    """Refuse an output file that cannot be written, before any model work."""
+def check_out_path(path: str | Path | None, reads: Path | None = None) -> Path | None:
+    """Refuse an output file that cannot be written, or that is the file the texts are read from (``reads``),
+    before any model work."""
     if path is None:
         return None
     target = Path(path)
@@ -31,6 +31,11 @@ def check_out_path(path: str | Path | None) -> Path | None:
         raise InputError(f"--out {target} is a folder", hint="Give a file name, e.g. --out scores.jsonl")
     if not target.parent.resolve().is_dir():
         raise InputError(f"--out {target}: the folder {target.parent} does not exist", hint="Create it first.")
+    if reads is not None and target.exists() and target.samefile(reads):
+        raise InputError(
+            f"--out {target} is the input file: the results would replace the texts",
+            hint="Write the results to another file, e.g. --out results.jsonl",
+        )
     return target
 
 
@@ -67,7 +72,7 @@ class JsonLines:
         self.count += 1
         if self._file is None:
             return
-        self._file.write(jsonlib.dumps(document, ensure_ascii=False, allow_nan=False) + "\n")
+        self._file.write(dumps(document, indent=None) + "\n")  # escaped as a one-text --json run writes it
         if self.out is None:
             self._file.flush()
         else:
