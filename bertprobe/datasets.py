@@ -9,7 +9,9 @@ csv / tsv / jsonl file with a text and a label column; every bad row is reported
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
 import re
 import zipfile
@@ -114,6 +116,7 @@ def load_task(name: str, data_dir: str | Path | None = None, offline: bool = Fal
         return _from_glue_dir(task, Path(data_dir), "--data-dir")
     cached = cache_root() / "datasets" / task.name
     if (cached / "train.tsv").is_file() and (cached / "dev.tsv").is_file():
+        _check_cached(task, cached)
         return _from_glue_dir(task, cached, "cache")
     if offline_requested(offline):
         raise OfflineError(
@@ -236,9 +239,39 @@ def _download_glue(task: Task, target: Path) -> None:
         contents = {name: _inflate(archive, members[name], task) for name in ("train.tsv", "dev.tsv")}
     except (zipfile.BadZipFile, KeyError, EOFError, zlib.error) as err:
         raise _Unavailable(f"{task.glue_url} is not GLUE's {task.glue_folder} zip ({err})") from err
-    # dev.tsv last: load_task treats the pair as present only when both exist.
+    # dev.tsv after train.tsv: load_task treats the pair as present only when both exist. The digests last:
+    # a copy killed before them is whole (each file is written atomically) and is read unchecked, as one
+    # cached before the digests were.
     for name in ("train.tsv", "dev.tsv"):
         atomic_write(target / name, contents[name])
+    digests = {name: hashlib.sha256(contents[name]).hexdigest() for name in ("train.tsv", "dev.tsv")}
+    atomic_write(target / CACHE_DIGESTS, json.dumps(digests, indent=1) + "\n")
+
+
+CACHE_DIGESTS = "sha256.json"
+
+
+def _check_cached(task: Task, cached: Path) -> None:
+    """Refuse a cached copy whose files are no longer what was downloaded (edited, truncated, damaged)."""
+    digests_path = cached / CACHE_DIGESTS
+    if not digests_path.is_file():
+        return
+    hint = f"Delete {cached} to download {task.name} again, or pass --data-dir with a copy you trust."
+    try:
+        digests = json.loads(digests_path.read_text(encoding="utf-8"))
+        changed = [
+            name
+            for name in ("train.tsv", "dev.tsv")
+            if hashlib.sha256((cached / name).read_bytes()).hexdigest() != digests[name]
+        ]
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{digests_path} is damaged ({type(err).__name__})", hint=hint) from None
+    if changed:
+        raise DataError(
+            f"the cached {task.name} in {cached} changed since it was downloaded ({' and '.join(changed)} "
+            "differ): a probe would be trained or scored on other sentences",
+            hint=hint,
+        )
 
 
 def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, task: Task) -> bytes:

@@ -130,10 +130,20 @@ def test_download_unpacks_glue_zip_into_the_cache_and_reuses_it(online, tmp_path
     assert requests == ["/glue/data/SST-2.zip"]
     assert split.train.labels == ["positive", "negative", "positive", "negative"]
     cached = tmp_path / "cache" / "datasets" / "sst2"
-    assert sorted(p.name for p in cached.iterdir()) == ["dev.tsv", "train.tsv"]  # no temp files left behind
+    assert sorted(p.name for p in cached.iterdir()) == ["dev.tsv", "sha256.json", "train.tsv"]  # no temp files
     # The server is gone: a second load must come from the cache, even offline.
     again = datasets.load_task("sst2", offline=True)
     assert again.eval.texts == split.eval.texts
+    # A cached copy changed on disk (here: a sentence cut off) is refused, not read as SST-2.
+    train = (cached / "train.tsv").read_bytes()
+    (cached / "train.tsv").write_bytes(train[:-8])
+    with pytest.raises(DataError, match=r"sst2 in .* changed since it was downloaded \(train\.tsv differ\)") as info:
+        datasets.load_task("sst2", offline=True)
+    assert f"Delete {cached}" in info.value.hint
+    (cached / "train.tsv").write_bytes(train)
+    (cached / "sha256.json").write_text("{")
+    with pytest.raises(DataError, match=r"sha256\.json is damaged"):
+        datasets.load_task("sst2", offline=True)
 
 
 def test_csv_columns_are_guessed_and_labels_kept_as_written(tmp_path):
