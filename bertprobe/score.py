@@ -355,7 +355,8 @@ def pairs_result(
             PairScore(
                 index=pair.index or n + 1,
                 line=pair.line,
-                group=pair.group if pair.group is not None else "all",
+                # With a group column, a pair without a group is not "all": that names the total row
+                group=pair.group if pair.group is not None else ("(no group)" if group_column else "all"),
                 good=pair.good,
                 bad=pair.bad,
                 good_pll=good.pll,

@@ -348,7 +348,8 @@ def test_minimal_pair_groups_are_read_as_people_write_them(cli, mlm_path, tmp_pa
     code, stdout, stderr = cli("score", "--pairs", pairs, "--json", "-m", mlm_path)
     assert code == 0, stderr
     by_group = json.loads(stdout)["by_group"]
-    assert sorted(by_group) == ["agreement", "all"] and by_group["agreement"]["n"] == 2  # no " agreement", no ""
+    # no " agreement"; the empty cell is no group, apart from the total ("all")
+    assert sorted(by_group) == ["(no group)", "agreement"] and by_group["agreement"]["n"] == 2
     listed = tmp_path / "pairs.jsonl"
     listed.write_text('{"good": "A dog barks.", "bad": "A dog bark.", "phenomenon": ["agreement"]}\n')
     code, _, stderr = cli("score", "--pairs", listed, "-m", mlm_path)

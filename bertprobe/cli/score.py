@@ -174,11 +174,9 @@ def _pairs(
         if notice not in lm.notices:
             render.notice(notice)
     if out is not None:
-        import json as jsonlib
-
         from bertprobe.atomic import atomic_write
 
-        atomic_write(out, jsonlib.dumps(render.to_document(result, common.seed), indent=2, ensure_ascii=False) + "\n")
+        atomic_write(out, render.dumps(render.to_document(result, common.seed)) + "\n")
         render.notice(f"Wrote the accuracy and {result.n} scored pairs to {out}")
         if common.json:
             return
