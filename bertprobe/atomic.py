@@ -147,12 +147,21 @@ def recover_directory(target: str | Path) -> None:
     After this, ``target`` is the newest *complete* version (or absent if there never was one).
     A save in progress in another process is left alone.
     """
-    target = Path(target)
+    target = _through_links(target)
     if not target.parent.is_dir():
         return
     with directory_lock(target, wait=False) as held:
         if held:
             _recover(target)
+
+
+def _through_links(target: str | Path) -> Path:
+    """The real path of a directory target: a symlinked one is replaced where it points, and the link kept.
+
+    Swapping the link itself would turn it into a plain directory and leave the folder it points
+    to holding the old version, where anyone reading through that folder would still find it.
+    """
+    return Path(os.path.realpath(target))
 
 
 def _recover(target: Path) -> None:
@@ -205,7 +214,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     complete and then swapped out (one atomic exchange on Linux; elsewhere two renames that
     ``recover_directory`` finishes if a crash falls between them). The parent folder is created.
     """
-    target = Path(target)
+    target = _through_links(target)
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     with directory_lock(target):

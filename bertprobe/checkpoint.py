@@ -47,6 +47,7 @@ TOKENIZER_FILES = (
     "sentencepiece.bpe.model",
     "spiece.model",
     "spm.model",  # DeBERTa-v2/v3's SentencePiece model
+    "added_tokens.json",  # a slow tokenizer's added tokens: without tokenizer.json they change the split
 )
 # Files whose content decides what a model computes, besides the weights; hashed into the fingerprint.
 CONTENT_FILES = ("config.json", *TOKENIZER_FILES)
@@ -548,8 +549,19 @@ def _check_tokenizer(path: Path, config: dict[str, Any]) -> int | None:
             raise _error(f"{vocab} is not a readable UTF-8 word-piece vocabulary ({one_line(err, 80)})") from None
         if not any(line.strip() for line in lines):
             raise _error(f"{vocab} is empty")
-        return len(lines)
-    return None
+        return max(len(lines), _added_tokens_size(path))
+    return _added_tokens_size(path) or None
+
+
+def _added_tokens_size(path: Path) -> int:
+    """Highest id + 1 that ``added_tokens.json`` gives a slow tokenizer (0 without the file)."""
+    file = path / "added_tokens.json"
+    if not file.is_file():
+        return 0
+    added = _read_json(file, "added_tokens.json")
+    if not (isinstance(added, dict) and all(_is_int(i) and i >= 0 for i in added.values())):
+        raise _error(f"{file} is not a JSON object of token to id", hint="Restore the checkpoint's added_tokens.json.")
+    return max(added.values(), default=-1) + 1
 
 
 def _fast_tokenizer_size(file: Path) -> int:

@@ -8,9 +8,10 @@ how much is the probe).
 
 A saved probe is two files written as one unit (a new directory swapped in by one rename):
 ``probe.safetensors`` (float32 ``coef`` [n_out, hidden], ``intercept`` [n_out], ``mean``
-[hidden], ``scale`` [hidden]) and ``probe.json`` (format, version, model, revision,
-fingerprint, layer, pooling, max_length, labels, metrics, packages, and the SHA-256 of the
-weights file, checked on load). Never pickle: loading a probe cannot run code.
+[hidden], ``scale`` [hidden]; its metadata repeats the fields of probe.json a prediction
+depends on) and ``probe.json`` (format, version, model, revision, fingerprint, layer,
+pooling, max_length, labels, metrics, packages, and the SHA-256 of the weights file, checked
+on load). Never pickle: loading a probe cannot run code.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ PROBE_FORMAT = "bertprobe-probe"
 PROBE_VERSION = 2  # 2: probe.json records the weights' SHA-256
 WEIGHTS_FILE = "probe.safetensors"
 META_FILE = "probe.json"
+# The probe.json fields that decide what a prediction is. They are repeated in the weights file's
+# metadata, which weights_sha256 covers, so an edit to any of them in probe.json is seen on load.
+READS = ("fingerprint", "layer", "pooling", "max_length", "labels")
 # The grid `--C auto` searches with stratified cross-validation on the training set.
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 CV_FOLDS = 3
@@ -98,7 +102,7 @@ class SavedProbe:
             raise ArtifactError(
                 f"this probe was trained on {self.model} (weights {saved}), not on {lm.name} ({lm.fingerprint}); "
                 "its weights would read meaningless features",
-                hint=f"Pass --model {self.model}"
+                hint=f"Pass --model {self.default_model_spec()}"
                 + (f" --revision {self.revision}" if self.revision else "")
                 + ", or train a probe for this model with `bertprobe cls-train`.",
             )
@@ -180,7 +184,9 @@ def save_probe(
         "mean": np.ascontiguousarray(np.asarray(mean, dtype=np.float32).reshape(-1)),
         "scale": np.ascontiguousarray(np.asarray(scale, dtype=np.float32).reshape(-1)),
     }
-    weights = save(tensors, metadata={"format": PROBE_FORMAT})
+    # One metadata entry: safetensors writes several in no fixed order, and the same probe should be the same bytes.
+    record = {"format": PROBE_FORMAT, **{key: meta.get(key) for key in READS}}
+    weights = save(tensors, metadata={"probe": json.dumps(record, sort_keys=True, ensure_ascii=False)})
     doc = {
         "format": PROBE_FORMAT,
         "version": PROBE_VERSION,
@@ -286,11 +292,33 @@ def _check_meta(meta: dict[str, Any], meta_path: Path, retrain: str) -> list[str
         raise ArtifactError(f"{meta_path} lists the label {duplicates[0]!r} twice", hint=retrain)
     if meta["pooling"] not in POOLINGS:
         raise ArtifactError(f"{meta_path}: unknown pooling {meta['pooling']!r}", hint=retrain)
-    if meta["layer"] < 0 or meta["max_length"] < 2 or meta.get("num_layers", meta["layer"]) < meta["layer"]:
+    if meta["layer"] < 0 or meta["max_length"] < 3 or meta.get("num_layers", meta["layer"]) < meta["layer"]:
         raise ArtifactError(
             f"{meta_path}: layer {meta['layer']}, max_length {meta['max_length']} do not make sense", hint=retrain
         )
     return list(labels)
+
+
+def _check_reads(weights: bytes, meta: dict[str, Any], meta_path: Path, retrain: str) -> None:
+    """Refuse a probe.json whose model, layer, pooling, max_length or labels are not what the weights were saved with.
+
+    Probes saved before the weights recorded them carry no record, and are read as before.
+    """
+    header = json.loads(weights[8 : 8 + int.from_bytes(weights[:8], "little")])  # parsed already by safetensors
+    recorded = (header.get("__metadata__") or {}).get("probe")
+    if recorded is None:
+        return
+    try:
+        saved = json.loads(recorded)
+    except ValueError:
+        saved = None
+    changed = [key for key in READS if not isinstance(saved, dict) or saved.get(key) != meta.get(key)]
+    if changed:
+        raise ArtifactError(
+            f"{meta_path} was changed after the probe was saved ({', '.join(changed)}); "
+            "it would read or name its features wrongly",
+            hint=retrain,
+        )
 
 
 def load_probe(directory: str | Path) -> SavedProbe:
@@ -340,6 +368,7 @@ def load_probe(directory: str | Path) -> SavedProbe:
     absent = [k for k in ("coef", "intercept", "mean", "scale") if k not in tensors]
     if absent:
         raise ArtifactError(f"{weights_path} lacks the tensor(s) {', '.join(absent)}", hint=retrain)
+    _check_reads(weights, meta, meta_path, retrain)
     tensors = {k: tensors[k].to(torch.float32) for k in ("coef", "intercept", "mean", "scale")}
     _check_shapes(tensors, labels, directory)
     if not all(bool(torch.isfinite(t).all()) for t in tensors.values()) or bool((tensors["scale"] <= 0).any()):

@@ -174,6 +174,7 @@ def _edit_one_weight(a: Path, b: Path) -> None:
         (lambda a, b: _edit_meta(a, layer="2"), "'layer' should be int, not str"),
         (lambda a, b: _edit_meta(a, layer=True), "'layer' should be int, not bool"),
         (lambda a, b: _edit_meta(a, layer=-1), "do not make sense"),
+        (lambda a, b: _edit_meta(a, max_length=2), "max_length 2 do not make sense"),  # [CLS] [SEP] only
         (lambda a, b: _edit_meta(a, max_length=12.5), "'max_length' should be int, not float"),
         (lambda a, b: _edit_meta(a, pooling=["cls"]), "'pooling' should be str, not list"),
         (lambda a, b: _edit_meta(a, pooling="median"), "unknown pooling 'median'"),
@@ -182,6 +183,12 @@ def _edit_one_weight(a: Path, b: Path) -> None:
         (lambda a, b: _edit_meta(a, model_path=3), "'model_path' should be str or null, not int"),
         (lambda a, b: (a / "probe.json").write_text("[1, 2]"), "is not a bertprobe probe"),
         (lambda a, b: _edit_meta(a, version=1), "probe format version 1"),
+        # Well-typed edits that would change every prediction: the weights file records what the probe reads.
+        (lambda a, b: _edit_meta(a, labels=["positive", "negative"]), "changed after the probe was saved (labels"),
+        (lambda a, b: _edit_meta(a, layer=1), "changed after the probe was saved (layer"),
+        (lambda a, b: _edit_meta(a, pooling="mean"), "saved (pooling"),
+        (lambda a, b: _edit_meta(a, max_length=8, layer=0), "saved (layer, max_length"),
+        (lambda a, b: _edit_meta(a, fingerprint="other#0123456789abcdef"), "saved (fingerprint"),
     ],
 )
 def test_a_changed_or_mistyped_probe_is_refused_in_one_line(cli, two_probes, damage, message):
@@ -197,11 +204,30 @@ def test_a_changed_or_mistyped_probe_is_refused_in_one_line(cli, two_probes, dam
     assert len(lines) == 2 and message in lines[0] and lines[1].startswith("hint:")
 
 
+def test_a_probe_saved_before_its_weights_recorded_what_it_reads_still_loads(two_probes):
+    from bertprobe.probe import load_probe
+
+    a, _ = two_probes
+    _edit_one_weight(a, a)  # rewritten with the older metadata (format only)
+    _edit_meta(a, weights_sha256=hashlib.sha256((a / "probe.safetensors").read_bytes()).hexdigest())
+    assert load_probe(a).labels == ["negative", "positive"]
+
+
 def test_a_probe_for_another_model_is_refused_in_one_line(cli, two_probes, tiny_pretraining_path):
     code, out, err = cli("cls-predict", two_probes[0], "a fine film", "--model", tiny_pretraining_path)
     lines = err.strip().splitlines()
     assert code == 1 and out == "" and len(lines) == 2
     assert "this probe was trained on" in lines[0] and "hint: Pass --model" in lines[1]
+
+
+def test_the_hint_names_a_local_model_by_a_path_that_works_from_anywhere(
+    cli, tiny_encoder_path, tiny_pretraining_path, data_file, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tiny_encoder_path.parent)
+    _train(cli, f"./{tiny_encoder_path.name}", data_file, "--out", tmp_path / "probe")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("cls-predict", tmp_path / "probe", "a fine film", "--model", tiny_pretraining_path)
+    assert code == 1 and f"hint: Pass --model {tiny_encoder_path.resolve()}," in err
 
 
 def test_out_that_holds_other_files_is_refused_before_training(cli, tiny_encoder_path, data_file, tmp_path):
@@ -214,6 +240,18 @@ def test_out_that_holds_other_files_is_refused_before_training(cli, tiny_encoder
     (tmp_path / "file").write_text("")
     code, _, err = cli("cls-train", "--data", data_file, "--model", tiny_encoder_path, "--out", tmp_path / "file")
     assert code == 1 and "is a file" in err
+
+
+def test_a_symlinked_out_gets_the_new_probe_where_it_points(cli, tiny_encoder_path, data_file, tmp_path):
+    """--out runs/latest (a link to runs/v1): v1 holds the new probe afterwards and the link is still a link."""
+    from bertprobe.probe import load_probe
+
+    _train(cli, tiny_encoder_path, data_file, "--out", tmp_path / "v1")
+    (tmp_path / "latest").symlink_to(tmp_path / "v1", target_is_directory=True)
+    _train(cli, tiny_encoder_path, data_file, "--out", tmp_path / "latest", "--C", "0.01")
+    assert (tmp_path / "latest").is_symlink()
+    assert load_probe(tmp_path / "v1").meta["C"] == load_probe(tmp_path / "latest").meta["C"] == 0.01
+    assert not [p.name for p in tmp_path.iterdir() if ".new-" in p.name or ".old-" in p.name or ".tmp-" in p.name]
 
 
 SAVE_SCRIPT = """

@@ -185,6 +185,12 @@ CASES = {
     "special_tokens_map.json corrupt": ("tokenizer", _write("special_tokens_map.json", "{'cls':"), "valid JSON"),
     "vocab.txt only, and empty": (
         "tokenizer", lambda p: (_rm("tokenizer.json")(p), _write("vocab.txt", "\n\n")(p)), "vocab.txt is empty"),
+    "an added token past the embeddings": (
+        "tokenizer", lambda p: (_rm("tokenizer.json")(p), _write("added_tokens.json", '{"filmx": 30522}')(p)),
+        "the tokenizer has 30,523 tokens but the model's embeddings hold 30,522"),
+    "added_tokens.json a list": (
+        "tokenizer", lambda p: (_rm("tokenizer.json")(p), _write("added_tokens.json", '["filmx"]')(p)),
+        "added_tokens.json is not a JSON object of token to id"),
     "tokenizer bigger than the embeddings": (
         "tokenizer", lambda p: None, "the tokenizer has 30,522 tokens but the model's embeddings hold 1,000"),
     # config.json
@@ -721,6 +727,36 @@ def test_edited_weights_get_neither_the_cached_features_nor_the_saved_probe(
     edited = _train(cli, model, data, tmp_path / "probe3")
     assert (edited["cache_misses"], edited["cache_hits"]) == (1, 0)
     _refused(cli("cls-predict", tmp_path / "probe", "a good film", "--model", model), "this probe was trained on")
+
+
+def test_added_tokens_of_a_slow_tokenizer_change_the_fingerprint(cli, tiny_encoder_path, tmp_path, monkeypatch):
+    """Without tokenizer.json, added_tokens.json decides how text is split: cached features and probes must see it."""
+    import torch
+
+    from bertprobe import models
+
+    monkeypatch.setenv("BERTPROBE_CACHE", str(tmp_path / "cache"))
+    model = _copy(tiny_encoder_path, tmp_path)
+    (model / "tokenizer.json").unlink()
+    tensors = _load_tensors(model / "model.safetensors")
+    words = tensors["embeddings.word_embeddings.weight"]
+    tensors["embeddings.word_embeddings.weight"] = torch.cat([words, words[:1]])  # a row for one added token
+    _save_tensors(model / "model.safetensors", tensors)
+    _edit_json(model / "config.json", vocab_size=30523)
+    data = tmp_path / "d.csv"
+    with data.open("w", newline="") as handle:
+        rows = [(f"a {w} filmx", "positive") for w in ("good", "fine", "great", "grand", "superb", "lovely")]
+        rows += [(f"a {w} filmx", "negative") for w in ("bad", "poor", "awful", "dull", "weak", "grim")]
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    models._load_cached.cache_clear()
+    _train(cli, model, data, tmp_path / "probe")
+
+    (model / "added_tokens.json").write_text(json.dumps({"filmx": 30522}))  # "filmx" is now one word piece
+    models._load_cached.cache_clear()
+    edited = _train(cli, model, data, tmp_path / "probe2")
+    assert (edited["cache_misses"], edited["cache_hits"]) == (1, 0)
+    _refused(cli("cls-predict", tmp_path / "probe", "a good filmx", "--model", model), "this probe was trained on")
+    models._load_cached.cache_clear()
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
