@@ -775,7 +775,15 @@ def _restore_rng(saved: dict[str, Any], tensors: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(tensors["rng.cuda"])
 
 
-def save_checkpoint(lm: LoadedModel, optimizer: AdamW, out: Path, state: dict[str, Any]) -> Path:
+def tokenizer_files(path: Path) -> dict[str, bytes]:
+    """The tokenizer files of the model a run loaded, read once: on a resumed run ``path`` is a checkpoint
+    that the next save prunes, and the saves and the export after it must still carry them."""
+    return {name: (path / name).read_bytes() for name in _TOKENIZER_FILES if (path / name).is_file()}
+
+
+def save_checkpoint(
+    lm: LoadedModel, optimizer: AdamW, out: Path, state: dict[str, Any], tokenizer: dict[str, bytes]
+) -> Path:
     """Write ``out/checkpoint-STEP`` as one unit, then drop the older checkpoints.
 
     Files go into a hidden temporary directory, each fsynced; the directory is fsynced and
@@ -800,9 +808,8 @@ def save_checkpoint(lm: LoadedModel, optimizer: AdamW, out: Path, state: dict[st
         crash_point("pretrain-checkpoint-optimizer")
         config = _config(lm, lm.model, "float32")
         _write(building / "config.json", lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
-        for name in _TOKENIZER_FILES:
-            if (lm.path / name).is_file():
-                _write(building / name, lambda p, s=lm.path / name: shutil.copyfile(s, p))
+        for name, data in tokenizer.items():
+            _write(building / name, lambda p, data=data: p.write_bytes(data))
         state = dict(state, rng=rng_json, optimizer_steps=optimizer.steps, stepped=sorted(optimizer.stepped))
         state["hashes"] = {WEIGHTS_FILE: _sha256(building / WEIGHTS_FILE),
                            OPTIMIZER_FILE: _sha256(building / OPTIMIZER_FILE)}  # fmt: skip
@@ -829,7 +836,7 @@ def save_checkpoint(lm: LoadedModel, optimizer: AdamW, out: Path, state: dict[st
     return final
 
 
-def export_model(lm: LoadedModel, out: Path, dtype: str) -> None:
+def export_model(lm: LoadedModel, out: Path, dtype: str, tokenizer: dict[str, bytes]) -> None:
     """The model files at the top of ``out`` (config, tokenizer, weights in ``dtype``), each replaced atomically."""
     import torch
     from safetensors.torch import save_file
@@ -844,9 +851,8 @@ def export_model(lm: LoadedModel, out: Path, dtype: str) -> None:
     crash_point("pretrain-export-weights")
     config = _config(lm, lm.model, dtype)
     replace("config.json", lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
-    for name in _TOKENIZER_FILES:
-        if (lm.path / name).is_file() and (lm.path / name).resolve() != (out / name).resolve():
-            replace(name, lambda p, s=lm.path / name: shutil.copyfile(s, p))
+    for name, data in tokenizer.items():
+        replace(name, lambda p, data=data: p.write_bytes(data))
     _fsync(out)
     crash_point("pretrain-export")
 
@@ -1013,6 +1019,7 @@ class _Run:
     def __init__(self, settings: PretrainSettings, lm: LoadedModel, data: TrainingData, corpus: Corpus,
                  state: dict[str, Any] | None) -> None:  # fmt: skip
         self.settings, self.lm, self.data, self.corpus = settings, lm, data, corpus
+        self.tokenizer = tokenizer_files(lm.path)
         self.out = Path(settings.out)
         self.optimizer = _optimizer(lm.model, settings)
         self.progress = _Progress()
@@ -1061,7 +1068,7 @@ class _Run:
             return
         if checkpoint.first_non_finite(self.lm.model) is not None:
             raise TrainingDiverged(f"the weights are no longer finite at step {self.progress.step}; nothing was saved")
-        save_checkpoint(self.lm, self.optimizer, self.out, self.snapshot())
+        save_checkpoint(self.lm, self.optimizer, self.out, self.snapshot(), self.tokenizer)
         self.saved_step, self.last_save = self.progress.step, time.perf_counter()
 
     def step(self) -> float:
@@ -1117,7 +1124,7 @@ class _Run:
                         on_status(self.status(lr, current))
                         last_status = now
                 self.save()
-                export_model(self.lm, self.out, settings.save_dtype)
+                export_model(self.lm, self.out, settings.save_dtype, self.tokenizer)
                 return stop.requested, current
             except KeyboardInterrupt:
                 return True, current  # a second Ctrl-C: the last complete checkpoint stands

@@ -378,6 +378,15 @@ def test_ctrl_c_saves_after_the_step_and_the_rerun_ends_identical(straight_run, 
     assert resumed.resumed and resumed.start_step == 5 and resumed.steps == RESUME_STEPS
     _assert_same_weights(out, straight_run[1])
     assert resumed.final_loss == straight_run[0].final_loss
+    # The checkpoint it resumed from was pruned at step 8; the later save and the export still carry its
+    # tokenizer (they were copied from the pruned folder, and silently left out: the model could not load).
+    straight = Path(straight_run[0].out)
+    for folder in (Path(""), Path(f"{pretrain.CHECKPOINT_PREFIX}{RESUME_STEPS:08d}")):
+        for name in pretrain._TOKENIZER_FILES:
+            assert (out / folder / name).is_file() == (straight / folder / name).is_file(), folder / name
+            if (straight / folder / name).is_file():
+                assert (out / folder / name).read_bytes() == (straight / folder / name).read_bytes()
+    assert any((out / name).is_file() for name in pretrain._TOKENIZER_FILES)
 
 
 def test_a_second_ctrl_c_during_the_save_keeps_the_previous_checkpoint(straight_run, tiny_pretraining_path, story,
