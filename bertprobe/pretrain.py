@@ -592,7 +592,7 @@ def _weights(model: Any, dtype: Any) -> dict[str, Any]:
     saves it; the loader ties it again. Integer buffers keep their type."""
     weights, seen = {}, set()
     for key, tensor in model.state_dict(keep_vars=True).items():
-        if key == "cls.predictions.decoder.weight" or id(tensor) in seen:  # tied
+        if id(tensor) in seen:  # tied (an untied decoder is a weight of its own, and is saved)
             continue
         seen.add(id(tensor))
         value = tensor.detach().to("cpu")
@@ -604,7 +604,9 @@ def _config(lm: LoadedModel, model: Any, dtype: str) -> dict[str, Any]:
     config = dict(lm.config)
     if lm.native:
         nsp = model.cls is not None and model.cls.seq_relationship is not None
-        config.update(architectures=["BertForPreTraining" if nsp else "BertForMaskedLM"], tie_word_embeddings=True)
+        head = model.cls.predictions if model.cls is not None else None
+        tied = head is None or head.decoder.weight is model.bert.embeddings.word_embeddings.weight
+        config.update(architectures=["BertForPreTraining" if nsp else "BertForMaskedLM"], tie_word_embeddings=tied)
     else:  # the Auto class transformers picks from model_type reads it back
         config["architectures"] = [type(model).__name__]
     config["torch_dtype"] = dtype

@@ -74,10 +74,11 @@ class Tokenizer:
         self.vocab_size = backend.get_vocab_size(with_added_tokens=True)
 
     @classmethod
-    def from_dir(cls, path: Path, model_max_length: int) -> Tokenizer:
+    def from_dir(cls, path: Path, model_max_length: int, model_type: str = "") -> Tokenizer:
+        """The checkpoint's tokenizer; ``model_type`` gives the special tokens its files leave unnamed."""
         from tokenizers import Tokenizer as Backend
 
-        special: dict[str, str] = {}
+        special = dict(_FAMILY_SPECIALS.get(model_type, {}))
         declared_max = None
         clean_up = True
         normalising: dict[str, Any] = {}
@@ -141,6 +142,26 @@ class Tokenizer:
 
         return replacement_ids(self.backend.get_vocab(with_added_tokens=True), self.special_ids)
 
+
+_ROBERTA_SPECIALS = {
+    "mask_token": "<mask>",
+    "cls_token": "<s>",
+    "sep_token": "</s>",
+    "pad_token": "<pad>",
+    "unk_token": "<unk>",
+}
+# The special tokens transformers' tokenizer class for each family assumes when neither
+# tokenizer_config.json nor special_tokens_map.json names them: roberta-base, xlm-roberta-base and
+# albert-base-v2 ship neither file. Families not listed use BERT's ([MASK], [CLS], [SEP], [PAD], [UNK]).
+_FAMILY_SPECIALS: dict[str, dict[str, str]] = {
+    "roberta": _ROBERTA_SPECIALS,
+    "xlm-roberta": _ROBERTA_SPECIALS,
+    "camembert": _ROBERTA_SPECIALS,
+    "mpnet": {**_ROBERTA_SPECIALS, "unk_token": "[UNK]"},
+    "albert": {**_ROBERTA_SPECIALS, "mask_token": "[MASK]", "cls_token": "[CLS]", "sep_token": "[SEP]"},
+    "xlm": {**_ROBERTA_SPECIALS, "mask_token": "<special1>", "cls_token": "</s>"},
+    "flaubert": {**_ROBERTA_SPECIALS, "mask_token": "<special1>", "cls_token": "</s>"},
+}
 
 _NORMALISER_KEYS = ("do_lower_case", "strip_accents", "tokenize_chinese_chars")
 

@@ -92,7 +92,7 @@ def with_empty_pieces(encoding: Encoding, pieces: list[int]) -> list[int]:
 def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> list[WordSpan]:
     """Whole-word, case-insensitive matches of ``word`` (which may hold spaces or hyphens).
 
-    Returns every match, or only the ``occurrence``-th (1-based) when given.
+    Returns every match whose word pieces cover nothing else, or only the ``occurrence``-th (1-based) when given.
     """
     target = word.strip()
     if not target:
@@ -105,7 +105,13 @@ def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> l
             for i, (start, end) in enumerate(encoding.offsets)
             if not encoding.special[i] and start < match.end() and end > match.start()
         ]
-        if pieces:
+        # A piece that also covers text outside the match ([UNK] for "🙂bank") means the model never reads the
+        # word on its own: its vectors and predictions would be another string's.
+        shared = any(
+            encoding.text[start : match.start()].strip() or encoding.text[match.end() : end].strip()
+            for start, end in (encoding.offsets[i] for i in pieces)
+        )
+        if pieces and not shared:
             matches.append(WordSpan(match.group(0), match.start(), match.end(), with_empty_pieces(encoding, pieces)))
     if occurrence is not None:
         if occurrence < 1 or occurrence > len(matches):

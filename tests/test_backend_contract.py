@@ -243,3 +243,28 @@ def test_missing_encoder_weights_are_refused_in_one_line_of_ours(cli, tmp_path, 
     assert code == 1 and len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("hint: "), stderr
     assert "output.dense.bias" in lines[0]  # names what is missing
     assert "LOAD REPORT" not in stderr and "Loading weights" not in stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_decoder_stored_apart_from_the_embeddings_is_the_one_used(tmp_path, minilm_path, backend_env, backend):
+    """config.json says tied (the default), but the weights hold a decoder and bias of their own: both are used."""
+    import transformers
+    from safetensors.torch import load_file, save_file
+
+    path = _save(tmp_path / "own-decoder", minilm_path, {})
+    weights = load_file(str(path / "model.safetensors"))
+    generator = torch.Generator().manual_seed(3)
+    weights["cls.predictions.decoder.weight"] = torch.randn(30522, 32, generator=generator) * 0.1
+    weights["cls.predictions.decoder.bias"] = torch.randn(30522, generator=generator)
+    save_file(weights, str(path / "model.safetensors"), metadata={"format": "pt"})
+    assert json.loads((path / "config.json").read_text()).get("tie_word_embeddings", True)
+    backend_env(backend)
+    lm = models.load(str(path), head="mlm", device="cpu")
+    assert lm.native == (backend == "native")
+    reference = transformers.AutoModelForMaskedLM.from_pretrained(str(path)).eval()
+    ids, mask, _ = _batch(30522)
+    rows, cols = torch.tensor([0, 1]), torch.tensor([3, 7])
+    with torch.inference_mode():
+        ours = lm.backend.masked_logits(ids, mask, rows, cols)
+        theirs = reference(input_ids=ids, attention_mask=mask).logits[rows, cols]
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)

@@ -36,6 +36,29 @@ def test_fill_mask_equals_the_transformers_pipeline(cli, family_path, kind):
         assert p["score"] == pytest.approx(r["score"], abs=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["roberta", "xlm-roberta", "albert"])
+def test_special_tokens_without_tokenizer_config_are_the_familys(cli, family_path, kind, tmp_path):
+    """roberta-base, xlm-roberta-base and albert-base-v2 ship no tokenizer_config.json or special_tokens_map.json."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from bertprobe import models
+
+    path = tmp_path / kind
+    shutil.copytree(family_path(kind), path)
+    (path / "tokenizer_config.json").unlink()
+    (path / "special_tokens_map.json").unlink(missing_ok=True)
+    tok = models.load(str(path), head="mlm", device="cpu").tokenizer
+    theirs = AutoTokenizer.from_pretrained(str(path))
+    for role in ("mask", "cls", "sep", "pad", "unk"):
+        assert tok.token_to_id(getattr(tok, f"{role}_token")) == getattr(theirs, f"{role}_token_id"), role
+    assert tok.pad_token_id == theirs.pad_token_id  # padding and attribute's pad baseline use it
+    code, stdout, stderr = cli("fillmask", TEXT, "-m", path, "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["masks"][0]["predictions"]
+
+
 @pytest.mark.parametrize("kind", family.FAMILY)
 def test_every_command_runs_and_nsp_says_why_not(cli, family_path, kind, tmp_path):
     path = family_path(kind)
@@ -132,3 +155,19 @@ def test_words_follow_the_tokenizers_own_word_split(family_path, kind, expected)
     [river] = tokens.find_word(encoding, "river")
     assert text[river.start : river.end] == "river"
     assert "".join(encoding.tokens[i] for i in river.pieces).lstrip("Ġ▁") == "river"
+
+
+def test_a_word_inside_another_piece_is_not_found(cli, family_path):
+    """WordPiece reads 'bank' glued to an emoji as one [UNK]: that vector is not the word's, so it is no match."""
+    from bertprobe import models, tokens
+
+    path = family_path("distilbert")
+    lm = models.load(str(path), head="mlm", device="cpu")
+    text = "a \U0001f642bank and a river bank"
+    encoding = lm.tokenizer.encode(text)
+    [bank] = tokens.find_word(encoding, "bank")
+    assert (bank.start, bank.end) == (text.rindex("bank"), len(text))
+    assert [encoding.tokens[i] for i in bank.pieces] == ["bank"]
+    masked = "the \U0001f642bank is open"
+    code, stdout, stderr = cli("fillmask", masked, "--mode", "word", "--mask-word", "bank", "-m", path)
+    assert code == 1 and stdout == "" and "does not occur in the text as a whole word" in stderr

@@ -124,6 +124,30 @@ def test_incomplete_checkpoint_is_refused(tmp_path, tiny_encoder_path):
         models.load(str(copy), device="cpu")
 
 
+@pytest.mark.parametrize("backend", ["auto", "transformers"])
+def test_relative_position_embeddings_are_refused_by_name(cli, tmp_path, tiny_encoder_path, monkeypatch, backend):
+    """transformers 5 ignores position_embedding_type: it would run this checkpoint with absolute positions."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    copy = tmp_path / "relative"
+    shutil.copytree(tiny_encoder_path, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["position_embedding_type"] = "relative_key"
+    (copy / "config.json").write_text(json.dumps(config))
+    weights = load_file(copy / "model.safetensors")
+    for layer in range(2):  # what transformers 4 saved for relative_key: a distance embedding per layer
+        weights[f"encoder.layer.{layer}.attention.self.distance_embedding.weight"] = torch.randn(127, 16)
+    save_file(weights, copy / "model.safetensors", metadata={"format": "pt"})
+    monkeypatch.setenv("BERTPROBE_BACKEND", backend)
+    code, stdout, stderr = cli("sense", "bank", "-s", "a river bank", "-s", "the bank opened", "-m", copy, "--json")
+    assert code == 1 and stdout == ""
+    assert "position_embedding_type 'relative_key'" in stderr.splitlines()[0], stderr
+    with pytest.raises(ModelNotFoundError, match="relative_key"):
+        models.load_trainable(str(copy), device="cpu")
+
+
 def test_models_lists_the_bundled_encoder(cli):
     code, stdout, _ = cli("models", "--json")
     assert code == 0

@@ -572,3 +572,31 @@ def test_frozen_layers_stay_as_they_were(tiny_pretraining_path, corpus, tmp_path
     with pytest.raises(InputError, match="has only 2 layers"):
         pretrain.pretrain(_settings(tiny_pretraining_path, corpus, tmp_path / "x", steps=3, freeze_layers=3),
                           device="cpu")  # fmt: skip
+
+
+def test_an_untied_decoder_is_saved_and_stays_untied(tiny_pretraining_path, corpus, tmp_path):
+    """A checkpoint whose MLM decoder is a weight of its own: continued training must not save it tied."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import BertForMaskedLM
+
+    source = tmp_path / "untied"
+    shutil.copytree(tiny_pretraining_path, source)
+    weights = load_file(str(source / "model.safetensors"))
+    embeddings = weights["bert.embeddings.word_embeddings.weight"]
+    generator = torch.Generator().manual_seed(5)
+    weights["cls.predictions.decoder.weight"] = torch.randn(embeddings.shape, generator=generator)
+    save_file(weights, str(source / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((source / "config.json").read_text())
+    (source / "config.json").write_text(json.dumps(dict(config, tie_word_embeddings=False)))
+    out = tmp_path / "run"
+    pretrain.pretrain(_settings(source, corpus, out, steps=1, lr=1e-9, probes=[]), device="cpu")
+    saved = load_file(str(out / "model.safetensors"))
+    assert "cls.predictions.decoder.weight" in saved
+    assert json.loads((out / "config.json").read_text())["tie_word_embeddings"] is False
+    ids = torch.tensor([[101, 1996, 103, 2938, 102]])
+    before = BertForMaskedLM.from_pretrained(str(source)).eval()(input_ids=ids).logits
+    after = BertForMaskedLM.from_pretrained(str(out)).eval()(input_ids=ids).logits
+    torch.testing.assert_close(after, before, atol=1e-3, rtol=1e-3)  # one step at lr 1e-9: the same model

@@ -343,10 +343,10 @@ def normalise_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not key.startswith(("bert.", "cls.")):
             key = "bert." + key
         renamed[key] = tensor
-    # Some checkpoints store the MLM bias only as decoder.bias.
-    if "cls.predictions.bias" not in renamed and "cls.predictions.decoder.bias" in renamed:
-        renamed["cls.predictions.bias"] = renamed["cls.predictions.decoder.bias"]
-    renamed.pop("cls.predictions.decoder.bias", None)
+    # transformers' head adds decoder.bias, which stands in for predictions.bias only where the checkpoint
+    # lacks it: a checkpoint holding both with different values is read as transformers reads it.
+    if "cls.predictions.decoder.bias" in renamed:
+        renamed["cls.predictions.bias"] = renamed.pop("cls.predictions.decoder.bias")
     renamed.pop("bert.embeddings.position_ids", None)
     return renamed
 
@@ -409,13 +409,18 @@ def build(
         model = Bert(cfg, mlm=mlm, nsp=nsp, pooler=pooler)
     wanted = model.state_dict().keys()
     tied = "cls.predictions.decoder.weight"
-    if mlm and tied not in state:
-        state[tied] = state["bert.embeddings.word_embeddings.weight"]
+    embeddings = state.get("bert.embeddings.word_embeddings.weight")
+    # As transformers reads it: a decoder stored with values of its own is untied, whatever config.json says.
+    tie = raw_config.get("tie_word_embeddings", True) and (
+        tied not in state or embeddings is None or torch.equal(state[tied], embeddings)
+    )
+    if mlm and tied not in state and embeddings is not None:
+        state[tied] = embeddings
     missing = [k for k in wanted if k not in state]
     if missing:
         raise KeyError(f"checkpoint lacks {len(missing)} weights, e.g. {missing[0]}")
     model.load_state_dict({k: state[k].to(dtype) for k in wanted}, assign=True)
-    if mlm and raw_config.get("tie_word_embeddings", True):
+    if mlm and tie:
         model.cls.predictions.decoder.weight = model.bert.embeddings.word_embeddings.weight
     return model.to(device).eval()
 

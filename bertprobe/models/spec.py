@@ -360,6 +360,7 @@ def _load_cached(
     torch_device = resolve_device(device)
     resolved = resolve(spec, head, revision, offline)
     config = _read_config(resolved.path)
+    _check_positions(resolved.name, config)
     resolved.notices.extend(checkpoint.check_directory(resolved.path, config, head, BERT_FAMILY))  # checkpoint trust
     heads = checkpoint_heads(resolved.path)
     missing = _needed_heads(head) - heads
@@ -373,7 +374,7 @@ def _load_cached(
     max_len = _max_length(config)
     from bertprobe.tokenizer import Tokenizer
 
-    tokenizer = Tokenizer.from_dir(resolved.path, max_len)
+    tokenizer = Tokenizer.from_dir(resolved.path, max_len, str(config.get("model_type", "")))
     notices = list(resolved.notices)
     native = use_native(config) and bool(_weight_files(resolved.path))
     if native:
@@ -403,6 +404,19 @@ def _load_cached(
         fingerprint=_fingerprint(resolved),
         notices=notices,
     )
+
+
+def _check_positions(name: str, config: dict[str, Any]) -> None:
+    """Refuse relative position embeddings: transformers 5 reads position_embedding_type for no BERT-family
+    model (it would run the checkpoint with absolute positions), and the native BERT has none either."""
+    kind = config.get("position_embedding_type") or "absolute"
+    if kind != "absolute" and config.get("model_type") in BERT_FAMILY:
+        raise ModelNotFoundError(
+            f"{name} uses position_embedding_type {kind!r}, which neither bertprobe's BERT nor the installed "
+            "transformers implements; run with absolute positions, its numbers would be wrong",
+            hint="Pick a checkpoint with absolute position embeddings (bert-base-uncased, roberta-base, the bundled "
+            "minilm, ...).",
+        )
 
 
 BACKENDS = ("auto", "native", "transformers")
@@ -473,6 +487,7 @@ def load_trainable(
     torch_device = resolve_device(device)
     resolved = resolve(spec, "mlm", revision, offline_requested(offline))
     config = _read_config(resolved.path)
+    _check_positions(resolved.name, config)
     resolved.notices.extend(checkpoint.check_directory(resolved.path, config, "mlm", BERT_FAMILY))  # checkpoint trust
     from bertprobe.tokenizer import Tokenizer
 
@@ -509,7 +524,7 @@ def load_trainable(
         source=resolved.source,
         revision=resolved.revision,
         head="pretraining" if nsp and not native else "mlm",
-        tokenizer=Tokenizer.from_dir(resolved.path, _max_length(config)),
+        tokenizer=Tokenizer.from_dir(resolved.path, _max_length(config), str(config.get("model_type", ""))),
         model=model,
         device=torch_device,
         dtype=torch.float32,
