@@ -96,9 +96,19 @@ def attention_many(
     return [results[index] for index in range(len(texts))]
 
 
+def _special(lm: LoadedModel, encoding: Any) -> list[bool]:
+    """Special positions: the tokens the tokenizer added, and any [CLS] or [SEP] typed in the text.
+
+    A typed [SEP] is the model's own [SEP] (and counts in →[SEP]), though the tokenizer marks only the
+    tokens it adds: counting both keeps special >= →[CLS] + →[SEP] and keeps [SEP] out of the words.
+    """
+    ids = (lm.tokenizer.cls_token_id, lm.tokenizer.sep_token_id)
+    return [s or t in ids for s, t in zip(encoding.special, encoding.ids, strict=True)]
+
+
 def _encode(lm: LoadedModel, text: str) -> Any:
     encoding = encode_checked(lm, text)
-    if all(encoding.special):
+    if all(_special(lm, encoding)):
         raise InputError("the text has no words to look at", hint='e.g. bertprobe attention "The cat sat on the mat."')
     return encoding
 
@@ -117,8 +127,9 @@ def _summarise(
     tok = lm.tokenizer
     cls_index = [i for i, t in enumerate(encoding.ids) if t == tok.cls_token_id][:1] or [0]
     sep_index = [i for i, t in enumerate(encoding.ids) if t == tok.sep_token_id]
-    special_index = [i for i, s in enumerate(encoding.special) if s]
-    ordinary = [i for i, s in enumerate(encoding.special) if not s]
+    marked = _special(lm, encoding)
+    special_index = [i for i, s in enumerate(marked) if s]
+    ordinary = [i for i, s in enumerate(marked) if not s]
 
     mean_heads = chosen.mean(dim=1)  # [L, T, T]
     cls_row = mean_heads[:, cls_index[0], :]  # [L, T]
@@ -149,7 +160,7 @@ def _summarise(
         revision=lm.revision,
         text=text,
         tokens=encoding.tokens,
-        special=encoding.special,
+        special=marked,
         num_layers=num_layers,
         num_heads=num_heads,
         head=head,

@@ -423,7 +423,7 @@ def attribute_fill_mask(
         embeds = lm.input_embeddings()(ids)
         logits = finder.vocabulary_logits(embeds, torch.ones_like(ids))[0].float()
     probs = logits.softmax(-1)
-    token_id = int(logits.argmax()) if target is None else _target_id(lm, target)
+    token_id = int(logits.argmax()) if target is None else _target_id(lm, encoding, position, target)
     objective = FillMaskObjective(lm, encoding, lm.device, position, token_id)
     piece = lm.tokenizer.id_to_token(token_id)
     chosen = Target(
@@ -525,18 +525,29 @@ def attribution_device(device: Any) -> Any:
     return torch.device("cpu") if torch.device(device).type == "mps" else device
 
 
-def _target_id(lm: LoadedModel, target: str) -> int:
+def _target_id(lm: LoadedModel, encoding: Encoding, position: int, target: str) -> int:
+    """The word piece ``target`` becomes when written in place of the mask, as fill-mask writes it.
+
+    Byte-level BPE spells a word differently after a space (``Ġmat``) than at the start (``mat``):
+    only the piece written in the slot is the prediction the user means.
+    """
     tok = lm.tokenizer
     word = target.strip()
     if not word:
         raise InputError("--target is empty", hint="Give the word to explain, e.g. --target mat")
-    direct = tok.token_to_id(word)
-    if direct is not None:
-        return int(direct)
-    encoding = tok.encode(word)
-    pieces = [(i, t) for i, t, s in zip(encoding.ids, encoding.tokens, encoding.special, strict=True) if not s]
+    start, end = encoding.offsets[position]
+    written = tok.encode(encoding.text[:start] + word + encoding.text[end:])
+    pieces = [
+        (i, t)
+        for i, t, (a, b), s in zip(written.ids, written.tokens, written.offsets, written.special, strict=True)
+        if not s and a < start + len(word) and b > start
+    ]
     if len(pieces) == 1:
         return int(pieces[0][0])
+    # A vocabulary piece spelled out (``##s``, ``Ġmat``), which no text tokenises to on its own.
+    direct = tok.token_to_id(word)
+    if direct is not None and word.startswith(("##", "Ġ", "▁")):
+        return int(direct)
     spelled = " ".join(t for _, t in pieces)
     raise InputError(
         f"{target!r} is {len(pieces)} word pieces ({spelled}) for this model; a [MASK] predicts exactly one",

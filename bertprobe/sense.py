@@ -130,6 +130,9 @@ class SenseResult(Rendered):
     clusters: int | None  # k of k-means, None when the sentences are too few to cluster
     cluster_agreement: float | None  # adjusted Rand index of clusters against senses
     split_word: bool  # whether the word splits into several word pieces anywhere
+    # Whether the static row is one vector in every sentence; not when the word is written as other
+    # word pieces somewhere (a cased model's "Bank" / "bank", byte-level BPE's "bank" / "Ġbank").
+    static_identical: bool = True
     notices: list[str] = field(default_factory=list)
     # The same statistics computed from the word's position embedding alone (no word, no context):
     # what the embeddings layer knows besides the word itself. None where the model has no
@@ -680,6 +683,7 @@ def probe(
         clusters=k if can_cluster else None,
         cluster_agreement=agreement,
         split_word=any(len(s.wordpieces) > 1 for s in found.sentences),
+        static_identical=_all_identical(found.vectors[:, 0]),
         notices=notices,
         position_control=position_control,
         balance=_balance(found, senses) if labelled else [],

@@ -439,3 +439,31 @@ def test_attribute_never_touches_the_models_parameters(tiny_pretraining_path, lo
     assert seen_while_running == {tuple(before)}
     assert [p.requires_grad for p in parameters] == before
     assert all(p.grad is None for p in parameters)
+
+
+def test_target_is_the_piece_the_word_becomes_in_the_mask_slot(family_path):
+    from transformers import AutoTokenizer
+
+    from bertprobe.fillmask import fill_masks
+
+    path = family_path("roberta")
+    lm = models.load(str(path), "mlm", device="cpu")
+    tok = AutoTokenizer.from_pretrained(str(path))
+    text = "the cat sat on the <mask> and the dog"
+    settings = AttributionSettings(method="saliency", faithfulness=False)
+    for word in ("the", "mat"):
+        result = attribute_fill_mask(lm, text, target=word, settings=settings)
+        # After a space byte-level BPE writes "Ġthe", not the sentence-initial "the".
+        (expected,) = tok(" " + word, add_special_tokens=False)["input_ids"]
+        assert result.target.index == expected and result.target.label == "Ġ" + word
+        scored = fill_masks(lm, [text], targets=[word])[0].targets[0].targets[0]
+        assert scored.pieces[0].token_id == expected  # fillmask --targets scores the same piece
+    start = attribute_fill_mask(lm, "<mask> cat sat on the mat", target="the", settings=settings)
+    assert start.target.label == "the"
+
+
+def test_faithfulness_reading_when_one_piece_leaves_nothing_to_rank(cli, mlm_path):
+    code, table, _ = cli("attribute", "[MASK] dog", "-m", mlm_path, "--steps", 8)
+    assert code == 0
+    squashed = " ".join(table.split())
+    assert "beats only" not in squashed and "faithfulness cannot judge this ranking" in squashed

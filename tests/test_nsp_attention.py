@@ -118,3 +118,53 @@ def test_attention_single_head_table_and_plot(cli, minilm_path, tmp_path):
     assert code == 1 and "no words to look at" in stderr
     code, _, stderr = cli("attention", "x", "-m", "minilm", "--layer", 9)
     assert code == 1 and "has layers 1 to 6" in stderr
+
+
+def test_nsp_reading_judges_the_head_only_where_the_pairs_can_show_it(cli, tiny_pretraining_path, tmp_path):
+    from bertprobe import models, nsp
+    from bertprobe.render.nsp import readings
+
+    lm = models.load(str(tiny_pretraining_path), "nsp", device="cpu")
+    pairs = [(f"Sentence {i}.", f"Sentence {i + 1}.") for i in range(10)]
+
+    def reading(truth, probabilities):
+        result = nsp.score(lm, pairs[: len(truth)], truth, probabilities=probabilities)
+        return " ".join(readings(result))
+
+    # A head that says "next" to everything: 80% right on 8 true and 2 random pairs, yet it tells nothing apart.
+    always = reading([True] * 8 + [False] * 2, [0.9] * 10)
+    assert "80% of 10 pairs" in always and "carries" not in always and "no better than guessing" in always
+    only_next = reading([True] * 10, [0.9] * 10)
+    assert "carries" not in only_next and "every pair is a true next pair" in only_next
+    few = reading([True, False, True], [0.9, 0.1, 0.9])
+    assert "carries" not in few and "too few" in few
+    good = reading([True, False] * 5, [0.9, 0.1] * 5)
+    assert "so [CLS] carries what next-sentence prediction trained it for" in good
+
+    story = tmp_path / "story.txt"
+    story.write_text("The storm knocked out the power.\nWe lit candles and waited.\nBy morning it was back.\n")
+    code, table, _ = cli("nsp", "--shuffle", story, "-m", tiny_pretraining_path)
+    assert code == 0 and "too few" in " ".join(table.split())
+
+
+def test_attention_counts_a_typed_sep_as_sep_everywhere(cli, minilm_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    text = "The cat sat. [SEP] It purred."
+    code, stdout, _ = cli("attention", text, "-m", "minilm", "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))
+    ref = AutoModel.from_pretrained(str(minilm_path), attn_implementation="eager").eval()
+    enc = tok(text, return_tensors="pt")
+    with torch.no_grad():
+        attentions = ref(**enc, output_attentions=True).attentions
+    mean = torch.stack([a[0] for a in attentions]).mean(1)  # [layers, T, T]
+    ids = enc["input_ids"][0].tolist()
+    specials = [i for i, t in enumerate(ids) if t in (tok.cls_token_id, tok.sep_token_id)]
+    assert len(specials) == 3
+    for row, layer in zip(doc["layers"], mean, strict=True):
+        assert row["special_share"] == pytest.approx(float(layer[:, specials].sum(-1).mean()), abs=1e-5)
+        assert row["special_share"] >= row["to_cls"] + row["to_sep"] - 1e-6
+        assert row["cls_top_token"] not in ("[CLS]", "[SEP]")
+    assert [doc["tokens"][i] for i, s in enumerate(doc["special"]) if s] == ["[CLS]", "[SEP]", "[SEP]"]

@@ -432,3 +432,87 @@ def test_reading_warns_when_position_gives_the_sense_away(cli, minilm_path, tmp_
     _, table, _ = cli("sense", "bank", "--sentences", path, "-m", "minilm")
     squashed = " ".join(table.split())
     assert "POSITION ALONE already predicts the sense" in squashed and "Careful:" in squashed
+
+
+def test_reading_does_not_call_the_static_row_one_vector_when_the_word_pieces_differ(cli, tiny_roberta_path, tmp_path):
+    # Byte-level BPE writes "bank" at the start of a text as other pieces than " bank" after a space.
+    path = tmp_path / "spelled.csv"
+    rows = ["bank is muddy,river", "a river bank is muddy,river", "bank is busy,money", "a money bank is busy,money"]
+    path.write_text("sentence,sense\n" + "".join(f"{row}\n" for row in rows))
+    code, stdout, _ = cli("sense", "bank", "--sentences", path, "-m", tiny_roberta_path, "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    assert len({" ".join(s["wordpieces"]) for s in doc["sentences"]}) == 2
+    assert doc["static_identical"] is False and doc["layers"][0]["within"] < 0.999
+    _, table, _ = cli("sense", "bank", "--sentences", path, "-m", tiny_roberta_path)
+    squashed = " ".join(table.split())
+    assert "is the same vector in every sentence" not in squashed and "differs only by its position" not in squashed
+    assert "'bank' is not the same input in every sentence" in squashed
+    assert json.loads(cli("sense", "bank", "-m", "minilm", "--json")[1])["static_identical"] is True
+
+
+def test_reading_gives_no_verdict_when_a_sense_has_one_sentence(cli, minilm_path, tmp_path):
+    # The one money sentence can never have a money neighbour: 1-NN tops out at 2/3, below any bar.
+    path = tmp_path / "three.csv"
+    path.write_text(f"sentence,sense\n{RIVER[0]},river\n{RIVER[1]},river\n{MONEY[0]},money\n")
+    code, table, _ = cli("sense", "bank", "--sentences", path, "-m", "minilm")
+    assert code == 0
+    squashed = " ".join(table.split())
+    assert "do not separate them" not in squashed and "does not give the sense away" not in squashed
+    assert "'money' have one sentence only" in squashed
+
+
+@pytest.fixture(scope="module")
+def bank_result(minilm_path):
+    from bertprobe import models
+
+    lm = models.load("minilm", device="cpu")
+    return sense.probe(lm, "bank", sense.builtin("bank"))
+
+
+def _with_knn(result, knn, senses=None):
+    """``result`` with every contextual layer's 1-NN replaced (and the sentences' senses, if given)."""
+    import dataclasses
+
+    layers = [
+        dataclasses.replace(s, knn_accuracy=knn[s.layer - 1]) if s.layer is not None and s.layer >= 1 else s
+        for s in result.layers
+    ]
+    sentences = result.sentences
+    if senses is not None:
+        sentences = [dataclasses.replace(s, sense=label) for s, label in zip(sentences, senses, strict=True)]
+    return dataclasses.replace(result, layers=layers, sentences=sentences)
+
+
+def test_reading_names_the_layers_that_separate_even_when_the_last_does_not(bank_result):
+    from bertprobe.render.sense import readings
+
+    assert all(s.separation_centred > 0 for s in bank_result.layers if s.layer is not None and s.layer >= 1)
+    dipped = _with_knn(bank_result, [0.5, 1.0, 1.0, 1.0, 1.0, 0.5])
+    text = " ".join(readings(dipped))
+    assert "No layer keeps the senses" not in text
+    assert "At layer(s) 2, 3, 4, 5, 'bank' in river sentences is closer" in text
+
+
+def test_reading_bar_rises_with_chance_for_uneven_senses(bank_result):
+    from bertprobe.render.sense import _chance, readings
+
+    # 10 river and 2 money sentences: picking a neighbour at random finds the same sense 70% of the time.
+    uneven = _with_knn(bank_result, [0.8] * 6, senses=["river"] * 10 + ["money"] * 2)
+    assert _chance(uneven) == pytest.approx(92 / 132)
+    text = " ".join(readings(uneven))
+    assert "From layer" not in text and "No layer keeps the senses of 'bank' clearly apart" in text
+    even = _with_knn(bank_result, [0.8] * 6)
+    assert "From layer 1 on" in " ".join(readings(even))
+
+
+def test_unlabelled_reading_counts_the_groups_k_means_really_made(cli, minilm_path):
+    texts = ["the bank."] * 4 + ["a river bank."]
+    args = [a for text in texts for a in ("-s", text)]
+    code, stdout, _ = cli("sense", "bank", *args, "-m", "minilm", "--clusters", 3, "--json")
+    assert code == 0
+    groups = len({s["cluster"] for s in json.loads(stdout)["sentences"]})
+    assert groups == 2  # four identical sentences are one point
+    _, table, _ = cli("sense", "bank", *args, "-m", "minilm", "--clusters", 3)
+    squashed = " ".join(table.split())
+    assert "into 2 groups (of k = 3 asked for)" in squashed and "into 3 groups" not in squashed

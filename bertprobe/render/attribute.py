@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.atomic import atomic_path
-from bertprobe.attribute import AttributionResult, TokenScore
+from bertprobe.attribute import AttributionResult, Faithfulness, TokenScore
 from bertprobe.errors import InputError
 from bertprobe.render import bar, closing, header
 
@@ -212,7 +212,13 @@ def readings(result: AttributionResult) -> list[str]:
     faith = result.faithfulness
     if faith is not None:
         beats = min(faith.beats_random_comprehensiveness, faith.beats_random_sufficiency)
-        if beats >= 0.9:
+        if _all_orders_tie(faith):
+            free = sum(not t.fixed for t in result.tokens)
+            lines.append(
+                f"Every random order scores the same as the attribution ({free} word piece(s) to rank, "
+                "so every order removes the same pieces): faithfulness cannot judge this ranking."
+            )
+        elif beats >= 0.9:
             lines.append(
                 f"Removing the top pieces changes the score more than at least {beats:.0%} of random orders do: "
                 "the ranking points at pieces that matter."
@@ -226,6 +232,17 @@ def readings(result: AttributionResult) -> list[str]:
     if conv is not None and not conv.passed:
         lines.append("The attributions do not add up to the score's change yet: raise --steps or use --auto-steps.")
     return lines
+
+
+def _all_orders_tie(faith: Faithfulness) -> bool:
+    """Whether no random order differs from the attribution's on either check (nothing to beat)."""
+    return all(
+        std <= 1e-9 and abs(ours - theirs) <= 1e-9
+        for ours, theirs, std in (
+            (faith.comprehensiveness_aopc, faith.random_comprehensiveness_aopc, faith.random_comprehensiveness_std),
+            (faith.sufficiency_aopc, faith.random_sufficiency_aopc, faith.random_sufficiency_std),
+        )
+    )
 
 
 RENDERERS = {"AttributionResult": attribution_view}

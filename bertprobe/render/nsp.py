@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bertprobe.nsp import NspResult
+from bertprobe.nsp import NspResult, ScoredPair
 from bertprobe.render import bar, closing, header
 
 
@@ -73,24 +75,8 @@ def readings(result: NspResult) -> list[str]:
     """What this run's NSP numbers mean, in plain words."""
     lines = []
     if result.accuracy is not None:
-        known = sum(p.is_next is not None for p in result.pairs)
-        verdict = (
-            "so [CLS] carries what next-sentence prediction trained it for"
-            if result.accuracy >= 0.7
-            else "no better than guessing: this head does not tell true next sentences from random ones"
-            if result.accuracy <= 0.6
-            else "somewhat better than guessing"
-        )
-        means = ""
-        if result.mean_probability_next is not None and result.mean_probability_random is not None:
-            means = (
-                f" (true next sentences get P={result.mean_probability_next:.2f} on average, random ones "
-                f"{result.mean_probability_random:.2f})"
-            )
-        lines.append(
-            f"The NSP head was right on {result.accuracy:.0%} of {known} pairs, where guessing gets 50%{means}: "
-            f"{verdict}."
-        )
+        known = [p for p in result.pairs if p.is_next is not None]
+        lines.append(_verdict(result, known))
     elif len(result.pairs) == 1:
         pair = result.pairs[0]
         p = pair.is_next_probability
@@ -111,6 +97,55 @@ def readings(result: NspResult) -> list[str]:
     if result.cls_origin is not None:
         lines.append(result.cls_origin.note)
     return lines
+
+
+# A verdict needs the head to beat guessing by more than luck would: a one-sided binomial test.
+SIGNIFICANCE = 0.05
+
+
+def _luck(right: int, total: int) -> float:
+    """The chance of ``right`` or more of ``total`` pairs right by tossing a coin for each.
+
+    Summed in floats from log-probabilities: exact integers take minutes at tens of thousands of pairs.
+    """
+    base = math.lgamma(total + 1) - total * math.log(2)
+    return min(
+        1.0, sum(math.exp(base - math.lgamma(k + 1) - math.lgamma(total - k + 1)) for k in range(right, total + 1))
+    )
+
+
+def _verdict(result: NspResult, known: list[ScoredPair]) -> str:
+    """Accuracy against the truth, judged on both kinds of pair (a head that always says "next" is no head)."""
+    said = f"The NSP head was right on {result.accuracy:.0%} of {len(known)} pairs"
+    if result.accuracy_next is None or result.accuracy_random is None:
+        kind, answer = ("true next", "next") if result.accuracy_random is None else ("random", "random")
+        return (
+            f"{said}, but every pair is a {kind} pair, so a head that always answers {answer!r} scores 100% too: "
+            "add pairs of the other kind (--shuffle FILE builds both) to judge it."
+        )
+    # Per-kind accuracies: guessing, or always giving the same answer, gets 50% on their mean whatever the mix.
+    balanced = (result.accuracy_next + result.accuracy_random) / 2
+    said += (
+        f" ({result.accuracy_next:.0%} of the true next ones, {result.accuracy_random:.0%} of the random ones; "
+        "guessing gets 50% of each)"
+    )
+    if result.mean_probability_next is not None and result.mean_probability_random is not None:
+        said += (
+            f"; true next sentences get P={result.mean_probability_next:.2f} on average, random ones "
+            f"{result.mean_probability_random:.2f}"
+        )
+    right = sum(bool(p.correct) for p in known)
+    if _luck(len(known), len(known)) >= SIGNIFICANCE:
+        verdict = f"{len(known)} pairs are too few to judge the head: even all right could be luck; score more pairs"
+    elif balanced <= 0.6:
+        verdict = "no better than guessing: this head does not tell true next sentences from random ones"
+    elif _luck(right, len(known)) >= SIGNIFICANCE:
+        verdict = f"{len(known)} pairs are too few to tell that from lucky guessing; score more pairs"
+    elif balanced >= 0.7:
+        verdict = "so [CLS] carries what next-sentence prediction trained it for"
+    else:
+        verdict = "somewhat better than guessing"
+    return f"{said}: {verdict}."
 
 
 def _pct(value: float | None) -> str:

@@ -143,8 +143,9 @@ def _legend(result: SenseResult, details: bool = False) -> Text:
             f"mean cos: mean cosine of {result.word!r} over all sentence pairs; cluster silh.: how well k-means' "
             "groups stand apart (-1 to 1). "
         )
+    alike = "every sentence" if result.static_identical else "every sentence where the word is the same word pieces"
     legend.append(
-        "static: the input word-piece embedding (the same vector in every sentence, like Word2Vec); "
+        f"static: the input word-piece embedding (the same vector in {alike}, like Word2Vec); "
         "position: the word's position embedding alone (no word, no context); emb: word + position, "
         "before any attention; 1, 2, ...: after each layer."
     )
@@ -200,13 +201,27 @@ def _chance(result: SenseResult) -> float:
     return sum(count * (count - 1) for count in counts.values()) / (n * (n - 1))
 
 
-def _separates(stats: LayerStats) -> bool:
+def _bar(result: SenseResult) -> float:
+    """The 1-NN a layer needs to count as separating: SEPARATES, or halfway from chance to 1 if that is higher.
+
+    Uneven senses raise chance (9 sentences of one sense and 1 of another: 0.80), and a bar below
+    chance would pass a layer that separates nothing.
+    """
+    chance = _chance(result)
+    return max(SEPARATES, chance + (1 - chance) / 2)
+
+
+def _separates(stats: LayerStats, bar: float) -> bool:
     return (
         stats.knn_accuracy is not None
-        and stats.knn_accuracy >= SEPARATES
+        and stats.knn_accuracy >= bar
         and stats.separation_centred is not None
         and stats.separation_centred > 0
     )
+
+
+def _spellings(result: SenseResult) -> list[str]:
+    return list(dict.fromkeys(" ".join(s.wordpieces) for s in result.sentences))
 
 
 def readings(result: SenseResult) -> list[str]:
@@ -214,52 +229,77 @@ def readings(result: SenseResult) -> list[str]:
     word = repr(result.word)
     if not result.labelled:
         shown = _layer_label(result.shown_layer)
+        # Repeated sentences leave k-means fewer distinct vectors than k: count the groups it really made.
+        groups = len({s.cluster for s in result.sentences})
+        asked = f" (of k = {result.clusters} asked for)" if groups != result.clusters else ""
         line = (
             f"Without sense labels nothing is scored: k-means split the {len(result.sentences)} sentences into "
-            f"{result.clusters} groups by {word}'s vector at {shown}. Read each group's sentences: if they share a "
+            f"{groups} groups{asked} by {word}'s vector at {shown}. Read each group's sentences: if they share a "
             "meaning, the model's vectors tell the senses apart."
             if result.clusters
             else f"Without sense labels the table shows only how alike {word}'s vectors are across the sentences."
         )
         return [line]
+    lines = []
+    spellings = _spellings(result)
+    if not result.static_identical:
+        lines.append(
+            f"Careful: {word} is not the same input in every sentence (word pieces: {' / '.join(spellings[:4])}), "
+            "so even the static row differs: every row mixes spelling with context. Write the word alike everywhere."
+        )
+    single = [sense for sense in result.senses if sum(s.sense == sense for s in result.sentences) < 2]
+    if single:
+        lines.append(
+            f"The sense(s) {', '.join(map(repr, single))} have one sentence only, whose nearest neighbour can never "
+            "share its sense: 1-NN cannot show whether the senses separate. Give at least two sentences per sense."
+        )
+        return lines
     first, second = result.senses[0], result.senses[1] if len(result.senses) > 1 else "other"
     others = "the other senses" if len(result.senses) > 2 else f"{second} ones"
+    chance, bar = _chance(result), _bar(result)
     contextual = [s for s in result.layers if s.layer is not None and s.layer >= 1]
     onset = None
     for index in range(len(contextual)):
-        if all(_separates(s) for s in contextual[index:]):
+        if all(_separates(s, bar) for s in contextual[index:]):
             onset = contextual[index].layer
             break
-    lines = []
+    separating = [s.layer for s in contextual if _separates(s, bar)]
     if onset is not None:
         best = f"; clearest at layer {result.best_layer}" if result.best_layer else ""
         lines.append(
             f"From layer {onset} on, {word} in {first} sentences is closer to other {first} sentences than to "
-            f"{others} (1-NN at least {SEPARATES:.2f}){best}: the vector now carries the sense, taken from context."
+            f"{others} (1-NN at least {bar:.2f}, chance {chance:.2f}){best}: the vector now carries the sense, "
+            "taken from context."
+        )
+    elif separating:
+        lines.append(
+            f"At layer(s) {', '.join(map(str, separating))}, {word} in {first} sentences is closer to other {first} "
+            f"sentences than to {others} (1-NN at least {bar:.2f}, chance {chance:.2f}), but the later layers do not "
+            "keep the senses that far apart."
         )
     else:
         top = max(contextual, key=lambda s: s.knn_accuracy or 0.0, default=None)
         if top is not None and top.knn_accuracy is not None:
             lines.append(
                 f"No layer keeps the senses of {word} clearly apart (best 1-NN {top.knn_accuracy:.2f} at layer "
-                f"{top.layer}; chance {_chance(result):.2f}): this model, or these sentences, do not separate them."
+                f"{top.layer}; chance {chance:.2f}): this model, or these sentences, do not separate them."
             )
     control = result.position_control
     emb = next((s for s in result.layers if s.layer == 0), None)
-    static = f"At the static row {word} is the same vector in every sentence"
+    static = f"At the static row {word} is the same vector in every sentence; at the embedding layer it differs only"
     if control is not None and control.knn_accuracy is not None:
         verdict = (
             "so position does not give the sense away"
-            if control.knn_accuracy < SEPARATES
+            if control.knn_accuracy < bar
             else "so POSITION ALONE already predicts the sense: balance the sentences before trusting later layers"
         )
+        scores = f"alone scores 1-NN {control.knn_accuracy:.2f} (chance {chance:.2f}), {verdict}."
         lines.append(
-            f"{static}; at the embedding layer it differs only by its position, and position alone scores 1-NN "
-            f"{control.knn_accuracy:.2f} (chance {_chance(result):.2f}), {verdict}."
+            f"{static} by its position, and position {scores}" if result.static_identical else f"Position {scores}"
         )
-    elif emb is not None and emb.knn_accuracy is not None:
-        lines.append(f"{static}; at the embedding layer (1-NN {emb.knn_accuracy:.2f}) it differs only by position.")
-    if result.position_length_knn is not None and result.position_length_knn >= SEPARATES:
+    elif emb is not None and emb.knn_accuracy is not None and result.static_identical:
+        lines.append(f"{static} by position (1-NN {emb.knn_accuracy:.2f}).")
+    if result.position_length_knn is not None and result.position_length_knn >= bar:
         lines.append(
             f"Careful: in these sentences the word's position and the sentence length alone predict the sense "
             f"(1-NN {result.position_length_knn:.2f}); put the word at similar places in every sense."
