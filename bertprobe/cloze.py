@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bertprobe.errors import BertprobeError, DataError
 from bertprobe.inputs import lines, read_text
-from bertprobe.mlm import masked_logits, require_masks
+from bertprobe.mlm import masked_logits, normalise_masks, require_masks
 from bertprobe.models import LoadedModel
 from bertprobe.results import Rendered
 
@@ -56,9 +56,10 @@ def builtin_items(name: str = "builtin") -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def sentence_words(text: str) -> set[str]:
-    """The words of a cloze sentence around its mask, lower-cased."""
-    return set(re.findall(r"[\w']+", re.sub(r"\[MASK\]", " ", text, flags=re.IGNORECASE).lower()))
+def sentence_words(text: str, mask_token: str = "[MASK]") -> set[str]:
+    """The words of a cloze sentence around its mask (``[MASK]`` or the model's own, e.g. ``<mask>``), lower-cased."""
+    unmasked = normalise_masks(text, mask_token).replace(mask_token, " ")
+    return set(re.findall(r"[\w']+", unmasked.lower()))
 
 
 def read_items(path: str | Path) -> list[dict]:
@@ -101,19 +102,36 @@ def evaluate(lm: LoadedModel, items: list[dict], top_k: int = 5, cloze_set: str 
     encoded = []
     for number, item in enumerate(items, start=1):
         try:
-            encoded.append(require_masks(lm, item["text"]))
+            encoding, positions = require_masks(lm, item["text"])
         except BertprobeError as err:
             where = item.get("where", f"cloze sentence {number}")
             raise DataError(f"{where}: {err.message}", hint=err.hint) from None
-    all_logits = [rows[0] for rows in masked_logits(lm, [e.ids for e, _ in encoded], [p[:1] for _, p in encoded])]
+        if len(positions) != 1:
+            # Only one slot can be scored against one answer list: a second mask would be silently ignored.
+            where = item.get("where", f"cloze sentence {number}")
+            raise DataError(
+                f"{where}: {len(positions)} masks; a cloze sentence has exactly one",
+                hint='Keep one [MASK] per line, e.g. {"text": "The cat sat on the [MASK].", "answers": ["mat"]}',
+            )
+        encoded.append((encoding, positions))
+    all_logits = [rows[0] for rows in masked_logits(lm, [e.ids for e, _ in encoded], [p for _, p in encoded])]
+    tok = lm.tokenizer
     scored = []
+    unreachable = 0
     for item, logits in zip(items, all_logits, strict=True):
-        top = [lm.tokenizer.decode([i]).strip() for i in logits.topk(top_k).indices.tolist()]
+        top = [tok.decode([i]).strip() for i in logits.topk(min(top_k, logits.shape[-1])).indices.tolist()]
         answers = {a.lower() for a in item["answers"]}
         rank = next((r for r, word in enumerate(top, start=1) if word.lower() in answers), None)
-        copies = bool(top) and top[0].lower() in sentence_words(item["text"])
+        copies = bool(top) and top[0].lower() in sentence_words(item["text"], tok.mask_token)
         scored.append(ClozeItem(item["text"], sorted(answers), top, rank, copies))
+        unreachable += not any(_one_piece(lm, answer) for answer in answers)
     count = max(len(scored), 1)
+    notices = list(lm.notices)
+    if unreachable:
+        notices.append(
+            f"{unreachable} of {len(scored)} sentence(s) have no answer that is one word piece of {lm.name}: "
+            "one mask predicts one piece, so they can never count as hits"
+        )
     return ClozeResult(
         model=lm.name,
         revision=lm.revision,
@@ -123,5 +141,16 @@ def evaluate(lm: LoadedModel, items: list[dict], top_k: int = 5, cloze_set: str 
         precision_at_k=sum(i.hit_rank is not None for i in scored) / count,
         copy_rate=sum(i.copies for i in scored) / count,
         cloze_set=cloze_set,
-        notices=list(lm.notices),
+        notices=notices,
     )
+
+
+def _one_piece(lm: LoadedModel, answer: str) -> bool:
+    """Whether one word piece of the model decodes to ``answer`` (compared without case, as the hits are)."""
+    for spelling in {answer, answer.capitalize(), answer.upper()}:
+        for written in (spelling, f"a {spelling}"):  # alone, and after a space (BPE's Ġ and SentencePiece's ▁)
+            encoding = lm.tokenizer.encode(written)
+            pieces = [t for t, special in zip(encoding.ids, encoding.special, strict=True) if not special]
+            if len(pieces) == written.count(" ") + 1:
+                return True
+    return False

@@ -573,14 +573,22 @@ def _target_pieces(lm: LoadedModel, encoding: Encoding, slot: _Slot, word: str) 
     text = encoding.text[: slot.char_start] + word + encoding.text[slot.char_end :]
     written = lm.tokenizer.encode(text)
     end = slot.char_start + len(word)
-    pieces = [
-        token_id
+    overlapping = [
+        (token_id, start, stop)
         for token_id, (start, stop), special in zip(written.ids, written.offsets, written.special, strict=True)
         if not special and start < end and stop > slot.char_start
     ]
-    if not pieces:
+    if not overlapping:
         raise InputError(f"the target {word!r} has no word pieces", hint="Give targets made of letters or digits.")
-    return pieces
+    start, stop = overlapping[0][1], overlapping[-1][2]
+    if text[start : slot.char_start].strip() or text[end:stop].strip():  # a piece's own leading space is fine
+        # Glued to its neighbours ("the[MASK]" + "mat" reads "them ##at"), the word has no pieces of its own.
+        raise InputError(
+            f"the target {word!r} merges with the text next to the mask: written there it reads "
+            f"{text[min(start, slot.char_start) : max(stop, end)]!r}, so its own word pieces cannot be scored",
+            hint="Put a space (or punctuation) between the mask and the words around it.",
+        )
+    return [token_id for token_id, _, _ in overlapping]
 
 
 def score_targets(

@@ -67,3 +67,44 @@ def test_shipped_tiny_mlm_meets_its_documented_quality(cli):
 def test_cloze_table_marks_hits(cli):
     code, table, _ = cli("cloze", "-m", "tiny-mlm", "-k", 3)
     assert code == 0 and "precision@1" in table and "precision@3" in table
+
+
+def _cloze_file(tmp_path, *items):
+    path = tmp_path / "cloze.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    return path
+
+
+def test_a_sentence_with_two_masks_is_refused_not_half_scored(cli, tmp_path):
+    data = _cloze_file(tmp_path, {"text": "The [MASK] sat on the [MASK].", "answers": ["cat"]})
+    code, stdout, stderr = cli("cloze", "-m", "tiny-mlm", "--data", data)
+    assert code == 1 and stdout == ""
+    assert "line 1: 2 masks" in stderr and "Traceback" not in stderr
+
+
+def test_top_k_above_the_vocabulary_ranks_the_whole_vocabulary(cli, tiny_roberta_path, tmp_path):
+    from transformers import AutoTokenizer
+
+    vocab = len(AutoTokenizer.from_pretrained(str(tiny_roberta_path)))
+    data = _cloze_file(tmp_path, {"text": "the cat sat on the <mask>.", "answers": ["mat"]})
+    code, stdout, stderr = cli("cloze", "-m", tiny_roberta_path, "--data", data, "-k", 100000, "--json")
+    assert code == 0, stderr
+    item = json.loads(stdout)["items"][0]
+    assert len(item["top"]) == vocab and item["hit_rank"] is not None
+
+
+def test_the_models_own_mask_token_is_not_a_word_of_the_sentence():
+    # A RoBERTa top-1 "mask" must not count as copying its own sentence "... the <mask>."
+    assert cloze.sentence_words("the cat sat on the <mask>.", "<mask>") == {"the", "cat", "sat", "on"}
+
+
+def test_answers_no_single_word_piece_can_spell_are_announced(cli, tmp_path):
+    data = _cloze_file(
+        tmp_path,
+        {"text": "Water freezes at zero degrees [MASK].", "answers": ["celsius", "centigrade"]},
+        {"text": "The cat sat on the [MASK].", "answers": ["floor", "windowsill"]},
+    )
+    code, stdout, stderr = cli("cloze", "-m", "tiny-mlm", "--data", data, "--json")
+    assert code == 0
+    assert json.loads(stdout)["notices"][-1].startswith("1 of 2 sentence(s) have no answer that is one word piece")
+    assert "can never count as hits" in stderr

@@ -143,3 +143,34 @@ def test_env_model_is_used_by_auto(cli, mlm_path, monkeypatch):
     monkeypatch.setenv("BERTPROBE_MODEL", str(mlm_path))
     code, stdout, _ = cli("fillmask", "a [MASK] b", "--json")
     assert code == 0 and json.loads(stdout)["model"] == str(mlm_path)
+
+
+def _context_result(left: float, right: float, both: float):
+    import math
+
+    from bertprobe.fillmask import ContextResult, ContextView, TargetScore
+
+    def view(context, p):
+        target = TargetScore("dog", 1, p, math.log(p), [])
+        return ContextView(context, "", [], 1, [], [target])
+
+    return ContextResult("m", None, "bundled", "The [MASK] barked.", "single", 5, None, 4, 10, ["dog"], "targets",
+                         [view("left", left), view("right", right), view("both", both)])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "both", "said", "not_said"),
+    [
+        # equal sides: neither points "1x more strongly" than the other
+        (0.02, 0.02, 0.5, "the two sides point to it about equally", "more strongly"),
+        # 1.4x is not rounded to "1x" either
+        (0.014, 0.01, 0.5, "point to it 1.4x as strongly as those to the right", "1x"),
+        # both sides give LESS than one side alone: not "as much as both"
+        (0.4, 0.01, 0.1, "less than one side alone gives it", "says as much as both"),
+    ],
+)
+def test_context_reading_says_what_the_numbers_show(left, right, both, said, not_said):
+    from bertprobe.render.fillmask import context_readings
+
+    reading = " ".join(context_readings(_context_result(left, right, both)))
+    assert said in reading and not_said not in reading

@@ -344,6 +344,9 @@ def test_word_joint_targets_and_cls_tables(cli, mlm_path):
         (("The [MASK] sat.", "--occurrence", "1"), "--occurrence does not apply"),
         (("The [MASK] sat.", "--targets", "cat,,dog"), "--targets holds an empty word"),
         (("[MASK] " * 13, "--decode", "joint"), "at most 12 masks"),
+        # glued to a neighbour, "mat" would be scored as the pieces of "them ##at" or "mats"
+        (("The cat sat on the[MASK].", "--targets", "rug,mat"), "'mat' merges with the text next to the mask"),
+        (("The cat sat on the [MASK]s.", "--targets", "mat"), "written there it reads 'mats'"),
     ],
 )
 def test_user_errors_are_one_line_with_a_hint(cli, mlm_path, args, message):

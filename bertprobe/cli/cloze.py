@@ -40,4 +40,7 @@ def cloze_cli(
     items, name = cloze_items(data, cloze_set)
     lm = common.load("mlm")
     result = cloze.evaluate(lm, items, top_k=top_k, cloze_set=name)
+    for notice in result.notices:
+        if notice not in lm.notices:  # the loader's own were printed when it loaded
+            render.notice(notice)
     render.show(result, json=common.json, seed=common.seed)

@@ -399,25 +399,39 @@ def context_readings(result: ContextResult) -> list[str]:
         left, right = score["left"], score["right"]
         if max(left, right) > 0 and min(left, right) > 0:
             ratio = max(left, right) / min(left, right)
+            times = _times(ratio)
             stronger, weaker = ("right", "left") if right > left else ("left", "right")
             lines.append(
                 f"{word!r} gets p={_probability(left)} from the left context alone and p={_probability(right)} from "
-                f"the right alone: the words to the {stronger} of the mask point to it {ratio:,.0f}x more strongly "
-                f"than those to the {weaker}."
+                + (
+                    "the right alone: the two sides point to it about equally."
+                    if times == "1.0"
+                    else f"the right alone: the words to the {stronger} of the mask point to it {times}x as strongly "
+                    f"as those to the {weaker}."
+                )
             )
     if "both" in score:
         best_one_sided = max((score[c] for c in ("left", "right") if c in score), default=None)
         if best_one_sided is not None and best_one_sided > 0:
+            times = _times(score["both"] / best_one_sided)
             lines.append(
                 f"With both sides it gets p={_probability(score['both'])}"
                 + (
-                    f", {score['both'] / best_one_sided:,.1f}x the better side alone: BERT reads both directions "
+                    f", {times}x the better side alone: BERT reads both directions "
                     "at once; a left-to-right model only ever has the left column."
-                    if score["both"] > best_one_sided
+                    if score["both"] > best_one_sided and times != "1.0"
                     else ": here one side alone already says as much as both."
+                    if times == "1.0"
+                    else f", less than one side alone gives it ({_probability(best_one_sided)}): the other side "
+                    "points away from it."
                 )
             )
     return lines
+
+
+def _times(ratio: float) -> str:
+    """A ratio as the reading says it: one decimal below 10 ("1.0" means about equal), whole above."""
+    return f"{ratio:,.1f}" if ratio < 10 else f"{ratio:,.0f}"
 
 
 def context_table(result: ContextResult, console: Console, explain: bool = False, details: bool = False) -> None:
