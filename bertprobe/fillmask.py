@@ -129,6 +129,7 @@ class JointFill:
     log_probs: list[float]  # per position: ln P(token | every other masked position filled)
     joint_score: float  # their sum (see JOINT_SCORE_DEFINITION)
     filled: str
+    words: list[str] = field(default_factory=list)  # each token as written into ``filled`` (decoded)
 
 
 @dataclass
@@ -274,15 +275,35 @@ def _rank_and_score(logits_row: Any, token_id: int) -> tuple[int, float]:
     return int((probs > score).sum()) + 1, float(score)
 
 
-def splice(text: str, spans: list[tuple[int, int]], words: list[str]) -> str:
-    """Replace character spans of ``text`` with words (word pieces joined without ``##``)."""
+def splice(text: str, spans: list[tuple[int, int]], words: list[str], starts_word: Sequence[bool] | None = None) -> str:
+    """Replace character spans of ``text`` with words (word pieces joined without ``##``).
+
+    ``starts_word`` says which fills begin a word: one written right after another fill (``[MASK][MASK]``,
+    or the pieces of a word masked whole) is then set apart by a space, as the model read them: "new
+    table", not "newtable".
+    """
     out, cursor = [], 0
-    for (start, end), word in sorted(zip(spans, words, strict=False)):
+    starts = list(starts_word) if starts_word is not None else [False] * len(spans)
+    previous_end = None
+    for (start, end), word, begins in sorted(zip(spans, words, starts, strict=False)):
         out.append(text[cursor:start])
+        if begins and start == previous_end and word[:1].isalnum():
+            out.append(" ")
         out.append(word.removeprefix("##"))
-        cursor = end
+        cursor = previous_end = end
     out.append(text[cursor:])
     return "".join(out)
+
+
+def starts_word(lm: LoadedModel, token_id: int) -> bool:
+    """Whether a predicted piece begins a word: in WordPiece unless it is ``##``-marked, in byte-level BPE
+    and SentencePiece only with their space mark (``Ġ``, ``▁``)."""
+    piece = lm.tokenizer.id_to_token(token_id) or ""
+    if piece.startswith("##"):
+        return False
+    if piece.startswith(("Ġ", "▁")):
+        return True
+    return lm.tokenizer.token_to_id("##s") is not None  # a WordPiece vocabulary: continuations are marked
 
 
 # ---------------------------------------------------------------------------------------------
@@ -532,6 +553,7 @@ def _finish(
         encoding.text,
         [(m.char_start, m.char_end) for m in masks],
         [m.predictions[0].token_str for m in masks],
+        [starts_word(lm, m.predictions[0].token_id) for m in masks],
     )
     result = FillMaskResult(
         model=lm.name,
@@ -716,7 +738,8 @@ def joint_decode(
             token_ids=list(candidate),
             log_probs=list(scored[candidate]),
             joint_score=sum(scored[candidate]),
-            filled=splice(encoding.text, spans, strs),
+            filled=splice(encoding.text, spans, strs, [starts_word(lm, t) for t in candidate]),
+            words=strs,
         )
 
     ranked = sorted(scored, key=lambda c: -sum(scored[c]))[:beam]

@@ -174,3 +174,27 @@ def test_context_reading_says_what_the_numbers_show(left, right, both, said, not
 
     reading = " ".join(context_readings(_context_result(left, right, both)))
     assert said in reading and not_said not in reading
+
+
+def test_adjacent_masks_fill_as_the_separate_words_the_model_read(cli):
+    from bertprobe.fillmask import splice
+
+    text = "a [MASK][MASK]."
+    spans = [(2, 8), (8, 14)]
+    assert splice(text, spans, ["new", "table"], [True, True]) == "a new table."  # two words, as read
+    assert splice(text, spans, ["carpet", "##ing"], [True, False]) == "a carpeting."  # one word's pieces
+    assert splice(text, spans, ["new", " table"], [True, True]) == "a new table."  # BPE carries its space
+    for decode in ("independent", "joint"):
+        code, stdout, stderr = cli("fillmask", "The cat sat on the [MASK][MASK] today.", "--decode", decode,
+                                   "--json", "-m", "tiny-mlm")  # fmt: skip
+        assert code == 0, stderr
+        doc = json.loads(stdout)
+        fills = [(doc["filled"], [m["predictions"][0]["token_str"] for m in doc["masks"]])]
+        fills += [(fill["filled"], fill["words"]) for fill in (doc.get("joint") or {}).get("completions", [])]
+        assert len(fills) > (decode == "joint")
+        for filled, (first, second) in fills:
+            between = "" if second.startswith("##") else " "  # WordPiece: only ## continues a word
+            assert filled == f"The cat sat on the {first}{between}{second.removeprefix('##')} today."
+        code, table, _ = cli("fillmask", "The cat sat on the [MASK][MASK] today.", "--decode", decode, "-m",
+                             "tiny-mlm")  # fmt: skip
+        assert f"top-1 fill: {doc['filled']}" in " ".join(table.split())

@@ -71,12 +71,7 @@ def fillmask_table(result: FillMaskResult, console: Console, explain: bool = Fal
             console.print(table)
     closing(console, (), FILLMASK_EXPLAIN if explain else None)
     filled = Text("top-1 fill: ", style="dim")
-    cursor = 0
-    for mask in sorted(result.masks, key=lambda m: m.char_start):
-        filled.append(result.text_normalised[cursor : mask.char_start])
-        filled.append(mask.predictions[0].token_str.removeprefix("##"), style="bold green")
-        cursor = mask.char_end
-    filled.append(result.text_normalised[cursor:])
+    filled.append_text(_styled_fill(result, [m.predictions[0].token_str for m in result.masks], result.filled))
     console.print(filled)
     if result.joint is not None:
         _joint_table(result, console)
@@ -136,11 +131,27 @@ def _ordinal(rank: int) -> str:
 
 
 def _fill_text(result: FillMaskResult, fill: JointFill) -> Text:
-    spans = sorted((m.char_start, m.char_end, token) for m, token in zip(result.masks, fill.tokens, strict=True))
-    text, cursor = Text(), 0
-    for start, end, token in spans:
-        text.append(result.text_normalised[cursor:start])
-        text.append(token.removeprefix("##"), style="bold green")
+    return _styled_fill(result, fill.words or fill.tokens, fill.filled)
+
+
+def _styled_fill(result: FillMaskResult, words: list[str], filled: str) -> Text:
+    """``filled`` (the core's fill of the masks with ``words``) with the filled words in bold green.
+
+    The core sets a word apart from a fill it directly follows ("new table" for ``[MASK][MASK]``); that
+    space is taken from ``filled``, as the renderer cannot tell a word's start from a piece's.
+    """
+    spans = sorted((m.char_start, m.char_end, word) for m, word in zip(result.masks, words, strict=True))
+    text, cursor, at = Text(), 0, 0
+    for start, end, word in spans:
+        before = result.text_normalised[cursor:start]
+        text.append(before)
+        at += len(before)
+        if filled[at : at + 1] == " " and not before and word[:1] != " ":
+            text.append(" ")
+            at += 1
+        shown = word.removeprefix("##")
+        text.append(shown, style="bold green")
+        at += len(shown)
         cursor = end
     text.append(result.text_normalised[cursor:])
     return text
