@@ -197,6 +197,13 @@ def test_summary_table_for_many_texts_and_per_token_table_for_one(cli, mlm_path)
     assert "lower is more" in stdout.replace("\n", " ")
     code, stdout, _ = cli("score", MULTI_PIECE, "-m", mlm_path)
     assert code == 0 and "##yp" in stdout and "PLL" in stdout
+    # The table ends by reading this text's numbers: its perplexity and its least expected token.
+    code, doc, _ = cli("score", MULTI_PIECE, "--json", "-m", mlm_path)
+    scores = json.loads(doc)["scores"]
+    worst = min(scores, key=lambda s: s["log_prob"])
+    said = " ".join(stdout.split())
+    assert f"Pseudo-perplexity {json.loads(doc)['pseudo_perplexity']:.2f}: masked one at a time" in said
+    assert f"Least expected: {worst['token']!r} (position {worst['position']}," in said
 
 
 def _run_cli(*args, env=None):

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bertprobe.render import bar, header
+from bertprobe.render import bar, closing, header
 from bertprobe.render.jsonl import Summary
 from bertprobe.score import PairsResult, SentenceScore
 
@@ -47,6 +47,29 @@ def sentence_table(result: SentenceScore, console: Console) -> None:
         else PLAIN_WORDS.replace("masked in turn", "masked in turn with the rest of its word")
     )
     console.print(Text(words + " The bar shows how surprising each token is.", style="dim"))
+    closing(console, sentence_readings(result))
+
+
+def sentence_readings(result: SentenceScore) -> list[str]:
+    """What this text's numbers say, in plain words."""
+    if not result.scores:
+        return []
+    perplexity = result.pseudo_perplexity
+    among = f"{perplexity:.1f}" if perplexity < 10 else f"{perplexity:,.0f}"
+    line = (
+        f"Pseudo-perplexity {perplexity:.2f}: masked one at a time, each token was on average as hard for the "
+        f"model to guess as a pick among {among} equally likely tokens"
+    )
+    worst = min(result.scores, key=lambda s: s.log_prob)
+    best = max(result.scores, key=lambda s: s.log_prob)
+    if len(result.scores) == 1:
+        return [line + "."]
+    if worst.log_prob == best.log_prob:
+        return [line + "; every token was exactly as expected as the others."]
+    return [
+        line + f". Least expected: {worst.token!r} (position {worst.position}, P={math.exp(worst.log_prob):.3g}); "
+        f"most expected: {best.token!r} (P={math.exp(best.log_prob):.3g})."
+    ]
 
 
 def summary(show: int) -> Summary:
