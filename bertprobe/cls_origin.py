@@ -19,6 +19,7 @@ NSP = "next-sentence prediction"
 SOP = "sentence-order prediction"
 NONE = "no sentence-level task"
 UNKNOWN = "unknown"
+FINE_TUNED = "sentence classification (fine-tuned)"
 
 # What bertprobe's own recipe did to a shipped checkpoint (see its RECIPE.md).
 BUNDLED_TRAINING = {
@@ -34,10 +35,11 @@ _NO_NSP_FAMILIES = {
     "trained by no sentence-level task",
     "distilbert": "DistilBERT was distilled from BERT without next-sentence prediction: its [CLS] was trained "
     "by no sentence-level task",
-    "electra": "ELECTRA is trained to spot replaced tokens, with no sentence-level task: nothing trained its [CLS]",
-    "deberta": "DeBERTa was pretrained with masked-LM only: nothing trained its [CLS] for a sentence-level task",
-    "deberta-v2": "DeBERTa-v2/v3 was pretrained without next-sentence prediction: nothing trained its [CLS]",
-    "modernbert": "ModernBERT was pretrained with masked-LM only: nothing trained its [CLS]",
+    "electra": "ELECTRA is trained to spot replaced tokens, so no sentence-level task trained its [CLS]",
+    "deberta": "DeBERTa was pretrained with masked-LM only: no sentence-level task trained its [CLS]",
+    "deberta-v2": "DeBERTa-v2/v3 was pretrained without next-sentence prediction: no sentence-level task trained "
+    "its [CLS]",
+    "modernbert": "ModernBERT was pretrained with masked-LM only: no sentence-level task trained its [CLS]",
 }
 
 
@@ -80,11 +82,60 @@ def _sentence_pooling(path: Path) -> str | None:
     return None
 
 
+# Heads that read [CLS] for a sentence-level label: a checkpoint saved with one was fine-tuned through [CLS].
+_CLASSIFIERS = ("ForSequenceClassification", "ForMultipleChoice")
+
+
+def _fine_tuned(label: str, config: dict[str, Any]) -> ClsOrigin | None:
+    """A checkpoint saved as a sentence classifier: its [CLS] was fine-tuned for that task, whatever the family."""
+    architectures = [str(a) for a in config.get("architectures") or [] if str(a).endswith(_CLASSIFIERS)]
+    if not architectures:
+        return None
+    names = [str(n) for n in (config.get("id2label") or {}).values()]
+    told = (
+        f"tell {', '.join(map(repr, names))} apart"
+        if names and not all(n.startswith("LABEL_") for n in names)
+        else "answer a sentence-level task"
+    )
+    return ClsOrigin(
+        FINE_TUNED,
+        f"{label} checkpoint is a {architectures[0]}: its [CLS] was fine-tuned, through the classification head, to "
+        f"{told}, so a probe on it reads back that fine-tuning, not what pretraining alone put there.",
+    )
+
+
 def describe(name: str, path: Path | str, config: dict[str, Any], heads: set[str] | frozenset[str]) -> ClsOrigin:
     """What ``[CLS]`` of the checkpoint at ``path`` was trained for, from its files."""
     path = Path(path)
     model_type = str(config.get("model_type", ""))
     label = f"{name}'s"
+    fine_tuned = _fine_tuned(label, config)
+    if fine_tuned is not None:
+        return fine_tuned
+    pooling = _sentence_pooling(path)
+    if pooling is not None:
+        # Checked before the family: the sentence-embedding fine-tune trained [CLS] (directly with cls pooling).
+        origin = str(config.get("_name_or_path", ""))
+        used = "[CLS] itself" if pooling == "cls" else f"the {pooling} of all its tokens, not [CLS]"
+        tuned = f"a sentence-transformers model, fine-tuned so that its sentence vector ({used}) places similar "
+        tuned += "sentences close together."
+        if "minilm" in origin.lower():
+            base = (
+                f" Its base, {origin.rsplit('/', 1)[-1]}, was distilled from a larger model's self-attention, also "
+                "without next-sentence prediction."
+            )
+        elif model_type in _NO_NSP_FAMILIES or model_type == "albert":
+            base = f" Its base, a {model_type} model, was pretrained without next-sentence prediction."
+        else:
+            return ClsOrigin(
+                UNKNOWN,
+                f"{label} checkpoint is {tuned} Whether its base was pretrained with next-sentence prediction "
+                "(bert-base-uncased was) is not recorded in it.",
+            )
+        return ClsOrigin(
+            NONE if pooling != "cls" else UNKNOWN,
+            f"{label} [CLS] was never trained with next-sentence prediction: it is {tuned}{base}",
+        )
     if model_type in _NO_NSP_FAMILIES:
         return ClsOrigin(NONE, f"{_NO_NSP_FAMILIES[model_type]}.")
     if model_type == "albert":
@@ -99,21 +150,6 @@ def describe(name: str, path: Path | str, config: dict[str, Any], heads: set[str
             f"{label} [CLS] was trained by next-sentence prediction: in pretraining its NSP head read [CLS] "
             "(through the pooler) to tell whether sentence B really followed sentence A, half the time true, "
             "half the time a random sentence. That is the only task that ever trained it.",
-        )
-    pooling = _sentence_pooling(path)
-    origin = str(config.get("_name_or_path", ""))
-    if pooling is not None:
-        base = (
-            f" Its base, {origin.rsplit('/', 1)[-1]}, was distilled from a larger model's self-attention, also "
-            "without next-sentence prediction."
-            if "minilm" in origin.lower()
-            else ""
-        )
-        used = "[CLS] itself" if pooling == "cls" else f"the {pooling} of all its tokens, not [CLS]"
-        return ClsOrigin(
-            NONE if pooling != "cls" else UNKNOWN,
-            f"{label} [CLS] was never trained with next-sentence prediction: it is a sentence-transformers model, "
-            f"fine-tuned so that its sentence vector ({used}) places similar sentences close together.{base}",
         )
     bundled = BUNDLED_TRAINING.get(name)
     if bundled:

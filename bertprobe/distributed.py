@@ -29,8 +29,29 @@ class World:
         return self.rank == 0
 
 
+_LAUNCH_HINT = (
+    "Start the processes with torchrun or accelerate launch (they set RANK, WORLD_SIZE, MASTER_ADDR and "
+    "MASTER_PORT), or unset WORLD_SIZE to run one process."
+)
+
+
+def _env_int(name: str, default: int | None = None) -> int:
+    """A launcher's whole-number variable; a missing or malformed one is a user error, not a traceback."""
+    from bertprobe.errors import InputError
+
+    value = os.environ.get(name, "").strip()
+    if not value:
+        if default is None:
+            raise InputError(f"WORLD_SIZE is {os.environ.get('WORLD_SIZE')} but {name} is not set", hint=_LAUNCH_HINT)
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{name}={value!r} is not a whole number", hint=_LAUNCH_HINT) from None
+
+
 def launched() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+    return _env_int("WORLD_SIZE", 1) > 1
 
 
 def world(device: str = "auto") -> World:
@@ -44,9 +65,16 @@ def world(device: str = "auto") -> World:
     import torch
     import torch.distributed as dist
 
-    rank = int(os.environ["RANK"])
-    size = int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    from bertprobe.errors import InputError
+
+    rank = _env_int("RANK")
+    size = _env_int("WORLD_SIZE")
+    local_rank = _env_int("LOCAL_RANK", rank)
+    if not 0 <= rank < size:
+        raise InputError(f"RANK={rank} is outside WORLD_SIZE={size}", hint=_LAUNCH_HINT)
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+    if missing:
+        raise InputError(f"WORLD_SIZE is {size} but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set", hint=_LAUNCH_HINT)
     use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
     if use_cuda:
         torch.cuda.set_device(local_rank % torch.cuda.device_count())

@@ -45,3 +45,21 @@ def test_torchrun_two_processes_write_what_one_process_writes(tmp_path):
         assert [s["token"] for s in a.pop("scores")] == [s["token"] for s in b.pop("scores")]
         a.pop("pseudo_perplexity"), b.pop("pseudo_perplexity")
         assert a == b
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"WORLD_SIZE": "2"}, "WORLD_SIZE is 2 but RANK is not set"),
+        ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not a whole number"),
+        ({"WORLD_SIZE": "2", "RANK": "0"}, "MASTER_ADDR and MASTER_PORT are not set"),
+        ({"WORLD_SIZE": "2", "RANK": "2", "MASTER_ADDR": "x", "MASTER_PORT": "1"}, "RANK=2 is outside WORLD_SIZE=2"),
+    ],
+)
+def test_a_half_set_launcher_environment_is_one_line(cli, mlm_path, monkeypatch, env, said):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, _, stderr = cli("score", "A dog barked.", "The cat sat.", "-m", mlm_path)
+    assert code == 1 and said in stderr and "torchrun" in stderr and "Traceback" not in stderr

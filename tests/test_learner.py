@@ -263,3 +263,76 @@ def test_context_over_many_texts_summarises_each_row(cli, tmp_path):
     _, single, _ = cli("fillmask", BARK, "--context", "all", "--targets", "dog", "-m", "tiny-mlm", "--json")
     views = {v["context"]: v["targets"][0]["score"] for v in json.loads(single)["views"]}
     assert f"p('dog'): left {views['left']:.1e}, right {views['right']:.3f}" in " ".join(table.split())
+
+
+# ---------------------------------------------------------------------------- cls-train readings
+
+
+def _probe_result(correct: int, size: int, majority: int, control: int | None = None):
+    """A binary probe result on ``size`` eval texts: the probe, the majority class and the control get so many right."""
+    from bertprobe.probe import Baseline, DataSummary, Metrics, ProbeResult
+
+    def metrics(right: int) -> Metrics:
+        return Metrics(accuracy=right / size, macro_f1=right / size, per_class=[], confusion=[])
+
+    half = {"negative": size // 2, "positive": size - size // 2}
+    return ProbeResult(
+        model="m", revision=None, source="local", fingerprint="f", task=None,
+        data=DataSummary("d.csv", 100, size, {"negative": 50, "positive": 50}, half),
+        labels=["negative", "positive"], layer=6, num_layers=6, pooling="cls", max_length=128, truncated=0, C=1.0,
+        c_search=None, metrics=metrics(correct), baseline=Baseline("negative", majority / size, 0.3),
+        control=None if control is None else metrics(control), sweep=[], cache_hits=0, cache_misses=0,
+        cache_rebuilt=[], seconds={},
+    )  # fmt: skip
+
+
+def test_probe_reading_does_not_claim_a_lead_that_luck_explains():
+    from bertprobe.render.probe import luck, readings
+
+    # 6 of 8 against a 50% baseline: luck gives that 37 times in 256, so it is no finding.
+    assert luck(6, 8, 0.5) == pytest.approx(37 / 256)
+    small = " ".join(readings(_probe_result(6, 8, 4)))
+    assert "carries enough of the label" not in small
+    assert "does not show that the vector carries the label" in small and "14% of the time" in small
+    assert "±35%" in small  # not "a few points": one text alone is 12.5 points
+    # The same 75% against 50% on 400 texts is far beyond luck.
+    large = " ".join(readings(_probe_result(300, 400, 200)))
+    assert "carries enough of the label for a linear probe to read it off" in large and "luck alone" not in large
+
+
+def test_probe_reading_credits_pretraining_only_beyond_the_untrained_encoder():
+    from bertprobe.render.probe import readings
+
+    level = " ".join(readings(_probe_result(300, 400, 200, control=296)))
+    assert "does not show that pretraining put the label into the vector" in level and "within luck" in level
+    assert "are what pretraining put into the vector" not in level
+    ahead = " ".join(readings(_probe_result(300, 400, 200, control=220)))
+    assert "the 20 points above it are what pretraining put into the vector" in ahead
+    behind = " ".join(readings(_probe_result(300, 400, 200, control=340)))
+    assert "at least as much" in behind and "are what pretraining put into the vector" not in behind
+
+
+def test_cls_origin_names_a_fine_tune_whatever_the_family(tiny_encoder_path, tmp_path):
+    # distilbert-base-uncased-finetuned-sst-2-english: its [CLS] was trained, for sentiment.
+    sst2 = {
+        "model_type": "distilbert",
+        "architectures": ["DistilBertForSequenceClassification"],
+        "id2label": {"0": "NEGATIVE", "1": "POSITIVE"},
+    }
+    tuned = cls_origin.describe("d", tiny_encoder_path, sst2, set())
+    assert tuned.objective == cls_origin.FINE_TUNED
+    assert "no sentence-level task" not in tuned.note and "'NEGATIVE', 'POSITIVE'" in tuned.note
+    roberta = {"model_type": "roberta", "architectures": ["RobertaForSequenceClassification"]}
+    assert cls_origin.describe("r", tiny_encoder_path, roberta, {"pooler"}).objective == cls_origin.FINE_TUNED
+    # A sentence-transformers model on bert-base: its base was trained with NSP, so "never" would be false.
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "modules.json").write_text(json.dumps([{"path": "1_Pooling", "type": "models.Pooling"}]))
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    bert_st = {"model_type": "bert", "_name_or_path": "bert-base-uncased"}
+    sentence = cls_origin.describe("s", tmp_path, bert_st, set())
+    assert (
+        "never trained with next-sentence prediction" not in sentence.note and "sentence-transformers" in sentence.note
+    )
+    # ... and one on RoBERTa was fine-tuned at the sentence level: not "trained by no sentence-level task".
+    roberta_st = cls_origin.describe("s", tmp_path, {"model_type": "roberta"}, set())
+    assert "sentence-transformers" in roberta_st.note and "no sentence-level task" not in roberta_st.note

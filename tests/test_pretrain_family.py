@@ -255,3 +255,26 @@ def test_bert_trains_the_same_on_the_native_and_the_transformers_backend(tiny_pr
     assert native.keys() == through.keys()
     for key in native:
         torch.testing.assert_close(native[key], through[key], atol=1e-5, rtol=0, msg=key)
+
+
+def test_an_interrupted_restart_says_how_to_resume_it(cli, tiny_pretraining_path, corpus, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    args = ("pretrain", "--from", tiny_pretraining_path, "--corpus", corpus, "--out", out, "--batch-size", 4,
+            "--max-length", 24, "--device", "cpu", "--json")  # fmt: skip
+    assert cli(*args, "--steps", 2)[0] == 0
+    step = pretrain._Run.step
+
+    def ctrl_c_after_step_3(run):
+        lr = step(run)
+        if run.progress.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return lr
+
+    monkeypatch.setattr(pretrain._Run, "step", ctrl_c_after_step_3)
+    code, _, stderr = cli(*args, "--steps", 6, "--restart")
+    assert code == 130
+    # "a rerun of the same command" would pass --restart again and throw the 3 steps away.
+    assert "a rerun without --restart resumes from step 3" in " ".join(stderr.split())
+    monkeypatch.undo()
+    settings = _settings(tiny_pretraining_path, corpus, out, steps=6, lr=1e-4, probes=["The cat sat on the [MASK]."])
+    assert pretrain.pretrain(settings, device="cpu").start_step == 3

@@ -142,5 +142,7 @@ def pretrain_cli(
         if result.saved_step is None:
             render.notice("Interrupted before the first checkpoint: a rerun starts from the beginning.")
         else:
-            render.notice(f"Interrupted: a rerun of the same command resumes from step {result.saved_step}.")
+            # The same command with --restart would throw the saved steps away.
+            how = "a rerun without --restart" if restart else "a rerun of the same command"
+            render.notice(f"Interrupted: {how} resumes from step {result.saved_step}.")
         raise typer.Exit(130)

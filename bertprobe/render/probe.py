@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -185,28 +187,80 @@ EXPLAIN = (
 )
 
 
+# A lead over a reference accuracy is read as real only when luck gives one that large less often than this.
+LUCK = 0.05
+
+
+def luck(correct: int, total: int, rate: float) -> float:
+    """How often ``correct`` or more of ``total`` come out right by luck, each right with chance ``rate``.
+
+    The exact one-sided binomial tail, so that a lead of two texts out of eight is not read as a finding.
+    """
+    if rate <= 0:
+        return 0.0 if correct > 0 else 1.0
+    if rate >= 1:
+        return 1.0
+    log_rate, log_miss = math.log(rate), math.log1p(-rate)
+    return min(
+        1.0,
+        sum(
+            math.exp(
+                math.lgamma(total + 1)
+                - math.lgamma(k + 1)
+                - math.lgamma(total - k + 1)
+                + k * log_rate
+                + (total - k) * log_miss
+            )
+            for k in range(max(correct, 0), total + 1)
+        ),
+    )
+
+
 def readings(result: ProbeResult) -> list[str]:
     """What this run's probe scores mean, in plain words."""
     accuracy, majority = result.metrics.accuracy, result.baseline.accuracy
+    size = result.data.eval_size
+    correct = round(accuracy * size)
     vector = "[CLS] vector" if result.pooling == "cls" else f"{result.pooling}-pooled vector"
     gain = accuracy - majority
+    by_luck = luck(correct, size, majority)
     line = (
         f"A straight line through the frozen {vector} gets {accuracy:.0%} of the eval texts right, against "
         f"{majority:.0%} for always answering {result.baseline.label!r}"
     )
     if result.control is not None:
         line += f" and {result.control.accuracy:.0%} with an untrained encoder"
-    if gain >= 0.1:
+    found = gain > 0.02 and by_luck < LUCK
+    if gain > 0.02 and not found:
+        line += (
+            f": above the baseline, but with {size} eval texts luck alone gives a lead this large "
+            f"{by_luck:.0%} of the time, so this run does not show that the vector carries the label."
+        )
+    elif gain >= 0.1:
         line += ": the vector carries enough of the label for a linear probe to read it off."
     elif gain > 0.02:
         line += ": a little above the baseline; the vector carries only some of the label."
     else:
-        line += ": no better than the baseline; the vector does not carry the label in a linear form."
+        line += ": no better than the baseline; this run finds no sign of the label in a linear form in the vector."
     lines = [line]
-    if result.data.eval_size < 100:
+    if found and result.control is not None:
+        control = result.control.accuracy
+        if accuracy - control > 0.02 and luck(correct, size, control) < LUCK:
+            lines.append(
+                f"The untrained encoder's vector gets {control:.0%}: the {(accuracy - control) * 100:.0f} points "
+                "above it are what pretraining put into the vector."
+            )
+        else:
+            than = "at least as much" if control >= accuracy else "within luck of this one's"
+            lines.append(
+                f"The same probe on an untrained encoder gets {control:.0%}, {than}: a random encoder already passes "
+                "on what the probe reads, so this run does not show that pretraining put the label into the vector."
+            )
+    margin = 0.98 / math.sqrt(size) if size else 1.0  # a 95% interval's half-width at its widest (accuracy 50%)
+    if size and margin >= 0.05:
         lines.append(
-            f"With {result.data.eval_size} eval texts, one text is {1 / result.data.eval_size:.1%}: treat differences "
-            "of a few points as noise."
+            f"With {size} eval texts, one text is {1 / size:.1%}, and luck alone moves an accuracy by up to about "
+            f"±{margin:.0%}: treat smaller differences as noise."
         )
     return lines
 
