@@ -34,9 +34,19 @@ def load(spec: str = "auto", head: str = "encoder", **options: Any) -> Any:
     ``backend`` is the contract the commands use; pass it as ``model=`` to any command function.
     Importing ``bertprobe`` stays light: torch and transformers load on the first call.
     """
+    from bertprobe import api, render
+    from bertprobe.errors import InputError
+    from bertprobe.models import HEADS
     from bertprobe.models import load as _load
 
-    return _load(spec, head, **options)
+    if head not in HEADS:
+        raise InputError(f"head={head!r} is not one of {', '.join(HEADS)}", hint='e.g. head="mlm" for fill-mask')
+    api._text("spec", spec, optional=False)
+    api._flag("offline", options.get("offline", False))
+    lm = _load(spec, head, **options)
+    for notice in lm.notices:  # announced as every command announces them (e.g. what "auto" chose)
+        render.notice(notice)
+    return lm
 
 
 def fill(text: str, **options: Any) -> Any:

@@ -15,13 +15,15 @@ imported at the top: ``import bertprobe`` and ``bertprobe --help`` stay free of 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bertprobe.errors import InputError
 
 SEED_MAX = 2**32 - 1
+MAX_LAYER = 10_000  # as the CLI's --layer parser: no BERT has more
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,8 +144,8 @@ def cloze_items(data: Path | None, cloze_set: str) -> tuple[list[dict], str]:
 # what the CLI's option parsers check, for callers that skip them
 
 
-def _count(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if value is None:
+def _count(name: str, value: Any, low: int, high: int | None = None, optional: bool = True) -> None:
+    if value is None and optional:
         return
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
     if not ok:
@@ -151,12 +153,48 @@ def _count(name: str, value: Any, low: int, high: int | None = None) -> None:
         raise InputError(f"{name}={value!r} is not a whole number {bound}", hint=f"Pass {name} as an int, {bound}.")
 
 
-def _real(name: str, value: Any, low: float, high: float) -> None:
-    if value is None:
+def _real(name: str, value: Any, low: float, high: float, optional: bool = True) -> None:
+    if value is None and optional:
         return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or not low < value < high:
         raise InputError(f"{name}={value!r} is not a number in ({low:g}, {high:g})", hint=f"e.g. {name}=0.15")
+
+
+def _layer(name: str, value: Any) -> None:
+    """What ``options.parse_layer`` checks: a whole number (numpy's too; ``True`` is no layer), at most 10,000."""
+    if value is None:
+        return
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or abs(value) > MAX_LAYER:
+        raise InputError(
+            f"{name}={value!r} is not a layer number",
+            hint=f"Pass {name} as an int: 0 = embeddings, 1..L = layers, -1 = last.",
+        )
+
+
+def _flag(name: str, value: Any, optional: bool = False) -> None:
+    # A string such as "false" is truthy: taken as given, it would silently switch the option on.
+    if not isinstance(value, bool) and not (optional and value is None):
+        raise InputError(f"{name}={value!r} is not True or False", hint=f"e.g. {name}=True")
+
+
+def _text(name: str, value: Any, optional: bool = True) -> None:
+    """A text option is a str: a number or None would fail deep in the tokenizer."""
+    if not isinstance(value, str) and not (optional and value is None):
+        raise InputError(f"{name}={value!r} is not text", hint=f"Pass {name} as a str.")
+
+
+def _listed(name: str, value: Any) -> list[str]:
+    """One text or many as a list of str, refusing anything else before it fails deep in the tokenizer."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, Iterable):
+        raise InputError(f"{name}={value!r} is not text", hint=f"Pass {name} as a str or a list of str.")
+    listed = list(value)
+    for index, text in enumerate(listed, start=1):
+        if not isinstance(text, str):
+            raise InputError(f"{name}: item {index} ({text!r}) is not text", hint=f"Pass {name} as a list of str.")
+    return listed
 
 
 def _choice(name: str, value: Any, choices: Sequence[str]) -> None:
@@ -174,27 +212,38 @@ def _model(model: Any, head: str, revision: str | None, device: str, dtype: str,
     from bertprobe.models.spec import DEVICES, DTYPES
     from bertprobe.seeding import seed_everything
 
-    _count("seed", seed, 0, SEED_MAX)
+    _count("seed", seed, 0, SEED_MAX, optional=False)
     _choice("device", device, DEVICES)
     _choice("dtype", dtype, DTYPES)
+    _text("revision", revision)
+    _flag("offline", offline)
+    _check_model(model)
     seed_everything(seed)
     if isinstance(model, models.LoadedModel):
         if model.head == head:
             return model
         # Same checkpoint, the head this command needs (the loader refuses one the checkpoint lacks).
-        return models.load(model.name, head, model.revision, device, dtype, offline)
-    if not isinstance(model, str):
-        raise InputError(
-            f"model={model!r} is neither a model name nor a model from bertprobe.load",
-            hint='e.g. model="tiny-mlm", or model=bertprobe.load("minilm")',
-        )
-    lm = models.load(model, head, revision, device, dtype, offline)
+        lm = models.load(model.name, head, model.revision, device, dtype, offline)
+    else:
+        lm = models.load(model, head, revision, device, dtype, offline)
     if lm.notices:
         from bertprobe import render
 
         for notice in lm.notices:
             render.notice(notice)
     return lm
+
+
+def _check_model(model: Any) -> None:
+    if isinstance(model, str):
+        return
+    from bertprobe import models
+
+    if not isinstance(model, models.LoadedModel):
+        raise InputError(
+            f"model={model!r} is neither a model name nor a model from bertprobe.load",
+            hint='e.g. model="tiny-mlm", or model=bertprobe.load("minilm")',
+        )
 
 
 def _done(result: Any, lm: Any, seed: int) -> Any:
@@ -246,16 +295,21 @@ def fill(
     _choice("mode", mode, MODES)
     _choice("decode", decode, DECODES)
     _choice("replace", replace, tuple(REPLACE_PROBS))
-    _count("top_k", top_k, 1, 100_000)
-    _count("beam", beam, 1, 50)
+    _count("top_k", top_k, 1, 100_000, optional=False)
+    _count("beam", beam, 1, 50, optional=False)
     _count("occurrence", occurrence, 1)
     _count("samples", samples, 1, 1000)
     _real("rate", rate, 0, 1 + 1e-12)
+    _text("mask_word", mask_word)
+    _text("context", context)
+    _flag("show_cls", show_cls)
+    if targets is not None:
+        targets = _listed("targets", targets)
     if context is not None:
         parse_contexts(context)  # a misspelt view is refused before the model loads
     if not isinstance(text, str) and not text:
         raise InputError("no text given", hint='e.g. bertprobe.fill("The cat sat on the [MASK].")')
-    listed = [text] if isinstance(text, str) else list(text)
+    listed = _listed("text", text)
     chosen = fill_mode(mode, mask_word)
     lm = _model(model, "mlm", revision, device, dtype, offline, seed)
     if not isinstance(text, str):  # name the text at fault, as --input names the line
@@ -302,6 +356,7 @@ def score(
     from bertprobe.score import check_options, score_texts, text_problem
 
     check_options(metric, unk, batch_size)
+    _text("group_column", group_column)
     if pairs is not None:
         if texts is not None:
             raise InputError("pairs= reads its own sentences: leave out texts", hint="e.g. score(pairs='blimp.jsonl')")
@@ -311,7 +366,7 @@ def score(
     if texts is None or (not isinstance(texts, str) and not texts):
         raise InputError("no text given", hint='e.g. bertprobe.score("The cat sat on the mat.")')
     one = isinstance(texts, str)
-    listed = [texts] if isinstance(texts, str) else list(texts)
+    listed = _listed("texts", texts)
     lm = _model(model, "mlm", revision, device, dtype, offline, seed)
     inputs.TextSource(listed).check(text_problem(lm, metric, unk), "stop")
     labels = [f"text {n}" for n in range(1, len(listed) + 1)]
@@ -375,7 +430,9 @@ def sense(
     (``list_sets=True``: the built-in sense sets)."""
     from bertprobe import sense as core
 
+    _flag("list_sets", list_sets)
     if list_sets:
+        _check_model(model)
         spec = model.name if not isinstance(model, str) else model
         result = core.catalog(spec, revision)
         object.__setattr__(result, "_bertprobe_seed", seed)
@@ -383,13 +440,15 @@ def sense(
     _choice("pool", pool, core.POOLINGS)
     _count("occurrence", occurrence, 1)
     _count("clusters", clusters, 2, 10_000)
-    _count("batch_size", batch_size, 1)
+    _count("batch_size", batch_size, 1, optional=False)
+    _layer("layer", layer)
+    _flag("centred", centred)
+    _text("word", word)
     if plot is not None:
         from bertprobe import render
 
         render.check_plot_path(plot)
-    if isinstance(sentence, str):
-        sentence = [sentence]
+    sentence = _listed("sentence", sentence or ())
     word, labelled, origin = core.collect(word, sentence or (), Path(sentences) if sentences is not None else None)
     lm = _model(model, "encoder", revision, device, dtype, offline, seed)
     result = core.probe(
@@ -444,12 +503,20 @@ def cls_train(
     from bertprobe.probe import cls_train as train
 
     _choice("pool", pool, tuple(POOLINGS))
-    _real("test_size", test_size, 0, 1)
+    _real("test_size", test_size, 0, 1, optional=False)
     _count("max_train", max_train, 1)
     _count("max_length", max_length, 3)  # [CLS] and [SEP] take two
-    _count("batch_size", batch_size, 1)
-    if C is not None and not (isinstance(C, (int, float)) and math.isfinite(C) and C > 0):
-        raise InputError(f"C={C!r} is not a positive number or None (cross-validated)", hint="e.g. C=0.1")
+    _count("batch_size", batch_size, 1, optional=False)
+    _layer("layer", layer)
+    _flag("sweep", sweep)
+    _flag("control", control, optional=True)
+    _flag("no_cache", no_cache)
+    for name, value in (("task", task), ("text_column", text_column), ("label_column", label_column)):
+        _text(name, value)
+    if isinstance(C, str) and C.strip().lower() == "auto":  # the CLI's --C auto
+        C = None
+    if C is not None and not (isinstance(C, (int, float)) and not isinstance(C, bool) and math.isfinite(C) and C > 0):
+        raise InputError(f"C={C!r} is not a positive number or 'auto' (cross-validated)", hint="e.g. C=0.1")
     split = training_split(
         task,
         Path(data_dir) if data_dir is not None else None,
@@ -499,12 +566,14 @@ def cls_predict(
     """``bertprobe cls-predict``: label texts with a saved probe (``model="auto"``: the probe's own model)."""
     from bertprobe.probe import load_probe, predict
 
-    _count("batch_size", batch_size, 1)
+    _count("batch_size", batch_size, 1, optional=False)
+    _layer("layer", layer)
+    listed = _listed("texts", texts)
     saved = load_probe(Path(probe_dir))
     saved.check_reading(layer, pool)
     model, revision = probe_model(model, revision, saved)
     lm = _model(model, "encoder", revision, device, dtype, offline, seed)
-    result = predict(lm, saved, [texts] if isinstance(texts, str) else list(texts), batch_size=batch_size)
+    result = predict(lm, saved, listed, batch_size=batch_size)
     return _done(result, lm, seed)
 
 
@@ -544,9 +613,14 @@ def attribute(
     )
 
     check_attribute_question(probe, target, label)
+    _text("text", text, optional=False)
+    _text("label", label)
+    _text("target", target)
+    _flag("auto_steps", auto_steps)
+    _flag("faithfulness", faithfulness)
     _choice("method", method, tuple(METHODS))
     _choice("baseline", baseline, tuple(BASELINES))
-    _count("mask", mask, 1)
+    _count("mask", mask, 1, optional=False)
     _count("steps", steps, 1, 10_000)
     _count("max_steps", max_steps, 1, 10_000)
     _count("internal_batch_size", internal_batch_size, 1)
@@ -596,6 +670,8 @@ def attention(
     from bertprobe import attention as core
 
     _count("head", head, 1, 10_000)
+    _layer("layer", layer)
+    _text("text", text, optional=False)
     if plot is not None:
         from bertprobe import render
 
@@ -626,6 +702,8 @@ def nsp(
     from bertprobe import nsp as core
 
     check_nsp_sources(first, second, pairs, shuffle)
+    _text("first", first)
+    _text("second", second)
     pair_list, truth, lines, source, mode = nsp_pairs(
         first,
         second,
@@ -653,7 +731,7 @@ def cloze(
     """``bertprobe cloze``: how often the masked LM puts an acceptable word first, or in its top k."""
     from bertprobe import cloze as core
 
-    _count("top_k", top_k, 1, 100_000)
+    _count("top_k", top_k, 1, 100_000, optional=False)
     items, name = cloze_items(Path(data) if data is not None else None, cloze_set)
     lm = _model(model, "mlm", revision, device, dtype, offline, seed)
     result = core.evaluate(lm, items, top_k=top_k, cloze_set=name)
@@ -693,8 +771,10 @@ def pretrain(
     from bertprobe import pretrain as core
     from bertprobe.models.spec import DEVICES
 
-    _count("seed", seed, 0, SEED_MAX)
+    _count("seed", seed, 0, SEED_MAX, optional=False)
     _choice("device", device, DEVICES)
+    for name, flag in (("nsp", nsp), ("restart", restart), ("offline", offline)):
+        _flag(name, flag)
     corpus_files = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
     probes = [probe] if isinstance(probe, str) else list(probe or ["The cat sat on the [MASK]."])
     settings = core.PretrainSettings(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -194,3 +195,39 @@ def test_pretrain_equals_the_cli_json(cli, tiny_pretraining_path, tmp_path):
     assert got == expected and expected["seed"] == 5 and expected["final_loss"] is not None
     with pytest.raises(InputError, match="exactly one budget"):
         bertprobe.pretrain(corpus, out=tmp_path / "none")
+
+
+@pytest.mark.parametrize(
+    ("call", "phrase"),
+    [
+        # Values the CLI's parsers refuse; passed on, they failed deep inside with a raw TypeError or IndexError.
+        (lambda: bertprobe.sense("bank", model="minilm", layer="3"), "layer='3' is not a layer number"),
+        (lambda: bertprobe.attention("The cat sat.", model="minilm", layer=1.5), "layer=1.5 is not a layer number"),
+        (lambda: bertprobe.fill("The cat sat on the [MASK].", model="tiny-mlm", seed=None), "seed=None"),
+        (lambda: bertprobe.fill(5, model="tiny-mlm"), "text=5 is not text"),
+        (lambda: bertprobe.score(["The cat sat.", None], model="tiny-mlm"), "texts: item 2 (None) is not text"),
+        (lambda: bertprobe.attention(None, model="minilm"), "text=None is not text"),
+        (lambda: bertprobe.load("tiny-mlm", head="fill-mask"), "head='fill-mask' is not one of encoder, mlm"),
+        # Taken as given these ran silently: layer True is layer 1, and the string "false" is truthy.
+        (lambda: bertprobe.sense("bank", model="minilm", layer=True), "layer=True is not a layer number"),
+        (lambda: bertprobe.fill("The [MASK] sat.", model="tiny-mlm", show_cls="false"), "show_cls='false' is not"),
+        (lambda: bertprobe.cls_train(data=EXAMPLES / "sentiment.csv", sweep="no"), "sweep='no' is not True or False"),
+    ],
+)
+def test_values_the_cli_would_refuse_raise_an_input_error(call, phrase):
+    with pytest.raises(InputError, match=re.escape(phrase)) as caught:
+        call()
+    assert caught.value.hint
+
+
+def test_C_auto_is_the_cli_spelling_of_cross_validation(tmp_path):
+    # Refused as "not a positive number" before; now taken as --C auto is, so the next problem is the file.
+    with pytest.raises(BertprobeError, match="no such file"):
+        bertprobe.cls_train(data=tmp_path / "missing.csv", C="auto")
+
+
+def test_load_announces_what_auto_chose_as_the_commands_do(capsys):
+    lm = bertprobe.load(head="mlm")  # HF_HUB_OFFLINE: auto falls back to a bundled model
+    assert lm.notices and capsys.readouterr().err.count(lm.notices[0][:40]) == 1
+    bertprobe.fill("The cat sat on the [MASK].", model=lm)
+    assert lm.notices[0][:40] not in capsys.readouterr().err  # said once, not again for each command

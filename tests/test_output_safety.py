@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -159,3 +160,12 @@ def test_a_narrow_terminal_shows_every_token_and_number(cli, tiny_encoder_path, 
         code, doc, _ = cli(*args, "--json")
         for prediction in json.loads(doc)["masks"][0]["predictions"]:
             assert prediction["token"] in narrow
+
+
+def test_an_input_file_whose_name_is_not_utf8_is_read(cli, tmp_path):
+    # A Linux file name need not be UTF-8; Python hands it over with surrogates, and open() takes it back.
+    corpus = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xff.txt")
+    Path(corpus).write_text("The cat sat on the mat.\n")
+    code, out, err = cli("score", "--input", corpus, "-m", "tiny-mlm", "--json")
+    assert code == 0, err
+    assert json.loads(out)["text"] == "The cat sat on the mat."

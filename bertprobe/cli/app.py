@@ -75,6 +75,10 @@ def _root(
     """See how BERT works: masked-word predictions, word senses, [CLS] probes and attributions."""
 
 
+# Paths taken as str rather than Path (``--input`` also takes "-" and "-.csv" for stdin).
+_PATH_ARGUMENTS = frozenset({"input_file"})
+
+
 def _check_utf8(arguments: dict[str, Any]) -> None:
     """Refuse text arguments that are not valid UTF-8 (Python hands them over as lone surrogates).
 
@@ -83,6 +87,8 @@ def _check_utf8(arguments: dict[str, Any]) -> None:
     from bertprobe.errors import InputError
 
     for name, value in arguments.items():
+        if name in _PATH_ARGUMENTS:
+            continue
         for text in value if isinstance(value, (list, tuple)) else [value]:
             if not isinstance(text, str):
                 continue
