@@ -74,7 +74,10 @@ def world(device: str = "auto") -> World:
         raise InputError(f"RANK={rank} is outside WORLD_SIZE={size}", hint=_LAUNCH_HINT)
     missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
     if missing:
-        raise InputError(f"WORLD_SIZE is {size} but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set", hint=_LAUNCH_HINT)
+        raise InputError(
+            f"WORLD_SIZE is {size} but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set",
+            hint=_LAUNCH_HINT,
+        )
     use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
     if use_cuda:
         torch.cuda.set_device(local_rank % torch.cuda.device_count())
