@@ -153,12 +153,13 @@ def _count(name: str, value: Any, low: int, high: int | None = None, optional: b
         raise InputError(f"{name}={value!r} is not a whole number {bound}", hint=f"Pass {name} as an int, {bound}.")
 
 
-def _real(name: str, value: Any, low: float, high: float, optional: bool = True) -> None:
+def _real(name: str, value: Any, low: float, high: float, optional: bool = True, high_included: bool = False) -> None:
     if value is None and optional:
         return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not low < value < high:
-        raise InputError(f"{name}={value!r} is not a number in ({low:g}, {high:g})", hint=f"e.g. {name}=0.15")
+    if not ok or not (low < value < high or (high_included and value == high)):
+        interval = f"({low:g}, {high:g}{']' if high_included else ')'}"
+        raise InputError(f"{name}={value!r} is not a number in {interval}", hint=f"e.g. {name}=0.15")
 
 
 def _layer(name: str, value: Any) -> None:
@@ -299,7 +300,7 @@ def fill(
     _count("beam", beam, 1, 50, optional=False)
     _count("occurrence", occurrence, 1)
     _count("samples", samples, 1, 1000)
-    _real("rate", rate, 0, 1 + 1e-12)
+    _real("rate", rate, 0, 1, high_included=True)
     _text("mask_word", mask_word)
     _text("context", context)
     _flag("show_cls", show_cls)
