@@ -213,7 +213,10 @@ def test_pretrain_equals_the_cli_json(cli, tiny_pretraining_path, tmp_path):
         (lambda: bertprobe.fill("The [MASK] sat.", model="tiny-mlm", show_cls="false"), "show_cls='false' is not"),
         (lambda: bertprobe.cls_train(data=EXAMPLES / "sentiment.csv", sweep="no"), "sweep='no' is not True or False"),
         # The interval the message gives is the one checked: --rate 1 (mask every piece) is allowed.
-        (lambda: bertprobe.fill("The cat sat.", mode="bert", rate=1.5, model="tiny-mlm"), "rate=1.5 is not a number in (0, 1]"),
+        (
+            lambda: bertprobe.fill("The cat sat.", mode="bert", rate=1.5, model="tiny-mlm"),
+            "rate=1.5 is not a number in (0, 1]",
+        ),
     ],
 )
 def test_values_the_cli_would_refuse_raise_an_input_error(call, phrase):
