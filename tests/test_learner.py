@@ -300,6 +300,22 @@ def test_probe_reading_does_not_claim_a_lead_that_luck_explains():
     assert "carries enough of the label for a linear probe to read it off" in large and "luck alone" not in large
 
 
+def test_probe_reading_warns_when_another_constant_answer_does_as_well():
+    import dataclasses
+
+    from bertprobe.render.probe import readings
+
+    # Trained on a 50/50 mix, evaluated on 300 'positive' of 400: the probe's 75% beats the training
+    # majority ('negative', 25%) by far, but always answering 'positive' would score 75% too.
+    result = _probe_result(300, 400, 100)
+    shifted = dataclasses.replace(
+        result, data=dataclasses.replace(result.data, eval_counts={"negative": 100, "positive": 300})
+    )
+    said = " ".join(readings(shifted))
+    assert "always answering 'positive' would score 75%, as much as the probe" in said
+    assert "as much as the probe" not in " ".join(readings(result))  # half and half: 50% is no match for 75%
+
+
 def test_probe_reading_credits_pretraining_only_beyond_the_untrained_encoder():
     from bertprobe.render.probe import readings
 

@@ -256,6 +256,16 @@ def readings(result: ProbeResult) -> list[str]:
                 f"The same probe on an untrained encoder gets {control:.0%}, {than}: a random encoder already passes "
                 "on what the probe reads, so this run does not show that pretraining put the label into the vector."
             )
+    # The baseline answers the training set's commonest label; an eval set with another mix can make a
+    # different constant answer score higher, and the probe's lead over the baseline then overstates it.
+    if size and result.data.eval_counts:
+        label, count = max(result.data.eval_counts.items(), key=lambda item: item[1])
+        if count / size > majority + 1e-9 and accuracy <= count / size + 0.02:
+            lines.append(
+                f"Careful: {count / size:.0%} of the eval texts are {label!r}, so always answering {label!r} "
+                f"would score {count / size:.0%}, as much as the probe: the eval set's mix differs from the "
+                "training set's, and the lead over the baseline says little."
+            )
     margin = 0.98 / math.sqrt(size) if size else 1.0  # a 95% interval's half-width at its widest (accuracy 50%)
     if size and margin >= 0.05:
         lines.append(
