@@ -197,9 +197,9 @@ def check_settings(settings: PretrainSettings) -> None:
          "e.g. --warmup 0.06"),
         (_finite(settings.weight_decay, 0, 1.0, low_open=False),
          f"weight decay {settings.weight_decay} must be between 0 and 1", "BERT used 0.01."),
-        (8 <= settings.max_length <= 100_000, f"--max-length {settings.max_length} must be at least 8",
+        (8 <= settings.max_length <= 100_000, f"--max-length {settings.max_length} must be between 8 and 100,000",
          "e.g. --max-length 128"),
-        (0 <= settings.freeze_layers <= 1000, f"--freeze-layers {settings.freeze_layers} must be 0 or more",
+        (0 <= settings.freeze_layers <= 1000, f"--freeze-layers {settings.freeze_layers} must be between 0 and 1,000",
          "e.g. --freeze-layers 4"),
         (0 <= settings.seed < 2**32, f"--seed {settings.seed} must be between 0 and 2**32 - 1", "e.g. --seed 0"),
         (settings.nsp_negatives in NSP_NEGATIVES,
@@ -396,10 +396,15 @@ class TrainingData:
             candidate = int(self.partners[draw.randrange(count)])
             if self.documents[candidate] != self.documents[line]:
                 return candidate
-        while True:  # (nearly) all pairs come from one document
+        while count > 2:  # (nearly) all pairs come from one document
             candidate = int(self.partners[draw.randrange(count)])
-            if candidate not in (line, line + 1) or count <= 2:
+            if candidate not in (line, line + 1):
                 return candidate
+        # The corpus's only pair: a lone line of another document, else the line itself; never its true next.
+        others = [
+            c for c in range(len(self.lengths)) if self.lengths[c] > 0 and self.documents[c] != self.documents[line]
+        ]
+        return others[draw.randrange(len(others))] if others else line
 
     def batch(self, step: int, batch_size: int) -> Batch:
         import torch
@@ -786,10 +791,10 @@ def tokenizer_files(path: Path) -> dict[str, bytes]:
 def save_checkpoint(
     lm: LoadedModel, optimizer: AdamW, out: Path, state: dict[str, Any], tokenizer: dict[str, bytes]
 ) -> Path:
-    """Write ``out/checkpoint-STEP`` as one unit, then drop the older checkpoints.
+    """Write ``out/checkpoint-STEP`` as one unit, then drop the other checkpoints.
 
     Files go into a hidden temporary directory, each fsynced; the directory is fsynced and
-    renamed into place, and ``out`` fsynced. Only then are older checkpoints removed (renamed
+    renamed into place, and ``out`` fsynced. Only then are the others removed (renamed
     to a temporary name first, so a kill while deleting leaves only something to clean up).
     """
     import torch
@@ -828,8 +833,10 @@ def save_checkpoint(
         shutil.rmtree(building, ignore_errors=True)
         raise
     crash_point("pretrain-checkpoint-rename")
+    # Every other checkpoint goes, a later-numbered one too: that is a run --restart replaced, and the next
+    # rerun would otherwise resume it (the newest) instead of this one.
     for older_step, older in checkpoints(out):
-        if older_step < step:
+        if older_step != step:
             stale = out / f".{older.name}.old-{os.getpid()}"
             older.rename(stale)
             crash_point("pretrain-checkpoint-prune")
@@ -1191,8 +1198,12 @@ def _pretrain(settings: PretrainSettings, corpus: Corpus, device: str, offline: 
 
     lm, state = _load(settings, Path(settings.out), device, offline, restart, corpus)
     seed_everything(settings.seed)
-    data = TrainingData(lm, corpus, min(settings.max_length, lm.tokenizer.model_max_length), settings.seed,
-                        settings.rate, settings.nsp, settings.nsp_negatives)  # fmt: skip
+    limit = lm.tokenizer.model_max_length
+    if settings.max_length > limit:  # the echoed settings say what was asked: say what is done
+        lm.notices.append(f"--max-length {settings.max_length}: {settings.source} reads at most {limit} tokens; "
+                          f"examples are cut at {limit}")  # fmt: skip
+    data = TrainingData(lm, corpus, min(settings.max_length, limit), settings.seed, settings.rate, settings.nsp,
+                        settings.nsp_negatives)  # fmt: skip
     if len(data) == 0:
         raise DataError(f"{', '.join(settings.corpus)}: the tokenizer finds no word pieces in the corpus")
     if settings.nsp and data.pairs == 0:

@@ -129,7 +129,8 @@ NAN, INF = float("nan"), float("inf")
         ("save_minutes", NAN), ("save_minutes", 0.0), ("save_steps", 0),
         ("steps", 0), ("steps", -5), ("steps", 10**12), ("batch_size", 0), ("batch_size", 10**9),
         ("rate", 1.0), ("rate", NAN), ("warmup", NAN), ("warmup", 2.0), ("max_length", 2),
-        ("seed", -1), ("seed", 2**40), ("freeze_layers", -1), ("weight_decay", NAN), ("save_dtype", "int8"),
+        ("max_length", 10**6), ("seed", -1), ("seed", 2**40), ("freeze_layers", -1), ("freeze_layers", 10**4),
+        ("weight_decay", NAN), ("save_dtype", "int8"),
     ],
 )  # fmt: skip
 def test_bad_numbers_are_refused_before_any_work_from_python_too(corpus, tmp_path, field, value):
@@ -140,6 +141,8 @@ def test_bad_numbers_are_refused_before_any_work_from_python_too(corpus, tmp_pat
         pretrain.pretrain(settings, device="cpu")
     assert refused.value.hint and "\n" not in refused.value.message
     assert not (tmp_path / "x").exists()  # refused before anything was written
+    if field in {"max_length", "freeze_layers"}:  # the message gives the range the value missed
+        assert "between" in refused.value.message
 
 
 def test_nan_minutes_and_inf_lr_at_the_command_line_are_one_line_errors(cli, corpus, tmp_path):
@@ -225,6 +228,23 @@ def test_a_resume_refuses_other_settings_or_an_edited_corpus(tiny_pretraining_pa
     corpus.write_text(corpus.read_text() + "one more line .\n")
     with pytest.raises(InputError, match="corpus files changed"):
         pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=4), device="cpu")
+
+
+def test_a_restart_replaces_a_longer_run_and_its_rerun_resumes_the_restarted_one(
+    tiny_pretraining_path, corpus, tmp_path
+):
+    import torch
+
+    out = tmp_path / "run"
+    pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=4, batch_size=2, probes=[]), device="cpu")
+    restarted = _settings(tiny_pretraining_path, corpus, out, steps=2, batch_size=2, probes=[])
+    pretrain.pretrain(restarted, device="cpu", restart=True)
+    assert [step for step, _ in pretrain.checkpoints(out)] == [2]  # the replaced run's checkpoint-4 is gone
+    exported = _weights(out)
+    rerun = pretrain.pretrain(restarted, device="cpu")  # the same command without --restart
+    assert rerun.resumed and rerun.saved_step == 2 and rerun.steps == 2  # not the replaced 4-step run
+    for key, tensor in _weights(out).items():
+        assert torch.equal(tensor, exported[key]), key
 
 
 def test_a_diverging_run_stops_without_saving_non_finite_weights(tiny_pretraining_path, corpus, tmp_path, monkeypatch):
@@ -535,6 +555,23 @@ def test_nsp_negatives_from_the_same_document_are_never_the_next_line(tiny_pretr
         assert 0.3 < kinds["other"] / (kinds["same"] + kinds["other"]) < 0.7
 
 
+def test_the_only_pair_of_a_corpus_never_gets_its_true_next_line_as_a_random_one(tiny_pretraining_path, tmp_path):
+    from bertprobe import models
+
+    path = tmp_path / "corpus.txt"  # one document of two lines; the others stand alone
+    path.write_text("the cat sat on the mat .\nthe dog sat on the rug .\n\na lone line .\n\nanother lone line .\n")
+    lm = models.load_trainable(str(tiny_pretraining_path), device="cpu")
+    data = pretrain.TrainingData(lm, pretrain.read_corpus([str(path)]), max_length=32, seed=0, rate=0.15, nsp=True)
+    seconds = {0: set(), 1: set()}
+    for index in range(200):
+        ids, _, label = data.example(*data.locate(index))
+        if label != -100:
+            words = lm.tokenizer.backend.decode(ids, skip_special_tokens=False)
+            seconds[label].add(words.split(" [SEP] ")[1].removesuffix(" [SEP]"))
+    assert seconds[0] == {"the dog sat on the rug."}
+    assert seconds[1] and "the dog sat on the rug." not in seconds[1]  # "not next" is never the next line
+
+
 def test_nsp_negatives_are_refused_without_nsp_and_a_run_saved_before_the_option_resumes(
     tiny_pretraining_path, corpus, tmp_path
 ):
@@ -552,6 +589,15 @@ def test_nsp_negatives_are_refused_without_nsp_and_a_run_saved_before_the_option
         changed = _settings(tiny_pretraining_path, corpus, tmp_path / "x", nsp=True, nsp_negatives="same-document")
         state["settings"]["nsp"] = True
         pretrain._resume_checks(state, changed, pretrain.read_corpus([str(corpus)]), tmp_path / "x")
+
+
+def test_a_max_length_beyond_the_models_positions_is_announced_not_silently_cut(
+    tiny_pretraining_path, corpus, tmp_path
+):
+    result = pretrain.pretrain(_settings(tiny_pretraining_path, corpus, tmp_path / "run", steps=1, max_length=100,
+                                         probes=[]), device="cpu")  # fmt: skip
+    assert result.settings["max_length"] == 100  # what was asked; the notice says what was done
+    assert any("--max-length 100" in notice and "at most 64 tokens" in notice for notice in result.notices)
 
 
 def test_frozen_layers_stay_as_they_were(tiny_pretraining_path, corpus, tmp_path):
