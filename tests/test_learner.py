@@ -287,7 +287,8 @@ def _probe_result(correct: int, size: int, majority: int, control: int | None = 
 
 
 def test_probe_reading_does_not_claim_a_lead_that_luck_explains():
-    from bertprobe.render.probe import luck, readings
+    from bertprobe.render import luck
+    from bertprobe.render.probe import readings
 
     # 6 of 8 against a 50% baseline: luck gives that 37 times in 256, so it is no finding.
     assert luck(6, 8, 0.5) == pytest.approx(37 / 256)

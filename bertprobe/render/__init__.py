@@ -248,6 +248,32 @@ def closing(console: Console, readings: Iterable[str], guide: str | RenderableTy
         console.print(Text(line, style="bold"))
 
 
+def luck(correct: int, total: int, rate: float) -> float:
+    """How often ``correct`` or more of ``total`` come out right by luck, each right with chance ``rate``.
+
+    The exact one-sided binomial tail, so that a lead of two texts out of eight is not read as a finding;
+    summed in floats from log-probabilities (exact integers take minutes at tens of thousands).
+    """
+    if rate <= 0:
+        return 0.0 if correct > 0 else 1.0
+    if rate >= 1:
+        return 1.0
+    log_rate, log_miss = math.log(rate), math.log1p(-rate)
+    return min(
+        1.0,
+        sum(
+            math.exp(
+                math.lgamma(total + 1)
+                - math.lgamma(k + 1)
+                - math.lgamma(total - k + 1)
+                + k * log_rate
+                + (total - k) * log_miss
+            )
+            for k in range(max(correct, 0), total + 1)
+        ),
+    )
+
+
 def bar(fraction: float, width: int = 20) -> str:
     """A proportional bar of block characters for a value in [0, 1]."""
     fraction = min(max(fraction, 0.0), 1.0)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from bertprobe.nsp import NspResult, ScoredPair
-from bertprobe.render import bar, closing, header
+from bertprobe.render import bar, closing, header, luck
 
 
 def _short(text: str, width: int = 48) -> str:
@@ -103,17 +101,6 @@ def readings(result: NspResult) -> list[str]:
 SIGNIFICANCE = 0.05
 
 
-def _luck(right: int, total: int) -> float:
-    """The chance of ``right`` or more of ``total`` pairs right by tossing a coin for each.
-
-    Summed in floats from log-probabilities: exact integers take minutes at tens of thousands of pairs.
-    """
-    base = math.lgamma(total + 1) - total * math.log(2)
-    return min(
-        1.0, sum(math.exp(base - math.lgamma(k + 1) - math.lgamma(total - k + 1)) for k in range(right, total + 1))
-    )
-
-
 def _verdict(result: NspResult, known: list[ScoredPair]) -> str:
     """Accuracy against the truth, judged on both kinds of pair (a head that always says "next" is no head)."""
     said = f"The NSP head was right on {result.accuracy:.0%} of {len(known)} pairs"
@@ -135,11 +122,11 @@ def _verdict(result: NspResult, known: list[ScoredPair]) -> str:
             f"{result.mean_probability_random:.2f}"
         )
     right = sum(bool(p.correct) for p in known)
-    if _luck(len(known), len(known)) >= SIGNIFICANCE:
+    if luck(len(known), len(known), 0.5) >= SIGNIFICANCE:
         verdict = f"{len(known)} pairs are too few to judge the head: even all right could be luck; score more pairs"
     elif balanced <= 0.6:
         verdict = "no better than guessing: this head does not tell true next sentences from random ones"
-    elif _luck(right, len(known)) >= SIGNIFICANCE:
+    elif luck(right, len(known), 0.5) >= SIGNIFICANCE:
         verdict = f"{len(known)} pairs are too few to tell that from lucky guessing; score more pairs"
     elif balanced >= 0.7:
         verdict = "so [CLS] carries what next-sentence prediction trained it for"

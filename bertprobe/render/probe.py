@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.probe import Metrics, PredictResult, ProbeResult
-from bertprobe.render import bar, closing, header
+from bertprobe.render import bar, closing, header, luck
 
 # Frozen bert-base-uncased [CLS] + logistic regression on SST: Reimers & Gurevych (2019), table 5.
 SST2_REFERENCE = (
@@ -189,31 +189,6 @@ EXPLAIN = (
 
 # A lead over a reference accuracy is read as real only when luck gives one that large less often than this.
 LUCK = 0.05
-
-
-def luck(correct: int, total: int, rate: float) -> float:
-    """How often ``correct`` or more of ``total`` come out right by luck, each right with chance ``rate``.
-
-    The exact one-sided binomial tail, so that a lead of two texts out of eight is not read as a finding.
-    """
-    if rate <= 0:
-        return 0.0 if correct > 0 else 1.0
-    if rate >= 1:
-        return 1.0
-    log_rate, log_miss = math.log(rate), math.log1p(-rate)
-    return min(
-        1.0,
-        sum(
-            math.exp(
-                math.lgamma(total + 1)
-                - math.lgamma(k + 1)
-                - math.lgamma(total - k + 1)
-                + k * log_rate
-                + (total - k) * log_miss
-            )
-            for k in range(max(correct, 0), total + 1)
-        ),
-    )
 
 
 def readings(result: ProbeResult) -> list[str]:
