@@ -101,14 +101,13 @@ def evaluate(lm: LoadedModel, items: list[dict], top_k: int = 5, cloze_set: str 
         raise DataError("no cloze sentences to score", hint='Each line: {"text": "... [MASK] ...", "answers": [...]}')
     encoded = []
     for number, item in enumerate(items, start=1):
+        where = item.get("where", f"cloze sentence {number}")
         try:
             encoding, positions = require_masks(lm, item["text"])
         except BertprobeError as err:
-            where = item.get("where", f"cloze sentence {number}")
             raise DataError(f"{where}: {err.message}", hint=err.hint) from None
         if len(positions) != 1:
             # Only one slot can be scored against one answer list: a second mask would be silently ignored.
-            where = item.get("where", f"cloze sentence {number}")
             raise DataError(
                 f"{where}: {len(positions)} masks; a cloze sentence has exactly one",
                 hint='Keep one [MASK] per line, e.g. {"text": "The cat sat on the [MASK].", "answers": ["mat"]}',
