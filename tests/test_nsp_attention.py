@@ -35,6 +35,10 @@ def test_nsp_probabilities_equal_plain_bert_for_pretraining(cli, tiny_pretrainin
     assert [p["line"] for p in doc["pairs"]] == [2, 3, 4]
     assert doc["accuracy"] == pytest.approx(sum(p >= 0.5 for p in expected) / 3)
 
+    # Only true next pairs: the footer must not promise a 50% chance level that an always-"next" head beats.
+    code, table, _ = cli("nsp", "--pairs", pairs_file, "-m", tiny_pretraining_path)
+    assert code == 0 and "chance level is 50%" not in table and "every pair here is a true next pair" in table
+
     code, stdout, _ = cli("nsp", PAIRS[0][0], PAIRS[0][1], "-m", tiny_pretraining_path, "--json")
     assert json.loads(stdout)["pairs"][0]["is_next_probability"] == pytest.approx(expected[0], abs=1e-5)
 

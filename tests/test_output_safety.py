@@ -127,6 +127,9 @@ def test_text_that_is_not_utf8_is_one_clean_error(cli):
     )
     assert result.returncode == 1 and result.stdout == b""
     assert b"not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
+    # An option is named as the user typed it (--mask-word), not by its Python name.
+    code, out, err = cli("fillmask", "The cat sat.", "--mask-word", "c\udcffat", "-m", "tiny-mlm")
+    assert code == 1 and err.strip().splitlines()[0].startswith("error: the --mask-word given is not valid UTF-8")
 
 
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?%?")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -79,7 +81,20 @@ def _root(
 _PATH_ARGUMENTS = frozenset({"input_file"})
 
 
-def _check_utf8(arguments: dict[str, Any]) -> None:
+def _labels(signature: inspect.Signature) -> dict[str, str]:
+    """How the user typed each option: its long name (``--input`` for ``input_file``)."""
+    labels = {}
+    for name, parameter in signature.parameters.items():
+        for info in typing.get_args(parameter.annotation)[1:]:
+            if isinstance(info, typer.models.OptionInfo):
+                # In Annotated[..., typer.Option("--from", "-f")] the first name lands in ``default``.
+                named = (info.default, *(info.param_decls or ())) if isinstance(info.default, str) else info.param_decls
+                decls = [d for d in (named or ()) if d.startswith("--")]
+                labels[name] = decls[0].split("/")[0] if decls else "--" + name.replace("_", "-")
+    return labels
+
+
+def _check_utf8(arguments: dict[str, Any], labels: dict[str, str] | None = None) -> None:
     """Refuse text arguments that are not valid UTF-8 (Python hands them over as lone surrogates).
 
     Paths are left alone: a file name need not be UTF-8 on Linux, and open() takes it back as it was.
@@ -97,7 +112,8 @@ def _check_utf8(arguments: dict[str, Any]) -> None:
             except UnicodeEncodeError as err:
                 byte = text[err.start].encode("utf-8", "surrogateescape")
                 raise InputError(
-                    f"the {name.replace('_', '-')} given is not valid UTF-8 text (byte 0x{byte.hex()} at "
+                    f"the {(labels or {}).get(name, name.replace('_', '-'))} given is not valid UTF-8 text "
+                    f"(byte 0x{byte.hex()} at "
                     f"character {err.start + 1})",
                     hint="Pass the text in UTF-8 (check the terminal's or the script's encoding).",
                 ) from None
@@ -115,13 +131,14 @@ def command(
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         signature, regroup = with_shared_options(func, shared)
+        labels = _labels(signature)
 
         @functools.wraps(func)
         def run(**call_kwargs: Any) -> Any:
             from bertprobe import render
 
             try:
-                _check_utf8(call_kwargs)
+                _check_utf8(call_kwargs, labels)
                 return func(**regroup(call_kwargs))
             except BertprobeError as err:
                 if os.environ.get("BERTPROBE_DEBUG"):

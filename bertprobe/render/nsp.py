@@ -56,9 +56,12 @@ def nsp_table(
             summary.add_row(name, str(len(group)), _pct(accuracy), _num(mean))
         summary.add_row(Text("all", style="bold"), str(len(nexts) + len(randoms)), _pct(result.accuracy), "")
         console.print(summary)
-        console.print(
-            Text("chance level is 50%: BERT was trained on a 50/50 mix of true and random pairs", style="dim")
-        )
+        if nexts and randoms:
+            footer = "chance level is 50% on each kind of pair: BERT trained on a 50/50 mix of true and random pairs"
+        else:
+            kind = "true next" if nexts else "random"
+            footer = f"every pair here is a {kind} pair: a head that always gives that answer scores 100%"
+        console.print(Text(footer, style="dim"))
     closing(console, readings(result), EXPLAIN if explain else None)
 
 
