@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,15 @@ def _listed(name: str, value: Any) -> list[str]:
     return listed
 
 
+def _path(name: str, value: Any, optional: bool = True) -> Path | None:
+    """A file argument as a Path; anything else (a number, a list) is refused here, not as a raw TypeError."""
+    if value is None and optional:
+        return None
+    if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes) and os.fspath(value) != "":
+        return Path(value)
+    raise InputError(f"{name}={value!r} is not a file path", hint=f"Pass {name} as a str or a pathlib.Path.")
+
+
 def _choice(name: str, value: Any, choices: Sequence[str]) -> None:
     if value is not None and value not in choices:
         raise InputError(f"{name}={value!r} is not one of {', '.join(choices)}", hint=f"e.g. {name}={choices[0]!r}")
@@ -361,7 +371,8 @@ def score(
     if pairs is not None:
         if texts is not None:
             raise InputError("pairs= reads its own sentences: leave out texts", hint="e.g. score(pairs='blimp.jsonl')")
-        return _pairs(Path(pairs), group_column, metric, unk, batch_size, model, revision, device, dtype, offline, seed)
+        path = _path("pairs", pairs, optional=False)
+        return _pairs(path, group_column, metric, unk, batch_size, model, revision, device, dtype, offline, seed)
     if group_column is not None:
         raise InputError("group_column applies to pairs=", hint="e.g. score(pairs='pairs.csv', group_column='UID')")
     if texts is None or (not isinstance(texts, str) and not texts):
@@ -445,12 +456,14 @@ def sense(
     _layer("layer", layer)
     _flag("centred", centred)
     _text("word", word)
+    sentences = _path("sentences", sentences)
+    plot = _path("plot", plot)
     if plot is not None:
         from bertprobe import render
 
         render.check_plot_path(plot)
     sentence = _listed("sentence", sentence or ())
-    word, labelled, origin = core.collect(word, sentence or (), Path(sentences) if sentences is not None else None)
+    word, labelled, origin = core.collect(word, sentence or (), sentences)
     lm = _model(model, "encoder", revision, device, dtype, offline, seed)
     result = core.probe(
         lm,
@@ -468,7 +481,7 @@ def sense(
     if plot is not None:
         from bertprobe.render import sense as sense_render
 
-        sense_render.plot(result, Path(plot))
+        sense_render.plot(result, plot)
     return _done(result, lm, seed)
 
 
@@ -512,6 +525,7 @@ def cls_train(
     _flag("sweep", sweep)
     _flag("control", control, optional=True)
     _flag("no_cache", no_cache)
+    out = _path("out", out)
     for name, value in (("task", task), ("text_column", text_column), ("label_column", label_column)):
         _text(name, value)
     if isinstance(C, str) and C.strip().lower() == "auto":  # the CLI's --C auto
@@ -520,9 +534,9 @@ def cls_train(
         raise InputError(f"C={C!r} is not a positive number or 'auto' (cross-validated)", hint="e.g. C=0.1")
     split = training_split(
         task,
-        Path(data_dir) if data_dir is not None else None,
-        Path(data) if data is not None else None,
-        Path(eval_data) if eval_data is not None else None,
+        _path("data_dir", data_dir),
+        _path("data", data),
+        _path("eval_data", eval_data),
         text_column,
         label_column,
         test_size,
@@ -543,7 +557,7 @@ def cls_train(
         control=sweep if control is None else control,
         seed=seed,
         use_cache=not no_cache,
-        out=Path(out) if out is not None else None,
+        out=out,
         task=task,
     )
     result.cls_origin = cls_origin.of(lm)
@@ -570,7 +584,7 @@ def cls_predict(
     _count("batch_size", batch_size, 1, optional=False)
     _layer("layer", layer)
     listed = _listed("texts", texts)
-    saved = load_probe(Path(probe_dir))
+    saved = load_probe(_path("probe_dir", probe_dir, optional=False))
     saved.check_reading(layer, pool)
     model, revision = probe_model(model, revision, saved)
     lm = _model(model, "encoder", revision, device, dtype, offline, seed)
@@ -626,6 +640,8 @@ def attribute(
     _count("max_steps", max_steps, 1, 10_000)
     _count("internal_batch_size", internal_batch_size, 1)
     _count("random_orders", random_orders, 1, 1000)
+    probe = _path("probe", probe)
+    html = _path("html", html)
     settings = AttributionSettings(
         method=method,
         baseline=baseline,
@@ -640,7 +656,7 @@ def attribute(
     if probe is not None:
         from bertprobe.probe import load_probe
 
-        saved = load_probe(Path(probe))
+        saved = load_probe(probe)
         model, revision = probe_model(model, revision, saved)
         lm = _model(model, "encoder", revision, device, dtype, offline, seed)
         result = attribute_probe(lm, text, saved, label=label, settings=settings)
@@ -650,7 +666,7 @@ def attribute(
     if html is not None:
         from bertprobe.render.attribute import write_html
 
-        write_html(result, Path(html))
+        write_html(result, html)
     return _done(result, lm, seed)
 
 
@@ -673,6 +689,7 @@ def attention(
     _count("head", head, 1, 10_000)
     _layer("layer", layer)
     _text("text", text, optional=False)
+    plot = _path("plot", plot)
     if plot is not None:
         from bertprobe import render
 
@@ -682,7 +699,7 @@ def attention(
     if plot is not None:
         from bertprobe.render.attention import plot as plot_attention
 
-        plot_attention(result, Path(plot))
+        plot_attention(result, plot)
     return _done(result, lm, seed)
 
 
@@ -708,8 +725,8 @@ def nsp(
     pair_list, truth, lines, source, mode = nsp_pairs(
         first,
         second,
-        Path(pairs) if pairs is not None else None,
-        Path(shuffle) if shuffle is not None else None,
+        _path("pairs", pairs),
+        _path("shuffle", shuffle),
         seed,
     )
     lm = _model(model, "nsp", revision, device, dtype, offline, seed)
@@ -733,7 +750,7 @@ def cloze(
     from bertprobe import cloze as core
 
     _count("top_k", top_k, 1, 100_000, optional=False)
-    items, name = cloze_items(Path(data) if data is not None else None, cloze_set)
+    items, name = cloze_items(_path("data", data), cloze_set)
     lm = _model(model, "mlm", revision, device, dtype, offline, seed)
     result = core.evaluate(lm, items, top_k=top_k, cloze_set=name)
     return _done(result, lm, seed)
@@ -776,7 +793,14 @@ def pretrain(
     _choice("device", device, DEVICES)
     for name, flag in (("nsp", nsp), ("restart", restart), ("offline", offline)):
         _flag(name, flag)
-    corpus_files = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
+    if isinstance(corpus, (str, os.PathLike)):
+        corpus = [corpus]
+    if not isinstance(corpus, Iterable):
+        raise InputError(f"corpus={corpus!r} is not a file path", hint="Pass corpus as a path or a list of paths.")
+    corpus_files = list(corpus)
+    for path in corpus_files:  # checked, but kept as typed (the run's identity on resume)
+        _path("corpus", path, optional=False)
+    _path("out", out, optional=False)
     probes = [probe] if isinstance(probe, str) else list(probe or ["The cat sat on the [MASK]."])
     settings = core.PretrainSettings(
         source=source,

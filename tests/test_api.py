@@ -212,6 +212,13 @@ def test_pretrain_equals_the_cli_json(cli, tiny_pretraining_path, tmp_path):
         (lambda: bertprobe.sense("bank", model="minilm", layer=True), "layer=True is not a layer number"),
         (lambda: bertprobe.fill("The [MASK] sat.", model="tiny-mlm", show_cls="false"), "show_cls='false' is not"),
         (lambda: bertprobe.cls_train(data=EXAMPLES / "sentiment.csv", sweep="no"), "sweep='no' is not True or False"),
+        # A file argument that is no path was a raw TypeError (for --html / --plot, after the model work).
+        (lambda: bertprobe.score(pairs=5, model="tiny-mlm"), "pairs=5 is not a file path"),
+        (lambda: bertprobe.cls_predict(["probe"], "good"), "probe_dir=['probe'] is not a file path"),
+        (lambda: bertprobe.attention("The cat sat.", model="minilm", plot=3), "plot=3 is not a file path"),
+        (lambda: bertprobe.attribute("The [MASK] sat.", model="tiny-mlm", html=b"x.html"), "html=b'x.html' is not"),
+        (lambda: bertprobe.pretrain(["c.txt", 7], steps=1), "corpus=7 is not a file path"),
+        (lambda: bertprobe.nsp(shuffle="", model="tiny-mlm"), "shuffle='' is not a file path"),
         # The interval the message gives is the one checked: --rate 1 (mask every piece) is allowed.
         (
             lambda: bertprobe.fill("The cat sat.", mode="bert", rate=1.5, model="tiny-mlm"),
