@@ -791,3 +791,31 @@ def test_a_weight_too_large_for_float16_is_refused_at_that_dtype_only(cli, tiny_
     code, stdout, stderr = cli("fillmask", SENTENCE, "-m", model, "--dtype", "float16")
     _refused((code, stdout, stderr), "as float16")
     assert "--dtype float32" in stderr.splitlines()[1]
+
+
+def test_output_rows_beyond_the_tokenizer_are_announced(cli, minilm_path, tmp_path):
+    """A vocabulary padded to a round size: ids past the tokenizer's pieces show as an empty token, so say so."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from tests.conftest import _copy_tokenizer
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30528,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertForMaskedLM(config).save_pretrained(tmp_path / "padded")
+    _copy_tokenizer(minilm_path, tmp_path / "padded")
+    code, stdout, stderr = cli("fillmask", "The cat sat on the [MASK].", "-m", tmp_path / "padded", "--json")
+    assert code == 0 and json.loads(stdout)
+    assert "predicts over 30,528 ids but its tokenizer has pieces for 30,522" in stderr
+    # The encoder path predicts nothing, so it has nothing to announce; nor has a model without padding.
+    code, _, stderr = cli("attention", "The cat sat.", "-m", tmp_path / "padded", "--json")
+    assert code == 0 and "predicts over" not in stderr
+    code, _, stderr = cli("fillmask", "The cat sat on the [MASK].", "-m", "tiny-mlm", "--json")
+    assert code == 0 and "predicts over" not in stderr

@@ -376,6 +376,7 @@ def _load_cached(
 
     tokenizer = Tokenizer.from_dir(resolved.path, max_len, str(config.get("model_type", "")))
     notices = list(resolved.notices)
+    notices += _vocabulary_notices(resolved.name, config, tokenizer, head)
     native = use_native(config) and bool(_weight_files(resolved.path))
     if native:
         model = _load_native(resolved.path, config, head, torch_dtype, torch_device)
@@ -404,6 +405,21 @@ def _load_cached(
         fingerprint=_fingerprint(resolved),
         notices=notices,
     )
+
+
+def _vocabulary_notices(name: str, config: dict[str, Any], tokenizer: Any, head: str) -> list[str]:
+    """A masked LM whose output rows outnumber the tokenizer's pieces (vocabularies padded to a round size)
+    can predict an id that no piece has: it shows as an empty token, as in transformers' pipeline."""
+    rows = config.get("vocab_size")
+    if head != "mlm" or not isinstance(rows, int):
+        return []
+    pieces = max(tokenizer.backend.get_vocab(with_added_tokens=True).values(), default=-1) + 1
+    if rows <= pieces:
+        return []
+    return [
+        f"{name} predicts over {rows:,} ids but its tokenizer has pieces for {pieces:,}: a prediction of one of the "
+        f"other {rows - pieces:,} shows as an empty token."
+    ]
 
 
 def _check_positions(name: str, config: dict[str, Any]) -> None:
