@@ -787,6 +787,7 @@ class TextPrediction:
     label: str
     probability: float
     probabilities: dict[str, float]
+    truncated: bool = False  # longer than the probe's max_length: only its first pieces were read
 
 
 @dataclass
@@ -800,6 +801,7 @@ class PredictResult(Rendered):
     pooling: str
     labels: list[str]
     predictions: list[TextPrediction]
+    max_length: int = 0  # word pieces read per text (the probe's own)
     notices: list[str] = field(default_factory=list)
 
 
@@ -816,8 +818,9 @@ def predict(lm: Any, probe: SavedProbe, texts: Sequence[str], batch_size: int = 
     predictions = []
     for text, row in zip(texts, probabilities, strict=True):
         best = max(range(len(row)), key=row.__getitem__)
+        cut = bool(found.truncated) and len(lm.tokenizer.encode(text)) > found.max_length
         predictions.append(
-            TextPrediction(text, probe.labels[best], row[best], dict(zip(probe.labels, row, strict=True)))
+            TextPrediction(text, probe.labels[best], row[best], dict(zip(probe.labels, row, strict=True)), cut)
         )
     notices = []
     if found.truncated:
@@ -830,5 +833,6 @@ def predict(lm: Any, probe: SavedProbe, texts: Sequence[str], batch_size: int = 
         pooling=probe.pooling,
         labels=probe.labels,
         predictions=predictions,
+        max_length=found.max_length,
         notices=notices,
     )

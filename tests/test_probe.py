@@ -255,6 +255,19 @@ def test_second_run_reads_the_cache_and_a_corrupt_entry_is_rebuilt(cli, tiny_enc
     assert _train_tiny(cli, tiny_encoder_path, tmp_path, "--no-cache")["cache_hits"] == 0
 
 
+def test_cls_predict_marks_each_text_it_read_only_in_part(cli, tiny_encoder_path, tmp_path):
+    # The probe was trained on the first 8 pieces of each text; predicting reads the same 8 and says which rows.
+    _train_tiny(cli, tiny_encoder_path, tmp_path, "--max-length", "8", "--out", tmp_path / "p")
+    short, long = "a fine film", "a fine film with a long plot that goes on and on and on"
+    code, out, err = cli("cls-predict", tmp_path / "p", short, long, "--json")
+    assert code == 0, err
+    assert [p["truncated"] for p in json.loads(out)["predictions"]] == [False, True]
+    assert "1 text(s) longer than 8 word pieces were truncated" in err
+    code, table, _ = cli("cls-predict", tmp_path / "p", short, long)
+    assert code == 0 and table.count("[cut]") == 2  # the row, and the line that says what it means
+    assert "first 8 word pieces only" in " ".join(table.split())
+
+
 def test_multiclass_probe_logits_equal_sklearn(tiny_encoder_path, tmp_path):
     from bertprobe import datasets
 

@@ -260,13 +260,25 @@ def predict_view(result: PredictResult, console: Console, explain: bool = False,
         table.add_column(Text(f"p({label})"), justify="right")
     table.add_column("", no_wrap=True)
     for item in result.predictions:
+        text = Text(item.text)
+        if item.truncated:
+            text.append(" [cut]", style="yellow")
         table.add_row(
-            Text(item.text),
+            text,
             Text(item.label, style="bold"),
             *[f"{item.probabilities[label]:.3f}" for label in result.labels],
             Text(bar(item.probability, width=10), style="cyan"),
         )
     console.print(table)
+    cut = sum(item.truncated for item in result.predictions)
+    if cut:
+        console.print(
+            Text(
+                f"[cut]: the probe reads a text's first {result.max_length} word pieces only, as it was trained; "
+                f"{cut} of these texts {'is' if cut == 1 else 'are'} longer, so the rest of it went unread.",
+                style="yellow",
+            )
+        )
     unsure = [item for item in result.predictions if item.probability < 0.6]
     console.print(
         Text(
