@@ -227,6 +227,9 @@ class Corpus:
     sha256: list[str]  # of each file, so a resumed run refuses an edited corpus
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def read_corpus(paths: Sequence[str]) -> Corpus:
     """The corpus files: one sentence (or paragraph) per line, documents separated by blank lines."""
     if not paths:
@@ -240,7 +243,7 @@ def read_corpus(paths: Sequence[str]) -> Corpus:
         hashes.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
         document += 1
         gap = False
-        for line in text.split("\n"):
+        for line in _LINE_END.split(text):  # old-Mac lone \r ends a line too, as in every other reader
             line = line.strip()
             if not line:
                 gap = True
@@ -297,7 +300,14 @@ class TrainingData:
         self.max_length = max_length
         self.special = set(tok.special_ids)
         self.replacements = tok.replacement_ids
-        encodings = tok.backend.encode_batch(list(corpus.lines), add_special_tokens=False)
+        # Corpus text is text: a line that mentions "[MASK]" or "[SEP]" gets the pieces of those characters,
+        # not the special tokens (a literal [SEP] mid-line would fake a sentence boundary).
+        literal = tok.backend.encode_special_tokens
+        tok.backend.encode_special_tokens = True
+        try:
+            encodings = tok.backend.encode_batch(list(corpus.lines), add_special_tokens=False)
+        finally:
+            tok.backend.encode_special_tokens = literal
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=self.offsets[1:])

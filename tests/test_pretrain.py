@@ -572,6 +572,27 @@ def test_the_only_pair_of_a_corpus_never_gets_its_true_next_line_as_a_random_one
     assert seconds[1] and "the dog sat on the rug." not in seconds[1]  # "not next" is never the next line
 
 
+def test_corpus_lines_end_at_a_lone_cr_and_special_token_names_in_them_are_text(tiny_pretraining_path, tmp_path):
+    from bertprobe import models
+
+    unix, mac = tmp_path / "unix.txt", tmp_path / "mac.txt"
+    unix.write_text("the cat sat .\nthe dog ran .\n\nwrite [MASK] or [SEP] here .\n")
+    mac.write_bytes(unix.read_bytes().replace(b"\n", b"\r"))
+    corpus = pretrain.read_corpus([str(unix)])
+    assert (
+        pretrain.read_corpus([str(mac)]).lines
+        == corpus.lines
+        == ["the cat sat .", "the dog ran .", "write [MASK] or [SEP] here ."]
+    )
+    assert pretrain.read_corpus([str(mac)]).documents == corpus.documents == [0, 0, 1]
+    lm = models.load_trainable(str(tiny_pretraining_path), device="cpu")
+    data = pretrain.TrainingData(lm, corpus, max_length=32, seed=0, rate=0.15, nsp=False)
+    pieces = [lm.tokenizer.id_to_token(int(i)) for i in data.ids[data.offsets[2] : data.offsets[3]]]
+    assert pieces == ["write", "[", "mask", "]", "or", "[", "sep", "]", "here", "."]
+    # Only the corpus is read that way: the model's own [MASK] in a probe sentence is still the mask.
+    assert lm.tokenizer.encode("the [MASK] sat .").ids.count(lm.tokenizer.mask_token_id) == 1
+
+
 def test_nsp_negatives_are_refused_without_nsp_and_a_run_saved_before_the_option_resumes(
     tiny_pretraining_path, corpus, tmp_path
 ):
