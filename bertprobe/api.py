@@ -231,10 +231,13 @@ def _model(model: Any, head: str, revision: str | None, device: str, dtype: str,
     _check_model(model)
     seed_everything(seed)
     if isinstance(model, models.LoadedModel):
+        _same_setup(model, revision, device, dtype)
         if model.head == head:
             return model
-        # Same checkpoint, the head this command needs (the loader refuses one the checkpoint lacks).
-        lm = models.load(model.name, head, model.revision, device, dtype, offline)
+        # Same checkpoint, the head this command needs (the loader refuses one the checkpoint lacks), on the
+        # loaded model's own device and dtype.
+        own = str(model.dtype).removeprefix("torch.")
+        lm = models.load(model.name, head, model.revision, model.device.type, own if own in DTYPES else dtype, offline)
     else:
         lm = models.load(model, head, revision, device, dtype, offline)
     if lm.notices:
@@ -243,6 +246,26 @@ def _model(model: Any, head: str, revision: str | None, device: str, dtype: str,
         for notice in lm.notices:
             render.notice(notice)
     return lm
+
+
+def _same_setup(lm: Any, revision: str | None, device: str, dtype: str) -> None:
+    """A model from ``bertprobe.load`` runs as it was loaded: a call asking for another revision, device or
+    dtype is refused, not silently run on the loaded one."""
+    import torch
+
+    asked = []
+    if revision is not None and revision != lm.revision:
+        asked.append(f"revision={revision!r} (it is {lm.revision!r})")
+    if device != "auto" and device != lm.device.type:
+        asked.append(f"device={device!r} (it is on {lm.device.type})")
+    if dtype != "auto" and getattr(torch, dtype) != lm.dtype:
+        asked.append(f"dtype={dtype!r} (it is {str(lm.dtype).removeprefix('torch.')})")
+    if asked:
+        raise InputError(
+            f"this call asks for {' and '.join(asked)}, but model= was already loaded as it is",
+            hint="Leave them out to run it as loaded, or load it again: bertprobe.load(NAME, ..., device=..., "
+            "dtype=...).",
+        )
 
 
 def _check_model(model: Any) -> None:

@@ -64,6 +64,18 @@ def test_a_loaded_model_gives_the_same_result_as_its_name(cli):
     assert bertprobe.fill(text, model=bertprobe.load("tiny-mlm", head="mlm")).to_dict() == by_name
     # Loaded for another head: the same checkpoint is loaded for the head the command needs.
     assert bertprobe.fill(text, model=bertprobe.load("tiny-mlm")).to_dict() == by_name
+    # A loaded model runs as loaded: a call asking for another dtype or revision is refused, not ignored.
+    lm = bertprobe.load("tiny-mlm", head="mlm")
+    with pytest.raises(InputError, match=re.escape("dtype='float16' (it is float32)")):
+        bertprobe.fill(text, model=lm, dtype="float16")
+    with pytest.raises(InputError, match="revision='v2'"):
+        bertprobe.fill(text, model=lm, revision="v2")
+    assert bertprobe.fill(text, model=lm, device="cpu", dtype="float32").to_dict() == by_name
+    # Reloaded for another head, it keeps the loaded dtype: a float16 encoder gives a float16 masked LM.
+    half = bertprobe.load("tiny-mlm", head="encoder", dtype="float16")
+    assert (
+        bertprobe.fill(text, model=half).to_dict() == bertprobe.fill(text, model="tiny-mlm", dtype="float16").to_dict()
+    )
 
 
 def test_score_one_text_many_texts_and_pairs_equal_the_cli(cli):
