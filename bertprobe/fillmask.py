@@ -590,27 +590,42 @@ def _parse_targets(targets: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(words))
 
 
-def _target_pieces(lm: LoadedModel, encoding: Encoding, slot: _Slot, word: str) -> list[int]:
-    """The word pieces ``word`` becomes when written in the slot (so BPE vocabularies get their spacing)."""
-    text = encoding.text[: slot.char_start] + word + encoding.text[slot.char_end :]
+def _target_pieces(lm: LoadedModel, encoding: Encoding, ids: list[int], slot: _Slot, word: str) -> list[int]:
+    """The word pieces ``word`` becomes when written in the slot (so BPE vocabularies get their spacing).
+
+    They are the pieces of the written text between the masked text's own pieces before and after the slot:
+    that takes in a piece that is only the word's space mark (``▁`` or ``Ġ`` standing alone, whose offsets
+    cover the space, not the word) where the mask token had absorbed that space (``<mask>``).
+    """
+    span = encoding.text[slot.char_start : slot.char_end]
+    begin = slot.char_start + len(span) - len(span.lstrip())  # a mask that absorbed its space keeps it for the word
+    text = encoding.text[:begin] + word + encoding.text[slot.char_end :]
     written = lm.tokenizer.encode(text)
-    end = slot.char_start + len(word)
+    end = begin + len(word)
     overlapping = [
         (token_id, start, stop)
         for token_id, (start, stop), special in zip(written.ids, written.offsets, written.special, strict=True)
-        if not special and start < end and stop > slot.char_start
+        if not special and start < end and stop > begin
     ]
     if not overlapping:
         raise InputError(f"the target {word!r} has no word pieces", hint="Give targets made of letters or digits.")
     start, stop = overlapping[0][1], overlapping[-1][2]
-    if text[start : slot.char_start].strip() or text[end:stop].strip():  # a piece's own leading space is fine
+    if text[start:begin].strip() or text[end:stop].strip():  # a piece's own leading space is fine
         # Glued to its neighbours ("the[MASK]" + "mat" reads "them ##at"), the word has no pieces of its own.
         raise InputError(
             f"the target {word!r} merges with the text next to the mask: written there it reads "
-            f"{text[min(start, slot.char_start) : max(stop, end)]!r}, so its own word pieces cannot be scored",
+            f"{text[min(start, begin) : max(stop, end)]!r}, so its own word pieces cannot be scored",
             hint="Put a space (or punctuation) between the mask and the words around it.",
         )
-    return [token_id for token_id, _, _ in overlapping]
+    before, after = ids[: slot.positions[0]], ids[slot.positions[-1] + 1 :]
+    inside = written.ids[len(before) : len(written.ids) - len(after)]
+    if list(written.ids[: len(before)]) != before or list(written.ids[len(written.ids) - len(after) :]) != after:
+        raise InputError(
+            f"the target {word!r} changes the word pieces around the mask when written there "
+            f"({text[max(start - 10, 0) : stop + 10]!r}), so its own word pieces cannot be scored",
+            hint="Put a space (or punctuation) between the mask and the words around it.",
+        )
+    return list(inside)
 
 
 def score_targets(
@@ -629,7 +644,7 @@ def score_targets(
     for s, slot in enumerate(slots):
         first, last = slot.positions[0], slot.positions[-1]
         for word in targets:
-            pieces = _target_pieces(lm, encoding, slot, word)
+            pieces = _target_pieces(lm, encoding, ids, slot, word)
             base = ids[:first] + [tok.mask_token_id] * len(pieces) + ids[last + 1 :]
             if len(base) > limit:
                 raise TextTooLongError(

@@ -37,6 +37,39 @@ def test_fill_mask_equals_the_transformers_pipeline(cli, family_path, kind):
 
 
 @pytest.mark.parametrize("kind", ["roberta", "xlm-roberta", "albert"])
+def test_multi_piece_targets_keep_a_stand_alone_space_piece(cli, family_path, kind):
+    """ "zebra" written at the mask is "▁ z e b r a" (XLM-R) or "Ġ z e b r a" (RoBERTa): the lone space piece is
+    part of the word (its offsets cover only the space), and the model must read it, as transformers would."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    path = family_path(kind)
+    tok = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForMaskedLM.from_pretrained(str(path)).eval()
+    masked = "the cat sat on the [MASK] .".replace("[MASK]", tok.mask_token)
+    code, stdout, stderr = cli("fillmask", masked, "--targets", "zebra,cat", "-m", path, "--json")
+    assert code == 0, stderr
+    ours = {t["word"]: t for t in json.loads(stdout)["targets"][0]["targets"]}
+    context = tok(masked)["input_ids"]
+    first = context.index(tok.mask_token_id)
+    before, after = context[:first], context[first + 1 :]
+    for word in ("zebra", "cat"):
+        written = tok(masked.replace(tok.mask_token, word).replace("  ", " "))["input_ids"]
+        assert written[: len(before)] == before and written[len(written) - len(after) :] == after
+        pieces = written[len(before) : len(written) - len(after)]
+        assert [p["token_id"] for p in ours[word]["pieces"]] == pieces
+        expected = 0.0
+        for j, piece in enumerate(pieces):  # piece j given pieces < j, the rest of the word masked
+            ids = before + pieces[:j] + [tok.mask_token_id] * (len(pieces) - j) + after
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([ids])).logits[0, len(before) + j]
+            expected += float(logits.log_softmax(-1)[piece])
+        assert ours[word]["log_prob"] == pytest.approx(expected, abs=1e-4)
+    if kind != "albert":  # ALBERT's [MASK] leaves the "▁" before it in place, outside the slot
+        assert tok.convert_ids_to_tokens(ours["zebra"]["pieces"][0]["token_id"]) in ("▁", "Ġ")
+
+
+@pytest.mark.parametrize("kind", ["roberta", "xlm-roberta", "albert"])
 def test_special_tokens_without_tokenizer_config_are_the_familys(cli, family_path, kind, tmp_path):
     """roberta-base, xlm-roberta-base and albert-base-v2 ship no tokenizer_config.json or special_tokens_map.json."""
     import shutil
