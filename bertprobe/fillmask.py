@@ -287,12 +287,27 @@ def splice(text: str, spans: list[tuple[int, int]], words: list[str], starts_wor
     previous_end = None
     for (start, end), word, begins in sorted(zip(spans, words, starts, strict=False)):
         out.append(text[cursor:start])
-        if begins and start == previous_end and word[:1].isalnum():
+        spaced = after_space(text, start, end, word)
+        if spaced is not None:
+            out.append(spaced[0])
+            word = spaced[1]
+        elif begins and start == previous_end and word[:1].isalnum():
             out.append(" ")
         out.append(word.removeprefix("##"))
         cursor = previous_end = end
     out.append(text[cursor:])
     return "".join(out)
+
+
+def after_space(text: str, start: int, end: int, word: str) -> tuple[str, str] | None:
+    """For a slot that follows a space: the space a mask token took in (``<mask>`` absorbs the one before it)
+    and the word without its own leading space (a BPE word, "Ġmat", decodes as " mat"), so the two do not
+    double up. None for a slot glued to the text before it."""
+    span = text[start:end]
+    absorbed = span[: len(span) - len(span.lstrip())]
+    if absorbed or (start > 0 and text[start - 1].isspace()):
+        return absorbed, word.lstrip()
+    return None
 
 
 def starts_word(lm: LoadedModel, token_id: int) -> bool:
@@ -590,10 +605,10 @@ def _parse_targets(targets: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(words))
 
 
-def _target_pieces(lm: LoadedModel, encoding: Encoding, ids: list[int], slot: _Slot, word: str) -> list[int]:
+def _target_pieces(lm: LoadedModel, encoding: Encoding, slot: _Slot, word: str) -> list[int]:
     """The word pieces ``word`` becomes when written in the slot (so BPE vocabularies get their spacing).
 
-    They are the pieces of the written text between the masked text's own pieces before and after the slot:
+    They are the pieces of the written text between the text's own pieces before and after the slot:
     that takes in a piece that is only the word's space mark (``▁`` or ``Ġ`` standing alone, whose offsets
     cover the space, not the word) where the mask token had absorbed that space (``<mask>``).
     """
@@ -617,7 +632,7 @@ def _target_pieces(lm: LoadedModel, encoding: Encoding, ids: list[int], slot: _S
             f"{text[min(start, begin) : max(stop, end)]!r}, so its own word pieces cannot be scored",
             hint="Put a space (or punctuation) between the mask and the words around it.",
         )
-    before, after = ids[: slot.positions[0]], ids[slot.positions[-1] + 1 :]
+    before, after = list(encoding.ids[: slot.positions[0]]), list(encoding.ids[slot.positions[-1] + 1 :])
     inside = written.ids[len(before) : len(written.ids) - len(after)]
     if list(written.ids[: len(before)]) != before or list(written.ids[len(written.ids) - len(after) :]) != after:
         raise InputError(
@@ -644,7 +659,7 @@ def score_targets(
     for s, slot in enumerate(slots):
         first, last = slot.positions[0], slot.positions[-1]
         for word in targets:
-            pieces = _target_pieces(lm, encoding, ids, slot, word)
+            pieces = _target_pieces(lm, encoding, slot, word)
             base = ids[:first] + [tok.mask_token_id] * len(pieces) + ids[last + 1 :]
             if len(base) > limit:
                 raise TextTooLongError(

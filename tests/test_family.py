@@ -67,6 +67,10 @@ def test_multi_piece_targets_keep_a_stand_alone_space_piece(cli, family_path, ki
         assert ours[word]["log_prob"] == pytest.approx(expected, abs=1e-4)
     if kind != "albert":  # ALBERT's [MASK] leaves the "▁" before it in place, outside the slot
         assert tok.convert_ids_to_tokens(ours["zebra"]["pieces"][0]["token_id"]) in ("▁", "Ġ")
+    # The top-1 fill writes the word in the mask's place with one space before it: the mask's absorbed space
+    # and a BPE word's own leading space (" mudd") are one space, not two, nor none.
+    top = json.loads(stdout)["masks"][0]["predictions"][0]["token_str"]
+    assert json.loads(stdout)["filled"] == masked.replace(tok.mask_token, top.strip())
 
 
 @pytest.mark.parametrize("kind", ["roberta", "xlm-roberta", "albert"])

@@ -17,6 +17,7 @@ from bertprobe.fillmask import (
     MaskPrediction,
     Prediction,
     PseudoLikelihoodResult,
+    after_space,
 )
 from bertprobe.render import bar, closing, header
 
@@ -146,7 +147,12 @@ def _styled_fill(result: FillMaskResult, words: list[str], filled: str) -> Text:
         before = result.text_normalised[cursor:start]
         text.append(before)
         at += len(before)
-        if filled[at : at + 1] == " " and not before and word[:1] != " ":
+        spaced = after_space(result.text_normalised, start, end, word)
+        if spaced is not None:
+            text.append(spaced[0])
+            at += len(spaced[0])
+            word = spaced[1]
+        elif filled[at : at + 1] == " " and not before and word[:1] != " ":
             text.append(" ")
             at += 1
         shown = word.removeprefix("##")
