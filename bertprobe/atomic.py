@@ -73,6 +73,12 @@ def _plain_permissions(path: Path, mode: int) -> None:
     os.chmod(path, mode & ~umask)  # mkstemp / mkdtemp make 0600 / 0700; the result is ordinary
 
 
+def plain_file(path: str | Path) -> None:
+    """Give a written file the permissions the umask gives any new file: safetensors' ``save_file`` makes
+    0600 files, which a colleague reading a shared probe or checkpoint could not open."""
+    _plain_permissions(Path(path), 0o666)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, step: str = "atomic-write") -> Iterator[Path]:
     """Yield a temporary path to write to; it replaces ``target`` only if the block succeeds.
@@ -229,6 +235,9 @@ def _swap_in(target: Path) -> Iterator[Path]:
     try:
         yield staging
         _plain_permissions(staging, 0o777)
+        for folder, _, files in os.walk(staging):
+            for name in files:
+                plain_file(Path(folder) / name)
         _fsync_tree(staging)
         complete = Path(tempfile.mkdtemp(dir=parent, prefix=ready))
         os.rename(staging, complete)  # replaces the empty placeholder: a complete, fsynced new version

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from bertprobe import checkpoint, masking
-from bertprobe.atomic import atomic_path, crash_point, directory_lock
+from bertprobe.atomic import atomic_path, crash_point, directory_lock, plain_file
 from bertprobe.errors import ArtifactError, BertprobeError, DataError, InputError
 from bertprobe.features import pad_ids
 from bertprobe.inputs import read_text
@@ -666,6 +666,7 @@ def _fsync(path: Path) -> None:
 def _write(path: Path, write: Callable[[Path], None]) -> None:
     """Write a file of a checkpoint being built, and flush it to disk."""
     write(path)
+    plain_file(path)
     _fsync(path)
 
 

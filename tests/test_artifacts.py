@@ -242,6 +242,20 @@ def test_out_that_holds_other_files_is_refused_before_training(cli, tiny_encoder
     assert code == 1 and "is a file" in err
 
 
+def test_saved_files_get_the_permissions_any_new_file_gets(cli, tiny_encoder_path, data_file, tmp_path):
+    """safetensors writes 0600 files: a probe saved in a shared folder was unreadable to everyone else."""
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        _train(cli, tiny_encoder_path, data_file, "--out", tmp_path / "p")
+    finally:
+        os.umask(old)
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in (tmp_path / "p").iterdir()}
+    assert "probe.safetensors" in modes and set(modes.values()) == {0o644}, modes
+    assert stat.S_IMODE((tmp_path / "p").stat().st_mode) == 0o755
+
+
 def test_a_symlinked_out_gets_the_new_probe_where_it_points(cli, tiny_encoder_path, data_file, tmp_path):
     """--out runs/latest (a link to runs/v1): v1 holds the new probe afterwards and the link is still a link."""
     from bertprobe.probe import load_probe

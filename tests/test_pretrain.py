@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from dataclasses import asdict
@@ -77,6 +78,12 @@ def test_cli_trains_and_prints_the_summary(cli, tiny_pretraining_path, corpus, t
     assert code == 0
     doc = json.loads(stdout)
     assert doc["steps"] == 5 and doc["out"] == str(tmp_path / "r") and doc["seed"] == 0
+    # Every file of the model and its checkpoint is readable as any new file is (safetensors makes 0600 ones).
+    umask = os.umask(0)
+    os.umask(umask)
+    for file in (tmp_path / "r").rglob("*"):
+        if file.is_file() and not file.name.startswith("."):
+            assert stat.S_IMODE(file.stat().st_mode) == 0o666 & ~umask, file
     code, table, _ = cli("fillmask", "the cat sat on the [MASK] .", "--model", tmp_path / "r")
     assert code == 0 and "top-1 fill" in table
 
