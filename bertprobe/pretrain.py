@@ -1261,5 +1261,21 @@ def _pretrain(settings: PretrainSettings, corpus: Corpus, device: str, offline: 
     return result
 
 
+def rerun_notice(result: PretrainResult, restart: bool) -> str:
+    """What a rerun does after a Ctrl-C: resume this run, start over, or (a --restart run stopped before its
+    first save) find the old run it was replacing still there."""
+    if result.saved_step is not None:
+        # The same command with --restart would throw the saved steps away.
+        how = "a rerun without --restart" if restart else "a rerun of the same command"
+        return f"Interrupted: {how} resumes from step {result.saved_step}."
+    old = checkpoints(Path(result.out)) if restart else []
+    if old:
+        return (
+            f"Interrupted before this run's first checkpoint: {result.out} still holds the run it was to replace "
+            f"(step {old[-1][0]}); a rerun with --restart starts over, one without resumes that old run."
+        )
+    return "Interrupted before the first checkpoint: a rerun starts from the beginning."
+
+
 def perplexity(loss: float | None) -> float | None:
     return None if loss is None else math.exp(min(loss, 50.0))

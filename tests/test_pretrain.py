@@ -443,6 +443,32 @@ def test_a_second_ctrl_c_during_the_save_keeps_the_previous_checkpoint(straight_
     _assert_same_weights(out, straight_run[1])
 
 
+def test_a_restart_stopped_before_its_first_save_says_the_old_run_is_still_there(tiny_pretraining_path, story,
+                                                                                  tmp_path, monkeypatch):  # fmt: skip
+    out = tmp_path / "run"
+    settings = _settings(tiny_pretraining_path, story, out, steps=4, batch_size=4, max_length=24, probes=[])
+    pretrain.pretrain(settings, device="cpu")
+    assert [s for s, _ in pretrain.checkpoints(out)] == [4]
+
+    def press_ctrl_c(status):
+        if status.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def second_ctrl_c_while_saving(name):
+        if name == "pretrain-checkpoint-optimizer":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(pretrain, "crash_point", second_ctrl_c_while_saving)
+    replacing = _settings(tiny_pretraining_path, story, out, steps=6, batch_size=4, max_length=24, probes=[], seed=1)
+    with pytest.raises(pretrain.Interrupted) as stop:
+        pretrain.pretrain(replacing, device="cpu", restart=True, on_status=press_ctrl_c, status_seconds=0.0)
+    result = stop.value.result
+    assert result.saved_step is None and [s for s, _ in pretrain.checkpoints(out)] == [4]  # the old run, intact
+    notice = pretrain.rerun_notice(result, restart=True)
+    assert "still holds the run it was to replace (step 4)" in notice and "without resumes that old run" in notice
+    assert "starts from the beginning" in pretrain.rerun_notice(result, restart=False)
+
+
 @pytest.mark.parametrize(
     "point",
     [

@@ -139,10 +139,5 @@ def pretrain_cli(
         render.notice(notice)
     render.show(result, json=common.json, seed=common.seed)
     if result.interrupted:
-        if result.saved_step is None:
-            render.notice("Interrupted before the first checkpoint: a rerun starts from the beginning.")
-        else:
-            # The same command with --restart would throw the saved steps away.
-            how = "a rerun without --restart" if restart else "a rerun of the same command"
-            render.notice(f"Interrupted: {how} resumes from step {result.saved_step}.")
+        render.notice(pretrain.rerun_notice(result, restart))
         raise typer.Exit(130)
