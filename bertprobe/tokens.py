@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from bertprobe.errors import InputError
@@ -89,6 +90,10 @@ def with_empty_pieces(encoding: Encoding, pieces: list[int]) -> list[int]:
     return sorted(found)
 
 
+# The ideograph blocks BERT's tokenizer splits character by character (``_is_chinese_char`` in BERT).
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002ebef\U0002f800-\U0002fa1f"
+
+
 def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> list[WordSpan]:
     """Whole-word, case-insensitive matches of ``word`` (which may hold spaces or hyphens).
 
@@ -97,7 +102,10 @@ def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> l
     target = word.strip()
     if not target:
         raise InputError("the word to find is empty", hint="Give the word as it appears in the sentence.")
-    pattern = re.compile(r"(?<!\w)" + re.escape(target) + r"(?!\w)", re.IGNORECASE)
+    # Either Unicode spelling of an accent ("café" typed composed, the sentence decomposed), and a word
+    # glued to a CJK ideograph (BERT reads each ideograph as a word of its own: "東京bank").
+    forms = "|".join(dict.fromkeys(re.escape(unicodedata.normalize(f, target)) for f in ("NFC", "NFD")))
+    pattern = re.compile(rf"(?<![^\W{_CJK}])(?:{forms})(?![^\W{_CJK}])", re.IGNORECASE)
     matches: list[WordSpan] = []
     for match in pattern.finditer(encoding.text):
         pieces = [

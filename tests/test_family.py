@@ -208,3 +208,23 @@ def test_a_word_inside_another_piece_is_not_found(cli, family_path):
     masked = "the \U0001f642bank is open"
     code, stdout, stderr = cli("fillmask", masked, "--mode", "word", "--mask-word", "bank", "-m", path)
     assert code == 1 and stdout == "" and "does not occur in the text as a whole word" in stderr
+
+
+def test_a_word_is_found_next_to_an_ideograph_and_in_either_accent_spelling(cli):
+    """BERT reads each CJK ideograph as a word of its own, so "bank" in "東京bank" is a word; and "café" typed
+    composed finds the decomposed "café" of the sentence (one spelling in Unicode, two byte sequences)."""
+    import unicodedata
+
+    from bertprobe import models, tokens
+
+    lm = models.load("minilm", head="encoder", device="cpu")
+    glued = lm.tokenizer.encode("東京bank is open")
+    [bank] = tokens.find_word(glued, "bank")
+    assert [glued.tokens[i] for i in bank.pieces] == ["bank"]
+    assert tokens.find_word(lm.tokenizer.encode("embankment"), "bank") == []  # still whole words only
+    sentence = unicodedata.normalize("NFD", "the café is open")
+    [cafe] = tokens.find_word(lm.tokenizer.encode(sentence), unicodedata.normalize("NFC", "café"))
+    assert sentence[cafe.start : cafe.end] == unicodedata.normalize("NFD", "café")
+    code, stdout, stderr = cli("fillmask", sentence, "--mode", "word", "--mask-word", "café", "-m", "tiny-mlm",
+                               "--json")  # fmt: skip
+    assert code == 0, stderr and json.loads(stdout)["masks"]
