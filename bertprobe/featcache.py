@@ -169,6 +169,10 @@ class FeatureCache:
             "version": CACHE_VERSION,
             "fingerprint": lm.fingerprint,
             "dtype": str(lm.dtype),
+            # Another device or backend computes the same features up to float noise, which in float16 is not
+            # small: a GPU run's float16 features are not served to a CPU run, nor the other way round.
+            "device": lm.device.type,
+            "backend": "native" if lm.native else "transformers",
             "layer": spec[0],
             "pooling": spec[1],
             "max_length": max_length,

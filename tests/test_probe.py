@@ -198,6 +198,21 @@ def test_a_cached_rerun_reports_the_same_truncation(minilm_path, tmp_path):
     assert again.cache.hits == 1 and again.truncated == first.truncated == 1
 
 
+def test_features_cached_on_one_device_or_backend_are_not_served_to_another(minilm_path, tmp_path):
+    import dataclasses
+
+    lm = models.load("minilm", device="cpu")
+    key = featcache.FeatureCache.key(lm, (6, "mean"), 8, "digest", 2)
+    on_gpu = featcache.FeatureCache.key(
+        dataclasses.replace(lm, device=torch.device("cuda")), (6, "mean"), 8, "digest", 2
+    )
+    other_backend = featcache.FeatureCache.key(
+        dataclasses.replace(lm, native=not lm.native), (6, "mean"), 8, "digest", 2
+    )
+    cache = featcache.FeatureCache(tmp_path / "cache")
+    assert len({cache.path(key), cache.path(on_gpu), cache.path(other_backend)}) == 3
+
+
 def test_truncation_to_max_length_matches_the_tokenizer(minilm_path, reference_bert):
     lm = models.load("minilm", device="cpu")
     texts = ["one two three four five six seven eight nine ten eleven twelve", "short"]
