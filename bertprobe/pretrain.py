@@ -923,17 +923,38 @@ class _Progress:
         return sum(self.recent_nsp) / len(self.recent_nsp) if self.recent_nsp else None
 
 
+def _same_place(before: Any, now: str) -> bool:
+    """The same --from or --corpus as typed, or another spelling of the same path ("./m" and "m")."""
+    if before == now:
+        return True
+    if not isinstance(before, str):
+        return False
+    try:
+        return Path(before).exists() and Path(before).resolve() == Path(now).resolve()
+    except OSError:
+        return False
+
+
 def _resume_checks(state: dict[str, Any], settings: PretrainSettings, corpus: Corpus, out: Path) -> list[str]:
     previous = state["settings"]
     hint = "Rerun with the same options to resume, pass --restart to start over, or choose another --out."
-    if previous.get("source") != settings.source or previous.get("corpus") != settings.corpus:
+    same_source = _same_place(previous.get("source"), settings.source)
+    corpus_before = previous.get("corpus") or []
+    same_corpus = len(corpus_before) == len(settings.corpus) and all(
+        _same_place(a, b) for a, b in zip(corpus_before, settings.corpus, strict=False)
+    )
+    if not (same_source and same_corpus):
         raise InputError(f"{out} holds a run from {previous.get('source')} on {', '.join(previous.get('corpus', []))}",
                          hint=hint)  # fmt: skip
     if state.get("corpus_sha256") != corpus.sha256:
         raise InputError(f"the --corpus files changed since the run in {out} started", hint=hint)
     defaults = {f.name: f.default for f in fields(PretrainSettings)}  # a run saved before a setting existed had it
     before = {name: previous.get(name, defaults[name]) for name in _TRAJECTORY}
-    changed = [name for name in _TRAJECTORY if before[name] != getattr(settings, name)]
+    changed = [
+        name
+        for name in _TRAJECTORY
+        if name not in ("source", "corpus") and before[name] != getattr(settings, name)  # those two: checked above
+    ]
     if changed:
         options = ", ".join(f"--{n.replace('_', '-')} {before[n]} → {getattr(settings, n)}" for n in changed)
         raise InputError(f"{out} holds a run with other settings ({options})", hint=hint)

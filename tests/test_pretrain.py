@@ -645,6 +645,20 @@ def test_nsp_negatives_are_refused_without_nsp_and_a_run_saved_before_the_option
         pretrain._resume_checks(state, changed, pretrain.read_corpus([str(corpus)]), tmp_path / "x")
 
 
+def test_another_spelling_of_the_same_from_and_corpus_resumes_the_run(tiny_pretraining_path, corpus, tmp_path,
+                                                                       monkeypatch):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").symlink_to(tiny_pretraining_path, target_is_directory=True)
+    (tmp_path / "c.txt").write_bytes(Path(corpus).read_bytes())
+    state = {"settings": asdict(_settings("m", "c.txt", tmp_path / "x")), "step": 3}
+    state["corpus_sha256"] = pretrain.read_corpus(["c.txt"]).sha256
+    again = _settings("./m", str(tmp_path / "c.txt"), tmp_path / "x")
+    assert pretrain._resume_checks(state, again, pretrain.read_corpus([again.corpus[0]]), tmp_path / "x") == []
+    elsewhere = _settings(tiny_pretraining_path.parent, "c.txt", tmp_path / "x")  # another checkpoint: refused
+    with pytest.raises(InputError, match=r"holds a run from m on c\.txt"):
+        pretrain._resume_checks(state, elsewhere, pretrain.read_corpus(["c.txt"]), tmp_path / "x")
+
+
 def test_a_max_length_beyond_the_models_positions_is_announced_not_silently_cut(
     tiny_pretraining_path, corpus, tmp_path
 ):
