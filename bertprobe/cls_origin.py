@@ -23,6 +23,10 @@ FINE_TUNED = "sentence classification (fine-tuned)"
 
 # What bertprobe's own recipe did to a shipped checkpoint (see its RECIPE.md).
 BUNDLED_TRAINING = {
+    "minilm-mlm": "its encoder is all-MiniLM-L6-v2 (distilled without next-sentence prediction, then tuned by "
+    "sentence-transformers for mean-pooled sentence similarity); bertprobe trained it further with the masked-LM "
+    "loss and an NSP head on [CLS], which stayed at chance on a story it never saw and was left out (see its "
+    "RECIPE.md)",
     "tiny-mlm": "bertprobe trained it further with the masked-LM loss only (see its RECIPE.md), which never "
     "asks [CLS] for anything",
 }

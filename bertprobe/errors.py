@@ -39,7 +39,7 @@ class ModelNotFoundError(BertprobeError):
 
 class OfflineError(BertprobeError):
     default_hint = (
-        "Connect once to download it, pass --model DIR of a local copy, or use a bundled model: --model tiny-mlm "
+        "Connect once to download it, pass --model DIR of a local copy, or use a bundled model: --model minilm-mlm "
         "(masked LM: fillmask, cloze) or --model minilm (encoder only: sense, cls-train, attention)."
     )
 
@@ -47,7 +47,7 @@ class OfflineError(BertprobeError):
 class NetworkError(BertprobeError):
     default_hint = (
         "Check the connection, or work offline with --offline and a local or bundled model "
-        "(--model tiny-mlm for a masked LM, --model minilm for an encoder)."
+        "(--model minilm-mlm for a masked LM, --model minilm for an encoder)."
     )
 
 

@@ -116,7 +116,7 @@ def test_auto_without_bert_base_says_what_to_do(cli, monkeypatch):
     from bertprobe import models
 
     monkeypatch.setattr("bertprobe.models._cached_on_hub", lambda repo: False)
-    monkeypatch.setattr("bertprobe.models.BUNDLED", {"minilm": models.BUNDLED["minilm"]})  # no tiny-mlm
+    monkeypatch.setattr("bertprobe.models.BUNDLED", {"minilm": models.BUNDLED["minilm"]})  # no masked LM
     code, _, stderr = cli("fillmask", "a [MASK]", "--offline")
     assert code == 1
     assert "bert-base-uncased" in stderr and "--model DIR" in stderr
@@ -126,8 +126,8 @@ def test_auto_offline_falls_back_to_the_shipped_masked_lm(cli, monkeypatch):
     monkeypatch.setattr("bertprobe.models._cached_on_hub", lambda repo: False)
     code, stdout, stderr = cli("fillmask", "The cat sat on the [MASK].", "--offline", "--json")
     assert code == 0
-    assert json.loads(stdout)["model"] == "tiny-mlm"
-    assert "Using offline model tiny-mlm" in stderr and "far weaker than bert-base-uncased" in stderr
+    assert json.loads(stdout)["model"] == "minilm-mlm"
+    assert "Using offline model minilm-mlm" in stderr and "weaker than bert-base-uncased" in stderr
 
 
 def test_absent_gpu_is_a_user_error(cli, mlm_path):

@@ -232,7 +232,7 @@ def test_offline_hint_for_a_missing_hub_model_names_the_bundled_masked_lm(cli):
         pytest.skip("bert-base-uncased is in this machine's Hugging Face cache")
     assert stdout == "" and "not in the local Hugging Face cache" in stderr
     hint = " ".join(stderr.split())
-    assert "--model tiny-mlm (masked LM" in hint and "--model minilm (encoder only" in hint
+    assert "--model minilm-mlm (masked LM" in hint and "--model minilm (encoder only" in hint
 
 
 def test_nsp_pairs_without_truth_count_the_judgements(cli, tiny_pretraining_path, tmp_path):

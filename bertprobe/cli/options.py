@@ -149,8 +149,9 @@ ModelOpt = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="Hub id, local checkpoint directory, or bundled name: minilm (encoder only) or tiny-mlm (a small "
-        "masked LM). auto: $BERTPROBE_MODEL, else bert-base-uncased, else an offline model.",
+        help="Hub id, local checkpoint directory, or bundled name: minilm (encoder only), minilm-mlm (a masked "
+        "LM) or tiny-mlm (a smaller, weaker masked LM). auto: $BERTPROBE_MODEL, else bert-base-uncased, else an "
+        "offline model.",
     ),
 ]
 RevisionOpt = Annotated[

