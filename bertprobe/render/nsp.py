@@ -59,8 +59,8 @@ def nsp_table(
         if nexts and randoms:
             footer = "chance level is 50% on each kind of pair: BERT trained on a 50/50 mix of true and random pairs"
         else:
-            kind = "true next" if nexts else "random"
-            footer = f"every pair here is a {kind} pair: a head that always gives that answer scores 100%"
+            kind, answer = ("true next", "next") if nexts else ("random", "random")
+            footer = f"every pair here is a {kind} pair: a head that always answers {answer!r} scores 100%"
         console.print(Text(footer, style="dim"))
     closing(console, readings(result), EXPLAIN if explain else None)
 
