@@ -796,20 +796,12 @@ def test_a_weight_too_large_for_float16_is_refused_at_that_dtype_only(cli, tiny_
 def test_output_rows_beyond_the_tokenizer_are_announced(cli, minilm_path, tmp_path):
     """A vocabulary padded to a round size: ids past the tokenizer's pieces show as an empty token, so say so."""
     import torch
-    from transformers import BertConfig, BertForMaskedLM
+    from transformers import BertForMaskedLM
 
-    from tests.conftest import _copy_tokenizer
+    from tests.conftest import _copy_tokenizer, _tiny_config
 
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30528,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertForMaskedLM(config).save_pretrained(tmp_path / "padded")
+    BertForMaskedLM(_tiny_config(vocab_size=30528)).save_pretrained(tmp_path / "padded")
     _copy_tokenizer(minilm_path, tmp_path / "padded")
     code, stdout, stderr = cli("fillmask", "The cat sat on the [MASK].", "-m", tmp_path / "padded", "--json")
     assert code == 0 and json.loads(stdout)
