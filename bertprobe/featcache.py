@@ -157,6 +157,18 @@ class FeatureSet:
     cache: CacheStats
 
 
+def _package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("tokenizers", "transformers"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
 class FeatureCache:
     """One safetensors file per (model, dtype, layer, pooling, max length, texts)."""
 
@@ -173,6 +185,9 @@ class FeatureCache:
             # small: a GPU run's float16 features are not served to a CPU run, nor the other way round.
             "device": lm.device.type,
             "backend": "native" if lm.native else "transformers",
+            # The tokenizer is rebuilt by these packages (transformers 5 rebuilds some from class defaults): an
+            # upgrade that splits a text otherwise must not be served the old split's features.
+            "packages": _package_versions(),
             "layer": spec[0],
             "pooling": spec[1],
             "max_length": max_length,

@@ -198,7 +198,7 @@ def test_a_cached_rerun_reports_the_same_truncation(minilm_path, tmp_path):
     assert again.cache.hits == 1 and again.truncated == first.truncated == 1
 
 
-def test_features_cached_on_one_device_or_backend_are_not_served_to_another(minilm_path, tmp_path):
+def test_features_from_another_device_backend_or_tokenizer_version_are_not_served(minilm_path, tmp_path, monkeypatch):
     import dataclasses
 
     lm = models.load("minilm", device="cpu")
@@ -209,8 +209,10 @@ def test_features_cached_on_one_device_or_backend_are_not_served_to_another(mini
     other_backend = featcache.FeatureCache.key(
         dataclasses.replace(lm, native=not lm.native), (6, "mean"), 8, "digest", 2
     )
+    monkeypatch.setattr(featcache, "_package_versions", lambda: {"tokenizers": "9.9", "transformers": "9.9"})
+    upgraded = featcache.FeatureCache.key(lm, (6, "mean"), 8, "digest", 2)
     cache = featcache.FeatureCache(tmp_path / "cache")
-    assert len({cache.path(key), cache.path(on_gpu), cache.path(other_backend)}) == 3
+    assert len({cache.path(key), cache.path(on_gpu), cache.path(other_backend), cache.path(upgraded)}) == 4
 
 
 def test_truncation_to_max_length_matches_the_tokenizer(minilm_path, reference_bert):
