@@ -114,6 +114,25 @@ class SavedProbe:
         if not 0 <= self.layer <= lm.num_layers:
             raise ArtifactError(f"this probe reads layer {self.layer}, but {lm.name} has {lm.num_layers} layers")
 
+    def tokenizer_notices(self) -> list[str]:
+        """A probe saved under other ``tokenizers`` / ``transformers`` versions: the same model may now split a
+        text into other pieces (transformers 5 rebuilds some tokenizers), which the probe was never trained on."""
+        saved = self.meta.get("packages")
+        if not isinstance(saved, dict):
+            return []
+        now = package_versions()
+        changed = [
+            f"{name} {saved[name]} → {now.get(name, 'absent')}"
+            for name in ("tokenizers", "transformers")
+            if name in saved and saved[name] != now.get(name)
+        ]
+        if not changed:
+            return []
+        return [
+            f"this probe was saved under {', '.join(changed)}: if the upgrade splits texts into other word pieces, "
+            "its predictions shift (retrain it with `bertprobe cls-train` to be sure)."
+        ]
+
     def check_reading(self, layer: int | None = None, pooling: str | None = None) -> None:
         """Refuse a layer or pooling other than the probe's (``None``: take the probe's own).
 
@@ -822,7 +841,7 @@ def predict(lm: Any, probe: SavedProbe, texts: Sequence[str], batch_size: int = 
         predictions.append(
             TextPrediction(text, probe.labels[best], row[best], dict(zip(probe.labels, row, strict=True)), cut)
         )
-    notices = []
+    notices = probe.tokenizer_notices()
     if found.truncated:
         notices.append(f"{found.truncated} text(s) longer than {found.max_length} word pieces were truncated")
     return PredictResult(

@@ -285,6 +285,20 @@ def test_cls_predict_marks_each_text_it_read_only_in_part(cli, tiny_encoder_path
     assert "first 8 word pieces only" in " ".join(table.split())
 
 
+def test_a_probe_saved_under_another_tokenizer_version_says_so(cli, tiny_encoder_path, tmp_path, monkeypatch):
+    from bertprobe import probe as probe_module
+
+    _train_tiny(cli, tiny_encoder_path, tmp_path, "--out", tmp_path / "p")
+    code, _, err = cli("cls-predict", tmp_path / "p", "a fine film")
+    assert code == 0 and "saved under" not in err
+    now = probe_module.package_versions()
+    monkeypatch.setattr(probe_module, "package_versions", lambda: {**now, "tokenizers": "99.0"})
+    code, _, err = cli("cls-predict", tmp_path / "p", "a fine film")
+    assert code == 0 and f"saved under tokenizers {now['tokenizers']} → 99.0" in " ".join(err.split())
+    code, _, err = cli("attribute", "a fine film", "--probe", tmp_path / "p", "--steps", 4, "--no-faithfulness")
+    assert code == 0 and "saved under tokenizers" in " ".join(err.split())
+
+
 def test_multiclass_probe_logits_equal_sklearn(tiny_encoder_path, tmp_path):
     from bertprobe import datasets
 
