@@ -157,16 +157,10 @@ class FeatureSet:
     cache: CacheStats
 
 
-def _package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+def _tokenizer_packages() -> dict[str, str]:
+    from bertprobe.probe import package_versions
 
-    found = {}
-    for name in ("tokenizers", "transformers"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "absent"
-    return found
+    return {name: v for name, v in package_versions().items() if name in ("tokenizers", "transformers")}
 
 
 class FeatureCache:
@@ -187,7 +181,7 @@ class FeatureCache:
             "backend": "native" if lm.native else "transformers",
             # The tokenizer is rebuilt by these packages (transformers 5 rebuilds some from class defaults): an
             # upgrade that splits a text otherwise must not be served the old split's features.
-            "packages": _package_versions(),
+            "packages": _tokenizer_packages(),
             "layer": spec[0],
             "pooling": spec[1],
             "max_length": max_length,

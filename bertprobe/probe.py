@@ -17,6 +17,7 @@ on load). Never pickle: loading a probe cannot run code.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -172,6 +173,12 @@ class SavedProbe:
 
 
 def package_versions() -> dict[str, str]:
+    """The installed versions of the packages a probe's numbers depend on (absent ones left out)."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}

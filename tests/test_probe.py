@@ -209,7 +209,7 @@ def test_features_from_another_device_backend_or_tokenizer_version_are_not_serve
     other_backend = featcache.FeatureCache.key(
         dataclasses.replace(lm, native=not lm.native), (6, "mean"), 8, "digest", 2
     )
-    monkeypatch.setattr(featcache, "_package_versions", lambda: {"tokenizers": "9.9", "transformers": "9.9"})
+    monkeypatch.setattr(probe, "package_versions", lambda: {"tokenizers": "9.9", "transformers": "9.9"})
     upgraded = featcache.FeatureCache.key(lm, (6, "mean"), 8, "digest", 2)
     cache = featcache.FeatureCache(tmp_path / "cache")
     assert len({cache.path(key), cache.path(on_gpu), cache.path(other_backend), cache.path(upgraded)}) == 4
