@@ -457,7 +457,7 @@ def attribute_probe(
     method = _check_settings(settings)
     probe.check_model(lm)
     lm, notices = _prepare_device(lm)
-    notices = [*getattr(probe, "tokenizer_notices", list)(), *notices]
+    notices = [*probe.tokenizer_notices(), *notices]
     encoding = encode_checked(lm, text)
     max_length = getattr(probe, "meta", {}).get("max_length")
     if isinstance(max_length, int) and len(encoding) > max_length:
