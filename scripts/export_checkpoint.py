@@ -30,6 +30,8 @@ def main() -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
+    from bertprobe.atomic import plain_file
+
     args.target.mkdir(parents=True, exist_ok=True)
     for name in KEEP:
         if (args.source / name).is_file():
@@ -45,7 +47,7 @@ def main() -> None:
     dtype = getattr(torch, args.dtype)
     save_file({k: v.to(dtype).contiguous() for k, v in weights.items()}, str(args.target / "model.safetensors"),
               metadata={"format": "pt"})  # fmt: skip
-    (args.target / "model.safetensors").chmod(0o644)  # save_file makes it 0600; a shipped file is read by all
+    plain_file(args.target / "model.safetensors")  # save_file makes it 0600; a shipped file is read by all
     size = sum(f.stat().st_size for f in args.target.iterdir())
     print(f"{args.target}: {size / 1e6:.1f} MB")
 
