@@ -313,6 +313,14 @@ def test_one_label_number_written_two_ways_is_warned_about(tmp_path):
 
 
 def _serve(online, body: bytes, headers: dict[str, str] | None = None):
+    server = _server(body, headers)
+    online(f"http://127.0.0.1:{server.server_port}/SST-2.zip")
+    return server
+
+
+def _server(body: bytes, headers: dict[str, str] | None = None):
+    """A local HTTP server (started) that answers every GET with ``body``."""
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(200)
@@ -326,11 +334,10 @@ def _serve(online, body: bytes, headers: dict[str, str] | None = None):
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    online(f"http://127.0.0.1:{server.server_port}/SST-2.zip")
     return server
 
 
-def _zip(train: bytes) -> bytes:
+def _zip(train: str | bytes) -> bytes:
     payload = io.BytesIO()
     with zipfile.ZipFile(payload, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("SST-2/train.tsv", train)
@@ -389,24 +396,7 @@ def test_a_download_killed_at_each_write_leaves_a_cache_the_next_run_reads_or_re
     import subprocess
     import sys
 
-    payload = io.BytesIO()
-    with zipfile.ZipFile(payload, "w") as archive:
-        archive.writestr("SST-2/train.tsv", GLUE_TRAIN)
-        archive.writestr("SST-2/dev.tsv", GLUE_DEV)
-    body = payload.getvalue()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = _server(_zip(GLUE_TRAIN))
     url = f"http://127.0.0.1:{server.server_port}/SST-2.zip"
     script = (
         "import dataclasses, json, sys\n"
