@@ -239,7 +239,8 @@ def score_texts(
 ) -> list[SentenceScore]:
     """Score every text (see :func:`definition`); all their masked copies share forward passes.
 
-    Identical texts are scored once. ``progress(done, total)`` counts masked copies.
+    Identical texts, and texts that read as the same word pieces, are scored once. ``progress(done, total)``
+    counts masked copies.
     """
     import torch
 
@@ -254,9 +255,23 @@ def score_texts(
             label = labels[number] if labels is not None else f"text {number + 1}"
             unique[text] = len(prepared)
             prepared.append(_prepare(lm, text, metric, unk, label))
-    sequences = [copy for p in prepared for copy in p.copies]
-    targets = [[pos] for p in prepared for pos in p.positions]
-    gold = torch.tensor([p.encoding.ids[pos] for p in prepared for pos in p.positions], dtype=torch.long)
+    # Texts that read as the same word pieces (case, spacing or accents the tokenizer drops) share one set of
+    # copies: in different forward passes, padding noise would tell them apart in the last digits, and a minimal
+    # pair the model cannot tell apart would count as right or wrong instead of as a tie.
+    computed: dict[tuple[Any, ...], int] = {}
+    starts: list[int] = []  # each prepared text's first row in sequences
+    sequences: list[list[int]] = []
+    targets: list[list[int]] = []
+    gold_ids: list[int] = []
+    for p in prepared:
+        key = (tuple(p.encoding.ids), *map(tuple, p.copies))
+        if key not in computed:
+            computed[key] = len(sequences)
+            sequences.extend(p.copies)
+            targets.extend([pos] for pos in p.positions)
+            gold_ids.extend(p.encoding.ids[pos] for pos in p.positions)
+        starts.append(computed[key])
+    gold = torch.tensor(gold_ids, dtype=torch.long)
     log_probs = torch.empty(len(sequences), dtype=torch.float64)
     done = 0
     for pack in batches([len(s) for s in sequences], batch_size=len(sequences), max_tokens=max_tokens):
@@ -270,13 +285,11 @@ def score_texts(
         if progress is not None:
             progress(done, len(sequences))
     per_text: list[SentenceScore] = []
-    offset = 0
     tok = lm.tokenizer
     notices = list(lm.notices)
     described = definition(metric, unk)
-    for p in prepared:
-        values = log_probs[offset : offset + len(p.positions)].tolist()
-        offset += len(p.positions)
+    for p, start in zip(prepared, starts, strict=True):
+        values = log_probs[start : start + len(p.positions)].tolist()
         scores = [
             TokenScore(
                 position=pos,

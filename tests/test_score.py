@@ -266,3 +266,21 @@ def test_pairs_with_a_bad_line_stop_or_skip_and_out_is_one_document(cli, mlm_pat
     doc = json.loads(out.read_text())
     assert doc["n"] == 2 and [p["line"] for p in doc["pairs"]] == [2, 4] and len(doc["skipped"]) == 1
     assert doc["by_group"].keys() == {"all"} and doc["group_column"] is None
+
+
+def test_a_pair_the_tokenizer_cannot_tell_apart_is_a_tie_whatever_the_packing(cli, mlm_path, tmp_path):
+    # The model is uncased: both sentences are the same word pieces, so it cannot prefer either. Scored in
+    # different forward passes, padding noise in the last digits must not count the pair as right.
+    same = ("The cat sleeps on the old mat by the door.", "the cat sleeps on the  old mat by the door.")
+    longer = "Some other much longer sentence that pads the batch with many more word pieces than before."
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(f"good\tbad\n{same[0]}\t{same[1]}\nA dog.\t{longer}\n")
+    for batch_size in (4096, 100, 50, 13):
+        code, stdout, stderr = cli("score", "--pairs", pairs, "--batch-size", batch_size, "--json", "-m", mlm_path)
+        assert code == 0, stderr
+        pair = json.loads(stdout)["pairs"][0]
+        assert pair["good_pll"] == pair["bad_pll"] and pair["tie"] and not pair["correct"], batch_size
+        code, stdout, _ = cli("score", *same, "--batch-size", batch_size, "--json", "-m", mlm_path)
+        good, bad = _lines(stdout)
+        assert [s["char_start"] for s in good["scores"]] != [s["char_start"] for s in bad["scores"]]
+        assert good["text"] == same[0] and bad["text"] == same[1]
