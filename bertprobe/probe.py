@@ -598,9 +598,12 @@ def evaluate(truth: Sequence[int], predicted: Sequence[int], labels: Sequence[st
 
     classes = list(range(len(labels)))
     precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=classes, zero_division=0)
+    # A class with no eval text that is never predicted has no F1 (an --eval-data file may lack a label): averaged
+    # in as 0 it would pull a perfect probe below 100%. Averaged over the classes scikit-learn's default takes.
+    present = sorted(set(truth) | set(predicted))
     return Metrics(
         accuracy=float(accuracy_score(truth, predicted)),
-        macro_f1=float(f1_score(truth, predicted, labels=classes, average="macro", zero_division=0)),
+        macro_f1=float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0)),
         per_class=[
             ClassMetrics(labels[i], float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
             for i in classes
@@ -678,6 +681,14 @@ def cls_train(
     specs = [*sweep_specs(lm), main] if sweep else [main]
     specs = list(dict.fromkeys([main, *specs]))
     notices = list(getattr(split, "notes", []))
+    seen = set(split.train.texts)
+    repeated = sum(text in seen for text in split.eval.texts)
+    if repeated:
+        # Repeated rows split to both sides, or overlapping files: the probe is scored on vectors it was trained on.
+        notices.append(
+            f"{repeated} of the {len(split.eval)} eval texts also occur in the training data: the probe was trained "
+            "on their vectors, so its eval scores are optimistic (remove the repeated rows)"
+        )
 
     with progress(f"features of {len(texts)} texts ({lm.name})") as update:
         found = featcache.pooled_features(lm, texts, specs, max_length, batch_size, update, use_cache)
@@ -838,6 +849,10 @@ def predict(lm: Any, probe: SavedProbe, texts: Sequence[str], batch_size: int = 
     probe.check_model(lm)
     if not texts:
         raise InputError("no texts to classify", hint='e.g. bertprobe cls-predict runs/sst2 "a gripping film"')
+    # An empty text is the bare [CLS] [SEP]: the probe never saw one, and its label for it would mean nothing.
+    empty = next((number for number, text in enumerate(texts, start=1) if not text.strip()), None)
+    if empty is not None:
+        raise InputError(f"text {empty} is empty", hint="Give every text some words to classify.")
     spec = (probe.layer, probe.pooling)
     found = featcache.pooled_features(lm, texts, [spec], probe.max_length, batch_size, use_cache=False)
     probabilities = probe.probabilities(found.features[spec]).tolist()

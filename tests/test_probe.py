@@ -470,3 +470,46 @@ def test_a_max_length_that_leaves_no_word_is_refused_from_python_too():
     assert "3 or more" in refused.value.hint
     with pytest.raises(InputError, match="max_length=2 is not a whole number at least 3"):
         bertprobe.cls_train(data="x.csv", max_length=2)  # the API's own check, before the data or a model
+
+
+def test_macro_f1_averages_only_classes_the_eval_set_has_or_the_probe_predicts():
+    # An --eval-data file without a training label: a class with no eval text and no prediction has no F1, and
+    # counting it as 0 made a perfect probe score a 67% macro-F1. Classes are counted as scikit-learn does.
+    from sklearn.metrics import f1_score
+
+    labels = ["a", "b", "c"]
+    truth = [0, 0, 1, 1]
+    for predicted in ([0, 0, 1, 1], [0, 2, 1, 0]):
+        metrics = probe.evaluate(truth, predicted, labels)
+        assert metrics.macro_f1 == pytest.approx(f1_score(truth, predicted, average="macro"))
+        assert [row.label for row in metrics.per_class] == labels  # every class still has its row
+    assert probe.evaluate(truth, truth, labels).macro_f1 == 1.0
+    baseline = probe.majority_baseline([0, 0, 0, 1, 2], [0, 1, 1], labels)
+    assert baseline.macro_f1 == pytest.approx(f1_score([0, 1, 1], [0, 0, 0], average="macro"))
+
+
+def test_cls_predict_refuses_an_empty_text(cli, tiny_encoder_path, tmp_path):
+    # An empty text reaches the probe as the bare [CLS] [SEP]: it was never trained on one, and a confident label
+    # for nothing would be a number without meaning.
+    _train_tiny(cli, tiny_encoder_path, tmp_path, "--out", tmp_path / "p")
+    code, out, err = cli("cls-predict", tmp_path / "p", "a fine film", "  ")
+    assert code == 1 and out == ""
+    assert "text 2 is empty" in err and "hint:" in err and "Traceback" not in err
+
+
+def test_eval_texts_that_also_occur_in_training_are_announced(cli, tiny_encoder_path, tmp_path):
+    # Repeated rows split to both sides: the probe is scored on vectors it was trained on, and its eval
+    # accuracy overstates what it learnt.
+    rows = _rows()[:20] * 2
+    path = tmp_path / "d.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    code, out, err = cli("cls-train", "--data", path, "--model", tiny_encoder_path, "--json")
+    assert code == 0, err
+    assert json.loads(out)["data"]["eval_size"] == 8
+    assert "of the 8 eval texts also occur in the training data" in " ".join(err.split())
+    # The same file given as the eval set: every eval text was trained on.
+    code, _, err = cli("cls-train", "--data", path, "--eval-data", path, "--model", tiny_encoder_path, "--json")
+    assert code == 0 and "40 of the 40 eval texts also occur in the training data" in " ".join(err.split())
+    code, _, err = cli("cls-train", "--data", EXAMPLES, "--model", tiny_encoder_path, "--json")
+    assert code == 0 and "also occur in the training data" not in err
