@@ -84,9 +84,10 @@ def atomic_path(target: str | Path, step: str = "atomic-write") -> Iterator[Path
     """Yield a temporary path to write to; it replaces ``target`` only if the block succeeds.
 
     The temporary file is fsynced before the rename and the folder after it. The folder must
-    exist: a mistyped output path is an error, not a new directory.
+    exist: a mistyped output path is an error, not a new directory. A symlinked target is replaced where
+    it points, and the link kept.
     """
-    target = Path(target)
+    target = _through_links(target)
     handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
     os.close(handle)
     temporary = Path(name)
@@ -162,10 +163,10 @@ def recover_directory(target: str | Path) -> None:
 
 
 def _through_links(target: str | Path) -> Path:
-    """The real path of a directory target: a symlinked one is replaced where it points, and the link kept.
+    """The real path of a target: a symlinked one is replaced where it points, and the link kept.
 
-    Swapping the link itself would turn it into a plain directory and leave the folder it points
-    to holding the old version, where anyone reading through that folder would still find it.
+    Swapping the link itself would turn it into a plain file or directory and leave the one it points
+    to holding the old version, where anyone reading through it would still find it.
     """
     return Path(os.path.realpath(target))
 

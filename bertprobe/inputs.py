@@ -46,6 +46,7 @@ DEFAULT_COLUMNS = ("text", "sentence")
 ON_BAD = ("stop", "skip")
 CHUNK_TEXTS = 256  # texts read, computed and written together (see score.MEMORY_NOTE)
 LISTED_BAD = 10  # bad lines named in one message
+_SEPARATORS = {"\t": "tabs", ",": "commas", ";": "semicolons"}  # in the name of a table's only column
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,15 @@ class Columns:
         listed = ", ".join(header) or "none"
         text = first(self.text)
         if text is None and not self.text_named and not self.pair and len(header) == 1:
+            joined = next((name for sep, name in _SEPARATORS.items() if sep in header[0]), None)
+            if joined is not None:
+                # A tab-separated file saved as .csv (or the other way round) has one column: read as the
+                # text, each line would carry its other fields along ("A dog barked.\t1").
+                raise DataError(
+                    f"{label}: its only column {header[0]!r} looks like several columns joined by {joined}",
+                    hint="A .csv file separates columns with commas, a .tsv file with tabs: save it with the "
+                    f"suffix its separator needs, or name the column with {self.option} if that is its name.",
+                )
             text = header[0]
         if text is None:
             raise DataError(

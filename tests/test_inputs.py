@@ -378,3 +378,67 @@ def test_a_jsonl_first_object_without_the_column_names_its_line(cli, mlm_path, t
     path.write_text('{"id": 1, "body": "A cat."}\n{"text": "A dog barked."}\n')
     code, _, stderr = cli("score", "--input", path, "-m", mlm_path)
     assert code == 1 and f"{path}, line 1: no 'text' or 'sentence' column (columns: id, body)" in stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("glue.csv", "sentence\tlabel\nThe cat sat on the mat.\t1\nA dog barked.\t0\n"),  # a .tsv saved as .csv
+        ("comma.tsv", "sentence,label\nThe cat sat on the mat.,1\n"),
+        ("excel.csv", "sentence;label\nThe cat sat on the mat.;1\n"),  # a spreadsheet's semicolon csv
+    ],
+)
+def test_a_table_with_another_separator_is_refused_not_read_as_one_column(tmp_path, name, content):
+    from bertprobe.errors import DataError
+    from bertprobe.inputs import TextSource
+
+    path = tmp_path / name
+    path.write_text(content)
+    # Read as its only column, every text would carry its label along ("The cat sat on the mat.\t1").
+    with pytest.raises(DataError, match="looks like several columns joined") as info, TextSource(path=path) as source:
+        list(source)
+    assert "--text-column" in info.value.hint
+    path.write_text("review\nThe cat sat on the mat.\n")  # one column of another name is still the text
+    with TextSource(path=path) as source:
+        assert [t.text for t in source] == ["The cat sat on the mat."]
+
+
+def test_out_in_a_folder_that_cannot_be_written_is_one_line_before_any_model_work(cli, mlm_path, tmp_path, monkeypatch):
+    import tempfile
+    from pathlib import Path
+
+    locked = (tmp_path / "locked").resolve()
+    locked.mkdir()
+    real = tempfile.mkstemp
+
+    def refused(*args, dir=None, **kwargs):  # what a folder without write permission (or a read-only disk) does
+        if dir is not None and Path(dir) == locked:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    from bertprobe.cli.options import Common
+
+    loads = []
+    load = Common.load
+    monkeypatch.setattr(Common, "load", lambda self, head: loads.append(head) or load(self, head))
+    code, stdout, stderr = cli("score", "A dog barked.", "--out", locked / "scores.jsonl", "-m", mlm_path)
+    assert code == 1 and stdout == "" and "Traceback" not in stderr
+    assert f"--out {locked / 'scores.jsonl'}: cannot write in the folder {locked} (Permission denied)" in stderr
+    assert loads == [] and list(locked.iterdir()) == []
+
+
+def test_out_through_a_symlink_replaces_the_linked_file_and_keeps_the_link(tmp_path):
+    from bertprobe.render.jsonl import JsonLines, check_out_path
+
+    kept = tmp_path / "runs" / "scores.jsonl"
+    kept.parent.mkdir()
+    kept.write_text("old\n")
+    latest = tmp_path / "latest.jsonl"
+    latest.symlink_to(kept)
+    with JsonLines(check_out_path(latest)) as sink:
+        sink.write({"index": 1, "line": 1, "text": "A dog barked."})
+    # Replacing the link itself would leave the old results in the file it points to, for anyone reading there.
+    assert latest.is_symlink() and latest.resolve() == kept
+    assert json.loads(kept.read_text())["text"] == "A dog barked."
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["latest.jsonl", "runs", "scores.jsonl"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -36,6 +37,16 @@ def check_out_path(path: str | Path | None, reads: Path | None = None) -> Path |
             f"--out {target} is the input file: the results would replace the texts",
             hint="Write the results to another file, e.g. --out results.jsonl",
         )
+    folder = Path(os.path.realpath(target)).parent  # where the atomic write puts it (through a symlink)
+    try:  # the atomic write needs a new file beside the target: found out now, not after the computation
+        handle, name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as err:
+        raise InputError(
+            f"--out {target}: cannot write in the folder {folder} ({err.strerror or err})",
+            hint="Give a file in a folder you can write to.",
+        ) from None
+    os.close(handle)
+    os.unlink(name)
     return target
 
 
