@@ -13,6 +13,7 @@ from typing import Any
 
 from bertprobe.errors import InputError
 from bertprobe.features import encode_checked
+from bertprobe.inputs import Problem, length_problem
 from bertprobe.layers import resolve_head, resolve_layer
 from bertprobe.models import LoadedModel
 from bertprobe.results import Rendered
@@ -108,9 +109,23 @@ def _special(lm: LoadedModel, encoding: Any) -> list[bool]:
 
 def _encode(lm: LoadedModel, text: str) -> Any:
     encoding = encode_checked(lm, text)
-    if all(_special(lm, encoding)):
-        raise InputError("the text has no words to look at", hint='e.g. bertprobe attention "The cat sat on the mat."')
+    reason = _no_words(lm, encoding)
+    if reason is not None:
+        raise InputError(reason, hint='e.g. bertprobe attention "The cat sat on the mat."')
     return encoding
+
+
+def _no_words(lm: LoadedModel, encoding: Any) -> str | None:
+    # An empty text, a zero-width space, control characters or a typed [SEP] leave special tokens alone.
+    return "the text has no words to look at (only special tokens)" if all(_special(lm, encoding)) else None
+
+
+def text_problem(lm: LoadedModel) -> Problem:
+    """For inputs.TextSource.check: why a text cannot be looked at (too long, no words) or None, and its word pieces.
+
+    The same refusals as a one-text run, found before any model work so that a file's bad line is named.
+    """
+    return length_problem(lm, encoded=lambda encoding: _no_words(lm, encoding))
 
 
 def _summarise(

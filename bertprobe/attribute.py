@@ -25,12 +25,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bertprobe.errors import InputError, MaskError, TextTooLongError
 from bertprobe.models import LoadedModel
 from bertprobe.results import Rendered
 from bertprobe.tokenizer import Encoding
+
+if TYPE_CHECKING:
+    from bertprobe.inputs import Problem
 
 BASELINES = ("pad", "mask", "zero")
 DELTA_TOLERANCE = 0.05  # |delta| above this share of |F(x) - F(baseline)| is flagged
@@ -459,11 +462,10 @@ def attribute_probe(
     lm, notices = _prepare_device(lm)
     notices = [*probe.tokenizer_notices(), *notices]
     encoding = encode_checked(lm, text)
-    max_length = getattr(probe, "meta", {}).get("max_length")
-    if isinstance(max_length, int) and len(encoding) > max_length:
+    too_long = _longer_than_probe(probe, encoding)
+    if too_long is not None:
         raise TextTooLongError(
-            f"the text is {len(encoding)} word pieces long; the probe was trained on texts cut at {max_length}",
-            hint="Shorten the text, or train the probe with a larger --max-length.",
+            f"the text is {too_long}", hint="Shorten the text, or train the probe with a larger --max-length."
         )
     labels = [str(name) for name in probe.labels]
     finder = ProbeObjective(lm, encoding, lm.device, probe, 0)
@@ -568,6 +570,34 @@ def _class_index(labels: list[str], label: str) -> int:
     )
 
 
+NOTHING_FREE = "the text holds no word pieces to attribute (only special tokens and masks)"
+
+
+def _longer_than_probe(probe: Any, encoding: Encoding) -> str | None:
+    max_length = getattr(probe, "meta", {}).get("max_length")
+    if isinstance(max_length, int) and len(encoding) > max_length:
+        return f"{len(encoding)} word pieces long; the probe was trained on texts cut at {max_length}"
+    return None
+
+
+def text_problem(lm: LoadedModel, probe: Any = None) -> Problem:
+    """For inputs.TextSource.check: why ``attribute --input`` cannot explain a text (too long for the model or
+    the probe, no [MASK] for a fill-mask target, nothing but special tokens and masks) or None, and its pieces.
+
+    The same refusals as a one-text run, found before any model work so that a file's bad line is named.
+    """
+    from bertprobe import inputs
+
+    def encoded(encoding: Encoding) -> str | None:
+        if all(fixed_positions(lm, encoding)):
+            return NOTHING_FREE
+        return None if probe is None else _longer_than_probe(probe, encoding)
+
+    if probe is None:
+        return inputs.mask_problem(lm, wanted=True, encoded=encoded)
+    return inputs.length_problem(lm, encoded=encoded)
+
+
 def fixed_positions(lm: LoadedModel, encoding: Encoding) -> list[bool]:
     """Word pieces kept in the baseline: special tokens and masks."""
     mask_id = lm.tokenizer.mask_token_id
@@ -614,10 +644,7 @@ def _explain(
     fixed_list = fixed_positions(lm, encoding)
     free = [i for i, f in enumerate(fixed_list) if not f]
     if not free:
-        raise InputError(
-            "the text holds no word pieces to attribute (only special tokens and masks)",
-            hint='Give a sentence around the mask, e.g. "The cat sat on the [MASK]."',
-        )
+        raise InputError(NOTHING_FREE, hint='Give a sentence around the mask, e.g. "The cat sat on the [MASK]."')
     device = lm.device
     ids = torch.tensor([encoding.ids], device=device)
     fixed = torch.tensor(fixed_list, device=device)

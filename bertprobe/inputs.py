@@ -379,8 +379,9 @@ def stdin_kind(path: str | Path | None) -> str | None:
     return None
 
 
-def length_problem(lm: object, pair: bool = False) -> Problem:
-    """A text longer than the model reads is bad; the work is its number of word pieces."""
+def length_problem(lm: object, pair: bool = False, encoded: Callable[[Any], str | None] | None = None) -> Problem:
+    """A text longer than the model reads is bad, and one ``encoded`` finds bad (why, or None) in its word
+    pieces; the work is its number of word pieces."""
     tokenizer = lm.tokenizer  # type: ignore[attr-defined]
     limit = tokenizer.model_max_length
 
@@ -388,14 +389,17 @@ def length_problem(lm: object, pair: bool = False) -> Problem:
         encoding = tokenizer.encode(item.text, item.pair if pair else None)
         if len(encoding) > limit:
             return f"{len(encoding)} word pieces; {lm.name} reads at most {limit}", len(encoding)  # type: ignore[attr-defined]
-        return None, len(encoding)
+        return (encoded(encoding) if encoded is not None else None), len(encoding)
 
     return problem
 
 
-def mask_problem(lm: object, wanted: bool | None, word: str | None = None) -> Problem:
+def mask_problem(
+    lm: object, wanted: bool | None, word: str | None = None, encoded: Callable[[Any], str | None] | None = None
+) -> Problem:
     """Also bad: a text without a mask where one is needed (``wanted``), or with one where none may be
-    (``wanted=False``), or without ``word`` when one is to be masked."""
+    (``wanted=False``), or without ``word`` when one is to be masked, or one ``encoded`` finds bad."""
+    from bertprobe.masking import eligible_positions
     from bertprobe.mlm import normalise_masks
 
     tokenizer = lm.tokenizer  # type: ignore[attr-defined]
@@ -410,12 +414,15 @@ def mask_problem(lm: object, wanted: bool | None, word: str | None = None) -> Pr
             return "no [MASK] in the text", len(encoding)
         if wanted is False and masked:
             return "the text holds a [MASK]; this mode masks the text itself", len(encoding)
+        if wanted is False and not eligible_positions(encoding.ids, tokenizer.special_ids):
+            # a zero-width space or control characters tokenise to nothing: the modes that mask the text refuse it
+            return "the text has no tokens to mask (only special or unknown ones)", len(encoding)
         if word is not None and word.strip():
             from bertprobe.tokens import find_word
 
             if not find_word(encoding, word):
                 return f"{word.strip()!r} does not occur in the text as a whole word", len(encoding)
-        return None, len(encoding)
+        return (encoded(encoding) if encoded is not None else None), len(encoding)
 
     return problem
 

@@ -79,6 +79,17 @@ def is_next_probabilities(
     return probabilities
 
 
+def pair_problem(lm: LoadedModel, first: str, second: str) -> str | None:
+    """Why a pair cannot be scored (a side with no words: empty, a zero-width space, control characters), or None.
+
+    The NSP head would still give a probability, for a pair that is not two sentences: a number without meaning.
+    """
+    for side, text in (("A", first), ("B", second)):
+        if all(lm.tokenizer.encode(text).special):
+            return f"sentence {side} has no words (only special tokens)"
+    return None
+
+
 def score(
     lm: LoadedModel,
     pairs: Sequence[tuple[str, str]],
@@ -91,10 +102,15 @@ def score(
 ) -> NspResult:
     if not pairs:
         raise InputError("no sentence pairs to score", hint='e.g. bertprobe nsp "I was hungry." "So I ate."')
-    if probabilities is None:
-        probabilities = is_next_probabilities(lm, pairs, progress=progress)
     truth = list(truth) if truth is not None else [None] * len(pairs)
     lines = list(lines) if lines is not None else [None] * len(pairs)
+    if probabilities is None:
+        for number, ((a, b), line) in enumerate(zip(pairs, lines, strict=True), start=1):
+            reason = pair_problem(lm, a, b)
+            if reason is not None:
+                where = f"{source}, line {line}: " if line is not None else f"pair {number}: " if len(pairs) > 1 else ""
+                raise InputError(where + reason, hint="Give two sentences with words in them.")
+        probabilities = is_next_probabilities(lm, pairs, progress=progress)
     scored = [
         ScoredPair(a, b, p, p >= 0.5, t, line)
         for (a, b), p, t, line in zip(pairs, probabilities, truth, lines, strict=True)

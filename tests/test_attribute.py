@@ -467,3 +467,34 @@ def test_faithfulness_reading_when_one_piece_leaves_nothing_to_rank(cli, mlm_pat
     assert code == 0
     squashed = " ".join(table.split())
     assert "beats only" not in squashed and "faithfulness cannot judge this ranking" in squashed
+
+
+def test_attribute_input_names_a_line_with_nothing_to_explain_before_any_work(cli, mlm_path, tmp_path):
+    # A zero-width space beside the mask leaves nothing but [CLS] [MASK] [SEP]: no word piece to attribute.
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("The cat sat on the [MASK].\n\u200b [MASK]\n", encoding="utf-8")
+    code, stdout, stderr = cli("attribute", "--input", corpus, "--steps", 4, "-m", mlm_path)
+    message = stderr.replace("\n", " ")
+    assert code == 1 and stdout == "" and "Traceback" not in stderr
+    assert "line 2: the text holds no word pieces to attribute" in message and "nothing was computed" in message
+    code, stdout, stderr = cli(
+        "attribute", "--input", corpus, "--steps", 4, "--on-bad", "skip", "--json", "-m", mlm_path
+    )
+    assert code == 0, stderr
+    assert [(d["index"], d["line"]) for d in map(json.loads, stdout.splitlines())] == [(1, 1)]
+
+
+def test_attribute_input_names_a_line_longer_than_the_probe_reads(cli, zebra_probe, tmp_path):
+    from bertprobe.probe import load_probe, save_probe
+
+    saved = load_probe(zebra_probe[0])
+    short = save_probe(
+        tmp_path / "short", saved.coef.numpy(), saved.intercept.numpy(), saved.mean.numpy(), saved.scale.numpy(),
+        {**saved.meta, "max_length": 8},
+    )  # fmt: skip
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("a zebra slept\na tired zebra and a horse slept near the quiet school\n")
+    code, stdout, stderr = cli("attribute", "--input", corpus, "--probe", short, "--steps", 4)
+    message = stderr.replace("\n", " ")
+    assert code == 1 and stdout == "" and "Traceback" not in stderr
+    assert "line 2: 13 word pieces long; the probe was trained on texts cut at 8" in message

@@ -177,6 +177,24 @@ def test_skip_leaves_bad_lines_out_and_lists_them(cli, mlm_path, tmp_path):
     assert "skipped 2 bad line 2: empty text, 3: no [MASK]" in stderr.replace("\n", " ")
 
 
+def test_a_line_with_nothing_to_mask_is_a_bad_line_in_the_modes_that_mask_the_text(cli, mlm_path, tmp_path):
+    # A zero-width space or control characters tokenise to [CLS] [SEP] alone: --mode each has nothing to mask.
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("The cat sat on the mat.\n\u200b\n\x01\x02\n", encoding="utf-8")
+    code, stdout, stderr = cli("fillmask", "--input", corpus, "--mode", "each", "-m", mlm_path)
+    message = stderr.replace("\n", " ")
+    assert code == 1 and stdout == "" and "Traceback" not in stderr
+    assert "line 2: the text has no tokens to mask" in message and "3: the text has no tokens" in message
+    skip = ("--on-bad", "skip", "--json")
+    code, stdout, stderr = cli("fillmask", "--input", corpus, "--mode", "each", *skip, "-m", mlm_path)
+    assert code == 0, stderr
+    assert [(d["index"], d["line"]) for d in _lines(stdout)] == [(1, 1)]
+    # next to a [MASK], such a line is a text fillmask reads, as before
+    corpus.write_text("\u200b [MASK]\n", encoding="utf-8")
+    code, stdout, stderr = cli("fillmask", "--input", corpus, "--json", "-m", mlm_path)
+    assert code == 0 and _lines(stdout)[0]["tokens"] == ["[CLS]", "[MASK]", "[SEP]"]
+
+
 def test_a_corpus_streams_in_chunks_with_the_same_result(cli, mlm_path, tmp_path, monkeypatch):
     from bertprobe import inputs
 

@@ -172,3 +172,43 @@ def test_attention_counts_a_typed_sep_as_sep_everywhere(cli, minilm_path):
         assert row["special_share"] >= row["to_cls"] + row["to_sep"] - 1e-6
         assert row["cls_top_token"] not in ("[CLS]", "[SEP]")
     assert [doc["tokens"][i] for i, s in enumerate(doc["special"]) if s] == ["[CLS]", "[SEP]", "[SEP]"]
+
+
+def test_attention_input_names_a_line_with_no_words_before_any_work_and_skip_leaves_it_out(
+    cli, tiny_pretraining_path, tmp_path
+):
+    # A zero-width space, control characters or a typed [SEP] leave only special tokens: no words to look at.
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("The cat sat.\n\u200b\nA dog ran.\n\x01\x02\n[SEP]\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    code, stdout, stderr = cli("attention", "--input", corpus, "--out", out, "-m", tiny_pretraining_path)
+    message = stderr.replace("\n", " ")
+    assert code == 1 and stdout == "" and not out.exists() and "Traceback" not in stderr
+    assert "line 2: the text has no words to look at" in message and "nothing was computed" in message
+    assert "4: the text has no words" in message and "5: the text has no words" in message
+    assert "--on-bad skip" in message
+
+    code, stdout, stderr = cli(
+        "attention", "--input", corpus, "--on-bad", "skip", "--json", "-m", tiny_pretraining_path
+    )
+    assert code == 0, stderr
+    assert [(d["index"], d["line"]) for d in map(json.loads, stdout.splitlines())] == [(1, 1), (3, 3)]
+    assert "skipped 3 bad line 2: the text has no words" in stderr.replace("\n", " ")
+
+
+def test_a_pair_with_a_side_that_has_no_words_is_refused_everywhere(cli, tiny_pretraining_path, tmp_path):
+    # An empty sentence, a zero-width space or control characters: the head would still give a probability, for
+    # a pair that is not two sentences.
+    code, stdout, stderr = cli("nsp", "", "The room was dark.", "-m", tiny_pretraining_path)
+    assert code == 1 and stdout == "" and "sentence A has no words" in stderr and "Traceback" not in stderr
+    code, _, stderr = cli("nsp", "I was hungry.", "\u200b", "-m", tiny_pretraining_path)
+    assert code == 1 and "sentence B has no words" in stderr
+    table = tmp_path / "pairs.csv"
+    table.write_text("sentence_a,sentence_b\nI was hungry.,So I ate.\n\u200b,The room was dark.\n", encoding="utf-8")
+    code, _, stderr = cli("nsp", "--pairs", table, "-m", tiny_pretraining_path)
+    assert code == 1 and f"{table}, line 3: sentence A has no words" in stderr.replace("\n", " ")
+    code, _, stderr = cli("nsp", "--input", table, "-m", tiny_pretraining_path)
+    assert code == 1 and "line 3: sentence A has no words" in stderr.replace("\n", " ")
+    code, stdout, stderr = cli("nsp", "--input", table, "--on-bad", "skip", "--json", "-m", tiny_pretraining_path)
+    assert code == 0, stderr
+    assert [(d["index"], d["line"]) for d in map(json.loads, stdout.splitlines())] == [(1, 2)]

@@ -86,6 +86,9 @@ def _many(
 
         return attention_many(lm, [item.text for item in items], layer=layer, head=head, progress=progress)
 
-    run_many(
-        common, "encoder", source, compute, inputs.length_problem, on_bad=on_bad, out=out, show=show, title="attention"
-    )
+    def problem(lm: Any) -> inputs.Problem:
+        from bertprobe.attention import text_problem
+
+        return text_problem(lm)
+
+    run_many(common, "encoder", source, compute, problem, on_bad=on_bad, out=out, show=show, title="attention")

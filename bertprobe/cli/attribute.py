@@ -199,7 +199,9 @@ def _many(
         common.model, common.revision = probe_model(common.model, common.revision, saved)
 
     def problem(lm: Any) -> inputs.Problem:
-        return inputs.mask_problem(lm, wanted=True) if saved is None else inputs.length_problem(lm)
+        from bertprobe.attribute import text_problem
+
+        return text_problem(lm, saved)
 
     def run_one(lm: Any, text: str) -> Any:
         from bertprobe.attribute import attribute_fill_mask, attribute_probe

@@ -102,7 +102,15 @@ def _many(
         return [nsp.score(lm, [pair], probabilities=[p]) for pair, p in zip(pair_list, chance, strict=True)]
 
     def problem(lm: Any) -> inputs.Problem:
-        return inputs.length_problem(lm, pair=True)
+        from bertprobe.nsp import pair_problem
+
+        too_long = inputs.length_problem(lm, pair=True)
+
+        def check(item: inputs.InputText) -> tuple[str | None, int]:
+            reason, work = too_long(item)
+            return (reason or pair_problem(lm, item.text, item.pair or "")), work
+
+        return check
 
     run_many(
         common,
