@@ -666,7 +666,28 @@ def _delimited_rows(lines: Iterable[tuple[int, str]], label: str, kind: str) -> 
                 f"{', '.join(header)} (quote fields that contain commas in csv).",
             )
             continue
+        quoted = next((cell for cell in record if kind == "tsv" and _csv_quoted(cell)), None)
+        if quoted is not None:
+            # GLUE's tsv files are read as written (a quote is a character), so a field a csv writer quoted
+            # ("He said ""hi""" from pandas' to_csv(sep="\t")) would keep its quotes, doubled, in the text.
+            yield BadRow(
+                line,
+                f"the field {_short(quoted)!r} is quoted as in a csv file; a .tsv is read as written, so the text "
+                "would keep those quotes",
+                "Save the table as .csv (quoted fields are read there), or write the .tsv without quoting.",
+            )
+            continue
         yield Row(line, dict(zip(header, record, strict=True)))
+
+
+def _csv_quoted(cell: str) -> bool:
+    """A field in csv quoting: wrapped in quotes, each quote inside doubled (at least one)."""
+    inner = cell[1:-1]
+    return len(cell) >= 4 and cell[0] == cell[-1] == '"' and '""' in inner and '"' not in inner.replace('""', "")
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _csv_error(label: str, start: int, line: int, err: csv.Error) -> DataError:

@@ -460,3 +460,33 @@ def test_out_through_a_symlink_replaces_the_linked_file_and_keeps_the_link(tmp_p
     assert latest.is_symlink() and latest.resolve() == kept
     assert json.loads(kept.read_text())["text"] == "A dog barked."
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["latest.jsonl", "runs", "scores.jsonl"]
+
+
+def test_a_tsv_field_quoted_as_in_csv_is_a_bad_line_not_a_text_with_quotes(cli, mlm_path, tmp_path):
+    import csv as csv_module
+
+    # pandas' to_csv(sep="\t") quotes a field that holds a quote: read as written, the text would be scored with
+    # its quotes doubled ("He said ""hi"" to me.").
+    path = tmp_path / "texts.tsv"
+    with path.open("w", newline="") as handle:
+        writer = csv_module.writer(handle, delimiter="\t")
+        writer.writerows([("text", "label"), ("A dog barked.", "0"), ('He said "hi" to me.', "1")])
+    assert '"He said ""hi"" to me."' in path.read_text()
+    code, stdout, stderr = cli("score", "--input", path, "-m", mlm_path)
+    message = stderr.replace("\n", " ")
+    assert code == 1 and stdout == "" and "Traceback" not in stderr
+    assert "line 3: the field" in message and "is quoted as in a csv file" in message
+    code, _, stderr = cli("cls-train", "--data", path, "--model", mlm_path)
+    assert code == 1 and "line 3: the field" in stderr.replace("\n", " ")
+    # GLUE's unquoted tsv keeps its quote characters as text: a quote is a character there, as before.
+    path.write_text('text\tlabel\n" the rock " is destined to be a star .\t1\n"Go home," she said.\t0\n')
+    code, stdout, stderr = cli("score", "--input", path, "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    assert [d["text"] for d in _lines(stdout)] == ['" the rock " is destined to be a star .', '"Go home," she said.']
+
+
+def test_out_dash_is_refused_not_a_file_named_dash(cli, mlm_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = cli("score", "A dog barked.", "--out", "-", "-m", mlm_path)
+    assert code == 1 and stdout == "" and "--out - would write a file named '-'" in stderr
+    assert "--json" in stderr and not (tmp_path / "-").exists()

@@ -28,6 +28,11 @@ def check_out_path(path: str | Path | None, reads: Path | None = None) -> Path |
     if path is None:
         return None
     target = Path(path)
+    if str(target) == "-":  # stdout, to most tools: here it would be a file named "-", and nothing printed
+        raise InputError(
+            "--out - would write a file named '-'",
+            hint="Leave --out out to print the results (with --json for JSON Lines), or give a file name.",
+        )
     if target.is_dir():
         raise InputError(f"--out {target} is a folder", hint="Give a file name, e.g. --out scores.jsonl")
     if not target.parent.resolve().is_dir():
