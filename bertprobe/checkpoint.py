@@ -451,7 +451,8 @@ def check_directory(path: Path, config: dict[str, Any], head: str, family: Colle
     if vocab_size is not None and _is_int(rows) and vocab_size > rows:
         raise _error(
             f"{path}: the tokenizer has {vocab_size:,} tokens but the model's embeddings hold {rows:,}",
-            hint="The tokenizer files belong to another model: copy the checkpoint's own tokenizer files.",
+            hint="The tokenizer files belong to another model: copy the checkpoint's own tokenizer files. Tokens "
+            "added on purpose need rows of their own: model.resize_token_embeddings(len(tokenizer)), then save.",
         )
     if config.get("model_type") == "bert":
         return _check_bert_tensors(path, config, shapes, head)
