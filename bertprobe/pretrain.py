@@ -73,6 +73,11 @@ _TRAJECTORY = ("source", "corpus", "batch_size", "lr", "warmup", "weight_decay",
 # instead (is this the sentence that comes next, not just one from the same text?): the question
 # `nsp --shuffle` asks of a story. "mixed" draws each from either, half and half.
 NSP_NEGATIVES = ("other-document", "same-document", "mixed")
+# How a sentence pair longer than --max-length is cut. "junction" (runs from 0.2 on): the first sentence loses its
+# start and the second its end, so the words where they meet, which say most about whether B follows A, are kept.
+# "ends": both lost their ends, and most of a long pair's junction with them; a run saved before this setting
+# existed resumes with it, so that its remaining steps see the examples its first steps were drawn from.
+PAIR_CUTS = ("junction", "ends")
 _MAX_STEPS = 100_000_000
 _MAX_MINUTES = 60 * 24 * 366
 _MAX_BATCH = 65_536
@@ -99,6 +104,7 @@ class PretrainSettings:
     nsp: bool = False
     freeze_layers: int = 0  # the embeddings and this many lowest encoder layers stay as they are
     nsp_negatives: str = "other-document"  # where NSP's random second sentences come from (NSP_NEGATIVES)
+    pair_cut: str = "junction"  # how a pair longer than max_length is cut (PAIR_CUTS); a resumed run keeps its own
 
 
 @dataclass
@@ -291,12 +297,12 @@ class TrainingData:
     """
 
     def __init__(self, lm: LoadedModel, corpus: Corpus, max_length: int, seed: int, rate: float, nsp: bool,
-                 negatives: str = "other-document") -> None:  # fmt: skip
+                 negatives: str = "other-document", pair_cut: str = "junction") -> None:  # fmt: skip
         import numpy as np
 
         tok = lm.tokenizer
         self.tok = tok
-        self.seed, self.rate, self.nsp, self.negatives = seed, rate, nsp, negatives
+        self.seed, self.rate, self.nsp, self.negatives, self.pair_cut = seed, rate, nsp, negatives, pair_cut
         self.max_length = max_length
         self.special = set(tok.special_ids)
         self.replacements = tok.replacement_ids
@@ -367,16 +373,23 @@ class TrainingData:
                 partner, label = line + 1, 0
             else:
                 partner, label = self._negative(draw, line), 1
-            first, second = self._line(line), self._line(partner)
-            while len(first) + len(second) > self.max_length - 3:
-                if len(first) >= len(second):
-                    first.pop()
-                else:
-                    second.pop()
+            first, second = self._cut(self._line(line), self._line(partner))
             ids = [cls_id, *first, sep_id, *second, sep_id]
             return ids, [0] * (len(first) + 2) + [1] * (len(second) + 1), label
         piece = self._line(line)[start : start + self.max_length - 2]
         return [cls_id, *piece, sep_id], [0] * (len(piece) + 2), -100
+
+    def _cut(self, first: list[int], second: list[int]) -> tuple[list[int], list[int]]:
+        """A pair cut to fit [CLS] A [SEP] B [SEP] in max_length, a piece at a time from the longer sentence."""
+        keep_first, keep_second = len(first), len(second)
+        while keep_first + keep_second > self.max_length - 3:  # the shorter loses nothing until they are even
+            if keep_first >= keep_second:
+                keep_first -= 1
+            else:
+                keep_second -= 1
+        if self.pair_cut == "ends":
+            return first[:keep_first], second[:keep_second]
+        return first[len(first) - keep_first :], second[:keep_second]
 
     def _negative(self, draw: random.Random, line: int) -> int:
         """The second sentence of a "not next" pair (``--nsp-negatives``)."""
@@ -973,6 +986,13 @@ def _load(settings: PretrainSettings, out: Path, device: str, offline: bool, res
     state = read_state(found[0][1]) if found else None
     if state is not None:
         notices += _resume_checks(state, settings, corpus, out)
+        # The run's own cut, not this version's default: its remaining steps draw from the examples its first did.
+        settings.pair_cut = state["settings"].get("pair_cut", "ends")
+        if settings.pair_cut not in PAIR_CUTS:
+            raise InputError(
+                f"{out} holds a run with an unknown pair cut {settings.pair_cut!r}",
+                hint="It was made by a newer bertprobe: upgrade, or pass --restart to start over.",
+            )
         lm = models.load_trainable(str(found[0][1]), device=device, offline=True, nsp=settings.nsp, seed=settings.seed)
         lm.name = settings.source
         lm.notices = notices
@@ -1235,7 +1255,7 @@ def _pretrain(settings: PretrainSettings, corpus: Corpus, device: str, offline: 
         lm.notices.append(f"--max-length {settings.max_length}: {settings.source} reads at most {limit} tokens; "
                           f"examples are cut at {limit}")  # fmt: skip
     data = TrainingData(lm, corpus, min(settings.max_length, limit), settings.seed, settings.rate, settings.nsp,
-                        settings.nsp_negatives)  # fmt: skip
+                        settings.nsp_negatives, settings.pair_cut)  # fmt: skip
     if len(data) == 0:
         raise DataError(f"{', '.join(settings.corpus)}: the tokenizer finds no word pieces in the corpus")
     if settings.nsp and data.pairs == 0:

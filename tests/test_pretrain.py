@@ -714,3 +714,61 @@ def test_an_untied_decoder_is_saved_and_stays_untied(tiny_pretraining_path, corp
     before = BertForMaskedLM.from_pretrained(str(source)).eval()(input_ids=ids).logits
     after = BertForMaskedLM.from_pretrained(str(out)).eval()(input_ids=ids).logits
     torch.testing.assert_close(after, before, atol=1e-3, rtol=1e-3)  # one step at lr 1e-9: the same model
+
+
+def test_a_long_pair_keeps_the_words_where_its_sentences_meet(tiny_pretraining_path, tmp_path):
+    """BERT's NSP question is whether B follows A: a pair cut to fit keeps A's end and B's start."""
+    from bertprobe import models
+
+    lm = models.load_trainable(str(tiny_pretraining_path), device="cpu")
+    first = "the old man walked slowly along the river bank in the cold rain and at last he reached his house ."
+    second = "he opened the door with a rusty key and sat down by the cold fire to dry his wet coat ."
+    path = tmp_path / "pair.txt"
+    path.write_text(f"{first}\n{second}\n\nthe end of another story .\nits last line .\n")
+    pieces = [lm.tokenizer.backend.encode(text, add_special_tokens=False).ids for text in (first, second)]
+    assert len(pieces[0]) > 20 and len(pieces[1]) > 20
+    for cut in pretrain.PAIR_CUTS:
+        data = pretrain.TrainingData(lm, pretrain.read_corpus([str(path)]), 24, seed=0, rate=0.15, nsp=True,
+                                     pair_cut=cut)  # fmt: skip
+        a, b = data._cut(pieces[0], pieces[1])
+        assert len(a) + len(b) == 21 and abs(len(a) - len(b)) <= 1  # the longer sentence is cut first, as before
+        assert b == pieces[1][: len(b)]  # B keeps its start either way
+        # "junction": A keeps its end ("... reached his house ."); "ends" (runs saved before 0.2) its start
+        assert a == (pieces[0][-len(a) :] if cut == "junction" else pieces[0][: len(a)])
+        true_next = [data.example(e, p) for e in range(20) for p in range(len(data))]
+        assert any(label == 0 and ids[1 : 1 + len(a)] == a for ids, _, label in true_next)
+    short = pieces[0][:5], pieces[1][:5]
+    assert data._cut(*short) == short  # a pair that fits is not cut
+
+
+def test_a_run_saved_before_the_junction_cut_resumes_with_its_own_cut(tiny_pretraining_path, tmp_path):
+    """Its remaining steps must see the examples its first steps were drawn from: same end as a straight run."""
+    long_story = tmp_path / "story.txt"
+    long_story.write_text("\n".join(" ".join(STORY[i : i + 4]) for i in range(0, len(STORY) - 4)) + "\n")
+
+    def settings(out, cut):
+        made = _resume_settings(tiny_pretraining_path, long_story, out)
+        made.max_length, made.pair_cut = 16, cut
+        return made
+
+    straight = {cut: tmp_path / f"straight-{cut}" for cut in pretrain.PAIR_CUTS}
+    for cut, out in straight.items():
+        pretrain.pretrain(settings(out, cut), device="cpu")
+    reference = _weights(straight["ends"])
+    assert any(not (reference[k] == _weights(straight["junction"])[k]).all() for k in reference)  # the cut matters
+
+    out = tmp_path / "old"
+
+    def press_ctrl_c(status):
+        if status.step == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(pretrain.Interrupted):
+        pretrain.pretrain(settings(out, "ends"), device="cpu", on_status=press_ctrl_c, status_seconds=0.0)
+    (_, saved), *_ = pretrain.checkpoints(out)
+    state = json.loads((saved / pretrain.STATE_FILE).read_text())
+    del state["settings"]["pair_cut"]  # as a state saved before pair_cut existed
+    (saved / pretrain.STATE_FILE).write_text(json.dumps(state))
+    resumed = pretrain.pretrain(settings(out, "junction"), device="cpu")  # today's default, as a rerun would pass
+    assert resumed.resumed and resumed.start_step == 5 and resumed.settings["pair_cut"] == "ends"
+    _assert_same_weights(out, reference)
