@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -119,9 +120,10 @@ def evaluate(lm: LoadedModel, items: list[dict], top_k: int = 5, cloze_set: str 
     unreachable = 0
     for item, logits in zip(items, all_logits, strict=True):
         top = [tok.decode([i]).strip() for i in logits.topk(min(top_k, logits.shape[-1])).indices.tolist()]
-        answers = {a.lower() for a in item["answers"]}
-        rank = next((r for r, word in enumerate(top, start=1) if word.lower() in answers), None)
-        copies = bool(top) and top[0].lower() in sentence_words(item["text"], tok.mask_token)
+        answers = {_spelling(lm, a) for a in item["answers"]}
+        rank = next((r for r, word in enumerate(top, start=1) if _spelling(lm, word) in answers), None)
+        words = {_spelling(lm, word) for word in sentence_words(item["text"], tok.mask_token)}
+        copies = bool(top) and _spelling(lm, top[0]) in words
         scored.append(ClozeItem(item["text"], sorted(answers), top, rank, copies))
         unreachable += not any(_one_piece(lm, answer) for answer in answers)
     count = max(len(scored), 1)
@@ -150,6 +152,14 @@ def _one_piece(lm: LoadedModel, answer: str) -> bool:
         for written in (spelling, f"a {spelling}"):  # alone, and after a space (BPE's Ġ and SentencePiece's ▁)
             encoding = lm.tokenizer.encode(written)
             pieces = [t for t, special in zip(encoding.ids, encoding.special, strict=True) if not special]
-            if len(pieces) == written.count(" ") + 1:
+            # Each word one piece is not enough: the last piece alone must spell the whole answer ("ice cream").
+            if len(pieces) == written.count(" ") + 1 and _spelling(lm, lm.tokenizer.decode(pieces[-1:])) == answer:
                 return True
     return False
+
+
+def _spelling(lm: LoadedModel, word: str) -> str:
+    """A word as the model reads it, without case: an uncased BERT reads "Café" as "cafe" and can only write that."""
+    normalizer = getattr(lm.tokenizer.backend, "normalizer", None)
+    word = unicodedata.normalize("NFC", word)
+    return (normalizer.normalize_str(word) if normalizer is not None else word).strip().lower()

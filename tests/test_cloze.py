@@ -108,3 +108,37 @@ def test_answers_no_single_word_piece_can_spell_are_announced(cli, tmp_path):
     assert code == 0
     assert json.loads(stdout)["notices"][-1].startswith("1 of 2 sentence(s) have no answer that is one word piece")
     assert "can never count as hits" in stderr
+
+
+def test_an_answer_is_matched_as_the_model_spells_it(monkeypatch):
+    # An uncased BERT reads "café" as "cafe" and can only ever write "cafe": that is a hit, and a copy of
+    # the sentence's own "café", not a silent miss.
+    import torch
+
+    from bertprobe.models import load
+
+    lm = load("tiny-mlm", head="mlm", device="cpu")
+    cafe = lm.tokenizer.token_to_id("cafe")
+
+    def top1_cafe(lm, sequences, positions):
+        logits = torch.zeros(len(sequences), lm.tokenizer.vocab_size)
+        logits[:, cafe] = 1.0
+        return [row[None] for row in logits]
+
+    monkeypatch.setattr(cloze, "masked_logits", top1_cafe)
+    items = [
+        {"text": "We met at a [MASK] near the station.", "answers": ["Café"]},
+        {"text": "The café was shut, so we tried another [MASK].", "answers": ["bar"]},
+    ]
+    result = cloze.evaluate(lm, items, top_k=3)
+    assert [i.hit_rank for i in result.items] == [1, None]
+    assert [i.copies for i in result.items] == [False, True]
+    assert result.precision_at_1 == 0.5 and result.copy_rate == 0.5
+
+
+def test_a_multi_word_answer_is_announced_as_out_of_reach(cli, tmp_path):
+    # One mask predicts one piece: "ice cream" (two pieces) can never be a hit, though each word is one piece.
+    data = _cloze_file(tmp_path, {"text": "For dessert we had [MASK].", "answers": ["ice cream"]})
+    code, stdout, _ = cli("cloze", "-m", "tiny-mlm", "--data", data, "--json")
+    assert code == 0
+    assert json.loads(stdout)["notices"][-1].startswith("1 of 1 sentence(s) have no answer that is one word piece")
