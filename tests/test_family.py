@@ -228,3 +228,23 @@ def test_a_word_is_found_next_to_an_ideograph_and_in_either_accent_spelling(cli)
     code, stdout, stderr = cli("fillmask", sentence, "--mode", "word", "--mask-word", "café", "-m", "tiny-mlm",
                                "--json")  # fmt: skip
     assert code == 0, stderr and json.loads(stdout)["masks"]
+
+
+def test_mpnet_positions_start_after_the_padding_row(tmp_path, minilm_path):
+    """MPNet numbers positions from padding_idx + 1 = 2, as RoBERTa does: the first two rows hold no position."""
+    import torch
+    import transformers
+    from conftest import _copy_tokenizer
+    from transformers.models.mpnet.modeling_mpnet import create_position_ids_from_input_ids
+
+    from bertprobe import models
+
+    torch.manual_seed(0)
+    config = transformers.MPNetConfig(vocab_size=30522, max_position_embeddings=64, **family.SIZES)
+    transformers.MPNetForMaskedLM(config).save_pretrained(tmp_path)
+    _copy_tokenizer(minilm_path, tmp_path)  # model_max_length 64: more than the 62 positions MPNet has here
+    lm = models.load(str(tmp_path), head="mlm", device="cpu")
+    ids = torch.tensor([lm.tokenizer.encode("a river bank").ids])
+    _, offset = lm.backend.position_embeddings()
+    assert offset == int(create_position_ids_from_input_ids(ids, padding_idx=1)[0, 0]) == 2
+    assert lm.tokenizer.model_max_length == 62

@@ -198,3 +198,50 @@ def test_import_bertprobe_is_light_and_load_is_there():
     code = "import sys, bertprobe; assert callable(bertprobe.load); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("backend", ["auto", "transformers"])
+def test_segment_b_keeps_its_type_when_config_leaves_type_vocab_size_out(
+    tmp_path, tiny_pretraining_path, monkeypatch, backend
+):
+    """type_vocab_size defaults to 2 in transformers' BertConfig: a config.json without it still has two segments."""
+    import shutil
+
+    from bertprobe import nsp
+
+    copy = tmp_path / "no-type-vocab-size"
+    shutil.copytree(tiny_pretraining_path, copy)
+    config = json.loads((copy / "config.json").read_text())
+    del config["type_vocab_size"]
+    (copy / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("BERTPROBE_BACKEND", backend)
+    pair = [("I was hungry.", "So I made a sandwich.")]
+    full = nsp.score(models.load(str(tiny_pretraining_path), head="nsp", device="cpu"), pair, None, None)
+    short = nsp.score(models.load(str(copy), head="nsp", device="cpu"), pair, None, None)
+    assert short.pairs[0].is_next_probability == pytest.approx(full.pairs[0].is_next_probability, abs=1e-6)
+
+
+@pytest.mark.parametrize("spec", ["tiny-mlm", "mlm_path"])
+def test_a_revision_of_a_bundled_or_local_model_is_refused_not_ignored(request, cli, spec):
+    """Only a hub repository has branches, tags and commits: running the files on disk instead is another model."""
+    model = str(request.getfixturevalue(spec)) if spec.endswith("_path") else spec
+    code, stdout, stderr = cli("fillmask", "The cat sat on the [MASK].", "-m", model, "--revision", "v2", "--json")
+    assert code == 1 and stdout == ""
+    assert "--revision 'v2'" in stderr.splitlines()[0] and "Traceback" not in stderr, stderr
+
+
+def test_a_checkpoint_rewritten_on_disk_is_loaded_again(tmp_path, tiny_encoder_path):
+    """A notebook that saves new weights into a directory and loads it again gets the new weights, not the old."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    copy = tmp_path / "rewritten"
+    shutil.copytree(tiny_encoder_path, copy)
+    before = models.load(str(copy), device="cpu")
+    weights = load_file(copy / "model.safetensors")
+    weights["pooler.dense.bias"] = weights["pooler.dense.bias"] + 1
+    save_file(weights, copy / "model.safetensors", metadata={"format": "pt"})
+    after = models.load(str(copy), device="cpu")
+    assert after.fingerprint != before.fingerprint
+    torch.testing.assert_close(after.model.bert.pooler.dense.bias, weights["pooler.dense.bias"])

@@ -56,7 +56,10 @@ class Backend:
 
     def token_types(self, token_type_ids: Any) -> Any:
         """Segment ids the model can read: None where it has no segment embedding, zeros where it has one."""
-        size = self.lm.config.get("type_vocab_size")
+        # Rows of the segment embedding itself: a config.json without type_vocab_size has transformers' default (2).
+        base = getattr(self.model, "bert", None) or getattr(self.model, "base_model", self.model)
+        layer = getattr(getattr(base, "embeddings", None), "token_type_embeddings", None)
+        size = getattr(layer, "num_embeddings", 0)
         if token_type_ids is None or not size:
             return None
         return token_type_ids if int(size) > 1 else token_type_ids.clamp(max=0)
@@ -100,6 +103,8 @@ class Backend:
         offset = 0
         if self.lm.model_type in {"roberta", "xlm-roberta", "camembert"}:
             offset = int(self.lm.config.get("pad_token_id", 1)) + 1
+        elif self.lm.model_type == "mpnet":  # numbered from its padding_idx + 1, fixed at 1 whatever the config says
+            offset = 2
         return layer, offset
 
     def lowest_modules(self, layers: int) -> list[Any]:

