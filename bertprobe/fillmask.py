@@ -1082,7 +1082,7 @@ class ContextResult(Rendered):
     char_start: int
     char_end: int
     tracked: list[str]  # words whose probability is followed across the views
-    tracked_from: str  # "original", "targets" or "top-1 with both sides"
+    tracked_from: str  # "original", "targets" or "top-N with both sides" (the first prediction read as itself)
     views: list[ContextView]
     definition: str = CONTEXT_DEFINITION
     target_score_definition: str = TARGET_SCORE_DEFINITION
@@ -1102,6 +1102,14 @@ def parse_contexts(value: str | Sequence[str]) -> list[str]:
             hint="Give left, right, both, a comma list of them (e.g. left,both), or all.",
         )
     return list(dict.fromkeys(words))
+
+
+def _reads_as(lm: LoadedModel, encoding: Encoding, slot: _Slot, word: str, token_id: int) -> bool:
+    """Whether ``word`` written in the slot is read as the one piece ``token_id``."""
+    try:
+        return _target_pieces(lm, encoding, slot, word) == [token_id]
+    except InputError:
+        return False
 
 
 def context_fill(
@@ -1132,6 +1140,8 @@ def context_fill(
                 hint='Keep one [MASK], e.g. bertprobe fillmask "The [MASK] barked at the mailman." --context all',
             )
         start, end = encoding.offsets[positions[0]]
+        # A mask token that absorbs the space before it (XLM-R's "<mask>") spans it: the views keep that space.
+        start = end - len(encoding.text[start:end].lstrip())
         masked = None
     else:
         from bertprobe.tokens import find_word
@@ -1178,9 +1188,23 @@ def context_fill(
         tracked, tracked_from = _parse_targets(targets), "targets"
     else:
         reference = "both" if "both" in predictions else contexts[-1]
+        side = reference if reference != "both" else "both sides"
         spelled = [p.token_str.strip().removeprefix("##") for p in predictions[reference]]
-        top = next((word for word in spelled if word), predictions[reference][0].token)
-        tracked, tracked_from = [top], f"top-1 with {reference if reference != 'both' else 'both sides'}"
+        # Follow the first prediction that, written in the slot, is read as that very piece: a lone "Ġ", or
+        # "##dly" after a space (written, "dl ##y"), would be scored as other pieces under the top-1's name.
+        rank = next(
+            (
+                r
+                for r, (word, p) in enumerate(zip(spelled, predictions[reference], strict=True), start=1)
+                if word and _reads_as(lm, encodings[reference], slots[reference], word, p.token_id)
+            ),
+            None,
+        )
+        if rank is not None:
+            tracked, tracked_from = [spelled[rank - 1]], f"top-{rank} with {side}"
+        else:
+            top = next((word for word in spelled if word), predictions[reference][0].token)
+            tracked, tracked_from = [top], f"word the top-1 with {side} spells"
     tracked = list(dict.fromkeys(tracked))
     views = []
     for context in contexts:

@@ -198,3 +198,40 @@ def test_adjacent_masks_fill_as_the_separate_words_the_model_read(cli):
         code, table, _ = cli("fillmask", "The cat sat on the [MASK][MASK] today.", "--decode", decode, "-m",
                              "tiny-mlm")  # fmt: skip
         assert f"top-1 fill: {doc['filled']}" in " ".join(table.split())
+
+
+def test_context_views_keep_the_space_a_mask_token_absorbs(cli, family_path):
+    # XLM-R's <mask> takes in the space before it: its span is " <mask>". Cut at that span, the views read
+    # "the river<mask>", and a target written there was scored as the end of "riverbank", not as "bank".
+    path = family_path("xlm-roberta")
+    text = "the river <mask> is muddy"
+    code, stdout, stderr = cli("fillmask", text, "--targets", "bank,cat", "-m", path, "--json")
+    assert code == 0, stderr
+    plain = {t["word"]: t for t in json.loads(stdout)["targets"][0]["targets"]}
+    code, stdout, stderr = cli(
+        "fillmask", text, "--context", "left,both", "--targets", "bank,cat", "-m", path, "--json"
+    )
+    assert code == 0, stderr
+    left, both = json.loads(stdout)["views"]
+    assert both["text"] == text and left["text"] == "the river <mask>"
+    for target in both["targets"]:  # the both-sides view reads the text as given: the same scores
+        assert [p["token_id"] for p in target["pieces"]] == [p["token_id"] for p in plain[target["word"]]["pieces"]]
+        assert target["log_prob"] == pytest.approx(plain[target["word"]]["log_prob"], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"), [("distilbert", "the river [MASK] is muddy"), ("roberta", "a bank is [MASK]")]
+)
+def test_context_follows_a_prediction_whose_probability_it_shows(cli, family_path, kind, text):
+    # These random models put "##dly" (a word's end, after a space) or a lone "Ġ" first: written in the slot,
+    # "dly" is read as "dl ##y", and "" is no word at all. The word followed must be the prediction it names.
+    code, stdout, stderr = cli("fillmask", text, "--context", "all", "-m", family_path(kind), "--json")
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    both = next(v for v in doc["views"] if v["context"] == "both")
+    rank = int(doc["tracked_from"].removeprefix("top-").split()[0])
+    assert doc["tracked_from"].endswith(" with both sides")
+    named = both["predictions"][rank - 1]
+    assert doc["tracked"] == [named["token_str"].strip().removeprefix("##")]
+    assert [p["token_id"] for p in both["targets"][0]["pieces"]] == [named["token_id"]]
+    assert both["targets"][0]["score"] == pytest.approx(named["score"], rel=1e-5)

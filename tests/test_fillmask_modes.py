@@ -362,3 +362,14 @@ def test_cli_choices_match_the_core():
     assert [m.value for m in Mode] == list(MODES)
     assert [d.value for d in Decode] == list(DECODES)
     assert [r.value for r in Replace] == list(REPLACE_PROBS)
+
+
+def test_reading_names_the_hidden_word_not_its_first_piece(cli, mlm_path):
+    # "ostrich" is os ##tric ##h: the reading must not call "os" the hidden word, nor its rank the word's.
+    code, table, _ = cli("fillmask", RARE, "--mask-word", "ostrich", "--occurrence", 1, "-m", mlm_path)
+    assert code == 0
+    said = " ".join(table.split())
+    assert "The hidden word 'os'" not in said
+    assert "The hidden word 'ostrich' is 3 word pieces; its first, 'os', comes" in said
+    code, table, _ = cli("fillmask", "The cat sat on the mat.", "--mask-word", "cat", "-m", mlm_path)
+    assert code == 0 and "The hidden word 'cat' comes" in " ".join(table.split())

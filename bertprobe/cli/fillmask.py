@@ -115,7 +115,7 @@ def fillmask_cli(
             "other side rather than masking it (masks would still tell the model how many words follow); the left "
             "view also drops the closing [SEP], which would tell the model the text ends at the mask. The table "
             "follows the probability of the original word (--mask-word), of --targets, or else of the top-1 with "
-            "both sides.",
+            "both sides (the first prediction that, written there, is read as that same piece).",
             show_default=False,
         ),
     ] = None,

@@ -111,9 +111,16 @@ def fillmask_readings(result: FillMaskResult) -> list[str]:
             "the other masks still hidden (--decode joint fills them together)."
         )
     if first.original is not None:
+        # A word of several pieces: the rank and p are its first piece's, not the word's.
+        word = next((w for w in result.masked_words if first.position in w.positions and len(w.positions) > 1), None)
+        hidden = (
+            f"The hidden word {first.original.token!r}"
+            if word is None
+            else f"The hidden word {word.word!r} is {len(word.positions)} word pieces; its first, "
+            f"{first.original.token!r},"
+        )
         lines.append(
-            f"The hidden word {first.original.token!r} comes {_ordinal(first.original.rank)} in the model's list "
-            f"(p={first.original.score:.3g})."
+            f"{hidden} comes {_ordinal(first.original.rank)} in the model's list (p={first.original.score:.3g})."
         )
     if result.cls_predictions is not None:
         cls_top = result.cls_predictions[0]
