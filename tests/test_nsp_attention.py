@@ -212,3 +212,26 @@ def test_a_pair_with_a_side_that_has_no_words_is_refused_everywhere(cli, tiny_pr
     code, stdout, stderr = cli("nsp", "--input", table, "--on-bad", "skip", "--json", "-m", tiny_pretraining_path)
     assert code == 0, stderr
     assert [(d["index"], d["line"]) for d in map(json.loads, stdout.splitlines())] == [(1, 2)]
+
+
+def test_nsp_reading_never_rounds_a_miss_away_and_counts_one_pair_as_one(cli, tiny_pretraining_path):
+    from bertprobe import models, nsp
+    from bertprobe.render.nsp import readings
+
+    lm = models.load(str(tiny_pretraining_path), "nsp", device="cpu")
+    pairs = [(f"Sentence {i}.", f"Sentence {i + 1}.") for i in range(200)]
+    # 199 of 200 right is 99.5%: "100%" would say the head never missed.
+    truth = [True, False] * 100
+    probabilities = [0.9, 0.1] * 99 + [0.9, 0.9]
+    result = nsp.score(lm, pairs, truth, probabilities=probabilities)
+    line = " ".join(readings(result))
+    assert "right on 99.5% of 200 pairs" in line and "99% of the random ones" in line
+    one = " ".join(readings(nsp.score(lm, pairs[:1], [True], probabilities=[0.9])))
+    assert "of 1 pair," in one and "1 pairs" not in one
+
+
+def test_percentages_read_100_or_0_only_when_exact():
+    from bertprobe.render import percent
+
+    assert percent(0.9975) == "99.8%" and percent(0.99996, 1) == "99.996%" and percent(1.0) == "100%"
+    assert percent(0.001) == "0.1%" and percent(0.0) == "0%" and percent(0.5) == "50%" and percent(0.8331, 1) == "83.3%"

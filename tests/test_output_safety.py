@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -172,3 +173,72 @@ def test_an_input_file_whose_name_is_not_utf8_is_read(cli, tmp_path):
     code, out, err = cli("score", "--input", corpus, "-m", "tiny-mlm", "--json")
     assert code == 0, err
     assert json.loads(out)["text"] == "The cat sat on the mat."
+
+
+def test_a_column_name_from_the_pairs_file_is_shown_as_written(cli, tmp_path):
+    # The --group-column name heads the table: Rich markup in it must print literally, never style or crash.
+    pairs = tmp_path / "pairs.tsv"
+    rows = [("The cat sat.", "The cat sit.", "agreement"), ("Dogs bark.", "Dogs barks.", "agreement")]
+    for column in ("[/]", "[bold]kind[/bold]"):
+        pairs.write_text(f"good\tbad\t{column}\n" + "".join(f"{g}\t{b}\t{p}\n" for g, b, p in rows))
+        code, out, err = cli("score", "--pairs", pairs, "--group-column", column, "-m", "tiny-mlm")
+        assert code == 0, err
+        assert column in out
+
+
+@pytest.mark.parametrize("text", ["I paid $5 and $10 for it.", "odd $x^$ text", "snow \x1b[31m \u202e 猫 here"])
+def test_plot_titles_show_the_text_as_written_and_nothing_from_matplotlib_reaches_stderr(
+    cli, minilm_path, tmp_path, text
+):
+    # matplotlib reads $...$ as maths (and fails on some); it warns on stderr, with the raw character,
+    # for each one its font cannot draw.
+    plot = tmp_path / "a.png"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, err = cli("attention", text, "-m", "minilm", "--plot", plot)
+    assert code == 0 and plot.read_bytes()[:4] == b"\x89PNG", err
+    assert not [str(w.message) for w in caught if "matplotlib" in w.filename or "render" in w.filename]
+    _no_raw_controls(err.replace("\n", ""))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.text import Text as Label
+
+    from bertprobe.render import plot_label
+
+    shown, is_math = Label()._preprocess_math(plot_label(text))
+    assert not is_math and shown == text.replace("\x1b", "\\x1b").replace("\u202e", "\\u202e")
+
+
+def test_probe_reading_never_rounds_a_miss_away():
+    from types import SimpleNamespace as Namespace
+
+    from bertprobe.render.probe import readings
+
+    # 870 of 872 eval texts right is 99.8%: "100% of the eval texts right" would be false.
+    result = Namespace(
+        metrics=Namespace(accuracy=870 / 872),
+        baseline=Namespace(accuracy=0.5, label="positive"),
+        data=Namespace(eval_size=872, eval_counts={"positive": 436, "negative": 436}),
+        pooling="cls",
+        control=Namespace(accuracy=0.9995),
+    )
+    line = readings(result)[0]
+    assert "gets 99.8% of the eval texts right" in line and "99.95% with an untrained encoder" in line
+
+
+def test_predictions_count_as_unsure_only_near_chance_for_the_number_of_labels():
+    from types import SimpleNamespace as Namespace
+
+    from bertprobe.render import SafeConsole
+    from bertprobe.render.probe import predict_view
+
+    labels = ["a", "b", "c", "d"]  # chance is 0.25: 0.55 is a clear pick, not "cannot tell"
+    probabilities = {"a": 0.55, "b": 0.15, "c": 0.15, "d": 0.15}
+    item = Namespace(text="x", truncated=False, label="a", probabilities=probabilities, probability=0.55)
+    result = Namespace(
+        model="m", revision=None, probe="p", layer=1, pooling="cls", labels=labels, predictions=[item], max_length=8
+    )
+    buffer = io.StringIO()
+    predict_view(result, SafeConsole(file=buffer, width=200))
+    assert "p near 0.25 means it cannot tell; none is that close here." in buffer.getvalue()

@@ -8,6 +8,7 @@ stderr, so ``--json`` output can be piped as it is.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json as jsonlib
@@ -15,7 +16,8 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +276,16 @@ def luck(correct: int, total: int, rate: float) -> float:
     )
 
 
+def percent(value: float, digits: int = 0) -> str:
+    """``value`` as a percentage that reads 0% or 100% only when it is exactly that (199 of 200 is 99.5%, not
+    100%): decimals are added until the rounding no longer hides the difference."""
+    text = f"{value:.{digits}%}"
+    while 0 < value < 1 and float(text[:-1]) in (0.0, 100.0) and digits < 6:
+        digits += 1
+        text = f"{value:.{digits}%}"
+    return text
+
+
 def bar(fraction: float, width: int = 20) -> str:
     """A proportional bar of block characters for a value in [0, 1]."""
     fraction = min(max(fraction, 0.0), 1.0)
@@ -295,6 +307,22 @@ def check_plot_path(path: str | Path) -> Path:
     if not target.parent.resolve().is_dir():
         raise InputError(f"--plot {target}: the folder {target.parent} does not exist", hint="Create it first.")
     return target
+
+
+def plot_label(text: str) -> str:
+    """User text as a plot draws it as written: control characters escaped, every ``$`` literal (matplotlib
+    reads ``$...$`` as maths: "$5 and $10" loses its dollars, "$x^$" fails the whole plot)."""
+    return visible(text, one_line=True).replace("$", r"\$")
+
+
+@contextlib.contextmanager
+def plot_warnings() -> Iterator[None]:
+    """Keep matplotlib's warnings off stderr (one per character its font cannot draw); say that once, as a note."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    if any("missing from font" in str(warning.message) for warning in caught):
+        notice("The plot's font cannot draw some characters of the text; they show as empty boxes there.")
 
 
 def show_models(infos: list[Any], json: bool = False) -> None:

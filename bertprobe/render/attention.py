@@ -11,7 +11,7 @@ from rich.text import Text
 from bertprobe.atomic import atomic_path
 from bertprobe.attention import AttentionResult
 from bertprobe.errors import InputError
-from bertprobe.render import bar, check_plot_path, closing, header
+from bertprobe.render import bar, check_plot_path, closing, header, plot_label, plot_warnings
 
 
 def _shade(value: float, top: float) -> Text:
@@ -130,27 +130,28 @@ def plot(result: AttentionResult, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    width = max(6.0, 0.45 * len(result.tokens) + 2)
-    fig, axes = plt.subplots(1, 2, figsize=(width * 2, 0.4 * result.num_layers + 2.5))
-    for ax, values, title in (
-        (axes[0], result.cls_to_token, "[CLS] attends to token"),
-        (axes[1], result.token_to_cls, "token attends to [CLS]"),
-    ):
-        image = ax.imshow(values, aspect="auto", cmap="viridis", vmin=0.0)
-        ax.set_xticks(range(len(result.tokens)), result.tokens, rotation=70, fontsize=8)
-        ax.set_yticks(range(result.num_layers), [str(i + 1) for i in range(result.num_layers)])
-        ax.set_ylabel("layer")
-        ax.set_title(title + (f" (head {result.head})" if result.head else " (mean over heads)"))
-        fig.colorbar(image, ax=ax, fraction=0.03)
-    fig.suptitle(f"{result.model}: {result.text}"[:120])
-    fig.tight_layout()
-    try:
-        with atomic_path(target) as temporary:
-            fig.savefig(temporary, dpi=120, format=target.suffix.lstrip(".").lower())
-    except OSError as err:
-        raise InputError(f"cannot write --plot {target}: {err.strerror}", hint="Pick a writable folder.") from None
-    finally:
-        plt.close(fig)
+    with plot_warnings():  # the figure is drawn by tight_layout and savefig: both may warn
+        width = max(6.0, 0.45 * len(result.tokens) + 2)
+        fig, axes = plt.subplots(1, 2, figsize=(width * 2, 0.4 * result.num_layers + 2.5))
+        for ax, values, title in (
+            (axes[0], result.cls_to_token, "[CLS] attends to token"),
+            (axes[1], result.token_to_cls, "token attends to [CLS]"),
+        ):
+            image = ax.imshow(values, aspect="auto", cmap="viridis", vmin=0.0)
+            ax.set_xticks(range(len(result.tokens)), [plot_label(t) for t in result.tokens], rotation=70, fontsize=8)
+            ax.set_yticks(range(result.num_layers), [str(i + 1) for i in range(result.num_layers)])
+            ax.set_ylabel("layer")
+            ax.set_title(title + (f" (head {result.head})" if result.head else " (mean over heads)"))
+            fig.colorbar(image, ax=ax, fraction=0.03)
+        fig.suptitle(plot_label(f"{result.model}: {result.text}"[:120]))
+        fig.tight_layout()
+        try:
+            with atomic_path(target) as temporary:
+                fig.savefig(temporary, dpi=120, format=target.suffix.lstrip(".").lower())
+        except OSError as err:
+            raise InputError(f"cannot write --plot {target}: {err.strerror}", hint="Pick a writable folder.") from None
+        finally:
+            plt.close(fig)
     return target
 
 

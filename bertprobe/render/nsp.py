@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.nsp import NspResult, ScoredPair
-from bertprobe.render import bar, closing, header, luck
+from bertprobe.render import bar, closing, header, luck, percent
 
 
 def _short(text: str, width: int = 48) -> str:
@@ -106,7 +106,7 @@ SIGNIFICANCE = 0.05
 
 def _verdict(result: NspResult, known: list[ScoredPair]) -> str:
     """Accuracy against the truth, judged on both kinds of pair (a head that always says "next" is no head)."""
-    said = f"The NSP head was right on {result.accuracy:.0%} of {len(known)} pairs"
+    said = f"The NSP head was right on {percent(result.accuracy)} of {len(known)} pair{'s' if len(known) != 1 else ''}"
     if result.accuracy_next is None or result.accuracy_random is None:
         kind, answer = ("true next", "next") if result.accuracy_random is None else ("random", "random")
         return (
@@ -116,8 +116,8 @@ def _verdict(result: NspResult, known: list[ScoredPair]) -> str:
     # Per-kind accuracies: guessing, or always giving the same answer, gets 50% on their mean whatever the mix.
     balanced = (result.accuracy_next + result.accuracy_random) / 2
     said += (
-        f" ({result.accuracy_next:.0%} of the true next ones, {result.accuracy_random:.0%} of the random ones; "
-        "guessing gets 50% of each)"
+        f" ({percent(result.accuracy_next)} of the true next ones, {percent(result.accuracy_random)} of the random "
+        "ones; guessing gets 50% of each)"
     )
     if result.mean_probability_next is not None and result.mean_probability_random is not None:
         said += (
@@ -139,7 +139,7 @@ def _verdict(result: NspResult, known: list[ScoredPair]) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
+    return "–" if value is None else percent(value, 1)
 
 
 def _num(value: float | None) -> str:

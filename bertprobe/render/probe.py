@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.probe import Metrics, PredictResult, ProbeResult
-from bertprobe.render import bar, closing, header, luck
+from bertprobe.render import bar, closing, header, luck, percent
 
 # Frozen bert-base-uncased [CLS] + logistic regression on SST: Reimers & Gurevych (2019), table 5.
 SST2_REFERENCE = (
@@ -29,7 +29,7 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
+    return "–" if value is None else percent(value, 1)
 
 
 def _scores_table(result: ProbeResult) -> Table:
@@ -200,11 +200,11 @@ def readings(result: ProbeResult) -> list[str]:
     gain = accuracy - majority
     by_luck = luck(correct, size, majority)
     line = (
-        f"A straight line through the frozen {vector} gets {accuracy:.0%} of the eval texts right, against "
-        f"{majority:.0%} for always answering {result.baseline.label!r}"
+        f"A straight line through the frozen {vector} gets {percent(accuracy)} of the eval texts right, against "
+        f"{percent(majority)} for always answering {result.baseline.label!r}"
     )
     if result.control is not None:
-        line += f" and {result.control.accuracy:.0%} with an untrained encoder"
+        line += f" and {percent(result.control.accuracy)} with an untrained encoder"
     found = gain > 0.02 and by_luck < LUCK
     if gain > 0.02 and not found:
         line += (
@@ -222,14 +222,15 @@ def readings(result: ProbeResult) -> list[str]:
         control = result.control.accuracy
         if accuracy - control > 0.02 and luck(correct, size, control) < LUCK:
             lines.append(
-                f"The untrained encoder's vector gets {control:.0%}: the {(accuracy - control) * 100:.0f} points "
+                f"The untrained encoder's vector gets {percent(control)}: the {(accuracy - control) * 100:.0f} points "
                 "above it are what pretraining put into the vector."
             )
         else:
             than = "at least as much" if control >= accuracy else "within luck of this one's"
             lines.append(
-                f"The same probe on an untrained encoder gets {control:.0%}, {than}: a random encoder already passes "
-                "on what the probe reads, so this run does not show that pretraining put the label into the vector."
+                f"The same probe on an untrained encoder gets {percent(control)}, {than}: a random encoder already "
+                "passes on what the probe reads, so this run does not show that pretraining put the label into the "
+                "vector."
             )
     # The baseline answers the training set's commonest label; an eval set with another mix can make a
     # different constant answer score higher, and the probe's lead over the baseline then overstates it.
@@ -237,8 +238,8 @@ def readings(result: ProbeResult) -> list[str]:
         label, count = max(result.data.eval_counts.items(), key=lambda item: item[1])
         if count / size > majority + 1e-9 and accuracy <= count / size + 0.02:
             lines.append(
-                f"Careful: {count / size:.0%} of the eval texts are {label!r}, so always answering {label!r} "
-                f"would score {count / size:.0%}, as much as the probe: the eval set's mix differs from the "
+                f"Careful: {percent(count / size)} of the eval texts are {label!r}, so always answering {label!r} "
+                f"would score {percent(count / size)}, as much as the probe: the eval set's mix differs from the "
                 "training set's, and the lead over the baseline says little."
             )
     margin = 0.98 / math.sqrt(size) if size else 1.0  # a 95% interval's half-width at its widest (accuracy 50%)
@@ -279,11 +280,13 @@ def predict_view(result: PredictResult, console: Console, explain: bool = False,
                 style="yellow",
             )
         )
-    unsure = [item for item in result.predictions if item.probability < 0.6]
+    chance = 1 / max(len(result.labels), 1)
+    # Within 0.1 of chance (0.6 for two labels): with four labels 0.55 is a clear pick, not "cannot tell".
+    unsure = [item for item in result.predictions if item.probability < chance + 0.1]
     console.print(
         Text(
             "Each label is the probe's reading of the frozen vector alone; p near "
-            f"{1 / max(len(result.labels), 1):.2f} means it cannot tell"
+            f"{chance:.2f} means it cannot tell"
             + (f" ({len(unsure)} of {len(result.predictions)} here)." if unsure else "; none is that close here."),
             style="bold",
         )

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bertprobe.render import bar, closing, header
+from bertprobe.render import bar, closing, header, percent
 from bertprobe.render.jsonl import Summary
 from bertprobe.score import PairsResult, SentenceScore
 
@@ -104,18 +104,18 @@ def corpus_lines(texts: int, tokens: int, pll: float, metric: str) -> list[str]:
 def pairs_table(result: PairsResult, console: Console, show: int = 10) -> None:
     header(console, f"minimal pairs --metric {result.metric}", result)
     table = Table()
-    table.add_column(result.group_column or "group")
+    table.add_column(Text(result.group_column or "group"))
     table.add_column("pairs", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("ties", justify="right")
     table.add_column("", no_wrap=True)
     for group, acc in result.by_group.items():
-        table.add_row(Text(group), str(acc.n), f"{acc.accuracy:.1%}", str(acc.ties), Text(bar(acc.accuracy, 16)))
+        table.add_row(Text(group), str(acc.n), percent(acc.accuracy, 1), str(acc.ties), Text(bar(acc.accuracy, 16)))
     if len(result.by_group) > 1:
         table.add_row(
             Text("all", style="bold"),
             str(result.n),
-            Text(f"{result.accuracy:.1%}", style="bold"),
+            Text(percent(result.accuracy, 1), style="bold"),
             str(result.ties),
             Text(bar(result.accuracy, 16), style="bold"),
         )
@@ -133,8 +133,8 @@ def pairs_table(result: PairsResult, console: Console, show: int = 10) -> None:
         console.print(errors)
     console.print(
         Text(
-            f"{result.correct} of {result.n} pairs ({result.accuracy:.1%}) have the good sentence scored above the "
-            f"bad one (PLL, higher = more expected); ties ({result.ties}) count as wrong; 50% is chance.",
+            f"{result.correct} of {result.n} pairs ({percent(result.accuracy, 1)}) have the good sentence scored above "
+            f"the bad one (PLL, higher = more expected); ties ({result.ties}) count as wrong; 50% is chance.",
         )
     )
 

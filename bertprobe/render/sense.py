@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.atomic import atomic_path
-from bertprobe.render import bar, check_plot_path, closing, header
+from bertprobe.render import bar, check_plot_path, closing, header, plot_label, plot_warnings
 from bertprobe.sense import LayerStats, SenseCatalog, SenseResult, SentenceVector
 
 
@@ -477,49 +477,50 @@ def plot(result: SenseResult, path: str | Path) -> Path:
     target = check_plot_path(path)
     matrix = result.matrix_centred if result.centred else result.matrix
     order = _matrix_order(result)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [1.1, 1]})
-    try:
-        # The diagonal (always 1) would stretch the colour scale: leave it blank.
-        shown = [[float("nan") if i == j else matrix[i][j] for j in order] for i in order]
-        image = left.imshow(shown, cmap="viridis")
-        ticks = [f"{i + 1} {_tag(result, result.sentences[i])}" for i in order]
-        left.set_xticks(range(len(order)), [str(i + 1) for i in order], fontsize=7)
-        left.set_yticks(range(len(order)), ticks, fontsize=7)
-        kind = "mean-centred cosine" if result.centred else "cosine"
-        left.set_title(f"{kind} of {result.word!r} at {_layer_label(result.shown_layer)}")
-        figure.colorbar(image, ax=left, fraction=0.046)
-        contextual = [s for s in result.layers if s.layer is not None]
-        xs = [s.layer for s in contextual]
-        if result.labelled:
-            series = {
-                "separation (cosine)": "separation",
-                "separation (mean-centred)": "separation_centred",
-                "silhouette of senses": "silhouette",
-                "1-NN accuracy": "knn_accuracy",
-            }
-        else:
-            series = {"mean cosine": "mean_cosine", "cluster silhouette": "cluster_silhouette"}
-        series["anisotropy baseline"] = "anisotropy"
-        static = result.layers[0]
-        for label, name in series.items():
-            ys = [getattr(s, name) for s in contextual]
-            if all(y is None for y in ys):
-                continue
-            (line,) = right.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=label)
-            if getattr(static, name) is not None:
-                right.scatter([-1], [getattr(static, name)], marker="x", color=line.get_color())
-        if result.best_layer is not None:
-            right.axvline(result.best_layer, color="grey", linestyle=":", label=f"best layer ({result.best_layer})")
-        right.set_xticks([-1, *xs], ["static", "emb", *[str(x) for x in xs[1:]]])
-        right.set_xlabel("layer")
-        right.set_title(f"{result.word!r} across layers ({result.model})")
-        right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
-        right.grid(alpha=0.3)
-        figure.tight_layout()
-        with atomic_path(target) as temporary:
-            figure.savefig(temporary, dpi=120, format=target.suffix.lstrip(".").lower())
-    finally:
-        plt.close(figure)
+    with plot_warnings():  # the figure is drawn by tight_layout and savefig: both may warn
+        figure, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [1.1, 1]})
+        try:
+            # The diagonal (always 1) would stretch the colour scale: leave it blank.
+            shown = [[float("nan") if i == j else matrix[i][j] for j in order] for i in order]
+            image = left.imshow(shown, cmap="viridis")
+            ticks = [plot_label(f"{i + 1} {_tag(result, result.sentences[i])}") for i in order]
+            left.set_xticks(range(len(order)), [str(i + 1) for i in order], fontsize=7)
+            left.set_yticks(range(len(order)), ticks, fontsize=7)
+            kind = "mean-centred cosine" if result.centred else "cosine"
+            left.set_title(plot_label(f"{kind} of {result.word!r} at {_layer_label(result.shown_layer)}"))
+            figure.colorbar(image, ax=left, fraction=0.046)
+            contextual = [s for s in result.layers if s.layer is not None]
+            xs = [s.layer for s in contextual]
+            if result.labelled:
+                series = {
+                    "separation (cosine)": "separation",
+                    "separation (mean-centred)": "separation_centred",
+                    "silhouette of senses": "silhouette",
+                    "1-NN accuracy": "knn_accuracy",
+                }
+            else:
+                series = {"mean cosine": "mean_cosine", "cluster silhouette": "cluster_silhouette"}
+            series["anisotropy baseline"] = "anisotropy"
+            static = result.layers[0]
+            for label, name in series.items():
+                ys = [getattr(s, name) for s in contextual]
+                if all(y is None for y in ys):
+                    continue
+                (line,) = right.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=label)
+                if getattr(static, name) is not None:
+                    right.scatter([-1], [getattr(static, name)], marker="x", color=line.get_color())
+            if result.best_layer is not None:
+                right.axvline(result.best_layer, color="grey", linestyle=":", label=f"best layer ({result.best_layer})")
+            right.set_xticks([-1, *xs], ["static", "emb", *[str(x) for x in xs[1:]]])
+            right.set_xlabel("layer")
+            right.set_title(plot_label(f"{result.word!r} across layers ({result.model})"))
+            right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+            right.grid(alpha=0.3)
+            figure.tight_layout()
+            with atomic_path(target) as temporary:
+                figure.savefig(temporary, dpi=120, format=target.suffix.lstrip(".").lower())
+        finally:
+            plt.close(figure)
     return target
 
 
