@@ -63,3 +63,36 @@ def test_a_half_set_launcher_environment_is_one_line(cli, mlm_path, monkeypatch,
         monkeypatch.setenv(name, value)
     code, _, stderr = cli("score", "A dog barked.", "The cat sat.", "-m", mlm_path)
     assert code == 1 and said in stderr and "torchrun" in stderr and "Traceback" not in stderr
+
+
+def test_torchrun_a_text_refused_by_another_process_is_skipped_once_or_named(cli, tmp_path, mlm_path):
+    """Line 2 goes to rank 1, whose computation refuses it ('cat' written at its mask reads 'cats')."""
+    corpus = tmp_path / "masks.txt"
+    corpus.write_text("The [MASK] sat on the mat.\nThe [MASK]s are here.\nA [MASK] barked.\n")
+    one, two, stopped = tmp_path / "one.jsonl", tmp_path / "two.jsonl", tmp_path / "stopped.jsonl"
+    common = ("fillmask", "--input", corpus, "--targets", "cat", "--json", "--device", "cpu", "-m", mlm_path)
+    launcher = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bertprobe")
+    code, _, stderr = cli(*common, "--on-bad", "skip", "--out", one)
+    assert code == 0, stderr
+    double = _run(*launcher, *common, "--on-bad", "skip", "--out", two)
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert double.stdout == ""
+    assert double.stderr.count("skipped 1 bad line 2: the target 'cat' merges") == 1, double.stderr
+    first = [json.loads(line) for line in one.read_text().splitlines()]
+    second = [json.loads(line) for line in two.read_text().splitlines()]
+    assert [d["line"] for d in first] == [d["line"] for d in second] == [1, 3]
+    for a, b in zip(first, second, strict=True):
+        assert a["filled"] == b["filled"]
+        assert a["targets"][0]["targets"][0]["score"] == pytest.approx(b["targets"][0]["targets"][0]["score"])
+    halted = _run(*launcher, *common, "--out", stopped)
+    assert halted.returncode != 0 and not stopped.exists()
+    assert f"error: {corpus}, line 2: the target 'cat' merges" in halted.stderr, halted.stderr[-3000:]
+
+
+def test_torchrun_refuses_texts_on_stdin_that_its_processes_would_share(cli, mlm_path, monkeypatch):
+    """Every process reads the one stdin: each would get a part of the texts, or none of them."""
+    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, stdout, stderr = cli("fillmask", "--input", "-", "-m", mlm_path)
+    assert code == 1 and stdout == "" and "--input - under torchrun" in stderr, stderr

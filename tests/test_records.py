@@ -129,3 +129,44 @@ def test_a_csv_with_old_mac_line_ends_still_reads(tmp_path):
         (2, {"sentence": "one", "label": "a"}),
         (4, {"sentence": "two", "label": "b"}),
     ]
+
+
+def _close(a, b):
+    """Two JSON documents equal up to float noise (a text computed alone or padded with others)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-4, abs=1e-6)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def test_a_text_refused_while_computing_is_named_by_its_line_and_can_be_skipped(cli, mlm_path, tmp_path):
+    """Written at the mask of line 2, the target 'cat' reads 'cats': only the computation finds that out."""
+    import json
+
+    path = tmp_path / "texts.txt"
+    path.write_text("The [MASK] sat on the mat.\nThe [MASK]s are here.\nA [MASK] barked.\n")
+    out = tmp_path / "out.jsonl"
+    args = ("fillmask", "--input", path, "--targets", "cat,dog", "-m", mlm_path, "--json", "--out", out)
+    code, stdout, stderr = cli(*args)
+    assert code == 1 and stdout == "" and not out.exists(), stderr
+    assert stderr.startswith(f"error: {path}, line 2: the target 'cat' merges with the text"), stderr
+    assert "--on-bad skip" in stderr
+
+    code, stdout, stderr = cli(*args, "--on-bad", "skip")
+    assert code == 0, stderr
+    assert stderr.count("line 2: the target 'cat' merges") == 1, stderr
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(d["index"], d["line"]) for d in kept] == [(1, 1), (3, 3)]
+
+    good = tmp_path / "good.txt"  # the same file without line 2: the good lines' results do not change
+    good.write_text("The [MASK] sat on the mat.\nA [MASK] barked.\n")
+    code, _, stderr = cli("fillmask", "--input", good, "--targets", "cat,dog", "-m", mlm_path, "--json", "--out", out)
+    assert code == 0, stderr
+    alone = [json.loads(line) for line in out.read_text().splitlines()]
+    for skipped, clean in zip(kept, alone, strict=True):
+        for document in (skipped, clean):
+            del document["index"], document["line"]
+        assert _close(skipped, clean)

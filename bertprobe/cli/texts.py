@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -99,6 +100,37 @@ def one_by_one(run_one: Callable[[Any, str], Any]) -> Compute:
     return compute
 
 
+SKIP_HINT = "Or pass --on-bad skip to leave such lines out and list them."
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A text the computation refused (an ``InputError`` for it alone): passed on in its place, across processes."""
+
+    index: int
+    line: int | None
+    reason: str
+    hint: str
+
+
+def refusing(compute: Compute, lm: Any, items: list[Any], progress: Callable[[int, int], None]) -> list[Any]:
+    """``compute`` of the items; when it refuses, each item alone, so a refused one is named and the rest kept."""
+    from bertprobe.errors import InputError
+
+    try:
+        return compute(lm, items, progress)
+    except InputError as error:
+        if len(items) == 1:
+            return [Refused(items[0].index, items[0].line, error.message, error.hint)]
+    results: list[Any] = []
+    for item in items:
+        try:
+            results.extend(compute(lm, [item], lambda part, whole: None))
+        except InputError as error:
+            results.append(Refused(item.index, item.line, error.message, error.hint))
+    return results
+
+
 def run_many(
     common: Any,
     head: str,
@@ -119,8 +151,15 @@ def run_many(
     writes.
     """
     from bertprobe import distributed, render
+    from bertprobe.errors import DataError, InputError
+    from bertprobe.inputs import BadLine
     from bertprobe.render.jsonl import JsonLines, Summary, check_out_path, line_document, summarise_cells
 
+    if source.stdin and distributed.launched():
+        raise InputError(
+            f"{source.option} - under torchrun: every process would read its own part of stdin",
+            hint=f"Save the texts to a file and pass {source.option} FILE.",
+        )
     out = check_out_path(out, source.path)
     place = distributed.world(getattr(common.device, "value", common.device))
     with source:
@@ -140,6 +179,7 @@ def run_many(
             return
         summary = Summary(title, columns or [("result", "left")], show)
         notices: Counter[str] = Counter()
+        refused: list[BadLine] = []
         sink = JsonLines(out if place.main else None, enabled=common.json and place.main)
         with sink, render.progress_bar(title, enabled=not common.json and place.main) as progress:
             done = 0
@@ -148,9 +188,19 @@ def run_many(
                 def inner(part: int, whole: int) -> None:
                     progress(done + len(items) * part / max(whole, 1), checked.good)  # type: ignore[arg-type]
 
-                return compute(lm, items, inner if place.size == 1 else lambda part, whole: None)
+                return refusing(compute, lm, items, inner if place.size == 1 else lambda part, whole: None)
 
             for item, result in distributed.ordered(source.chunks(checked), run, place):
+                if isinstance(result, Refused):
+                    bad = BadLine(result.index, result.line, result.reason)
+                    if on_bad == "stop":
+                        raise DataError(
+                            f"{bad.where(source.label)}: {bad.reason}",
+                            hint=" ".join(filter(None, [result.hint, SKIP_HINT])),
+                        )
+                    refused.append(bad)
+                    done += 1
+                    continue
                 sink.write(line_document(result, item.index, item.line, common.seed))
                 for notice in getattr(result, "notices", []):
                     if notice not in lm.notices and (notice in notices or len(notices) < 20):
@@ -160,9 +210,17 @@ def run_many(
                     summary.add(item.index, item.line, item.text, cells)
                 done += 1
                 progress(done, checked.good)
+            if place.main and refused and sink.count == 0:
+                raise DataError(
+                    f"{source.label}: every one of its {checked.count} text(s) is bad "
+                    f"({source.list_bad(sorted(checked.bad + refused, key=lambda b: b.index))})",
+                    hint="Fix the lines listed.",
+                )
     distributed.finish(place)
     if not place.main:
         return
+    if refused:
+        render.notice(f"skipped {len(refused)} bad {source.list_bad(refused)}")
     for notice, times in notices.items():
         render.notice(f"{times} text(s): {notice}" if times > 1 or sink.count > 1 else notice)
     if out is not None:
