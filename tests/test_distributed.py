@@ -96,3 +96,21 @@ def test_torchrun_refuses_texts_on_stdin_that_its_processes_would_share(cli, mlm
     monkeypatch.setenv("WORLD_SIZE", "2")
     code, stdout, stderr = cli("fillmask", "--input", "-", "-m", mlm_path)
     assert code == 1 and stdout == "" and "--input - under torchrun" in stderr, stderr
+
+
+def test_torchrun_refuses_pairs_on_stdin_that_its_processes_would_share(cli, mlm_path, monkeypatch):
+    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, stdout, stderr = cli("score", "--pairs", "-.tsv", "-m", mlm_path)
+    assert code == 1 and stdout == "" and "--pairs - under torchrun" in stderr, stderr
+
+
+def test_torchrun_pairs_say_a_skipped_line_once(tmp_path, mlm_path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("good\tbad\nThe cat sleeps.\tThe cat sleep.\n\tA dog barks.\nThe dogs bark.\tThe dogs barks.\n")
+    launcher = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bertprobe")
+    double = _run(*launcher, "score", "--pairs", pairs, "--on-bad", "skip", "--json", "--device", "cpu", "-m", mlm_path)
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert double.stderr.count("skipped") == 1 and "line 3" in double.stderr, double.stderr
+    assert json.loads(double.stdout)["n"] == 2

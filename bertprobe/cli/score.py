@@ -141,9 +141,15 @@ def _pairs(
     show: int,
 ) -> None:
     from bertprobe import distributed, inputs, render
+    from bertprobe.errors import InputError
     from bertprobe.render.jsonl import check_out_path
     from bertprobe.score import MinimalPair, pair_problem, pairs_columns, pairs_result, score_pair_chunk
 
+    if inputs.stdin_kind(path) is not None and distributed.launched():
+        raise InputError(
+            "--pairs - under torchrun: every process would read its own part of stdin",
+            hint="Save the pairs to a file and pass --pairs FILE.",
+        )
     place = distributed.world(getattr(common.device, "value", common.device))
     with inputs.TextSource(path=path, columns=pairs_columns(group_column)) as source:
         out = check_out_path(out, source.path)
