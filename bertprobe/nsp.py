@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 from bertprobe.cls_origin import ClsOrigin
@@ -174,7 +175,21 @@ def read_sentences(path: str | Path) -> list[str]:
 
 
 def shuffled_pairs(sentences: Sequence[str], seed: int) -> tuple[list[tuple[str, str]], list[bool]]:
-    """BERT's NSP data: for each sentence, its true successor or (50%) a random other sentence."""
+    """BERT's NSP data: for each sentence, its true successor or (50%) a random other sentence.
+
+    A random second sentence is never A itself nor one that follows A anywhere in the text: with repeated
+    lines, a pair the text holds would otherwise be scored as random.
+    """
+    followers: dict[str, set[str]] = {}
+    for first, second in pairwise(sentences):
+        followers.setdefault(first, set()).add(second)
+    distinct = set(sentences)
+    for first in sentences[:-1]:
+        if len(followers[first] | {first}) == len(distinct):
+            raise DataError(
+                f"every sentence of the text follows {first!r} somewhere, so none can be its random next sentence",
+                hint="Give a longer text with more different sentences for --shuffle.",
+            )
     rng = random.Random(seed)
     pairs, truth = [], []
     for index in range(len(sentences) - 1):
@@ -182,7 +197,8 @@ def shuffled_pairs(sentences: Sequence[str], seed: int) -> tuple[list[tuple[str,
             pairs.append((sentences[index], sentences[index + 1]))
             truth.append(True)
         else:
-            choices = [j for j in range(len(sentences)) if j not in (index, index + 1)]
+            excluded = followers[sentences[index]] | {sentences[index]}
+            choices = [j for j in range(len(sentences)) if sentences[j] not in excluded]
             pairs.append((sentences[index], sentences[rng.choice(choices)]))
             truth.append(False)
     return pairs, truth

@@ -113,7 +113,8 @@ class Tokenizer:
         special = [bool(m) for m in enc.special_tokens_mask]
         return Encoding(
             ids=list(enc.ids),
-            tokens=list(enc.tokens),
+            # A Unigram (SentencePiece) tokenizer names an unknown piece by its text ("🙂"); the model reads <unk>.
+            tokens=[self.backend.id_to_token(i) for i in enc.ids],
             offsets=[tuple(o) for o in enc.offsets],
             special=special,
             text=text,

@@ -103,9 +103,11 @@ def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> l
     if not target:
         raise InputError("the word to find is empty", hint="Give the word as it appears in the sentence.")
     # Either Unicode spelling of an accent ("café" typed composed, the sentence decomposed), and a word
-    # glued to a CJK ideograph (BERT reads each ideograph as a word of its own: "東京bank").
+    # glued to a CJK ideograph on either side (BERT reads each ideograph as a word of its own: "東京bank").
     forms = "|".join(dict.fromkeys(re.escape(unicodedata.normalize(f, target)) for f in ("NFC", "NFD")))
-    pattern = re.compile(rf"(?<![^\W{_CJK}])(?:{forms})(?![^\W{_CJK}])", re.IGNORECASE)
+    before = rf"(?:(?<![^\W{_CJK}])|(?=[{_CJK}]))"
+    after = rf"(?:(?![^\W{_CJK}])|(?<=[{_CJK}]))"
+    pattern = re.compile(rf"{before}(?:{forms}){after}", re.IGNORECASE)
     matches: list[WordSpan] = []
     for match in pattern.finditer(encoding.text):
         pieces = [
