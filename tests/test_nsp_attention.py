@@ -203,6 +203,8 @@ def test_a_pair_with_a_side_that_has_no_words_is_refused_everywhere(cli, tiny_pr
     assert code == 1 and stdout == "" and "sentence A has no words" in stderr and "Traceback" not in stderr
     code, _, stderr = cli("nsp", "I was hungry.", "\u200b", "-m", tiny_pretraining_path)
     assert code == 1 and "sentence B has no words" in stderr
+    code, _, stderr = cli("nsp", "[SEP]", "Hello.", "-m", tiny_pretraining_path)
+    assert code == 1 and "sentence A has no words" in stderr
     table = tmp_path / "pairs.csv"
     table.write_text("sentence_a,sentence_b\nI was hungry.,So I ate.\n\u200b,The room was dark.\n", encoding="utf-8")
     code, _, stderr = cli("nsp", "--pairs", table, "-m", tiny_pretraining_path)
