@@ -367,10 +367,12 @@ class ProbeObjective(Objective):
     def class_logits(self, output: Any, attention_mask: Any) -> Any:
         from bertprobe.features import pool
 
-        hidden_states = output.hidden_states
-        # Probes are trained on float32 features (features.run_batch), so read them the same way.
-        pooled = pool(self.lm, hidden_states[self.probe.layer].float(), attention_mask, self.probe.pooling)
-        return self.probe.logits(pooled)
+        hidden = output.hidden_states[self.probe.layer]
+        # Probes are trained on float32 features (features.run_batch), so read them the same way; the pooler's
+        # weights are in the model's dtype, and cls-train feeds it the hidden states in that dtype (featcache).
+        if self.probe.pooling == "pooler":
+            return self.probe.logits(pool(self.lm, hidden, attention_mask, "pooler").float())
+        return self.probe.logits(pool(self.lm, hidden.float(), attention_mask, self.probe.pooling))
 
     def logits_for_embeddings(self, embeds: Any, attention_mask: Any) -> Any:
         output = _model_output(self.lm, attention_mask, inputs_embeds=embeds, hidden_states=True)
@@ -538,20 +540,23 @@ def _target_id(lm: LoadedModel, encoding: Encoding, position: int, target: str) 
     word = target.strip()
     if not word:
         raise InputError("--target is empty", hint="Give the word to explain, e.g. --target mat")
-    start, end = encoding.offsets[position]
-    written = tok.encode(encoding.text[:start] + word + encoding.text[end:])
-    pieces = [
-        (i, t)
-        for i, t, (a, b), s in zip(written.ids, written.tokens, written.offsets, written.special, strict=True)
-        if not s and a < start + len(word) and b > start
-    ]
-    if len(pieces) == 1:
-        return int(pieces[0][0])
     # A vocabulary piece spelled out (``##s``, ``Ġmat``), which no text tokenises to on its own.
     direct = tok.token_to_id(word)
     if direct is not None and word.startswith(("##", "Ġ", "▁")):
         return int(direct)
-    spelled = " ".join(t for _, t in pieces)
+    from bertprobe.fillmask import _Slot, _target_pieces
+
+    # The pieces fillmask --targets scores: a lone space mark ("Ġ" "x") counts, a word glued to the text is refused.
+    start, end = encoding.offsets[position]
+    pieces = _target_pieces(lm, encoding, _Slot(start, end, [position]), word)
+    if pieces == [tok.token_to_id(tok.unk_token)]:
+        raise InputError(
+            f"{target!r} is not in the vocabulary of {lm.name}: it reads {tok.unk_token}, not the word",
+            hint="Pick a word the model knows, e.g. one of the top predictions of `bertprobe fillmask`.",
+        )
+    if len(pieces) == 1:
+        return int(pieces[0])
+    spelled = " ".join(tok.id_to_token(i) for i in pieces)
     raise InputError(
         f"{target!r} is {len(pieces)} word pieces ({spelled}) for this model; a [MASK] predicts exactly one",
         hint="Pick a word that is one word piece, e.g. one of the top predictions of `bertprobe fillmask`.",

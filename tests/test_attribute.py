@@ -300,6 +300,26 @@ def test_other_label_of_a_binary_probe_negates_the_attributions(zebra_probe):
     assert [t.attribution for t in other.tokens] == pytest.approx([-t.attribution for t in zebra.tokens], abs=1e-4)
 
 
+def test_pooler_probe_on_a_half_precision_model_reads_what_cls_train_read(tmp_path):
+    """The pooler's weights are in the model's dtype: cls-train feeds it hidden states in that dtype, so must this."""
+    import numpy as np
+
+    from bertprobe.featcache import extract_pooled
+    from bertprobe.probe import load_probe, save_probe
+
+    lm = models.load("minilm", "encoder", device="cpu", dtype="bfloat16")
+    rng = np.random.default_rng(0)
+    meta = {"model": "minilm", "revision": None, "fingerprint": lm.fingerprint, "layer": lm.num_layers,
+            "pooling": "pooler", "max_length": 128, "labels": ["no", "yes"], "metrics": {}}  # fmt: skip
+    saved = save_probe(tmp_path / "pooler", rng.normal(size=(1, 384)), [0.1], np.zeros(384), np.ones(384), meta)
+    probe = load_probe(saved)
+    settings = AttributionSettings(method="occlusion", random_orders=2)
+    result = attribute_probe(lm, ZEBRA_TEXT, probe, label="yes", settings=settings)
+    features = extract_pooled(lm, [lm.tokenizer.encode(ZEBRA_TEXT)], [(lm.num_layers, "pooler")])
+    logits = probe.logits(features[(lm.num_layers, "pooler")])[0]
+    assert result.output == pytest.approx(float(logits[1] - logits[0]), abs=1e-4)
+
+
 def test_probe_of_another_model_and_unknown_label_are_refused(cli, zebra_probe, mlm_path):
     directory, _, _ = zebra_probe
     code, stdout, stderr = cli("attribute", "a zebra", "--probe", directory, "-m", mlm_path)
@@ -375,6 +395,9 @@ def test_method_choices_come_from_the_registry(cli, mlm_path):
     [
         (("The cat sat on the mat.",), "no mask token"),
         ((SENTENCE, "--target", "hippopotamuses"), "word pieces"),
+        # Written in the slot these read "mats" and "[UNK]": neither is the word asked about.
+        (("The cat sat on the [MASK]s.", "--target", "mat"), "merges with the text next to the mask"),
+        ((SENTENCE, "--target", "\U0001f600"), "not in the vocabulary"),
         ((SENTENCE, "--mask", 2), "no mask 2"),
         (("[MASK]",), "no word pieces to attribute"),
         ((SENTENCE, "--label", "positive"), "no --probe"),
@@ -460,6 +483,31 @@ def test_target_is_the_piece_the_word_becomes_in_the_mask_slot(family_path):
         assert scored.pieces[0].token_id == expected  # fillmask --targets scores the same piece
     start = attribute_fill_mask(lm, "<mask> cat sat on the mat", target="the", settings=settings)
     assert start.target.label == "the"
+
+
+@pytest.mark.parametrize("kind", ["roberta", "xlm-roberta", "albert"])
+def test_target_is_explained_only_when_fillmask_writes_it_as_one_piece(family_path, kind):
+    """A word the slot holds as a lone space mark and a continuation piece ("Ġ" "x") is two pieces: explaining the
+    continuation piece alone would explain "thex", not "the x"."""
+    from bertprobe.errors import InputError
+    from bertprobe.fillmask import fill_masks
+
+    lm = models.load(str(family_path(kind)), "mlm", device="cpu")
+    text = f"the cat sat on the {lm.tokenizer.mask_token} and the dog"
+    settings = AttributionSettings(method="saliency", faithfulness=False)
+    refused = 0
+    for word in ("the", "mat", "cat", "x", "q"):
+        try:
+            pieces = [p.token_id for p in fill_masks(lm, [text], targets=[word])[0].targets[0].targets[0].pieces]
+        except InputError:
+            pieces = []
+        if len(pieces) == 1 and pieces != [lm.tokenizer.token_to_id(lm.tokenizer.unk_token)]:
+            assert attribute_fill_mask(lm, text, target=word, settings=settings).target.index == pieces[0]
+        else:
+            refused += 1
+            with pytest.raises(InputError):
+                attribute_fill_mask(lm, text, target=word, settings=settings)
+    assert refused  # the fixtures' small vocabularies split some of these words
 
 
 def test_faithfulness_reading_when_one_piece_leaves_nothing_to_rank(cli, mlm_path):
