@@ -89,21 +89,17 @@ def test_torchrun_a_text_refused_by_another_process_is_skipped_once_or_named(cli
     assert f"error: {corpus}, line 2: the target 'cat' merges" in halted.stderr, halted.stderr[-3000:]
 
 
-def test_torchrun_refuses_texts_on_stdin_that_its_processes_would_share(cli, mlm_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [(("fillmask", "--input", "-"), "--input - under torchrun"), (("score", "--pairs", "-.tsv"), "--pairs - under")],
+)
+def test_torchrun_refuses_texts_on_stdin_that_its_processes_would_share(cli, mlm_path, monkeypatch, args, said):
     """Every process reads the one stdin: each would get a part of the texts, or none of them."""
     for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WORLD_SIZE", "2")
-    code, stdout, stderr = cli("fillmask", "--input", "-", "-m", mlm_path)
-    assert code == 1 and stdout == "" and "--input - under torchrun" in stderr, stderr
-
-
-def test_torchrun_refuses_pairs_on_stdin_that_its_processes_would_share(cli, mlm_path, monkeypatch):
-    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    code, stdout, stderr = cli("score", "--pairs", "-.tsv", "-m", mlm_path)
-    assert code == 1 and stdout == "" and "--pairs - under torchrun" in stderr, stderr
+    code, stdout, stderr = cli(*args, "-m", mlm_path)
+    assert code == 1 and stdout == "" and said in stderr, stderr
 
 
 def test_torchrun_pairs_say_a_skipped_line_once(tmp_path, mlm_path):
