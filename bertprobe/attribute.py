@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 BASELINES = ("pad", "mask", "zero")
 DELTA_TOLERANCE = 0.05  # |delta| above this share of |F(x) - F(baseline)| is flagged
+DELTA_ROUNDING = 1e-6  # a |delta| this small passes whatever the share: float rounding, F(x) ≈ F(baseline)
 AOPC_BINS = (1, 5, 10, 20, 50)  # percent of word pieces removed, as in ERASER
 TOKEN_BUDGET = 2048  # word pieces per forward pass when no internal batch size is given
 DEFAULT_STEPS = 50
@@ -762,7 +763,7 @@ def _explain(
 
 def _passes(delta: float, difference: float) -> bool:
     # An exact zero difference passes only with an (all but) zero delta.
-    return abs(delta) <= DELTA_TOLERANCE * abs(difference) + 1e-6
+    return abs(delta) <= DELTA_TOLERANCE * abs(difference) + DELTA_ROUNDING
 
 
 def merge_words(encoding: Encoding, tokens: list[TokenScore]) -> list[WordScore]:

@@ -546,3 +546,20 @@ def test_attribute_input_names_a_line_longer_than_the_probe_reads(cli, zebra_pro
     message = stderr.replace("\n", " ")
     assert code == 1 and stdout == "" and "Traceback" not in stderr
     assert "line 2: 13 word pieces long; the probe was trained on texts cut at 8" in message
+
+
+def test_a_delta_passed_at_rounding_level_is_not_read_as_within_five_percent(mlm_path):
+    """F(x) all but equal to F(baseline): a 1e-7 delta is 300% of the difference, and passes as rounding."""
+    import dataclasses
+
+    from bertprobe.attribute import Convergence
+    from bertprobe.render.attribute import completeness_lines
+
+    lm = models.load(str(mlm_path), "mlm", device="cpu")
+    result = attribute_fill_mask(lm, SENTENCE, settings=AttributionSettings(steps=4, faithfulness=False))
+    near_zero = Convergence(delta=3e-7, difference=1e-7, relative=3.0, tolerance=0.05, passed=True, steps=4, tries=[])
+    lines = " ".join(line.plain for line in completeness_lines(dataclasses.replace(result, convergence=near_zero)))
+    assert "300.00% of |F(x) - F(baseline)|" in lines and "within 5%" not in lines and "float rounding" in lines
+    close = dataclasses.replace(near_zero, delta=1e-3, difference=1.0, relative=1e-3)
+    lines = " ".join(line.plain for line in completeness_lines(dataclasses.replace(result, convergence=close)))
+    assert "within 5%" in lines and "rounding" not in lines
