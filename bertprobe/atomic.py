@@ -87,7 +87,7 @@ def atomic_path(target: str | Path, step: str = "atomic-write") -> Iterator[Path
     exist: a mistyped output path is an error, not a new directory. A symlinked target is replaced where
     it points, and the link kept.
     """
-    target = _through_links(target)
+    target = through_links(target)
     handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
     os.close(handle)
     temporary = Path(name)
@@ -154,7 +154,7 @@ def recover_directory(target: str | Path) -> None:
     After this, ``target`` is the newest *complete* version (or absent if there never was one).
     A save in progress in another process is left alone.
     """
-    target = _through_links(target)
+    target = through_links(target)
     if not target.parent.is_dir():
         return
     with directory_lock(target, wait=False) as held:
@@ -162,7 +162,7 @@ def recover_directory(target: str | Path) -> None:
             _recover(target)
 
 
-def _through_links(target: str | Path) -> Path:
+def through_links(target: str | Path) -> Path:
     """The real path of a target: a symlinked one is replaced where it points, and the link kept.
 
     Swapping the link itself would turn it into a plain file or directory and leave the one it points
@@ -221,7 +221,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     complete and then swapped out (one atomic exchange on Linux; elsewhere two renames that
     ``recover_directory`` finishes if a crash falls between them). The parent folder is created.
     """
-    target = _through_links(target)
+    target = through_links(target)
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     with directory_lock(target):

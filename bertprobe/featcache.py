@@ -158,9 +158,9 @@ class FeatureSet:
 
 
 def _tokenizer_packages() -> dict[str, str]:
-    from bertprobe.probe import package_versions
+    from bertprobe.probe import TOKENIZER_PACKAGES, package_versions
 
-    return {name: v for name, v in package_versions().items() if name in ("tokenizers", "transformers")}
+    return {name: v for name, v in package_versions().items() if name in TOKENIZER_PACKAGES}
 
 
 class FeatureCache:

@@ -85,8 +85,10 @@ def pair_problem(lm: LoadedModel, first: str, second: str) -> str | None:
 
     The NSP head would still give a probability, for a pair that is not two sentences: a number without meaning.
     """
+    from bertprobe.masking import eligible_positions
+
     for side, text in (("A", first), ("B", second)):  # a typed [SEP] or an unknown emoji alone is no sentence either
-        if all(token_id in lm.tokenizer.special_ids for token_id in lm.tokenizer.encode(text).ids):
+        if not eligible_positions(lm.tokenizer.encode(text).ids, lm.tokenizer.special_ids):
             return f"sentence {side} has no words (only special or unknown tokens)"
     return None
 

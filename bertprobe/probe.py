@@ -124,7 +124,7 @@ class SavedProbe:
         now = package_versions()
         changed = [
             f"{name} {saved[name]} → {now.get(name, 'absent')}"
-            for name in ("tokenizers", "transformers")
+            for name in TOKENIZER_PACKAGES
             if name in saved and saved[name] != now.get(name)
         ]
         if not changed:
@@ -170,6 +170,10 @@ class SavedProbe:
 
     def probabilities(self, features: Any) -> Any:
         return self.logits(features).softmax(dim=-1)
+
+
+# The packages that turn a text into word pieces (transformers 5 rebuilds some tokenizers from class defaults).
+TOKENIZER_PACKAGES = ("tokenizers", "transformers")
 
 
 def package_versions() -> dict[str, str]:

@@ -42,7 +42,9 @@ def check_out_path(path: str | Path | None, reads: Path | None = None) -> Path |
             f"--out {target} is the input file: the results would replace the texts",
             hint="Write the results to another file, e.g. --out results.jsonl",
         )
-    folder = Path(os.path.realpath(target)).parent  # where the atomic write puts it (through a symlink)
+    from bertprobe.atomic import through_links
+
+    folder = through_links(target).parent  # where the atomic write puts it (through a symlink)
     try:  # the atomic write needs a new file beside the target: found out now, not after the computation
         handle, name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as err:
