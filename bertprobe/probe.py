@@ -10,7 +10,7 @@ A saved probe is two files written as one unit (a new directory swapped in by on
 ``probe.safetensors`` (float32 ``coef`` [n_out, hidden], ``intercept`` [n_out], ``mean``
 [hidden], ``scale`` [hidden]; its metadata repeats the fields of probe.json a prediction
 depends on) and ``probe.json`` (format, version, model, revision, fingerprint, layer,
-pooling, max_length, labels, metrics, packages, and the SHA-256 of the weights file, checked
+pooling, max_length, labels, train_counts, metrics, packages, and the SHA-256 of the weights file, checked
 on load). Never pickle: loading a probe cannot run code.
 """
 
@@ -36,9 +36,9 @@ PROBE_FORMAT = "bertprobe-probe"
 PROBE_VERSION = 2  # 2: probe.json records the weights' SHA-256
 WEIGHTS_FILE = "probe.safetensors"
 META_FILE = "probe.json"
-# The probe.json fields that decide what a prediction is. They are repeated in the weights file's
-# metadata, which weights_sha256 covers, so an edit to any of them in probe.json is seen on load.
-READS = ("fingerprint", "layer", "pooling", "max_length", "labels")
+# The probe.json fields that decide what a prediction is (train_counts: how it is read). They are repeated in
+# the weights file's metadata, which weights_sha256 covers, so an edit to any of them in probe.json is seen on load.
+READS = ("fingerprint", "layer", "pooling", "max_length", "labels", "train_counts")
 # The grid `--C auto` searches with stratified cross-validation on the training set.
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 CV_FOLDS = 3
@@ -293,6 +293,7 @@ _META_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "model_path": ((str, type(None)), False),
     "num_layers": ((int,), False),
     "metrics": ((dict,), False),
+    "train_counts": ((dict,), False),
 }
 
 
@@ -399,6 +400,13 @@ def load_probe(directory: str | Path) -> SavedProbe:
     if absent:
         raise ArtifactError(f"{weights_path} lacks the tensor(s) {', '.join(absent)}", hint=retrain)
     _check_reads(weights, meta, meta_path, retrain)
+    counts = meta.get("train_counts")  # after _check_reads: an edit is named as one, not as a malformed count
+    if counts is not None and (
+        set(counts) != set(labels)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values())
+        or not sum(counts.values())
+    ):
+        raise ArtifactError(f"{meta_path}: train_counts should count each label's training rows", hint=retrain)
     tensors = {k: tensors[k].to(torch.float32) for k in ("coef", "intercept", "mean", "scale")}
     _check_shapes(tensors, labels, directory)
     if not all(bool(torch.isfinite(t).all()) for t in tensors.values()) or bool((tensors["scale"] <= 0).any()):
@@ -677,6 +685,14 @@ def cls_train(
             else "a probe needs at least two labels",
             hint="Give more training rows (a larger --max-train), so that every label is trained on.",
         )
+    unnamed = sorted({label for label in split.train.labels + split.eval.labels if label not in index})
+    if unnamed:
+        # A Split built by hand: a row whose label the label list lacks has no class index to score against.
+        raise DataError(
+            f"rows are labelled {', '.join(map(repr, unnamed))}, which the split's labels "
+            f"({', '.join(map(repr, labels))}) do not name",
+            hint="A probe can only predict labels it was trained on; fix the labels or add the label to the list.",
+        )
     train_y = [index[label] for label in split.train.labels]
     eval_y = [index[label] for label in split.eval.labels]
     texts = split.train.texts + split.eval.texts
@@ -706,6 +722,9 @@ def cls_train(
             control_found = featcache.pooled_features(
                 random_lm, texts, specs, max_length, batch_size, update, use_cache
             )
+        notices.extend(
+            f"feature cache entry rebuilt (random-init control): {why}" for why in control_found.cache.rebuilt
+        )
 
     def fit_and_score(matrix: Any, C: float) -> tuple[FittedProbe, Metrics]:
         """The one fit/evaluate step every probe here runs: train rows first, then the eval rows."""
@@ -796,6 +815,8 @@ def save_trained(directory: str | Path, fitted: FittedProbe, lm: Any, result: Pr
         "pooling": result.pooling,
         "max_length": result.max_length,
         "labels": result.labels,
+        # The training mix is what the probe answers when it reads nothing: cls-predict's "cannot tell".
+        "train_counts": result.data.train_counts,
         "C": result.C,
         "seed": seed,
         "task": result.task,
@@ -844,6 +865,8 @@ class PredictResult(Rendered):
     predictions: list[TextPrediction]
     max_length: int = 0  # word pieces read per text (the probe's own)
     notices: list[str] = field(default_factory=list)
+    # Each label's share of the probe's training rows (None: a probe saved before they were recorded).
+    train_shares: dict[str, float] | None = None
 
 
 def predict(lm: Any, probe: SavedProbe, texts: Sequence[str], batch_size: int = 32) -> PredictResult:
@@ -867,6 +890,8 @@ def predict(lm: Any, probe: SavedProbe, texts: Sequence[str], batch_size: int = 
         predictions.append(
             TextPrediction(text, probe.labels[best], row[best], dict(zip(probe.labels, row, strict=True)), cut)
         )
+    counts = probe.meta.get("train_counts")
+    shares = {label: counts[label] / sum(counts.values()) for label in probe.labels} if counts else None
     notices = probe.tokenizer_notices()
     if found.truncated:
         notices.append(f"{found.truncated} text(s) longer than {found.max_length} word pieces were truncated")
@@ -880,4 +905,5 @@ def predict(lm: Any, probe: SavedProbe, texts: Sequence[str], batch_size: int = 
         predictions=predictions,
         max_length=found.max_length,
         notices=notices,
+        train_shares=shares,
     )

@@ -513,3 +513,71 @@ def test_eval_texts_that_also_occur_in_training_are_announced(cli, tiny_encoder_
     assert code == 0 and "40 of the 40 eval texts also occur in the training data" in " ".join(err.split())
     code, _, err = cli("cls-train", "--data", EXAMPLES, "--model", tiny_encoder_path, "--json")
     assert code == 0 and "also occur in the training data" not in err
+
+
+def test_a_label_the_split_does_not_name_is_refused_not_a_key_error(tiny_encoder_path):
+    # A Split built by hand (the Python API) whose eval set has a label its label list lacks: a traceback before,
+    # now one DataError that names the label.
+    from bertprobe import datasets
+    from bertprobe.errors import DataError
+
+    texts = [f"review number {i} says {word}" for i, word in enumerate(["good", "bad"] * 6)]
+    train = datasets.LabelledData(texts, ["pos", "neg"] * 6, [""] * 12)
+    held = datasets.LabelledData(["so so", "fine"], ["mid", "pos"], ["", ""])
+    lm = models.load(str(tiny_encoder_path), device="cpu")
+    with pytest.raises(DataError, match="'mid'") as refused:
+        probe.cls_train(lm, datasets.Split(train, held, ["neg", "pos"], "test"), use_cache=False)
+    assert refused.value.hint
+
+
+def test_a_rebuilt_control_cache_entry_is_announced_too(cli, tiny_encoder_path, tmp_path):
+    _train_tiny(cli, tiny_encoder_path, tmp_path, "--control")
+    for entry in (tmp_path / "cache" / "features").iterdir():  # the model's entry and the random encoder's
+        entry.write_bytes(entry.read_bytes()[:100])
+    code, out, err = cli("cls-train", "--data", tmp_path / "d.csv", "--model", tiny_encoder_path, "--json", "--control")
+    assert code == 0, err
+    assert len(json.loads(out)["cache_rebuilt"]) == 2
+    assert " ".join(err.split()).count("feature cache entry rebuilt") == 2
+
+
+def test_cannot_tell_means_near_the_training_mix_for_an_imbalanced_probe(tiny_encoder_path, tmp_path):
+    # Trained on 9 negatives to 1 positive, a probe that reads nothing answers about 0.9 negative: that is "cannot
+    # tell", not a confident pick. Before, the view measured every answer against 0.5 and called 0.9 sure.
+    import io
+    from types import SimpleNamespace as Namespace
+
+    from bertprobe import datasets
+    from bertprobe.render import SafeConsole
+    from bertprobe.render.probe import predict_view
+
+    texts = [f"review number {i} says {'good' if i % 10 == 0 else 'bad'}" for i in range(40)]
+    labels = ["positive" if i % 10 == 0 else "negative" for i in range(40)]
+    train, held = datasets.stratified_split(datasets.LabelledData(texts, labels, [""] * 40), 0.25, seed=0)
+    split = datasets.Split(train, held, ["negative", "positive"], "test")
+    lm = models.load(str(tiny_encoder_path), device="cpu")
+    probe.cls_train(lm, split, out=tmp_path / "p", use_cache=False)
+    saved = probe.load_probe(tmp_path / "p")
+    assert saved.meta["train_counts"] == {"negative": 27, "positive": 3}
+    result = probe.predict(lm, saved, ["a fine film"])
+    assert result.train_shares == {"negative": 0.9, "positive": 0.1}
+
+    items = [  # 0.92 is the mix, read back; 0.999 is a clear move from it
+        Namespace(text=t, truncated=False, label="negative", probability=p) for t, p in (("x", 0.92), ("y", 0.999))
+    ]
+    for item in items:
+        item.probabilities = {"negative": item.probability, "positive": 1 - item.probability}
+    view = Namespace(
+        model="m", revision=None, probe="p", layer=1, pooling="cls", labels=["negative", "positive"],
+        predictions=items, max_length=8, train_shares={"negative": 0.9, "positive": 0.1},
+    )  # fmt: skip
+    buffer = io.StringIO()
+    predict_view(view, SafeConsole(file=buffer, width=300))
+    shown = " ".join(buffer.getvalue().split())
+    assert "p near the training mix (negative 0.90, positive 0.10) means it cannot tell (1 of 2 here)" in shown
+
+    # An edited mix is refused like any other field the probe's readings depend on.
+    meta = json.loads((tmp_path / "p" / "probe.json").read_text())
+    meta["train_counts"] = {"negative": 15, "positive": 15}
+    (tmp_path / "p" / "probe.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="train_counts"):
+        probe.load_probe(tmp_path / "p")

@@ -251,6 +251,11 @@ def readings(result: ProbeResult) -> list[str]:
     return lines
 
 
+def _log_odds(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
 def predict_view(result: PredictResult, console: Console, explain: bool = False, details: bool = False) -> None:
     header(console, "[CLS] probe predictions", result)
     console.print(Text(f"probe: {result.probe} (layer {result.layer}, {result.pooling} pooling)", style="dim"))
@@ -281,12 +286,25 @@ def predict_view(result: PredictResult, console: Console, explain: bool = False,
             )
         )
     chance = 1 / max(len(result.labels), 1)
-    # Within 0.1 of chance (0.6 for two labels): with four labels 0.55 is a clear pick, not "cannot tell".
-    unsure = [item for item in result.predictions if item.probability < chance + 0.1]
+    shares = getattr(result, "train_shares", None)
+    if shares and max(abs(share - chance) for share in shares.values()) > 0.05:
+        # Trained on an uneven mix, a probe that reads nothing in the vector answers about that mix (0.9 for a
+        # label that was 90% of its training rows), so "cannot tell" is near the mix, not near 1 / labels. Near
+        # in odds: 0.9 -> 0.999 is a clear move. Odds within 1.5 times the mix's, as 0.6 is for two even labels.
+        unsure = [
+            item
+            for item in result.predictions
+            if max(abs(_log_odds(item.probabilities[label]) - _log_odds(shares[label])) for label in result.labels)
+            < math.log(1.5)
+        ]
+        near = "the training mix (" + ", ".join(f"{label} {shares[label]:.2f}" for label in result.labels) + ")"
+    else:
+        # Within 0.1 of chance (0.6 for two labels): with four labels 0.55 is a clear pick, not "cannot tell".
+        unsure = [item for item in result.predictions if item.probability < chance + 0.1]
+        near = f"{chance:.2f}"
     console.print(
         Text(
-            "Each label is the probe's reading of the frozen vector alone; p near "
-            f"{chance:.2f} means it cannot tell"
+            f"Each label is the probe's reading of the frozen vector alone; p near {near} means it cannot tell"
             + (f" ({len(unsure)} of {len(result.predictions)} here)." if unsure else "; none is that close here."),
             style="bold",
         )
