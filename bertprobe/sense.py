@@ -319,15 +319,27 @@ def locate(
         matches = find_word(encoding, word)
         if not matches:
             inside = re.search(r"\w*" + re.escape(word.strip()) + r"\w*", sentence.text, re.IGNORECASE)
-            hint = (
-                f"Matching is whole-word and case-insensitive; it occurs only inside {inside.group(0)!r}. "
-                "Fix or remove the sentence."
-                if inside
-                else "Fix or remove the sentence, or check the spelling of the word."
-            )
+            # The word may stand alone in the text yet be read with its neighbours ("🙂bank" is one [UNK]).
+            glued = [
+                encoding.tokens[i]
+                for i, (start, end) in enumerate(encoding.offsets)
+                if inside and not encoding.special[i] and start < inside.end() and end > inside.start()
+            ]
+            if inside and glued and inside.group(0).lower() == word.strip().lower():
+                hint = (
+                    f"{lm.name} reads it together with the characters next to it (as {' '.join(glued)}), never "
+                    "alone; put a space on each side of it, or remove the sentence."
+                )
+            elif inside:
+                hint = (
+                    f"Matching is whole-word and case-insensitive; it occurs only inside {inside.group(0)!r}. "
+                    "Fix or remove the sentence."
+                )
+            else:
+                hint = "Fix or remove the sentence, or check the spelling of the word."
             raise InputError(f"{word!r} does not occur in {_where(sentence, number)}: {_quote(sentence.text)}", hint)
         if occurrence is not None:
-            if occurrence > len(matches):
+            if occurrence < 1 or occurrence > len(matches):
                 raise InputError(
                     f"{word!r} occurs {len(matches)} time(s) in {_where(sentence, number)}, "
                     f"so occurrence {occurrence} does not exist: {_quote(sentence.text)}",
@@ -777,4 +789,5 @@ def _best(stats: list[LayerStats], labelled: bool) -> tuple[int | None, str]:
     index = pick(lambda s: s.silhouette)
     if index is not None:
         return index, "silhouette of the senses (mean-centred cosine)"
-    return pick(lambda s: s.separation_centred), "separation of the senses (mean-centred cosine)"
+    index = pick(lambda s: s.separation_centred)
+    return index, "separation of the senses (mean-centred cosine)" if index is not None else ""

@@ -516,3 +516,62 @@ def test_unlabelled_reading_counts_the_groups_k_means_really_made(cli, minilm_pa
     _, table, _ = cli("sense", "bank", *args, "-m", "minilm", "--clusters", 3)
     squashed = " ".join(table.split())
     assert "into 2 groups (of k = 3 asked for)" in squashed and "into 3 groups" not in squashed
+
+
+def test_reading_does_not_clear_position_that_scores_above_chance(bank_result):
+    import dataclasses
+
+    from bertprobe.render.sense import _bar, _chance, readings
+
+    # Position alone at 0.70 when chance is 0.45: below the bar a layer needs, but far from "gives nothing away".
+    control = dataclasses.replace(bank_result.position_control, knn_accuracy=0.70)
+    partial = dataclasses.replace(bank_result, position_control=control)
+    assert _chance(partial) < 0.70 < _bar(partial)
+    text = " ".join(readings(partial))
+    assert "does not give the sense away" not in text and "POSITION ALONE" not in text
+    assert "position alone scores 1-NN 0.70 (chance 0.45), above chance" in text
+    assert "does not give the sense away" in " ".join(readings(bank_result))  # 0.22: at or below chance
+
+
+def test_word_glued_to_other_characters_is_not_said_to_be_inside_itself(cli, tiny_encoder_path):
+    # "love🙂bank" is one word to BERT's pre-tokenizer, read as [UNK]: "bank" is there but never read alone.
+    code, stdout, stderr = cli(
+        "sense", "bank", "-s", "I love🙂bank today.", "-s", "The bank is open.", "-m", tiny_encoder_path
+    )
+    assert code == 1 and stdout == ""
+    assert "sentence 1" in _one_error(stderr)
+    assert "only inside 'bank'" not in stderr
+    assert "[UNK]" in stderr and "space" in stderr
+
+
+def test_occurrence_below_one_is_refused_not_counted_from_the_end(tiny_encoder_path):
+    from bertprobe import models
+    from bertprobe.errors import InputError
+
+    lm = models.load(str(tiny_encoder_path), device="cpu")
+    texts = [sense.SenseSentence("The bank by the bank."), sense.SenseSentence("A bank and a bank.")]
+    for occurrence in (0, -1):
+        with pytest.raises(InputError, match=f"occurrence {occurrence} does not exist"):
+            sense.locate(lm, "bank", texts, occurrence)
+
+
+def test_no_best_layer_means_no_best_by(tiny_encoder_path):
+    from bertprobe import models
+
+    # Every sentence its own sense: no silhouette, no same-sense pair, so no layer can be best.
+    lm = models.load(str(tiny_encoder_path), device="cpu")
+    texts = [sense.SenseSentence(t, s) for t, s in [("a bank", "x"), ("the bank", "y"), ("my bank", "z")]]
+    result = sense.probe(lm, "bank", texts)
+    assert result.best_layer is None and result.best_by == ""
+
+
+def test_explain_gives_this_runs_chance_for_three_senses(cli, tiny_encoder_path, tmp_path):
+    # Three senses of two sentences: a random neighbour shares the sense 1 time in 5, not "about 0.5".
+    path = tmp_path / "three.csv"
+    rows = [("a", "the bank one"), ("a", "a bank two"), ("b", "my bank three"), ("b", "our bank four")]
+    rows += [("c", "his bank five"), ("c", "her bank six")]
+    path.write_text("sentence,sense\n" + "".join(f"{t},{s}\n" for s, t in rows))
+    code, table, _ = cli("sense", "bank", "--sentences", path, "-m", tiny_encoder_path, "--explain")
+    assert code == 0
+    squashed = " ".join(table.split())
+    assert "about 0.5" not in squashed and "Chance is 0.20 here" in squashed and "chance 0.20" in squashed

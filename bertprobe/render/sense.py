@@ -174,7 +174,7 @@ EXPLAIN_LABELLED = (
     (
         "1-NN",
         "take each sentence, find the one whose vector is most similar: how often it has the same sense. "
-        "Chance is about 0.5; '–' when every vector is identical, so there is no nearest one.",
+        "Chance is {chance} here; '–' when every vector is identical, so there is no nearest one.",
     ),
     ("silh.", "silhouette: +1 tight, well apart groups; 0 overlapping; below 0 mixed up. Picks the best layer ★."),
 )
@@ -190,7 +190,8 @@ def _explain(result: SenseResult) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for name, text in EXPLAIN_LABELLED if result.labelled else EXPLAIN_UNLABELLED:
-        table.add_row(name, Text(text))
+        # Chance depends on how many senses there are and how even they are (0.45 for 6 + 6, 0.20 for 2 + 2 + 2).
+        table.add_row(name, Text(text.replace("{chance}", f"{_chance(result):.2f}") if result.labelled else text))
     return table
 
 
@@ -288,11 +289,16 @@ def readings(result: SenseResult) -> list[str]:
     emb = next((s for s in result.layers if s.layer == 0), None)
     static = f"At the static row {word} is the same vector in every sentence; at the embedding layer it differs only"
     if control is not None and control.knn_accuracy is not None:
-        verdict = (
-            "so position does not give the sense away"
-            if control.knn_accuracy < bar
-            else "so POSITION ALONE already predicts the sense: balance the sentences before trusting later layers"
-        )
+        if control.knn_accuracy >= bar:
+            verdict = "so POSITION ALONE already predicts the sense: balance the sentences before trusting later layers"
+        elif round(control.knn_accuracy, 2) > round(chance, 2):
+            # Below the bar for "separates" is not "gives nothing away": only chance or below is (as printed).
+            verdict = (
+                f"above chance though below the {bar:.2f} a layer needs: position may give part of the sense "
+                "away, so read the early layers with care"
+            )
+        else:
+            verdict = "so position does not give the sense away"
         scores = f"alone scores 1-NN {control.knn_accuracy:.2f} (chance {chance:.2f}), {verdict}."
         lines.append(
             f"{static} by its position, and position {scores}" if result.static_identical else f"Position {scores}"
