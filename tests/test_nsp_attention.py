@@ -237,3 +237,68 @@ def test_percentages_read_100_or_0_only_when_exact():
 
     assert percent(0.9975) == "99.8%" and percent(0.99996, 1) == "99.996%" and percent(1.0) == "100%"
     assert percent(0.001) == "0.1%" and percent(0.0) == "0%" and percent(0.5) == "50%" and percent(0.8331, 1) == "83.3%"
+
+
+def test_attention_reading_names_the_head_and_never_rounds_the_words_share_away(cli, minilm_path, tmp_path):
+    # minilm's head 5 puts 99.8% of its layer-4 attention on [CLS] and [SEP] for "Hi": "100% of all attention"
+    # would say the words get none, and that every head does it.
+    from bertprobe import models
+    from bertprobe.attention import attention
+    from bertprobe.render import percent
+    from bertprobe.render.jsonl import summarise_cells
+
+    result = attention(models.load("minilm", device="cpu"), "Hi", head=5)
+    heaviest = max(result.layers, key=lambda row: row.special_share)
+    assert 0.995 < heaviest.special_share < 1
+    code, table, _ = cli("attention", "Hi", "-m", "minilm", "--head", 5)
+    reading = " ".join(table.split())
+    assert code == 0 and f"In layer {heaviest.layer}, 99.8% of head 5's attention lands on [CLS] and [SEP]" in reading
+    assert "100%" not in reading and "all attention" not in reading
+    cell = summarise_cells(result)[0]
+    assert cell.startswith(f"last layer: {percent(result.layers[-1].special_share)} of head 5's attention on special")
+    code, table, _ = cli("attention", "Hi", "-m", "minilm")
+    assert code == 0 and "of all attention lands on [CLS] and [SEP]" in " ".join(table.split())
+
+
+def test_attention_input_with_a_layer_or_head_the_model_lacks_is_one_error_not_a_bad_line(cli, tmp_path):
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("The cat sat.\nA dog ran.\n")
+    for option, message in (("--layer", "--layer 9 does not exist"), ("--head", "--head 13 does not exist")):
+        value = 9 if option == "--layer" else 13
+        for on_bad in ("stop", "skip"):
+            code, stdout, stderr = cli(
+                "attention", "--input", corpus, option, value, "-m", "minilm", "--on-bad", on_bad
+            )
+            first = stderr.splitlines()[0]
+            assert code == 1 and stdout == "" and first.startswith(f"error: {message}"), stderr
+            assert "line" not in first and "--on-bad" not in stderr and "Traceback" not in stderr
+
+
+def test_nsp_reading_calls_a_head_no_better_than_guessing_only_when_it_is_not(tiny_pretraining_path):
+    # 60% of each kind over 1,000 pairs: far beyond luck, so "no better than guessing" would be false.
+    from bertprobe import models, nsp
+    from bertprobe.render.nsp import readings
+
+    lm = models.load(str(tiny_pretraining_path), "nsp", device="cpu")
+    pairs = [(f"Sentence {i}.", f"Sentence {i + 1}.") for i in range(1000)]
+    truth = [True] * 500 + [False] * 500
+    probabilities = [0.9] * 300 + [0.1] * 200 + [0.1] * 300 + [0.9] * 200
+    line = " ".join(readings(nsp.score(lm, pairs, truth, probabilities=probabilities)))
+    assert "60% of the true next ones, 60% of the random ones" in line
+    assert "no better than guessing" not in line and "little better than guessing" in line
+    flat = [0.9] * 250 + [0.1] * 250 + [0.1] * 250 + [0.9] * 250  # 50% of each kind: guessing
+    assert "no better than guessing" in " ".join(readings(nsp.score(lm, pairs, truth, probabilities=flat)))
+
+
+def test_nsp_reading_never_calls_a_head_better_than_guessing_when_luck_explains_it(tiny_pretraining_path):
+    # 55% of each kind over 40 pairs happens by guessing far more often than 1 in 20: "little better" would be false.
+    from bertprobe import models, nsp
+    from bertprobe.render.nsp import readings
+
+    lm = models.load(str(tiny_pretraining_path), "nsp", device="cpu")
+    pairs = [(f"Sentence {i}.", f"Sentence {i + 1}.") for i in range(40)]
+    truth = [True] * 20 + [False] * 20
+    probabilities = [0.9] * 11 + [0.1] * 9 + [0.1] * 11 + [0.9] * 9
+    line = " ".join(readings(nsp.score(lm, pairs, truth, probabilities=probabilities)))
+    assert "55% of the true next ones, 55% of the random ones" in line
+    assert "better than guessing" not in line and "too few to tell that from lucky guessing" in line

@@ -88,7 +88,14 @@ def _many(
 
     def problem(lm: Any) -> inputs.Problem:
         from bertprobe.attention import text_problem
+        from bertprobe.layers import resolve_head, resolve_layer
 
+        # Checked once against the model, before any work: found per text, it would be blamed on every line.
+        if layer is not None and lm.num_layers:
+            resolve_layer(layer, lm.num_layers, lm.name, embeddings=False)
+        heads = lm.config.get("num_attention_heads") or lm.config.get("n_heads")
+        if head is not None and isinstance(heads, int) and heads > 0:
+            resolve_head(head, heads, lm.name)
         return text_problem(lm)
 
     run_many(common, "encoder", source, compute, problem, on_bad=on_bad, out=out, show=show, title="attention")

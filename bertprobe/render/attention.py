@@ -11,7 +11,7 @@ from rich.text import Text
 from bertprobe.atomic import atomic_path
 from bertprobe.attention import AttentionResult
 from bertprobe.errors import InputError
-from bertprobe.render import bar, check_plot_path, closing, header, plot_label, plot_warnings
+from bertprobe.render import bar, check_plot_path, closing, header, percent, plot_label, plot_warnings
 
 
 def _shade(value: float, top: float) -> Text:
@@ -108,8 +108,9 @@ def readings(result: AttentionResult) -> list[str]:
         return []
     heaviest = max(result.layers, key=lambda row: row.special_share)
     widest = max(result.layers, key=lambda row: row.entropy_bits)
+    whose = f"head {result.head}'s attention" if result.head else "all attention"
     lines = [
-        f"In layer {heaviest.layer}, {heaviest.special_share:.0%} of all attention lands on [CLS] and [SEP]"
+        f"In layer {heaviest.layer}, {percent(heaviest.special_share)} of {whose} lands on [CLS] and [SEP]"
         + (
             ", more than on the words themselves: such attention is mostly a resting place, not information being read."
             if heaviest.special_share > 0.5

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.errors import InputError
-from bertprobe.render import dumps, to_document
+from bertprobe.render import dumps, percent, to_document
 
 
 def check_out_path(path: str | Path | None, reads: Path | None = None) -> Path | None:
@@ -174,7 +174,7 @@ def _corruption(result: Any) -> str:
     total = next((row for row in result.summary if row.action == "all"), None)
     if total is None or total.top1 is None:
         return ""
-    return f"{total.count} predicted, original ranked first {total.top1:.0%}"
+    return f"{total.count} predicted, original ranked first {percent(total.top1)}"
 
 
 def _attribution(result: Any) -> str:
@@ -184,7 +184,10 @@ def _attribution(result: Any) -> str:
 
 def _attention(result: Any) -> str:
     last = result.layers[-1]
-    return f"last layer: {last.special_share:.0%} of attention on special tokens, entropy {last.entropy_bits:.2f} bits"
+    whose = f"head {result.head}'s attention" if result.head else "attention"
+    return (
+        f"last layer: {percent(last.special_share)} of {whose} on special tokens, entropy {last.entropy_bits:.2f} bits"
+    )
 
 
 def _context(result: Any) -> str:
