@@ -644,7 +644,7 @@ def _delimited_rows(lines: Iterable[tuple[int, str]], label: str, kind: str) -> 
             return
         except csv.Error as err:
             raise _csv_error(label, start, reader.line_num, err) from None
-        line = reader.line_num
+        line = start  # a record whose quoted text spans lines is named by the line it starts on
         if not record or all(not cell.strip() for cell in record):
             continue
         if header is None:

@@ -170,3 +170,32 @@ def test_a_text_refused_while_computing_is_named_by_its_line_and_can_be_skipped(
         for document in (skipped, clean):
             del document["index"], document["line"]
         assert _close(skipped, clean)
+
+
+def test_a_record_whose_quoted_text_spans_lines_is_named_by_the_line_it_starts_on(tmp_path):
+    # The JSON Lines "line" and every error point the user at the record's first line, as a quote error does:
+    # opened at its last line, the file shows only the tail of the text there.
+    path = tmp_path / "texts.csv"
+    path.write_text('text,id\n"The cat\nsat on\nthe mat.",1\n\nA dog ran.,2\n')
+    rows = read_rows(path, ["text"], ["id"])
+    assert [(r.line, r.values["id"]) for r in rows] == [(2, "1"), (6, "2")]
+    bad = tmp_path / "bad.csv"
+    bad.write_text('text,id\n"The cat\nsat.",1,extra\n')
+    with pytest.raises(DataError, match=r"bad\.csv, line 2: 3 fields"):
+        read_rows(bad, ["text"], ["id"])
+
+
+def test_summary_cells_read_100_percent_only_when_every_one_is():
+    # 249 of 250 originals ranked first is 99.6%: "100%" in the many-texts table would say none was missed.
+    from types import SimpleNamespace
+
+    from bertprobe.fillmask import RecoveryRow
+    from bertprobe.render.jsonl import summarise_cells
+
+    class CorruptionResult(SimpleNamespace):
+        pass
+
+    row = RecoveryRow(action="all", count=250, top1=249 / 250, top5=1.0, mean_original_score=0.9)
+    assert summarise_cells(CorruptionResult(summary=[row])) == ["250 predicted, original ranked first 99.6%"]
+    row.top1 = 1.0
+    assert summarise_cells(CorruptionResult(summary=[row])) == ["250 predicted, original ranked first 100%"]
