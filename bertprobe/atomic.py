@@ -157,6 +157,10 @@ def recover_directory(target: str | Path) -> None:
     target = through_links(target)
     if not target.parent.is_dir():
         return
+    # Nothing staged, nothing to recover: a read takes no lock, so it leaves no lock file beside what it read
+    # (say, a data file given as --probe by mistake) and works in a folder it cannot write to.
+    if not any(entry.name.startswith(_staging_names(target)) for entry in target.parent.iterdir()):
+        return
     with directory_lock(target, wait=False) as held:
         if held:
             _recover(target)

@@ -361,3 +361,17 @@ def test_concurrent_saves_take_turns_and_a_reader_never_removes_a_live_save(tmp_
     assert second_done.is_set()
     assert (target / "who").read_text() == "second"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".probe.lock", "probe"]
+
+
+def test_reading_a_probe_or_a_wrong_path_leaves_no_lock_file_beside_it(cli, tmp_path):
+    # A read with nothing to recover takes no lock: `cls-predict --probe data.csv` by mistake must not litter the
+    # user's folder with a hidden `.data.csv.lock` (nor fail in a folder it cannot write to).
+    from bertprobe.atomic import recover_directory
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "sentiment.csv").write_text("text,label\nGood.,positive\n")
+    code, _, stderr = cli("cls-predict", folder / "sentiment.csv", "Fine.")
+    assert code == 1 and "Traceback" not in stderr
+    recover_directory(folder / "absent-probe")
+    assert sorted(p.name for p in folder.iterdir()) == ["sentiment.csv"]
