@@ -3,9 +3,11 @@
 Extraction goes through ``features.batches`` / ``run_batch`` / ``pool``: length-sorted,
 dynamically padded batches under ``torch.inference_mode``, every layer asked for from the
 same forward pass. Each (layer, pooling) matrix is cached on its own, keyed by the model's
-fingerprint (hub commit or weights hash), dtype, layer, pooling, max length and a hash of the
-texts, so a sweep fills the cache for any later single run. Entries are written atomically
-and checked when read; a corrupt or mismatched entry is rebuilt, never trusted.
+fingerprint (hub commit or weights hash), dtype, device kind, backend, the versions of bertprobe,
+torch and the tokenizer packages, layer, pooling, max length and a hash of the texts, so a sweep
+fills the cache for any later single run, and an upgrade that computes features otherwise finds
+no old entry. Entries are written atomically and checked when read; a corrupt or mismatched
+entry is rebuilt, never trusted.
 """
 
 from __future__ import annotations
@@ -157,10 +159,18 @@ class FeatureSet:
     cache: CacheStats
 
 
-def _tokenizer_packages() -> dict[str, str]:
+def _feature_packages() -> dict[str, str]:
+    """The versions the features depend on: the tokenizer's packages, torch's kernels, and bertprobe's own
+    pooling and model code (a fix there must not be served features cached before it, with no version bump
+    of the cache needed). The running modules' versions, not installed metadata, which an editable install
+    leaves stale."""
+    import torch
+
+    import bertprobe
     from bertprobe.probe import TOKENIZER_PACKAGES, package_versions
 
-    return {name: v for name, v in package_versions().items() if name in TOKENIZER_PACKAGES}
+    found = {name: v for name, v in package_versions().items() if name in TOKENIZER_PACKAGES}
+    return {**found, "bertprobe": bertprobe.__version__, "torch": str(torch.__version__)}
 
 
 class FeatureCache:
@@ -180,8 +190,9 @@ class FeatureCache:
             "device": lm.device.type,
             "backend": "native" if lm.native else "transformers",
             # The tokenizer is rebuilt by these packages (transformers 5 rebuilds some from class defaults): an
-            # upgrade that splits a text otherwise must not be served the old split's features.
-            "packages": _tokenizer_packages(),
+            # upgrade that splits a text otherwise must not be served the old split's features; nor may a new
+            # bertprobe or torch, which may pool or compute otherwise. An entry made before is simply not found.
+            "packages": _feature_packages(),
             "layer": spec[0],
             "pooling": spec[1],
             "max_length": max_length,

@@ -138,12 +138,19 @@ class SavedProbe:
         """Refuse a layer or pooling other than the probe's (``None``: take the probe's own).
 
         A negative ``layer`` counts from the end of the probe's model (-1 = its last layer)."""
-        if layer is not None and layer < 0:
-            layer = resolve_layer(layer, int(self.meta.get("num_layers", self.layer)), self.model)
+        num_layers = self.meta.get("num_layers")
+        if layer is not None and (layer < 0 or (num_layers is not None and layer > num_layers)):
+            try:
+                layer = resolve_layer(layer, int(self.layer if num_layers is None else num_layers), self.model)
+            except InputError as err:  # its hint would name layers to pick; a probe reads only its own
+                raise InputError(err.message, hint=f"Leave out --layer: this probe reads layer {self.layer}.") from None
         if layer is not None and layer != self.layer:
             raise ArtifactError(
                 f"this probe was trained on layer {self.layer}, not layer {layer}",
-                hint=f"Leave out --layer, or train one for it: bertprobe cls-train --layer {layer} --out DIR.",
+                # A probe saved before num_layers was recorded cannot tell whether the model has this layer.
+                hint=f"Leave out --layer, or train one for it: bertprobe cls-train --layer {layer} --out DIR."
+                if num_layers is not None
+                else "Leave out --layer, or train a probe for the layer you want: bertprobe cls-train --layer N.",
             )
         if pooling is not None and pooling != self.pooling:
             raise ArtifactError(
@@ -431,10 +438,12 @@ def load_probe(directory: str | Path) -> SavedProbe:
 
 @dataclass
 class ClassMetrics:
+    """One label's scores; None where undefined (never predicted: no precision; no eval text: no recall)."""
+
     label: str
-    precision: float
-    recall: float
-    f1: float
+    precision: float | None
+    recall: float | None
+    f1: float | None
     support: int
 
 
@@ -444,11 +453,13 @@ class Metrics:
     macro_f1: float
     per_class: list[ClassMetrics]
     confusion: list[list[int]]  # rows: true label, columns: predicted label, both in ``labels`` order
+    # Each eval label's recall, averaged: a constant answer gets at most 1 / labels however uneven the mix.
+    balanced_accuracy: float | None = None
 
 
 @dataclass
 class Baseline:
-    """Always answer the most frequent training label."""
+    """Always answer one label: the training set's most common (``baseline``) or the eval set's (``eval_majority``)."""
 
     label: str
     accuracy: float
@@ -513,6 +524,9 @@ class ProbeResult(Rendered):
     saved_to: str | None = None
     notices: list[str] = field(default_factory=list)
     cls_origin: Any = None  # a cls_origin.ClsOrigin: what this model's [CLS] was trained for
+    # Always answering the eval set's most common label (ties: the training majority): with another mix than the
+    # training set's it beats ``baseline``, and a lead over ``baseline`` alone would overstate the probe.
+    eval_majority: Baseline | None = None
 
 
 @dataclass
@@ -613,14 +627,27 @@ def evaluate(truth: Sequence[int], predicted: Sequence[int], labels: Sequence[st
     # A class with no eval text that is never predicted has no F1 (an --eval-data file may lack a label): averaged
     # in as 0 it would pull a perfect probe below 100%. Averaged over the classes scikit-learn's default takes.
     present = sorted(set(truth) | set(predicted))
+    confusion = confusion_matrix(truth, predicted, labels=classes).tolist()
+    answered = [sum(row[i] for row in confusion) for i in classes]
+    # zero_division=0 fills undefined scores with 0, which reads as "got every one wrong": say undefined instead.
+    # F1 (2 TP / (2 TP + FP + FN)) is defined whenever the class was predicted or has eval texts.
+    per_class = [
+        ClassMetrics(
+            labels[i],
+            float(precision[i]) if answered[i] else None,
+            float(recall[i]) if support[i] else None,
+            float(f1[i]) if answered[i] or support[i] else None,
+            int(support[i]),
+        )
+        for i in classes
+    ]
+    recalls = [row.recall for row in per_class if row.recall is not None]
     return Metrics(
         accuracy=float(accuracy_score(truth, predicted)),
         macro_f1=float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0)),
-        per_class=[
-            ClassMetrics(labels[i], float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
-            for i in classes
-        ],
-        confusion=confusion_matrix(truth, predicted, labels=classes).tolist(),
+        per_class=per_class,
+        confusion=confusion,
+        balanced_accuracy=sum(recalls) / len(recalls) if recalls else None,
     )
 
 
@@ -629,6 +656,19 @@ def majority_baseline(train_targets: Sequence[int], eval_targets: Sequence[int],
 
     counts = Counter(train_targets)
     majority = max(range(len(labels)), key=lambda i: (counts.get(i, 0), -i))
+    metrics = evaluate(eval_targets, [majority] * len(eval_targets), labels)
+    return Baseline(labels[majority], metrics.accuracy, metrics.macro_f1)
+
+
+def eval_majority_baseline(eval_targets: Sequence[int], labels: Sequence[str], training: Baseline) -> Baseline:
+    """Always answer the eval set's most common label (the training majority when it ties for most common)."""
+    from collections import Counter
+
+    counts = Counter(eval_targets)
+    top = max(counts.values(), default=0)
+    if counts.get(labels.index(training.label), 0) == top:
+        return training
+    majority = min(i for i, count in counts.items() if count == top)
     metrics = evaluate(eval_targets, [majority] * len(eval_targets), labels)
     return Baseline(labels[majority], metrics.accuracy, metrics.macro_f1)
 
@@ -741,6 +781,7 @@ def cls_train(
     if not fitted.converged:
         notices.append(f"the probe did not converge in {MAX_ITER} iterations; a smaller --C usually helps")
     baseline = majority_baseline(train_y, eval_y, labels)
+    eval_majority = eval_majority_baseline(eval_y, labels, baseline)
     control_metrics = fit_and_score(control_found.features[main], C)[1] if control_found is not None else None
 
     cells = []
@@ -787,6 +828,7 @@ def cls_train(
         cache_rebuilt=found.cache.rebuilt + (control_found.cache.rebuilt if control_found else []),
         seconds=seconds,
         notices=notices,
+        eval_majority=eval_majority,
     )
     if out is not None:
         result.saved_to = str(save_trained(out, fitted, lm, result, seed))

@@ -581,3 +581,134 @@ def test_cannot_tell_means_near_the_training_mix_for_an_imbalanced_probe(tiny_en
     (tmp_path / "p" / "probe.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="train_counts"):
         probe.load_probe(tmp_path / "p")
+
+
+def _read_back(truth, predicted, train_counts, labels=("negative", "positive")):
+    """A probe result built from eval labels and the probe's answers, as cls_train builds it."""
+    labels = list(labels)
+    eval_counts = {label: truth.count(i) for i, label in enumerate(labels)}
+    train_y = [i for i, label in enumerate(labels) for _ in range(train_counts[label])]
+    baseline = probe.majority_baseline(train_y, truth, labels)
+    return probe.ProbeResult(
+        model="m", revision=None, source="local", fingerprint="f", task=None,
+        data=probe.DataSummary("d.csv", len(train_y), len(truth), train_counts, eval_counts),
+        labels=labels, layer=6, num_layers=6, pooling="cls", max_length=128, truncated=0, C=1.0, c_search=None,
+        metrics=probe.evaluate(truth, predicted, labels), baseline=baseline, control=None, sweep=[], cache_hits=0,
+        cache_misses=0, cache_rebuilt=[], seconds={},
+        eval_majority=probe.eval_majority_baseline(truth, labels, baseline),  # as cls_train sets it
+    )  # fmt: skip
+
+
+def test_reading_does_not_deny_a_label_that_accuracy_hides_behind_a_common_one():
+    # 910 negative and 90 positive eval texts: 92% right against 91% for always 'negative', yet 23 of the 90
+    # positives found with 13 false alarms (macro-F1 66% against 48%). "Finds no sign of the label" was false.
+    from bertprobe.render.probe import readings
+
+    truth = [0] * 910 + [1] * 90
+    found = [0] * 897 + [1] * 13 + [1] * 23 + [0] * 67
+    result = _read_back(truth, found, {"negative": 910, "positive": 90})
+    assert (round(result.metrics.accuracy, 2), round(result.baseline.accuracy, 2)) == (0.92, 0.91)
+    said = " ".join(readings(result))
+    assert "finds no sign of the label" not in said
+    assert "balanced accuracy (each label's recall, averaged)" in said and "is 62%" in said
+    assert "at most 50% for any constant answer" in said and "the vector carries" in said
+    # Blind answers that say 'positive' as often: macro-F1 above the constant's, but no sign of the label.
+    blind = [1 if i % 11 == 0 else 0 for i in range(1000)]
+    said = " ".join(readings(_read_back(truth, blind, {"negative": 910, "positive": 90})))
+    assert "finds no sign of the label" in said and "the vector carries" not in said
+    # 1 of 4 positives among 40 texts: balanced accuracy 61%, but luck gives that often.
+    small = [0] * 35 + [1] + [1] + [0] * 3
+    said = " ".join(readings(_read_back([0] * 36 + [1] * 4, small, {"negative": 36, "positive": 4})))
+    assert "the vector carries" not in said
+    # Balanced data reads as before.
+    even = _read_back(
+        [0] * 200 + [1] * 200, [0] * 150 + [1] * 50 + [1] * 150 + [0] * 50, {"negative": 200, "positive": 200}
+    )
+    said = " ".join(readings(even))
+    assert said.startswith(
+        "A straight line through the frozen [CLS] vector gets 75% of the eval texts right, against 50% for always "
+        "answering 'negative': the vector carries enough of the label for a linear probe to read it off."
+    )
+    assert "balanced accuracy" not in said
+
+
+def test_reading_measures_the_lead_against_the_better_constant_answer():
+    # Trained mostly on 'negative', evaluated on 58 'positive' of 100: the probe's 66% is 24 points above always
+    # 'negative' (42%) but only 8 above always 'positive' (58%), which the reading must not hide.
+    import io
+
+    from bertprobe.render import SafeConsole, to_document
+    from bertprobe.render.probe import probe_view, readings
+
+    truth = [0] * 42 + [1] * 58
+    answers = [0] * 8 + [1] * 34 + [1] * 58
+    result = _read_back(truth, answers, {"negative": 60, "positive": 40})
+    assert (result.metrics.accuracy, result.baseline.label, result.baseline.accuracy) == (0.66, "negative", 0.42)
+    said = " ".join(readings(result))
+    assert "against 58% for always answering 'positive', the eval set's most common label" in said
+    assert "always answering 'negative', the training set's, gets 42%" in said
+    assert "carries enough of the label" not in said
+    # The table shows that constant answer too, and JSON adds it beside the unchanged training-majority baseline.
+    buffer = io.StringIO()
+    probe_view(result, SafeConsole(file=buffer, width=200))
+    shown = " ".join(buffer.getvalue().replace("│", " ").split())
+    assert "majority class (always negative) 42.0%" in shown and "eval majority (always positive) 58.0%" in shown
+    doc = to_document(result)
+    assert doc["baseline"]["label"] == "negative" and doc["baseline"]["accuracy"] == 0.42
+    assert doc["eval_majority"]["label"] == "positive" and doc["eval_majority"]["accuracy"] == 0.58
+    # When the training majority is also the eval set's, no second row.
+    even = _read_back([0] * 60 + [1] * 40, [0] * 60 + [1] * 40, {"negative": 60, "positive": 40})
+    buffer = io.StringIO()
+    probe_view(even, SafeConsole(file=buffer, width=200))
+    assert "eval majority" not in buffer.getvalue()
+
+
+def test_per_class_scores_that_do_not_exist_read_as_a_dash_not_zero():
+    # 'c' has no eval text and is never predicted: its precision, recall and F1 are undefined, not 0.000.
+    # 'b' is never predicted: no precision, but its recall (0 of 2) and F1 are real zeros.
+    import io
+
+    from bertprobe.render import SafeConsole, to_document
+    from bertprobe.render.probe import _per_class_table
+
+    metrics = probe.evaluate([0, 0, 1, 1], [0, 0, 0, 0], ["a", "b", "c"])
+    rows = {row.label: row for row in metrics.per_class}
+    assert (rows["b"].precision, rows["b"].recall, rows["b"].f1) == (None, 0.0, 0.0)
+    assert (rows["c"].precision, rows["c"].recall, rows["c"].f1, rows["c"].support) == (None, None, None, 0)
+    buffer = io.StringIO()
+    SafeConsole(file=buffer, width=120).print(_per_class_table(metrics))
+    shown = {
+        cells[0]: cells[1:] for cells in (line.replace("│", " ").split() for line in buffer.getvalue().splitlines())
+    }
+    assert shown["b"] == ["–", "0.000", "0.000", "2"] and shown["c"] == ["–", "–", "–", "0"]
+    doc = to_document(metrics)
+    assert doc["per_class"][2] == {"label": "c", "precision": None, "recall": None, "f1": None, "support": 0}
+
+
+def test_feature_cache_entries_from_another_bertprobe_or_torch_are_simply_missing(minilm_path, tmp_path, monkeypatch):
+    # A fix to pooling or model code ships as a new bertprobe; a new torch may compute other floats: neither may be
+    # served features cached by the old one. Old entries are a plain miss, not a "rebuilt" warning or a crash.
+    import bertprobe
+
+    lm = models.load("minilm", device="cpu")
+    cache = featcache.FeatureCache(tmp_path / "cache")
+    texts = ["a fine film", "a dull one"]
+    assert featcache.pooled_features(lm, texts, [(6, "cls")], cache=cache).cache.misses == 1
+    assert featcache.pooled_features(lm, texts, [(6, "cls")], cache=cache).cache.hits == 1
+    for module, version in ((bertprobe, "99.0.0"), (torch, "99.0")):
+        with monkeypatch.context() as patched:
+            patched.setattr(module, "__version__", version)
+            again = featcache.pooled_features(lm, texts, [(6, "cls")], cache=cache).cache
+            assert (again.hits, again.misses, again.rebuilt) == (0, 1, [])
+    key = featcache.FeatureCache.key(lm, (6, "cls"), 8, "digest", 2)
+    assert key["packages"]["bertprobe"] == bertprobe.__version__ and key["packages"]["torch"] == torch.__version__
+
+
+def test_cls_predict_with_a_layer_the_model_lacks_names_only_layers_that_exist(cli, tiny_encoder_path, tmp_path):
+    # The tiny encoder has 2 layers: "cls-train --layer 3" would be a second error, not a fix.
+    _train_tiny(cli, tiny_encoder_path, tmp_path, "--out", tmp_path / "p")
+    code, out, err = cli("cls-predict", tmp_path / "p", "a fine film", "--layer", "3")
+    said = " ".join(err.split())
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert "--layer 3 does not exist" in said and "layers 0 (embeddings) to 2" in said
+    assert "--layer 3 --out" not in said and "Leave out --layer: this probe reads layer 2" in said

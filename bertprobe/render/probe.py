@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bertprobe.probe import Metrics, PredictResult, ProbeResult
+from bertprobe.probe import Baseline, Metrics, PredictResult, ProbeResult
 from bertprobe.render import bar, closing, header, luck, percent
 
 # Frozen bert-base-uncased [CLS] + logistic regression on SST: Reimers & Gurevych (2019), table 5.
@@ -58,7 +58,25 @@ def _scores_table(result: ProbeResult) -> Table:
         _percent(result.baseline.macro_f1),
         Text(bar(result.baseline.accuracy), style="dim"),
     )
+    other = _eval_majority(result)
+    if other is not None:  # the constant answer the reading measures the probe against
+        table.add_row(
+            Text.assemble("eval majority (always ", (other.label, "italic"), ")"),
+            _percent(other.accuracy),
+            _percent(other.macro_f1),
+            Text(bar(other.accuracy), style="dim"),
+        )
     return table
+
+
+def _eval_majority(result: ProbeResult) -> Baseline | None:
+    """Always answering the eval set's most common label, when it scores above the training set's."""
+    other = getattr(result, "eval_majority", None)
+    return other if other is not None and other.accuracy > result.baseline.accuracy else None
+
+
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _per_class_table(metrics: Metrics) -> Table:
@@ -69,9 +87,9 @@ def _per_class_table(metrics: Metrics) -> Table:
     for row in metrics.per_class:
         table.add_row(
             Text(row.label, style="bold"),
-            f"{row.precision:.3f}",
-            f"{row.recall:.3f}",
-            f"{row.f1:.3f}",
+            _score(row.precision),
+            _score(row.recall),
+            _score(row.f1),
             str(row.support),
         )
     return table
@@ -182,13 +200,57 @@ def probe_view(result: ProbeResult, console: Console, explain: bool = False, det
 EXPLAIN = (
     "accuracy: share of eval texts whose label the probe gets right; macro-F1: the F1 score of each class, "
     "averaged, so a probe that ignores a small class is not rewarded. The majority class is what you get by "
-    "always answering the most common training label; the random-init encoder is the same probe on an "
-    "untrained copy of the model, so the gap to it is what pretraining put into the vector."
+    "always answering the most common training label (the eval majority row, when the eval set's most common "
+    "label scores more); the random-init encoder is the same probe on an untrained copy of the model, so the gap "
+    "to it is what pretraining put into the vector. '–': a score that does not exist (precision of a label never "
+    "answered, recall of one with no eval text)."
 )
 
 
 # A lead over a reference accuracy is read as real only when luck gives one that large less often than this.
 LUCK = 0.05
+
+
+def _hypergeometric_tail(hits: int, population: int, successes: int, draws: int) -> float:
+    """How often ``hits`` or more of ``draws`` texts picked blindly from ``population`` are among ``successes``."""
+
+    def log_choose(n: int, k: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    total = log_choose(population, draws)
+    return min(
+        1.0,
+        sum(
+            math.exp(log_choose(successes, k) + log_choose(population - successes, draws - k) - total)
+            for k in range(max(hits, 0), min(successes, draws) + 1)
+            if draws - k <= population - successes
+        ),
+    )
+
+
+def _balanced_lead(metrics: Metrics) -> tuple[float, float, float] | None:
+    """(balanced accuracy, the most any constant answer gets on it, how often blind answers do as well by luck).
+
+    Blind: answers that ignore the text, given as often as the probe gave each. For each label, how often at
+    least as many of the probe's answers of it would land on texts of it (Fisher's exact test, one-sided; for
+    two labels this is balanced accuracy above 50%), the least of these times the labels tested when more than
+    two (Bonferroni). None when the confusion matrix is not there to count.
+    """
+    balanced = getattr(metrics, "balanced_accuracy", None)
+    if balanced is None or not metrics.confusion:
+        return None
+    confusion = metrics.confusion
+    size = sum(map(sum, confusion))
+    tested = [
+        (confusion[i][i], sum(confusion[i]), sum(row[i] for row in confusion))
+        for i in range(len(confusion))
+        if sum(confusion[i])
+    ]
+    chance = 1 / len(tested)
+    tails = [_hypergeometric_tail(hits, size, support, answered) for hits, support, answered in tested if answered]
+    if len(tails) < 2:  # one answer for every text: no different answers to depend on the label
+        return balanced, chance, 1.0
+    return balanced, chance, min(1.0, min(tails) * (len(tested) if len(tested) > 2 else 1))
 
 
 def readings(result: ProbeResult) -> list[str]:
@@ -197,16 +259,46 @@ def readings(result: ProbeResult) -> list[str]:
     size = result.data.eval_size
     correct = round(accuracy * size)
     vector = "[CLS] vector" if result.pooling == "cls" else f"{result.pooling}-pooled vector"
-    gain = accuracy - majority
-    by_luck = luck(correct, size, majority)
+    # The lead is measured over the better constant answer: the training set's most common label (the table's
+    # baseline) or the eval set's, which scores more when the eval mix differs. Picking it by the eval labels can
+    # only raise the bar, so a lead over it is no artefact of the mix; over the training one alone it could be.
+    top, top_count = max(
+        result.data.eval_counts.items(), key=lambda item: (item[1], item[0] == result.baseline.label), default=("", 0)
+    )
+    reference, reference_label = majority, result.baseline.label
+    if size and top_count / size > majority + 1e-9:
+        reference, reference_label = top_count / size, top
+    gain = accuracy - reference
+    by_luck = luck(correct, size, reference)
     line = (
         f"A straight line through the frozen {vector} gets {percent(accuracy)} of the eval texts right, against "
-        f"{percent(majority)} for always answering {result.baseline.label!r}"
+        f"{percent(reference)} for always answering {reference_label!r}"
     )
+    if reference_label != result.baseline.label:
+        line += (
+            f", the eval set's most common label (always answering {result.baseline.label!r}, the training set's, "
+            f"gets {percent(majority)})"
+        )
     if result.control is not None:
         line += f" and {percent(result.control.accuracy)} with an untrained encoder"
     found = gain > 0.02 and by_luck < LUCK
-    if gain > 0.02 and not found:
+    # Accuracy counts the common label's texts most: 92% against 91% can hide a probe that finds a third of the
+    # rare label. Balanced accuracy weighs each label alike, and no constant answer gets more than 1 / labels.
+    balanced = _balanced_lead(result.metrics)
+    hidden = not found and balanced is not None and balanced[0] - balanced[1] > 0.02 and balanced[2] < LUCK
+    if hidden and balanced is not None:
+        line += (
+            f". Accuracy favours the common label ({percent(top_count / size)} of the eval texts are {top!r}); "
+            f"balanced accuracy (each label's recall, averaged) does not, and the probe's is {percent(balanced[0])}, "
+            f"against at most {percent(balanced[1])} for any constant answer, beyond what blind answers get by luck "
+            "(less than 1 time in 20): "
+            + (
+                "the vector carries enough of the label for a linear probe to read it off."
+                if balanced[0] - balanced[1] >= 0.1
+                else "the vector carries some of the label."
+            )
+        )
+    elif gain > 0.02 and not found:
         line += (
             f": above the baseline, but with {size} eval texts luck alone gives a lead this large "
             f"{by_luck:.0%} of the time, so this run does not show that the vector carries the label."
@@ -218,6 +310,17 @@ def readings(result: ProbeResult) -> list[str]:
     else:
         line += ": no better than the baseline; this run finds no sign of the label in a linear form in the vector."
     lines = [line]
+    control_balanced = getattr(result.control, "balanced_accuracy", None)
+    if hidden and balanced is not None and control_balanced is not None:
+        lines.append(
+            f"The same probe on an untrained encoder gets a balanced accuracy of {percent(control_balanced)}"
+            + (
+                ", about as much or more: this run does not show that pretraining put the label into the vector."
+                if control_balanced >= balanced[0] - 0.02
+                else f", {(balanced[0] - control_balanced) * 100:.0f} points less; this run does not test how much "
+                "of that gap luck explains."
+            )
+        )
     if found and result.control is not None:
         control = result.control.accuracy
         if accuracy - control > 0.02 and luck(correct, size, control) < LUCK:
@@ -232,8 +335,8 @@ def readings(result: ProbeResult) -> list[str]:
                 "passes on what the probe reads, so this run does not show that pretraining put the label into the "
                 "vector."
             )
-    # The baseline answers the training set's commonest label; an eval set with another mix can make a
-    # different constant answer score higher, and the probe's lead over the baseline then overstates it.
+    # The table's baseline answers the training set's commonest label; an eval set with another mix can make a
+    # different constant answer score higher (the line above measures against it): say so when it does as well.
     if size and result.data.eval_counts:
         label, count = max(result.data.eval_counts.items(), key=lambda item: item[1])
         if count / size > majority + 1e-9 and accuracy <= count / size + 0.02:
