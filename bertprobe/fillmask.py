@@ -658,8 +658,13 @@ def score_targets(
     plan: list[tuple[int, str, list[int], int]] = []  # slot index, word, pieces, first variant
     for s, slot in enumerate(slots):
         first, last = slot.positions[0], slot.positions[-1]
+        planned: dict[tuple[int, ...], int] = {}  # "Paris" and "paris" on an uncased model: one score, not two
         for word in targets:
             pieces = _target_pieces(lm, encoding, slot, word)
+            if tuple(pieces) in planned:
+                plan.append((s, word, pieces, planned[tuple(pieces)]))
+                continue
+            planned[tuple(pieces)] = len(sequences)
             base = ids[:first] + [tok.mask_token_id] * len(pieces) + ids[last + 1 :]
             if len(base) > limit:
                 raise TextTooLongError(
@@ -684,8 +689,8 @@ def score_targets(
     out = []
     for s, slot in enumerate(slots):
         ranked = sorted(by_slot[s], key=lambda t: -t.log_prob)
-        for rank, target in enumerate(ranked, start=1):
-            target.rank = rank
+        for target in ranked:  # equal scores share a rank, as everywhere else: 1 + the targets scored higher
+            target.rank = 1 + sum(other.log_prob > target.log_prob for other in ranked)
         out.append(SlotTargets(s + 1, slot.char_start, slot.char_end, list(slot.positions), ranked))
     return out
 

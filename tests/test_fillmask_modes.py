@@ -373,3 +373,60 @@ def test_reading_names_the_hidden_word_not_its_first_piece(cli, mlm_path):
     assert "The hidden word 'ostrich' is 3 word pieces; its first, 'os', comes" in said
     code, table, _ = cli("fillmask", "The cat sat on the mat.", "--mask-word", "cat", "-m", mlm_path)
     assert code == 0 and "The hidden word 'cat' comes" in " ".join(table.split())
+
+
+def test_recovery_shares_read_100_percent_only_when_none_was_missed():
+    # minilm-mlm, --mode bert --rate 0.5 --samples 1000 on "Paris is the capital of France.": 411 of the 412 kept
+    # tokens came back first. The table and the reading said "100%", as if none had been missed.
+    import io
+
+    from rich.console import Console
+
+    import bertprobe
+    from bertprobe.fillmask import RecoveryRow, corrupt
+    from bertprobe.render.fillmask import corruption_readings, corruption_table
+
+    result = corrupt(bertprobe.load("tiny-mlm", head="mlm"), "Paris is the capital of France.", "bert", samples=2)
+    result.summary = [
+        RecoveryRow("mask", 3172, 0.441, 0.631, 0.3),
+        RecoveryRow("random", 416, 0.002, 0.548, 0.2),  # 1 of 416: not "0%"
+        RecoveryRow("keep", 412, 411 / 412, 1.0, 0.9),
+        RecoveryRow("all", 4000, 0.493, 0.661, 0.3),
+    ]
+    reading = " ".join(corruption_readings(result))
+    assert "99.8% of the 412 kept" in reading and "100% of the 412" not in reading
+    assert "0.2% of the 416 random" in reading
+    console = Console(file=io.StringIO(), width=200)
+    corruption_table(result, console)
+    kept = next(line for line in console.file.getvalue().splitlines() if line.startswith("│ kept"))
+    assert "99.8%" in kept and "100%" in kept  # top-1 missed one; top-5 missed none
+
+
+def test_single_mask_reading_does_not_round_a_probability_to_certain_or_impossible():
+    # tiny-mlm on "[MASK]" puts "." first at 0.9977: the reading said "with p=1.00".
+    from bertprobe.fillmask import FillMaskResult, MaskPrediction, Prediction
+    from bertprobe.render.fillmask import fillmask_readings
+
+    def reading(score):
+        top = Prediction(".", 1012, score, ".")
+        result = FillMaskResult("m", None, "bundled", "[MASK]", 1, ["[CLS]", "[MASK]", "[SEP]"],
+                                [MaskPrediction(1, 0, 6, [top])], "[MASK]", ".",
+                                cls_predictions=[top])  # fmt: skip
+        return " ".join(fillmask_readings(result))
+
+    assert "with p=0.998," in reading(0.9977) and "p=1.00" not in reading(0.9977)
+    assert "with p=0.00004," in reading(0.00004) and "(p=0.00004)" in reading(0.00004)
+    assert "with p=0.42," in reading(0.42) and "with p=1.00," in reading(1.0)
+
+
+def test_targets_spelled_alike_share_one_score_and_rank(cli):
+    # On an uncased model "Paris" is "paris": the table ranked them 1st and 2nd, as if one were likelier.
+    doc = _run(
+        cli, "[MASK] is the capital of France.", "--targets", "paris,Paris,london,London,zzzq", "-m", "minilm-mlm"
+    )
+    targets = {t["word"]: t for t in doc["targets"][0]["targets"]}
+    for lower, upper in (("paris", "Paris"), ("london", "London")):
+        assert targets[lower]["score"] == targets[upper]["score"]
+        assert targets[lower]["rank"] == targets[upper]["rank"]
+    for target in targets.values():  # 1 + the targets scored higher, as ranks are everywhere
+        assert target["rank"] == 1 + sum(other["score"] > target["score"] for other in targets.values())
