@@ -60,7 +60,8 @@ def builtin_items(name: str = "builtin") -> list[dict]:
 def sentence_words(text: str, mask_token: str = "[MASK]") -> set[str]:
     """The words of a cloze sentence around its mask (``[MASK]`` or the model's own, e.g. ``<mask>``), lower-cased."""
     unmasked = normalise_masks(text, mask_token).replace(mask_token, " ")
-    return set(re.findall(r"[\w']+", unmasked.lower()))
+    # An apostrophe joins a word ("dog's") but a quote mark is not part of one ('fire' is the word fire).
+    return set(re.findall(r"\w+(?:'\w+)*", unmasked.lower()))
 
 
 def read_items(path: str | Path) -> list[dict]:

@@ -563,3 +563,39 @@ def test_a_delta_passed_at_rounding_level_is_not_read_as_within_five_percent(mlm
     close = dataclasses.replace(near_zero, delta=1e-3, difference=1.0, relative=1e-3)
     lines = " ".join(line.plain for line in completeness_lines(dataclasses.replace(result, convergence=close)))
     assert "within 5%" in lines and "rounding" not in lines
+
+
+def test_html_page_ends_with_the_readings_of_its_numbers(mlm_path):
+    # The terminal view closes with plain-words readings; the --html view of the same result must too.
+    import html
+
+    from bertprobe.render.attribute import readings, to_html
+
+    lm = models.load(str(mlm_path), "mlm", device="cpu")
+    result = attribute_fill_mask(lm, "The 'cat' <sat> on the [MASK].", settings=AttributionSettings(steps=1))
+    page = to_html(result)
+    tail = page[page.rindex("</table>") :]
+    lines = readings(result)
+    assert len(lines) >= 2 and all(html.escape(line, quote=True) in tail for line in lines)
+    assert "<sat>" not in page
+
+
+def test_beats_random_is_not_rounded_up_to_every_order(mlm_path):
+    # 999 of 1,000 random orders beaten is not "at least 100%" of them.
+    import dataclasses
+
+    from rich.console import Console
+
+    from bertprobe.render.attribute import _faithfulness_table, readings
+
+    lm = models.load(str(mlm_path), "mlm", device="cpu")
+    result = attribute_fill_mask(lm, SENTENCE, settings=AttributionSettings(steps=4, random_orders=3))
+    faith = dataclasses.replace(
+        result.faithfulness, random_orders=1000, beats_random_comprehensiveness=0.999, beats_random_sufficiency=1.0
+    )
+    result = dataclasses.replace(result, faithfulness=faith)
+    said = " ".join(readings(result))
+    assert "at least 99.9% of random orders" in said and "100%" not in said
+    console = Console(record=True, width=120)
+    console.print(_faithfulness_table(result))
+    assert "99.9%" in console.export_text()

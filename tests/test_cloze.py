@@ -142,3 +142,30 @@ def test_a_multi_word_answer_is_announced_as_out_of_reach(cli, tmp_path):
     code, stdout, _ = cli("cloze", "-m", "tiny-mlm", "--data", data, "--json")
     assert code == 0
     assert json.loads(stdout)["notices"][-1].startswith("1 of 1 sentence(s) have no answer that is one word piece")
+
+
+def test_a_word_in_quotation_marks_is_a_word_of_its_sentence(monkeypatch):
+    # "He shouted 'fire' and ran for the fire." copies its sentence: the quote marks around 'fire' are not
+    # part of the word (an apostrophe inside one, as in "dog's", is).
+    import torch
+
+    from bertprobe.models import load
+
+    lm = load("tiny-mlm", head="mlm", device="cpu")
+    fire = lm.tokenizer.token_to_id("fire")
+
+    def top1_fire(lm, sequences, positions):
+        logits = torch.zeros(len(sequences), lm.tokenizer.vocab_size)
+        logits[:, fire] = 1.0
+        return [row[None] for row in logits]
+
+    monkeypatch.setattr(cloze, "masked_logits", top1_fire)
+    items = [
+        {"text": "He shouted 'fire' and ran for the [MASK].", "answers": ["door"]},
+        {"text": "'Fire,' she said, and pointed at the [MASK].", "answers": ["smoke"]},
+        {"text": "The dogs' [MASK] was wet.", "answers": ["bed"]},
+    ]
+    result = cloze.evaluate(lm, items, top_k=3)
+    assert [i.copies for i in result.items] == [True, True, False]
+    assert result.copy_rate == pytest.approx(2 / 3)
+    assert cloze.sentence_words("She brushed the dog's [MASK].") == {"she", "brushed", "the", "dog's"}

@@ -15,7 +15,7 @@ from rich.text import Text
 from bertprobe.atomic import atomic_path
 from bertprobe.attribute import DELTA_ROUNDING, AttributionResult, Convergence, Faithfulness, TokenScore
 from bertprobe.errors import InputError
-from bertprobe.render import bar, closing, header
+from bertprobe.render import bar, closing, header, percent
 
 TOP_TOKENS = 10
 POSITIVE = (27, 140, 60)  # green: raises F
@@ -182,7 +182,7 @@ def faithfulness_note(result: AttributionResult) -> Text:
 
 
 def _share(value: float) -> Text:
-    return Text(f"{value:.0%}", style="green" if value >= 0.9 else "yellow" if value >= 0.5 else "red")
+    return Text(percent(value), style="green" if value >= 0.9 else "yellow" if value >= 0.5 else "red")
 
 
 def attribution_view(result: AttributionResult, console: Console, explain: bool = False, details: bool = False) -> None:
@@ -230,13 +230,13 @@ def readings(result: AttributionResult) -> list[str]:
             )
         elif beats >= 0.9:
             lines.append(
-                f"Removing the top pieces changes the score more than at least {beats:.0%} of random orders do: "
+                f"Removing the top pieces changes the score more than at least {percent(beats)} of random orders do: "
                 "the ranking points at pieces that matter."
             )
         else:
             lines.append(
-                f"The ranking beats only {beats:.0%} of random orders on one of the two checks: read it as a hint, "
-                "not as the reason for the score."
+                f"The ranking beats only {percent(beats)} of random orders on one of the two checks: "
+                "read it as a hint, not as the reason for the score."
             )
     conv = result.convergence
     if conv is not None and not conv.passed:
@@ -351,6 +351,8 @@ def to_html(result: AttributionResult) -> str:
         "<table><tr><th>word</th><th>pieces</th><th>attribution</th><th>share</th></tr>",
         *words,
         "</table>",
+        # The same plain-words readings that close the terminal view, so the page is never read without them.
+        *(f"<p><b>{_e(line)}</b></p>" for line in readings(result)),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
@@ -390,10 +392,10 @@ def _faithfulness_html(result: AttributionResult) -> str:
         f"<tr><td>comprehensiveness (higher is better)</td><td>{signif(faith.comprehensiveness_aopc)}</td>"
         f"<td>{signif(faith.random_comprehensiveness_aopc)} &plusmn; "
         f"{signif(faith.random_comprehensiveness_std, sign=False)}</td>"
-        f"<td>{faith.beats_random_comprehensiveness:.0%}</td></tr>"
+        f"<td>{percent(faith.beats_random_comprehensiveness)}</td></tr>"
         f"<tr><td>sufficiency (lower is better)</td><td>{signif(faith.sufficiency_aopc)}</td>"
         f"<td>{signif(faith.random_sufficiency_aopc)} &plusmn; {signif(faith.random_sufficiency_std, sign=False)}</td>"
-        f"<td>{faith.beats_random_sufficiency:.0%}</td></tr></table>"
+        f"<td>{percent(faith.beats_random_sufficiency)}</td></tr></table>"
     )
 
 
