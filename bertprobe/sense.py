@@ -91,6 +91,8 @@ class LayerStats:
     across_centred: float | None = None
     separation_centred: float | None = None
     knn_accuracy: float | None = None  # leave-one-out 1-NN sense accuracy (centred cosine; ties share credit)
+    # The same 1-NN over each sense's own sentences: a pooled 0.75 can be one sense at 1.00 and the other at 0.50.
+    knn_by_sense: dict[str, float] | None = None
     silhouette: float | None = None  # of the sense labels, centred cosine distance
     cluster_silhouette: float | None = None  # of the k-means clusters at this layer (unlabelled sets)
 
@@ -497,8 +499,8 @@ def _pair_mean(matrix: Any, mask: Any) -> float | None:
     return float(matrix[upper].mean()) if upper.any() else None
 
 
-def knn_accuracy(similarity: Any, labels: Sequence[str]) -> float:
-    """Leave-one-out 1-nearest-neighbour accuracy; a tie for nearest shares its credit equally."""
+def _knn_hits(similarity: Any, labels: Sequence[str]) -> list[float]:
+    """Per sentence, the share of its nearest neighbours (leave-one-out; ties within TIE) with its label."""
     import numpy as np
 
     labels_arr = np.asarray(labels)
@@ -508,7 +510,45 @@ def knn_accuracy(similarity: Any, labels: Sequence[str]) -> float:
         sims = similarity[i][others]
         nearest = sims >= sims.max() - TIE
         scores.append(float((labels_arr[others][nearest] == labels_arr[i]).mean()))
-    return float(np.mean(scores))
+    return scores
+
+
+def knn_accuracy(similarity: Any, labels: Sequence[str]) -> float:
+    """Leave-one-out 1-nearest-neighbour accuracy; a tie for nearest shares its credit equally."""
+    import numpy as np
+
+    return float(np.mean(_knn_hits(similarity, labels)))
+
+
+def knn_by_sense(similarity: Any, labels: Sequence[str]) -> dict[str, float]:
+    """``knn_accuracy`` over each label's own sentences, labels in order of first appearance."""
+    import numpy as np
+
+    hits = _knn_hits(similarity, labels)
+    return {
+        label: float(np.mean([hit for hit, own in zip(hits, labels, strict=True) if own == label]))
+        for label in dict.fromkeys(labels)
+    }
+
+
+def purity_by_chance(senses: Sequence[str], clusters: Sequence[int], draws: int = 2000) -> float:
+    """Expected count of sentences in their cluster's majority sense if the senses were dealt at random.
+
+    Cluster purity has a floor (any split leaves at least the largest sense's count "with its own
+    sense"): this is the level a count must beat to mean anything. The cluster sizes are kept; the
+    estimate is seeded, so the same run prints the same figure.
+    """
+    import numpy as np
+
+    codes = np.unique(np.asarray(senses), return_inverse=True)[1]
+    groups = np.unique(np.asarray(clusters), return_inverse=True)[1]
+    rng = np.random.default_rng(0)
+    total = 0
+    for _ in range(draws):
+        counts = np.zeros((groups.max() + 1, codes.max() + 1), dtype=int)
+        np.add.at(counts, (groups, rng.permutation(codes)), 1)
+        total += int(counts.max(axis=1).sum())
+    return total / draws
 
 
 def _distances(similarity: Any) -> Any:
@@ -737,6 +777,7 @@ def _row_stats(
         # so a nearest-neighbour "accuracy" would only measure the tie-break. Leave it undefined.
         if not _all_identical(vectors):
             row.knn_accuracy = knn_accuracy(centred_sim, labels)
+            row.knn_by_sense = knn_by_sense(centred_sim, labels)
         row.silhouette = silhouette(centred_sim, labels)
     return row, raw, centred_sim
 

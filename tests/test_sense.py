@@ -112,9 +112,13 @@ def test_builtin_bank_vectors_and_cosines_equal_transformers(bank_json, referenc
             tied = [j for j in range(n) if j != i and centred[i, j] >= best - 1e-6]
             hits.append(np.mean([senses[j] == senses[i] for j in tied]))
         if index == 0:  # identical static vectors: a nearest neighbour would only measure the tie-break
-            assert row["knn_accuracy"] is None
+            assert row["knn_accuracy"] is None and row["knn_by_sense"] is None
         else:
             assert row["knn_accuracy"] == pytest.approx(np.mean(hits), abs=1e-6)
+            assert list(row["knn_by_sense"]) == doc["senses"]
+            for label, figure in row["knn_by_sense"].items():
+                own = [hit for hit, other in zip(hits, senses, strict=True) if other == label]
+                assert figure == pytest.approx(np.mean(own), abs=1e-6)
         if index > 0:
             from sklearn.metrics import silhouette_score
 
@@ -371,7 +375,10 @@ def test_table_reads_out_the_result_for_a_learner(cli, minilm_path):
     code, table, _ = cli("sense", "bank", "-m", "minilm")
     assert code == 0
     squashed = " ".join(table.split())
-    assert "From layer" in squashed and "'bank' in river sentences is closer to other river sentences" in squashed
+    # Layer 1's pooled 1-NN is 0.75, but river sentences alone reach 0.67: the reading may not claim river.
+    assert "From layer 1 on, the nearest neighbour of 'bank' mostly has the same sense" in squashed
+    assert "river sentences have a river nearest neighbour only 0.67 of the time (layer 1)" in squashed
+    assert "'bank' in river sentences is closer" not in squashed
     assert "position alone scores 1-NN" in squashed and "does not give the sense away" in squashed
     static = next(line for line in table.splitlines() if line.strip().startswith("static"))
     assert "–" in static  # no nearest neighbour among identical vectors
@@ -504,6 +511,95 @@ def test_reading_bar_rises_with_chance_for_uneven_senses(bank_result):
     assert "From layer" not in text and "No layer keeps the senses of 'bank' clearly apart" in text
     even = _with_knn(bank_result, [0.8] * 6)
     assert "From layer 1 on" in " ".join(readings(even))
+
+
+def _with_sense_knn(result, by_layer):
+    """``result`` with each contextual layer's per-sense 1-NN set from ``by_layer`` (a list, layer 1 first),
+    and its pooled 1-NN the mean of them (the senses are 6 + 6)."""
+    import dataclasses
+
+    layers = [
+        dataclasses.replace(s, knn_by_sense=by_layer[s.layer - 1], knn_accuracy=sum(by_layer[s.layer - 1].values()) / 2)
+        if s.layer is not None and s.layer >= 1
+        else s
+        for s in result.layers
+    ]
+    return dataclasses.replace(result, layers=layers)
+
+
+def test_knn_by_sense_splits_a_pooled_score_that_hides_a_weak_sense():
+    # Money sentences all find a money neighbour; half the river sentences find a money one.
+    labels = ["money"] * 6 + ["river"] * 6
+    similarity = np.zeros((12, 12))
+    similarity[:6, :6] = 0.9  # money among money
+    similarity[6:9, 6:9] = 0.9  # three river sentences among themselves
+    for river in range(9, 12):  # the other three: nearer a money sentence than to anything else
+        similarity[river, river - 9] = similarity[river - 9, river] = 0.8
+    np.fill_diagonal(similarity, 1.0)
+    assert sense.knn_accuracy(similarity, labels) == pytest.approx(0.75)
+    assert sense.knn_by_sense(similarity, labels) == {"money": 1.0, "river": 0.5}
+    vectors = np.random.default_rng(0).normal(size=(12, 8))
+    row, _, _ = sense._row_stats(1, "1", vectors, vectors, None, labels)
+    assert set(row.knn_by_sense) == {"money", "river"}
+    same, _, _ = sense._row_stats(None, "static", np.ones((12, 8)), np.ones((12, 8)), None, labels)
+    assert same.knn_accuracy is None and same.knn_by_sense is None  # identical vectors: no neighbour
+
+
+def test_reading_names_the_sense_that_falls_short_instead_of_claiming_it(bank_result):
+    from bertprobe.render.sense import readings
+
+    # Pooled 0.75 at every layer (the bar), but river reaches only 0.50 at layer 2.
+    weak = [{"river": 0.75, "money": 0.75}, {"river": 0.5, "money": 1.0}] + [{"river": 0.67, "money": 0.83}] * 4
+    text = " ".join(readings(_with_sense_knn(bank_result, weak)))
+    assert "river sentences is closer" not in text
+    assert "From layer 1 on, the nearest neighbour of 'bank' mostly has the same sense (1-NN at least 0.75" in text
+    assert "river sentences have a river nearest neighbour only 0.50 of the time (layer 2)" in text
+    assert "money sentences have" not in text  # money clears the bar everywhere
+
+
+def test_reading_for_separating_layers_names_the_short_sense_where_it_is_lowest(bank_result):
+    from bertprobe.render.sense import readings
+
+    strong = {"river": 1.0, "money": 1.0}
+    low = {"river": 0.5, "money": 0.5}
+    # Layers 2 and 3 separate (pooled 0.75 and 1.00), the last does not; money lags at layer 2.
+    dipped = [low, {"river": 1.0, "money": 0.5}, strong, low, low, low]
+    text = " ".join(readings(_with_sense_knn(bank_result, dipped)))
+    assert "At layer(s) 2, 3, the nearest neighbour of 'bank' mostly has the same sense" in text
+    assert "money sentences have a money nearest neighbour only 0.50 of the time (layer 2)" in text
+    assert "river sentences have" not in text
+
+
+def test_reading_keeps_its_wording_when_every_sense_clears_the_bar(bank_result):
+    from bertprobe.render.sense import readings
+
+    lines = readings(_with_sense_knn(bank_result, [{"river": 0.75, "money": 1.0}] * 6))
+    assert lines[0] == (
+        "From layer 1 on, 'bank' in river sentences is closer to other river sentences than to money ones "
+        "(1-NN at least 0.75, chance 0.45); clearest at layer 5: the vector now carries the sense, taken from context."
+    )
+    dipped = [{"river": 0.5, "money": 0.5}] + [{"river": 1.0, "money": 1.0}] * 4 + [{"river": 0.5, "money": 0.5}]
+    assert "At layer(s) 2, 3, 4, 5, 'bank' in river sentences is closer" in " ".join(
+        readings(_with_sense_knn(bank_result, dipped))
+    )
+
+
+def test_cluster_count_says_what_chance_alone_would_give(bank_result):
+    import dataclasses
+
+    from rich.console import Console
+
+    from bertprobe.render.sense import sense_view
+
+    # 6 + 6 senses dealt at random into two clusters of 6: 3372 / 462 sentences sit with their sense.
+    senses = ["river"] * 6 + ["money"] * 6
+    assert sense.purity_by_chance(senses, [1] * 6 + [2] * 6) == pytest.approx(3372 / 462, abs=0.1)
+    # Clusters that cut across the senses: 6 of 12 is the floor any split reaches, not a finding.
+    mixed = [dataclasses.replace(s, cluster=1 + n % 2) for n, s in enumerate(bank_result.sentences)]
+    console = Console(record=True, width=200)
+    sense_view(dataclasses.replace(bank_result, sentences=mixed), console)
+    text = " ".join(console.export_text().split())
+    assert "6 of 12 sentences sit with their own sense, against about 7 by chance" in text
 
 
 def test_unlabelled_reading_counts_the_groups_k_means_really_made(cli, minilm_path):

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from bertprobe.atomic import atomic_path
 from bertprobe.render import bar, check_plot_path, closing, header, plot_label, plot_warnings
-from bertprobe.sense import LayerStats, SenseCatalog, SenseResult, SentenceVector
+from bertprobe.sense import LayerStats, SenseCatalog, SenseResult, SentenceVector, purity_by_chance
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -174,7 +174,8 @@ EXPLAIN_LABELLED = (
     (
         "1-NN",
         "take each sentence, find the one whose vector is most similar: how often it has the same sense. "
-        "Chance is {chance} here; '–' when every vector is identical, so there is no nearest one.",
+        "Chance is {chance} here; '–' when every vector is identical, so there is no nearest one. "
+        "--json gives it per sense too (knn_by_sense); the reading names a sense that falls short.",
     ),
     ("silh.", "silhouette: +1 tight, well apart groups; 0 overlapping; below 0 mixed up. Picks the best layer ★."),
 )
@@ -221,6 +222,29 @@ def _separates(stats: LayerStats, bar: float) -> bool:
     )
 
 
+def _short_senses(layers: list[LayerStats], senses: list[str], bar: float) -> list[tuple[str, float, int | None]]:
+    """Senses whose own 1-NN falls below ``bar`` at one of ``layers``: (sense, lowest figure, its layer)."""
+    short = []
+    for sense in senses:
+        figures = [(s.knn_by_sense[sense], s.layer) for s in layers if s.knn_by_sense and sense in s.knn_by_sense]
+        if figures:
+            # The lowest figure, the earliest layer among equals.
+            lowest, layer = min(figures, key=lambda figure: (figure[0], figure[1] or 0))
+            if lowest < bar:
+                short.append((sense, lowest, layer))
+    return short
+
+
+def _shortfall(short: list[tuple[str, float, int | None]]) -> str:
+    if not short:
+        return ""
+    parts = [
+        f"{sense} sentences have a {sense} nearest neighbour only {figure:.2f} of the time (layer {layer})"
+        for sense, figure, layer in short
+    ]
+    return f" Not every sense as clearly: {'; '.join(parts)}."
+
+
 def _spellings(result: SenseResult) -> list[str]:
     return list(dict.fromkeys(" ".join(s.wordpieces) for s in result.sentences))
 
@@ -265,18 +289,28 @@ def readings(result: SenseResult) -> list[str]:
             onset = contextual[index].layer
             break
     separating = [s.layer for s in contextual if _separates(s, bar)]
+    # The pooled 1-NN can clear the bar with one sense far below it: then only "mostly" is true.
+    covered = (
+        [s for s in contextual if s.layer >= onset]
+        if onset is not None
+        else [s for s in contextual if s.layer in separating]
+    )
+    short = _short_senses(covered, result.senses, bar)
+    claim = (
+        f"the nearest neighbour of {word} mostly has the same sense"
+        if short
+        else f"{word} in {first} sentences is closer to other {first} sentences than to {others}"
+    )
     if onset is not None:
         best = f"; clearest at layer {result.best_layer}" if result.best_layer else ""
         lines.append(
-            f"From layer {onset} on, {word} in {first} sentences is closer to other {first} sentences than to "
-            f"{others} (1-NN at least {bar:.2f}, chance {chance:.2f}){best}: the vector now carries the sense, "
-            "taken from context."
+            f"From layer {onset} on, {claim} (1-NN at least {bar:.2f}, chance {chance:.2f}){best}: the vector now "
+            "carries the sense, taken from context." + _shortfall(short)
         )
     elif separating:
         lines.append(
-            f"At layer(s) {', '.join(map(str, separating))}, {word} in {first} sentences is closer to other {first} "
-            f"sentences than to {others} (1-NN at least {bar:.2f}, chance {chance:.2f}), but the later layers do not "
-            "keep the senses that far apart."
+            f"At layer(s) {', '.join(map(str, separating))}, {claim} (1-NN at least {bar:.2f}, chance "
+            f"{chance:.2f}), but the later layers do not keep the senses that far apart." + _shortfall(short)
         )
     else:
         top = max(contextual, key=lambda s: s.knn_accuracy or 0.0, default=None)
@@ -430,8 +464,13 @@ def sense_view(result: SenseResult, console: Console, explain: bool = False, det
     if result.clusters is not None:
         line = Text(f"k-means clusters (k = {result.clusters}) at {label}{chosen}", style="bold")
         if result.cluster_agreement is not None:
+            # Any split leaves the largest sense "with its own sense": say what dealing senses at random gives.
+            chance = purity_by_chance(
+                [s.sense or "" for s in result.sentences], [s.cluster or 0 for s in result.sentences]
+            )
             line.append(
-                f"  · {_cluster_match(result)} of {len(result.sentences)} sentences sit with their own sense",
+                f"  · {_cluster_match(result)} of {len(result.sentences)} sentences sit with their own sense, "
+                f"against about {chance:.0f} by chance",
                 style="",
             )
             if details:
