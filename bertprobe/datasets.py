@@ -9,6 +9,7 @@ csv / tsv / jsonl file with a text and a label column; every bad row is reported
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -240,8 +241,8 @@ def _download_glue(task: Task, target: Path) -> None:
     except (zipfile.BadZipFile, KeyError, EOFError, zlib.error) as err:
         raise _Unavailable(f"{task.glue_url} is not GLUE's {task.glue_folder} zip ({err})") from err
     # dev.tsv after train.tsv: load_task treats the pair as present only when both exist. The digests last:
-    # a copy killed before them is whole (each file is written atomically) and is read unchecked, as one
-    # cached before the digests were.
+    # a copy killed before them is whole (each file is written atomically); its first read records them, as
+    # for one cached before the digests were.
     for name in ("train.tsv", "dev.tsv"):
         atomic_write(target / name, contents[name])
     digests = {name: hashlib.sha256(contents[name]).hexdigest() for name in ("train.tsv", "dev.tsv")}
@@ -255,6 +256,10 @@ def _check_cached(task: Task, cached: Path) -> None:
     """Refuse a cached copy whose files are no longer what was downloaded (edited, truncated, damaged)."""
     digests_path = cached / CACHE_DIGESTS
     if not digests_path.is_file():
+        # Whole but never hashed (see _download_glue): record it now, or every later change would go unseen.
+        digests = {name: hashlib.sha256((cached / name).read_bytes()).hexdigest() for name in ("train.tsv", "dev.tsv")}
+        with contextlib.suppress(OSError):  # a read-only cache: read it unchecked, as before
+            atomic_write(digests_path, json.dumps(digests, indent=1) + "\n")
         return
     hint = f"Delete {cached} to download {task.name} again, or pass --data-dir with a copy you trust."
     try:
@@ -339,7 +344,8 @@ def _label_order(labels: Sequence[str]) -> list[str]:
     """Distinct labels, numerically when they are all integers ("2" before "10"), else alphabetically."""
     distinct = set(labels)
     if all(re.fullmatch(r"-?\d+", label) for label in distinct):
-        return sorted(distinct, key=int)
+        # ties ("1", "01") by spelling: set order changes with the hash seed, so the class order would change per run
+        return sorted(distinct, key=lambda label: (int(label), label))
     return sorted(distinct)
 
 

@@ -84,6 +84,7 @@ def test_offline_sst2_is_one_clear_error(cli):
 def online(monkeypatch):
     """Pretend the network is allowed (HF_HUB_OFFLINE off) and point SST-2 at a local URL."""
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(datasets, "_from_hub", lambda task: None)  # with `datasets` installed it would go online
     monkeypatch.setattr(datasets, "TASKS", dict(datasets.TASKS))
     monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT_S", 2.0)
 
@@ -144,6 +145,15 @@ def test_download_unpacks_glue_zip_into_the_cache_and_reuses_it(online, tmp_path
     (cached / "train.tsv").write_bytes(train)
     (cached / "sha256.json").write_text("{")
     with pytest.raises(DataError, match=r"sha256\.json is damaged"):
+        datasets.load_task("sst2", offline=True)
+
+
+def test_a_cached_copy_without_digests_is_checked_from_its_first_read_on(tmp_path):
+    # What a download killed before its digests (or an older bertprobe) leaves: whole files, no sha256.json.
+    cached = _glue_dir(tmp_path / "cache" / "datasets" / "sst2")
+    assert datasets.load_task("sst2", offline=True).train.labels == ["positive", "negative", "positive", "negative"]
+    (cached / "train.tsv").write_text(GLUE_TRAIN.replace("\t1\n", "\t0\n"))  # later changed: every label 0
+    with pytest.raises(DataError, match=r"changed since it was downloaded \(train\.tsv differ\)"):
         datasets.load_task("sst2", offline=True)
 
 
@@ -213,6 +223,27 @@ def test_integer_labels_sort_numerically(tmp_path):
     (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"t{i},{i % 11}\n" for i in range(44)))
     split = datasets.load_files(tmp_path / "d.csv", test_size=0.25)
     assert split.label_names == [str(i) for i in range(11)]
+
+
+def test_label_order_is_the_same_in_every_process():
+    """Labels that are one integer written two ways ("1", "01") tie on their number: the tie must not be broken
+    by set order, which changes with the hash seed, so the class order (and what follows it) changes per run."""
+    import subprocess
+    import sys
+
+    script = "from bertprobe import datasets; print(datasets._label_order(['1', '01', '0', '00', '-0']))"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    orders = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**env, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(8)
+    }
+    assert orders == {"['-0', '0', '00', '01', '1']\n"}
 
 
 def test_the_shipped_sentiment_sample_is_balanced_and_distinct():
@@ -401,6 +432,7 @@ def test_a_download_killed_at_each_write_leaves_a_cache_the_next_run_reads_or_re
     script = (
         "import dataclasses, json, sys\n"
         "from bertprobe import datasets\n"
+        "datasets._from_hub = lambda task: None\n"  # the local server is the only source: never the hub
         "datasets.TASKS['sst2'] = dataclasses.replace(datasets.TASKS['sst2'], glue_url=sys.argv[1])\n"
         "split = datasets.load_task('sst2')\n"
         "print(json.dumps([split.train.texts, split.train.labels, split.eval.texts, split.eval.labels]))\n"
@@ -425,6 +457,6 @@ def test_a_download_killed_at_each_write_leaves_a_cache_the_next_run_reads_or_re
     # a half-written train.tsv, dev.tsv or sha256.json.
     left = [p.name for p in cached.iterdir() if p.name not in ("train.tsv", "dev.tsv", "sha256.json")]
     assert all(name.startswith(".") and ".tmp" in name for name in left), left
-    # Killed before the digests were renamed in, the copy (whole: each file was renamed in) is read unchecked.
+    # Killed before the digests were renamed in, the copy (whole: each file was renamed in) is read, and hashed then.
     digests = cached / "sha256.json"
-    assert not digests.exists() or json.loads(digests.read_text()).keys() == {"train.tsv", "dev.tsv"}
+    assert json.loads(digests.read_text()).keys() == {"train.tsv", "dev.tsv"}
