@@ -284,3 +284,38 @@ def test_a_pair_the_tokenizer_cannot_tell_apart_is_a_tie_whatever_the_packing(cl
         good, bad = _lines(stdout)
         assert [s["char_start"] for s in good["scores"]] != [s["char_start"] for s in bad["scores"]]
         assert good["text"] == same[0] and bad["text"] == same[1]
+
+
+def test_within_word_reading_says_only_the_later_pieces_are_masked(cli, mlm_path):
+    # Under within-word-l2r "##h" of "os ##tric ##h" is scored with "os ##tric" visible: the words under the
+    # table must not say the rest of its word was masked, nor that tokens were masked one at a time.
+    for args in ((MULTI_PIECE,), (MULTI_PIECE, "A dog barked.")):
+        code, stdout, _ = cli("score", *args, "--metric", "within-word-l2r", "-m", mlm_path)
+        said = " ".join(stdout.split())
+        assert code == 0 and "the later pieces of its word" in said
+        assert "rest of its word" not in said and "one at a time" not in said
+
+
+def test_a_near_certain_token_is_not_shown_as_p_1():
+    # P = 0.9996 is not certain: three significant digits would print it as "1", in the table and the reading.
+    from rich.console import Console
+
+    from bertprobe.render.score import sentence_readings, sentence_table
+    from bertprobe.score import SentenceScore, TokenScore
+
+    scores = [TokenScore(1, "the", 1996, 0, 3, -2.0), TokenScore(2, ".", 1012, 3, 4, math.log(0.9996))]
+    result = SentenceScore("m", None, "local", "the.", "original", "skip", -2.0004, 2.72, 2, [], scores, 0, "")
+    assert "(P=0.9996)" in sentence_readings(result)[0]
+    console = Console(record=True, width=120)
+    sentence_table(result, console)
+    rows = [line for line in console.export_text().splitlines() if "│ ." in line]
+    assert len(rows) == 1 and "0.9996" in rows[0]
+
+
+def test_a_tie_is_not_listed_as_scored_the_wrong_way_round(cli, mlm_path, tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("good\tbad\nA dog barked.\tA dog barked.\n")
+    code, stdout, _ = cli("score", "--pairs", pairs, "-m", mlm_path)
+    said = " ".join(stdout.split())
+    assert code == 0 and "0.000" in said  # the tie is listed ...
+    assert "scored the wrong way round (" not in said and "tied" in said  # ... under a title that says so

@@ -17,6 +17,11 @@ PLAIN_WORDS = (
     "means the model finds the text more expected; pseudo-perplexity (PPPL) = exp(-PLL / tokens), lower is more "
     "expected."
 )
+# within-word-l2r masks a piece with the later pieces of its word; the earlier ones stay visible.
+L2R_WORDS = PLAIN_WORDS.replace(
+    "the rest of the text), each token masked in turn",
+    "the text with it and the later pieces of its word masked), each token in turn",
+)
 
 
 def sentence_table(result: SentenceScore, console: Console) -> None:
@@ -34,18 +39,14 @@ def sentence_table(result: SentenceScore, console: Console) -> None:
             str(score.position),
             Text(score.token, style="bold"),
             f"{score.log_prob:.3f}",
-            f"{math.exp(score.log_prob):.3g}",
+            _p(math.exp(score.log_prob)),
             Text(bar(score.log_prob / worst if worst < 0 else 0.0, 12), style="red"),
         )
     console.print(table)
     line = Text(f"PLL {result.pll:.3f} over {result.scored_tokens} tokens   pseudo-perplexity ")
     line.append(f"{result.pseudo_perplexity:.2f}", style="bold")
     console.print(line)
-    words = (
-        PLAIN_WORDS
-        if result.metric == "original"
-        else PLAIN_WORDS.replace("masked in turn", "masked in turn with the rest of its word")
-    )
+    words = PLAIN_WORDS if result.metric == "original" else L2R_WORDS
     console.print(Text(words + " The bar shows how surprising each token is.", style="dim"))
     closing(console, sentence_readings(result))
 
@@ -56,8 +57,9 @@ def sentence_readings(result: SentenceScore) -> list[str]:
         return []
     perplexity = result.pseudo_perplexity
     among = f"{perplexity:.1f}" if perplexity < 10 else f"{perplexity:,.0f}"
+    masked = "masked one at a time" if result.metric == "original" else "masked with the later pieces of its word"
     line = (
-        f"Pseudo-perplexity {perplexity:.2f}: masked one at a time, each token was on average as hard for the "
+        f"Pseudo-perplexity {perplexity:.2f}: {masked}, each token was on average as hard for the "
         f"model to guess as a pick among {among} equally likely tokens"
     )
     worst = min(result.scores, key=lambda s: s.log_prob)
@@ -67,9 +69,19 @@ def sentence_readings(result: SentenceScore) -> list[str]:
     if worst.log_prob == best.log_prob:
         return [line + "; every token was exactly as expected as the others."]
     return [
-        line + f". Least expected: {worst.token!r} (position {worst.position}, P={math.exp(worst.log_prob):.3g}); "
-        f"most expected: {best.token!r} (P={math.exp(best.log_prob):.3g})."
+        line + f". Least expected: {worst.token!r} (position {worst.position}, P={_p(math.exp(worst.log_prob))}); "
+        f"most expected: {best.token!r} (P={_p(math.exp(best.log_prob))})."
     ]
+
+
+def _p(value: float) -> str:
+    """P to three significant digits, with more where that would read 1 but the token was not certain (0.9996)."""
+    digits = 3
+    text = f"{value:.{digits}g}"
+    while value < 1 and float(text) >= 1 and digits < 8:
+        digits += 1
+        text = f"{value:.{digits}g}"
+    return text
 
 
 def summary(show: int) -> Summary:
@@ -95,9 +107,7 @@ def corpus_lines(texts: int, tokens: int, pll: float, metric: str) -> list[str]:
     return [
         f"{texts} text(s), {tokens} scored tokens (--metric {metric}): total PLL {pll:.3f}, "
         f"mean PLL per token {pll / tokens:.3f}, corpus pseudo-perplexity {math.exp(-pll / tokens):.2f}.",
-        PLAIN_WORDS
-        if metric == "original"
-        else PLAIN_WORDS.replace("masked in turn", "masked in turn with the rest of its word"),
+        PLAIN_WORDS if metric == "original" else L2R_WORDS,
     ]
 
 
@@ -123,7 +133,9 @@ def pairs_table(result: PairsResult, console: Console, show: int = 10) -> None:
     wrong = [p for p in result.pairs if not p.correct]
     if wrong and show:
         listed = sorted(wrong, key=lambda p: p.difference)[:show]
-        errors = Table(title="pairs scored the wrong way round (largest gap first)", title_justify="left")
+        # Ties count as wrong and are listed here too, but they are not the wrong way round.
+        title = "pairs scored the wrong way round" + (" or tied" if any(p.tie for p in listed) else "")
+        errors = Table(title=f"{title} (largest gap first)", title_justify="left")
         errors.add_column("#", justify="right", style="dim")
         errors.add_column("good", overflow="ellipsis", max_width=40)
         errors.add_column("bad", overflow="ellipsis", max_width=40)
