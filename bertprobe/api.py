@@ -25,6 +25,9 @@ from bertprobe.errors import InputError
 
 SEED_MAX = 2**32 - 1
 MAX_LAYER = 10_000  # as the CLI's --layer parser: no BERT has more
+MAX_BATCH_TOKENS = 1 << 24  # as score's --batch-size
+MAX_PRETRAIN_STEPS = 100_000_000  # as pretrain's --steps and --save-steps
+MAX_MINUTES = 60 * 24 * 30  # as pretrain's --minutes and --save-minutes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,12 +157,20 @@ def _count(name: str, value: Any, low: int, high: int | None = None, optional: b
         raise InputError(f"{name}={value!r} is not a whole number {bound}", hint=f"Pass {name} as an int, {bound}.")
 
 
-def _real(name: str, value: Any, low: float, high: float, optional: bool = True, high_included: bool = False) -> None:
+def _real(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    optional: bool = True,
+    high_included: bool = False,
+    low_included: bool = False,
+) -> None:
     if value is None and optional:
         return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not (low < value < high or (high_included and value == high)):
-        interval = f"({low:g}, {high:g}{']' if high_included else ')'}"
+    if not ok or not (low < value < high or (high_included and value == high) or (low_included and value == low)):
+        interval = f"{'[' if low_included else '('}{low:g}, {high:g}{']' if high_included else ')'}"
         raise InputError(f"{name}={value!r} is not a number in {interval}", hint=f"e.g. {name}=0.15")
 
 
@@ -389,6 +400,7 @@ def score(
     from bertprobe import inputs
     from bertprobe.score import check_options, score_texts, text_problem
 
+    _count("batch_size", batch_size, 1, MAX_BATCH_TOKENS, optional=False)
     check_options(metric, unk, batch_size)
     _text("group_column", group_column)
     if pairs is not None:
@@ -467,6 +479,7 @@ def sense(
 
     _flag("list_sets", list_sets)
     if list_sets:
+        _count("seed", seed, 0, SEED_MAX, optional=False)
         _check_model(model)
         spec = model.name if not isinstance(model, str) else model
         result = core.catalog(spec, revision)
@@ -485,7 +498,7 @@ def sense(
         from bertprobe import render
 
         render.check_plot_path(plot)
-    sentence = _listed("sentence", sentence or ())
+    sentence = _listed("sentence", sentence) if sentence is not None else []  # "" is refused, as -s "" is
     word, labelled, origin = core.collect(word, sentence or (), sentences)
     lm = _model(model, "encoder", revision, device, dtype, offline, seed)
     result = core.probe(
@@ -773,6 +786,7 @@ def cloze(
     from bertprobe import cloze as core
 
     _count("top_k", top_k, 1, 100_000, optional=False)
+    _text("cloze_set", cloze_set, optional=False)
     items, name = cloze_items(_path("data", data), cloze_set)
     lm = _model(model, "mlm", revision, device, dtype, offline, seed)
     result = core.evaluate(lm, items, top_k=top_k, cloze_set=name)
@@ -816,6 +830,17 @@ def pretrain(
     _choice("device", device, DEVICES)
     for name, flag in (("nsp", nsp), ("restart", restart), ("offline", offline)):
         _flag(name, flag)
+    # The CLI's parsers: a str or a bool would be a raw TypeError in the core's checks, or (True) one step.
+    _count("steps", steps, 1, MAX_PRETRAIN_STEPS)
+    _real("minutes", minutes, 0, MAX_MINUTES, high_included=True)
+    _count("batch_size", batch_size, 1, 65_536, optional=False)
+    _real("lr", lr, 0, 1, optional=False, high_included=True)
+    _real("warmup", warmup, 0, 0.9, optional=False, high_included=True, low_included=True)
+    _real("rate", rate, 0, 1, optional=False, high_included=True)
+    _count("max_length", max_length, 8, 100_000, optional=False)
+    _count("freeze_layers", freeze_layers, 0, 1000, optional=False)
+    _real("save_minutes", save_minutes, 0, MAX_MINUTES, optional=False, high_included=True)
+    _count("save_steps", save_steps, 1, MAX_PRETRAIN_STEPS)
     if isinstance(corpus, (str, os.PathLike)):
         corpus = [corpus]
     if not isinstance(corpus, Iterable):

@@ -236,6 +236,21 @@ def test_pretrain_equals_the_cli_json(cli, tiny_pretraining_path, tmp_path):
             lambda: bertprobe.fill("The cat sat.", mode="bert", rate=1.5, model="tiny-mlm"),
             "rate=1.5 is not a number in (0, 1]",
         ),
+        # --batch-size is a count up to 2**24: "8" was a raw TypeError; True, 1.5 and 2**30 ran silently.
+        (lambda: bertprobe.score("The cat sat.", model="tiny-mlm", batch_size="8"), "batch_size='8' is not a whole"),
+        (lambda: bertprobe.score("The cat sat.", model="tiny-mlm", batch_size=True), "batch_size=True is not a whole"),
+        (lambda: bertprobe.score("The cat sat.", model="tiny-mlm", batch_size=2**30), "batch_size=1073741824 is not"),
+        (lambda: bertprobe.cloze(model="tiny-mlm", cloze_set=["heldout"]), "cloze_set=['heldout'] is not text"),
+        # --list refuses --seed -1 as every command does; the API echoed it in to_dict.
+        (lambda: bertprobe.sense(list_sets=True, seed=-1), "seed=-1 is not a whole number"),
+        # pretrain's budget and sizes: a str was a raw TypeError, steps=True trained one step.
+        (lambda: bertprobe.pretrain("c.txt", steps="3"), "steps='3' is not a whole number"),
+        (lambda: bertprobe.pretrain("c.txt", steps=True), "steps=True is not a whole number"),
+        (lambda: bertprobe.pretrain("c.txt", minutes="3"), "minutes='3' is not a number in (0, 43200]"),
+        (lambda: bertprobe.pretrain("c.txt", minutes=50_000), "minutes=50000 is not a number in (0, 43200]"),
+        (lambda: bertprobe.pretrain("c.txt", steps=1, warmup="0.1"), "warmup='0.1' is not a number in [0, 0.9]"),
+        (lambda: bertprobe.pretrain("c.txt", steps=1, batch_size=2.5), "batch_size=2.5 is not a whole number"),
+        (lambda: bertprobe.pretrain("c.txt", steps=1, max_length=True), "max_length=True is not a whole number"),
     ],
 )
 def test_values_the_cli_would_refuse_raise_an_input_error(call, phrase):
@@ -255,3 +270,12 @@ def test_load_announces_what_auto_chose_as_the_commands_do(capsys):
     assert lm.notices and capsys.readouterr().err.count(lm.notices[0][:40]) == 1
     bertprobe.fill("The cat sat on the [MASK].", model=lm)
     assert lm.notices[0][:40] not in capsys.readouterr().err  # said once, not again for each command
+
+
+def test_an_empty_sentence_is_refused_as_the_cli_refuses_it_not_replaced_by_the_builtin_set():
+    # sense("bank", sentence="") ran the built-in river/money set: a result for sentences the caller never gave.
+    import bertprobe
+    from bertprobe.errors import InputError
+
+    with pytest.raises(InputError, match="only 1 sentence was given"):
+        bertprobe.sense("bank", sentence="", model="minilm")
