@@ -393,9 +393,17 @@ def pairs_result(
         notices.append(f"{len(ties)} pair(s) scored exactly equal and count as wrong: pair {shown}")
     unknown = sum(1 for s in scores if s.left_out)
     if unknown:
+        # Leaving the same number out of both sides keeps a pair even; only pairs that lose more on one side
+        # compare sums over a different share of their sentences. Say how many, in the model's own unk token.
+        uneven = sum(1 for n in range(len(pairs)) if scores[2 * n].left_out != scores[2 * n + 1].left_out)
+        unk_token = lm.tokenizer.unk_token
         notices.append(
-            f"{unknown} sentence(s) hold [UNK] tokens, left out of their PLL: their pairs compare different "
-            "numbers of tokens (--unk score scores them)"
+            f"{unknown} sentence(s) hold {unk_token} tokens, left out of their PLL"
+            + (
+                f": in {uneven} pair(s) one sentence loses more of them than the other (--unk score scores them)"
+                if uneven
+                else f"; each pair loses as many on both sides (--unk score scores the {unk_token} tokens)"
+            )
         )
     return PairsResult(
         model=lm.name,

@@ -319,3 +319,20 @@ def test_a_tie_is_not_listed_as_scored_the_wrong_way_round(cli, mlm_path, tmp_pa
     said = " ".join(stdout.split())
     assert code == 0 and "0.000" in said  # the tie is listed ...
     assert "scored the wrong way round (" not in said and "tied" in said  # ... under a title that says so
+
+
+def test_the_unk_notice_says_which_pairs_lose_more_tokens_on_one_side(cli, mlm_path, tmp_path):
+    # "their pairs compare different numbers of tokens" was said of every pair with an [UNK], also of one that
+    # loses one on each side and so still compares as many tokens on both.
+    even = tmp_path / "even.csv"
+    even.write_text("good,bad\nThe cat ☃ sat.,The cat sat ☃.\n")
+    code, stdout, stderr = cli("score", "--pairs", even, "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    notices = " ".join(json.loads(stdout)["notices"])
+    assert "2 sentence(s) hold [UNK] tokens" in notices and "each pair loses as many on both sides" in notices
+    uneven = tmp_path / "uneven.csv"
+    uneven.write_text("good,bad\nThe cat ☃ sat.,The cat sat ☃ ☃.\nA dog ran.,A dog ☃ ran.\n")
+    code, stdout, stderr = cli("score", "--pairs", uneven, "--json", "-m", mlm_path)
+    assert code == 0, stderr
+    notices = " ".join(json.loads(stdout)["notices"])
+    assert "in 2 pair(s) one sentence loses more of them than the other" in notices
