@@ -302,3 +302,13 @@ def test_nsp_reading_never_calls_a_head_better_than_guessing_when_luck_explains_
     line = " ".join(readings(nsp.score(lm, pairs, truth, probabilities=probabilities)))
     assert "55% of the true next ones, 55% of the random ones" in line
     assert "better than guessing" not in line and "too few to tell that from lucky guessing" in line
+
+
+def test_probabilities_in_readings_never_round_across_the_cut_off_their_words_depend_on():
+    # P = 0.4996 printed as "0.50" beside "takes B for a random sentence" (and fill-mask's 0.4996 as "p=0.50"
+    # beside "leans that way", while 0.50 reads "fairly sure"): the digits grow until the side is right.
+    from bertprobe.render import probability
+
+    assert probability(0.4996, cuts=(0.5,)) == "0.4996" and probability(0.5, cuts=(0.5,)) == "0.50"
+    assert probability(0.42, cuts=(0.5,)) == "0.42" and probability(0.19996, cuts=(0.2, 0.5)) == "0.19996"
+    assert probability(0.9977) == "0.998" and probability(4e-5) == "0.00004" and probability(1.0) == "1.00"

@@ -286,6 +286,22 @@ def percent(value: float, digits: int = 0) -> str:
     return text
 
 
+def probability(value: float, digits: int = 2, cuts: tuple[float, ...] = ()) -> str:
+    """``value`` to ``digits`` decimals, with more where rounding would mislead: a value strictly between 0
+    and 1 shown as 0 or 1 (0.9977 is not certain), or shown on the other side of a cut-off the words beside it
+    depend on (0.4996 as "0.50" beside "takes B for a random sentence")."""
+
+    def misleading(text: str) -> bool:
+        shown = float(text)
+        return (0 < value < 1 and shown in (0.0, 1.0)) or any((shown >= cut) != (value >= cut) for cut in cuts)
+
+    text = f"{value:.{digits}f}"
+    while misleading(text) and digits < 8:
+        digits += 1
+        text = f"{value:.{digits}f}"
+    return text
+
+
 def bar(fraction: float, width: int = 20) -> str:
     """A proportional bar of block characters for a value in [0, 1]."""
     fraction = min(max(fraction, 0.0), 1.0)

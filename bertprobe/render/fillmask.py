@@ -19,7 +19,7 @@ from bertprobe.fillmask import (
     PseudoLikelihoodResult,
     after_space,
 )
-from bertprobe.render import bar, closing, header, percent
+from bertprobe.render import bar, closing, header, percent, probability
 
 ACTION_STYLE = {"mask": "bold magenta", "random": "bold red", "keep": "bold yellow"}
 ACTION_LABEL = {"mask": "[MASK]", "random": "random", "keep": "kept"}
@@ -135,13 +135,8 @@ def fillmask_readings(result: FillMaskResult) -> list[str]:
 
 def _p(value: float) -> str:
     """A probability to two decimals, with more where that would read 1.00 or 0.00 but the value is not (0.9977
-    is not certain, and a random model's top word at 4e-5 is not impossible)."""
-    digits = 2
-    text = f"{value:.{digits}f}"
-    while 0 < value < 1 and float(text) in (0.0, 1.0) and digits < 8:
-        digits += 1
-        text = f"{value:.{digits}f}"
-    return text
+    is not certain), or would cross a cut-off of the confidence words (0.4996 is not "fairly sure")."""
+    return probability(value, 2, cuts=(0.2, 0.5))
 
 
 def _ordinal(rank: int) -> str:

@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.nsp import NspResult, ScoredPair
-from bertprobe.render import bar, closing, header, luck, percent
+from bertprobe.render import bar, closing, header, luck, percent, probability
 
 
 def _short(text: str, width: int = 48) -> str:
@@ -82,7 +82,7 @@ def readings(result: NspResult) -> list[str]:
         pair = result.pairs[0]
         p = pair.is_next_probability
         lines.append(
-            f"P = {p:.2f}: the NSP head, reading only [CLS], "
+            f"P = {probability(p, 2, cuts=(0.5,))}: the NSP head, reading only [CLS], "
             + (
                 "takes B for the sentence that follows A."
                 if p >= 0.5
