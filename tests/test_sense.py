@@ -671,3 +671,22 @@ def test_explain_gives_this_runs_chance_for_three_senses(cli, tiny_encoder_path,
     assert code == 0
     squashed = " ".join(table.split())
     assert "about 0.5" not in squashed and "Chance is 0.20 here" in squashed and "chance 0.20" in squashed
+
+
+def test_no_separating_layer_with_a_passing_1nn_says_why_instead_of_denying_the_neighbours(bank_result):
+    # 1-NN 0.92 at a layer whose centred gap is not positive: "best 1-NN 0.92 …: these sentences do not separate
+    # them" read as a contradiction; the reading now says the neighbours agree while the groups overlap.
+    import dataclasses
+
+    from bertprobe.render.sense import readings
+
+    layers = [
+        dataclasses.replace(s, knn_accuracy=0.92, knn_by_sense={"river": 0.92, "money": 0.92}, separation_centred=-0.01)
+        if s.layer is not None and s.layer >= 1
+        else s
+        for s in bank_result.layers
+    ]
+    text = " ".join(readings(dataclasses.replace(bank_result, layers=layers)))
+    assert "No layer keeps the senses of 'bank' clearly apart: at layer" in text
+    assert "nearest neighbour shares their sense (1-NN 0.92" in text and "overlap as groups" in text
+    assert "do not separate them" not in text

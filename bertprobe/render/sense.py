@@ -314,7 +314,15 @@ def readings(result: SenseResult) -> list[str]:
         )
     else:
         top = max(contextual, key=lambda s: s.knn_accuracy or 0.0, default=None)
-        if top is not None and top.knn_accuracy is not None:
+        if top is not None and top.knn_accuracy is not None and top.knn_accuracy >= bar:
+            # 1-NN passes but the centred gap does not: neighbours agree while the senses as wholes overlap.
+            lines.append(
+                f"No layer keeps the senses of {word} clearly apart: at layer {top.layer} most sentences' nearest "
+                f"neighbour shares their sense (1-NN {top.knn_accuracy:.2f}; chance {chance:.2f}), but on average "
+                "same-sense sentences are no closer than different-sense ones (gap at or below 0 after centring), "
+                "so the senses overlap as groups."
+            )
+        elif top is not None and top.knn_accuracy is not None:
             lines.append(
                 f"No layer keeps the senses of {word} clearly apart (best 1-NN {top.knn_accuracy:.2f} at layer "
                 f"{top.layer}; chance {chance:.2f}): this model, or these sentences, do not separate them."
