@@ -200,8 +200,13 @@ def _from_hub(task: Task) -> Split | None:
         parts = []
         for part in ("train", "validation"):
             table = loaded[part]
-            texts = [str(t) for t in table[task.text_column]]
-            labels = [task.label_names[int(v)] for v in table[task.label_column]]
+            texts = [str(t).strip() for t in table[task.text_column]]  # as the GLUE files are read
+            values = [int(v) for v in table[task.label_column]]
+            # GLUE marks unlabelled rows -1, which would index the last label name: refuse, never guess.
+            bad = next((i for i, v in enumerate(values) if not 0 <= v < len(task.label_names)), None)
+            if bad is not None:
+                raise ValueError(f"{part} row {bad + 1} has label {values[bad]}, not 0 to {len(task.label_names) - 1}")
+            labels = [task.label_names[v] for v in values]
             parts.append(LabelledData(texts, labels, [f"{task.hub_id} {part}, row {i + 1}" for i in range(len(texts))]))
     except Exception as err:  # datasets raises many kinds (connection, not found, ...): any means "try the next"
         raise _Unavailable(f"the hub dataset {task.hub_id} failed ({type(err).__name__}: {err})") from err

@@ -460,3 +460,29 @@ def test_a_download_killed_at_each_write_leaves_a_cache_the_next_run_reads_or_re
     # Killed before the digests were renamed in, the copy (whole: each file was renamed in) is read, and hashed then.
     digests = cached / "sha256.json"
     assert json.loads(digests.read_text()).keys() == {"train.tsv", "dev.tsv"}
+
+
+def _fake_datasets_library(monkeypatch, tables):
+    """`datasets` installed, its load_dataset answering ``tables`` ({part: {column: values}}) without a network."""
+    import importlib.machinery
+    import sys
+    import types
+
+    module = types.ModuleType("datasets")
+    module.__spec__ = importlib.machinery.ModuleSpec("datasets", None)
+    module.load_dataset = lambda hub_id: tables
+    monkeypatch.setitem(sys.modules, "datasets", module)
+
+
+def test_hub_rows_marked_unlabelled_are_refused_not_read_as_the_last_label(monkeypatch):
+    # GLUE marks an unlabelled row -1: label_names[-1] would have made it "positive" without a word.
+    task = datasets.get_task("sst2")
+    good = {"sentence": ["a fine film ", "dull"], "label": [1, 0]}
+    _fake_datasets_library(monkeypatch, {"train": {"sentence": ["a fine film", "no label"], "label": [1, -1]},
+                                         "validation": good})  # fmt: skip
+    with pytest.raises(datasets._Unavailable, match="train row 2 has label -1"):
+        datasets._from_hub(task)
+    _fake_datasets_library(monkeypatch, {"train": good, "validation": good})
+    split = datasets._from_hub(task)
+    assert split.train.texts == ["a fine film", "dull"]  # stripped, as the GLUE files are read
+    assert split.train.labels == [task.label_names[1], task.label_names[0]]
