@@ -44,6 +44,14 @@ _NO_NSP_FAMILIES = {
     "deberta-v2": "DeBERTa-v2/v3 was pretrained without next-sentence prediction: no sentence-level task trained "
     "its [CLS]",
     "modernbert": "ModernBERT was pretrained with masked-LM only: no sentence-level task trained its [CLS]",
+    "mpnet": "MPNet was pretrained with masked and permuted language modelling, without next-sentence prediction: "
+    "no sentence-level task trained its [CLS]",
+}
+# The "not next" second sentences of ``bertprobe pretrain --nsp``, by its --nsp-negatives.
+_PRETRAIN_NEGATIVES = {
+    "other-document": "a sentence of another document",
+    "same-document": "another sentence of the same document, not the next one",
+    "mixed": "a sentence of another document or another sentence of the same document, half and half",
 }
 
 
@@ -84,6 +92,21 @@ def _sentence_pooling(path: Path) -> str | None:
                     return name
             return "unknown"
     return None
+
+
+def _pretrain_settings(path: Path) -> dict[str, Any]:
+    """The settings of the ``bertprobe pretrain`` run that wrote the checkpoint at ``path`` (empty if none did).
+
+    A run's checkpoint holds its ``trainer_state.json``; the model exported at the top of ``--out`` sits beside
+    the run's latest checkpoint.
+    """
+    candidates = [path / "trainer_state.json"]
+    candidates += sorted(path.glob("checkpoint-*/trainer_state.json"), reverse=True)[:1]
+    for candidate in candidates:
+        settings = _json(candidate).get("settings")
+        if isinstance(settings, dict):
+            return settings
+    return {}
 
 
 # Heads that read [CLS] for a sentence-level label: a checkpoint saved with one was fine-tuned through [CLS].
@@ -140,6 +163,15 @@ def describe(name: str, path: Path | str, config: dict[str, Any], heads: set[str
             NONE if pooling != "cls" else UNKNOWN,
             f"{label} [CLS] was never trained with next-sentence prediction: it is {tuned}{base}",
         )
+    architectures = [str(a) for a in config.get("architectures") or []]
+    if model_type == "electra" and "mlm" in heads and not any(a.endswith("ForPreTraining") for a in architectures):
+        # ELECTRA's generator (or a discriminator given an MLM head): masked-LM, not replaced-token detection.
+        return ClsOrigin(
+            NONE,
+            "This ELECTRA checkpoint holds a masked-LM head, as ELECTRA's generator does (trained by masked-LM to "
+            "propose the replacements its discriminator learns to spot): neither is a sentence-level task, so none "
+            "trained its [CLS].",
+        )
     if model_type in _NO_NSP_FAMILIES:
         return ClsOrigin(NONE, f"{_NO_NSP_FAMILIES[model_type]}.")
     if model_type == "albert":
@@ -147,6 +179,17 @@ def describe(name: str, path: Path | str, config: dict[str, Any], heads: set[str
             SOP,
             "ALBERT replaced next-sentence prediction with sentence-order prediction: its [CLS] was trained to "
             "tell whether two consecutive segments are in their original order.",
+        )
+    trained = _pretrain_settings(path) if "nsp" in heads else {}
+    if trained.get("nsp"):
+        source = str(trained.get("source", "its --from model"))
+        negative = _PRETRAIN_NEGATIVES.get(str(trained.get("nsp_negatives")), "a sentence that is not the next one")
+        return ClsOrigin(
+            NSP,
+            f"{label} [CLS] was trained by next-sentence prediction: bertprobe pretrain --nsp, continuing from "
+            f"{source}, trained its NSP head to read [CLS] (through the pooler) and tell whether sentence B really "
+            f"followed sentence A, half the time true, half the time {negative}. What had trained [CLS] in {source} "
+            "before that is not recorded in this checkpoint.",
         )
     if "nsp" in heads:
         return ClsOrigin(

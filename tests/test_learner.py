@@ -353,3 +353,59 @@ def test_cls_origin_names_a_fine_tune_whatever_the_family(tiny_encoder_path, tmp
     # ... and one on RoBERTa was fine-tuned at the sentence level: not "trained by no sentence-level task".
     roberta_st = cls_origin.describe("s", tmp_path, {"model_type": "roberta"}, set())
     assert "sentence-transformers" in roberta_st.note and "no sentence-level task" not in roberta_st.note
+
+
+def test_cls_origin_of_an_electra_with_a_masked_lm_head_does_not_call_it_a_replaced_token_detector(tiny_encoder_path):
+    # google/electra-small-generator: trained by masked-LM (it proposes the replacements), not to spot them.
+    generator = {"model_type": "electra", "architectures": ["ElectraForMaskedLM"]}
+    said = cls_origin.describe("g", tiny_encoder_path, generator, {"mlm"})
+    assert said.objective == cls_origin.NONE and "masked-LM" in said.note
+    assert "is trained to spot replaced tokens" not in said.note
+    discriminator = {"model_type": "electra", "architectures": ["ElectraForPreTraining"]}
+    assert "spot replaced tokens" in cls_origin.describe("d", tiny_encoder_path, discriminator, set()).note
+
+
+def test_cls_origin_knows_mpnet_was_pretrained_without_nsp(tiny_encoder_path):
+    said = cls_origin.describe("m", tiny_encoder_path, {"model_type": "mpnet"}, {"mlm"})
+    assert said.objective == cls_origin.NONE and "MPNet" in said.note and "keeps no NSP head" not in said.note
+
+
+@pytest.mark.parametrize(
+    ("negatives", "words"),
+    [("other-document", "a sentence of another document"), ("same-document", "another sentence of the same document")],
+)
+def test_cls_origin_of_a_pretrain_nsp_checkpoint_says_how_bertprobe_trained_it(tmp_path, negatives, words):
+    # bertprobe pretrain --from minilm --nsp: [CLS] had a sentence-embedding fine-tune before bertprobe's NSP.
+    run = tmp_path / "checkpoint-00000040"
+    run.mkdir()
+    settings = {"source": "minilm", "nsp": True, "nsp_negatives": negatives}
+    (run / "trainer_state.json").write_text(json.dumps({"step": 40, "settings": settings}))
+    config = {"model_type": "bert", "architectures": ["BertForPreTraining"]}
+    for path in (tmp_path, run):  # the exported model at the top of --out, and its checkpoint
+        said = cls_origin.describe("out", path, config, {"mlm", "nsp", "pooler"})
+        assert said.objective == cls_origin.NSP
+        assert "bertprobe pretrain --nsp" in said.note and "minilm" in said.note and words in said.note
+        assert "only task that ever trained it" not in said.note and "random sentence" not in said.note
+
+
+def test_pretrain_summary_does_not_call_the_nsp_sum_a_perplexity_of_masked_tokens():
+    from rich.console import Console
+
+    from bertprobe.pretrain import PretrainResult, perplexity
+    from bertprobe.render.pretrain import pretrain_summary
+
+    def summary(nsp: bool) -> str:
+        result = PretrainResult(
+            model="m", revision=None, source="minilm", out="runs/x", corpus_lines=10, chunks=12, start_step=0,
+            steps=5, seconds=60.0, tokens=900, first_loss=11.5, final_loss=4.2, resumed=False, interrupted=False,
+            probes_before=[], probes_after=[], settings={"nsp": nsp}, nsp_pairs=8 if nsp else 0,
+            nsp_accuracy=0.5 if nsp else None,
+        )  # fmt: skip
+        console = Console(record=True, width=200)
+        pretrain_summary(result, console)
+        return " ".join(console.export_text().split())
+
+    # MLM + NSP loss: exp(4.2) = 67 is not the masked tokens' perplexity (that alone would be about 33 at chance).
+    claim = f"perplexity of masked tokens {perplexity(11.5):,.0f} → {perplexity(4.2):,.1f}"
+    assert claim not in summary(nsp=True) and "masked-LM plus next-sentence loss" in summary(nsp=True)
+    assert claim in summary(nsp=False)

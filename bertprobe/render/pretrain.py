@@ -62,7 +62,14 @@ def pretrain_summary(result: PretrainResult, console: Any) -> None:
     resumed = f" (resumed at step {result.start_step})" if result.resumed else ""
     table.add_row("corpus", f"{result.corpus_lines:,} lines → {result.chunks:,} examples")
     table.add_row("steps", f"{result.steps:,}{resumed} in {result.seconds / 60:.1f} min, {result.tokens:,} tokens")
-    if result.first_loss is not None and result.final_loss is not None:
+    if result.first_loss is not None and result.final_loss is not None and result.settings.get("nsp"):
+        # The NSP loss is added to the masked-LM loss: exp of the sum overstates the masked tokens' perplexity.
+        table.add_row(
+            "loss",
+            f"{result.first_loss:.3f} → {result.final_loss:.3f}  (masked-LM plus next-sentence loss, added together: "
+            "its exp is not a perplexity of masked tokens)",
+        )
+    elif result.first_loss is not None and result.final_loss is not None:
         table.add_row(
             "loss",
             f"{result.first_loss:.3f} → {result.final_loss:.3f}  (perplexity of masked tokens "
