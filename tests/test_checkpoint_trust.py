@@ -574,6 +574,20 @@ def test_models_survives_broken_snapshots_in_the_hub_cache(
     assert "org/a-gpt2" not in stderr and "Traceback" not in stderr  # not a BERT: left out quietly, as before
 
 
+def test_models_leaves_out_a_snapshot_with_a_config_but_no_weights(cli, tiny_encoder_path, tmp_path, monkeypatch):
+    # Loading only a tokenizer leaves config.json and tokenizer files: listed as a model with an encoder head, it
+    # then failed offline with "weights not cached".
+    import huggingface_hub.constants
+
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    _snapshot(hub, "org/tokenizer-only", tiny_encoder_path, _rm("model.safetensors"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    code, stdout, stderr = cli("models", "--json")
+    assert code == 0, stderr
+    assert "org/tokenizer-only" not in [m["name"] for m in json.loads(stdout)["models"]]
+
+
 # --------------------------------------------------------------------------------------------
 # The content fingerprint: the whole of every file, remembered by path + size + times + inode
 # --------------------------------------------------------------------------------------------

@@ -245,3 +245,24 @@ def test_a_checkpoint_rewritten_on_disk_is_loaded_again(tmp_path, tiny_encoder_p
     after = models.load(str(copy), device="cpu")
     assert after.fingerprint != before.fingerprint
     torch.testing.assert_close(after.model.bert.pooler.dense.bias, weights["pooler.dense.bias"])
+
+
+@pytest.mark.parametrize(
+    ("architecture", "model_type", "heads"),
+    [
+        ("BertForPreTraining", "bert", {"mlm", "nsp"}),
+        ("AlbertForPreTraining", "albert", {"mlm"}),  # its second head is sentence order, not NSP
+        ("ElectraForPreTraining", "electra", set()),  # the replaced-token discriminator: no MLM, no NSP
+        ("ElectraForMaskedLM", "electra", {"mlm"}),
+        ("BertForNextSentencePrediction", "bert", {"nsp"}),
+    ],
+)
+def test_heads_of_a_pickle_checkpoint_are_read_off_its_architecture(tmp_path, architecture, model_type, heads):
+    # `bertprobe models` listed an ALBERT or ELECTRA pytorch_model.bin with an NSP (and MLM) head it lacks.
+    import json
+
+    from bertprobe.models.spec import checkpoint_heads
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type, "architectures": [architecture]}))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
+    assert checkpoint_heads(tmp_path) == heads

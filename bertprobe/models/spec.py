@@ -318,10 +318,15 @@ def checkpoint_heads(path: Path) -> set[str]:
         if file.suffix == ".safetensors":
             keys |= set(_safetensors_keys(file))
         else:
+            # A pickle is not opened just to list its tensor names: read the heads off the architecture, where
+            # "PreTraining" means MLM + NSP for BERT only (ALBERT's is MLM + sentence order, ELECTRA's the
+            # replaced-token discriminator, no MLM). The loader still refuses any head whose weights are missing.
             config = _read_config(path)
             archs = " ".join(config.get("architectures") or [])
-            heads = {"mlm"} if ("MaskedLM" in archs or "PreTraining" in archs) else set()
-            return heads | ({"nsp"} if "PreTraining" in archs or "NextSentence" in archs else set())
+            pretraining = "PreTraining" in archs
+            mlm = "MaskedLM" in archs or (pretraining and config.get("model_type") != "electra")
+            nsp = "NextSentence" in archs or (pretraining and config.get("model_type") in ("bert", "megatron-bert"))
+            return ({"mlm"} if mlm else set()) | ({"nsp"} if nsp else set())
     heads = bert.available_heads(keys)
     # Non-BERT layouts (RoBERTa, DistilBERT, ...): recognise their MLM heads by name.
     if any(k.startswith(("lm_head.", "vocab_transform.", "generator_lm_head.", "predictions.")) for k in keys):
@@ -648,6 +653,8 @@ def _info(name: str, source: str, path: Path, size: int | None = None, descripti
     config = _read_config(path)
     if config.get("model_type") not in BERT_FAMILY:
         return None
+    if not _weight_files(path):
+        return None  # a config and a tokenizer only (what loading a tokenizer leaves): no model to run
     if size is None:
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     heads = checkpoint_heads(path)
