@@ -62,6 +62,9 @@ def _words_by_id(encoding: Encoding) -> list[WordSpan]:
         end = max(encoding.offsets[i][1] for i in pieces)
         while start < end and encoding.text[start].isspace():
             start += 1
+        # A normaliser that strips or composes an accent ("e" + U+0301) may leave the mark in no piece's offsets.
+        while end < len(encoding.text) and _is_mark(encoding.text[end]) and not _covered(encoding, end):
+            end += 1
         if start < end:
             spans.append(WordSpan(encoding.text[start:end], start, end, pieces))
     return spans
@@ -110,6 +113,11 @@ def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> l
     pattern = re.compile(rf"{before}(?:{forms}){after}", re.IGNORECASE)
     matches: list[WordSpan] = []
     for match in pattern.finditer(encoding.text):
+        # A combining mark (decomposed "é" is "e" + U+0301) is part of the letter before it, though no \w.
+        if _is_mark(encoding.text[match.end() : match.end() + 1]) or _is_mark(
+            encoding.text[max(match.start() - 1, 0) : match.start()]
+        ):
+            continue
         pieces = [
             i
             for i, (start, end) in enumerate(encoding.offsets)
@@ -132,6 +140,14 @@ def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> l
             )
         return [matches[occurrence - 1]]
     return matches
+
+
+def _covered(encoding: Encoding, char: int) -> bool:
+    return any(start <= char < end for start, end in encoding.offsets)
+
+
+def _is_mark(char: str) -> bool:
+    return bool(char) and unicodedata.category(char).startswith("M")
 
 
 def _abbrev(text: str, width: int = 60) -> str:

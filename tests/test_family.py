@@ -249,3 +249,35 @@ def test_mpnet_positions_start_after_the_padding_row(tmp_path, minilm_path):
     _, offset = lm.backend.position_embeddings()
     assert offset == int(create_position_ids_from_input_ids(ids, padding_idx=1)[0, 0]) == 2
     assert lm.tokenizer.model_max_length == 62
+
+
+@pytest.mark.parametrize("kind", ["distilbert", "roberta", "xlm-roberta"])
+def test_a_combining_accent_belongs_to_the_word_it_follows(family_path, kind):
+    """In decomposed text "café" is "cafe" + U+0301: "cafe" is not a whole word of it, nor "bank" of "ébank"
+    (WordPiece reads "##bank" there, a piece of another word); the accent is no word boundary."""
+    import unicodedata
+
+    from bertprobe import models, tokens
+
+    lm = models.load(str(family_path(kind)), head="mlm", device="cpu")
+    text = unicodedata.normalize("NFD", "the café and the ébank bank")
+    encoding = lm.tokenizer.encode(text)
+    assert tokens.find_word(encoding, "cafe") == []
+    [cafe] = tokens.find_word(encoding, "café")
+    assert text[cafe.start : cafe.end] == unicodedata.normalize("NFD", "café")
+    [bank] = tokens.find_word(encoding, "bank")
+    assert bank.start == text.rindex("bank")
+
+
+@pytest.mark.parametrize("kind", ["distilbert", "xlm-roberta"])
+def test_a_words_span_keeps_its_combining_accent(family_path, kind):
+    """XLM-R's NFKC composes "e" + U+0301 and gives "é" the offsets of the "e" alone: the word is still "café"."""
+    import unicodedata
+
+    from bertprobe import models, tokens
+
+    lm = models.load(str(family_path(kind)), head="mlm", device="cpu")
+    text = unicodedata.normalize("NFD", "the café is open")
+    spans = tokens.words(lm.tokenizer.encode(text))
+    assert [s.text for s in spans] == text.split(" ")
+    assert [(s.start, s.end) for s in spans][1] == (4, 9)
