@@ -352,6 +352,11 @@ def locate(
             match = matches[0]
             if len(matches) > 1:
                 repeated.append(number)
+        # A space-only piece that opens the word (byte-level BPE's "Ġ", SentencePiece's "▁" written alone) holds
+        # none of its letters: --pool first would take it for the word, and mean would average it in.
+        pieces = [
+            i for i in match.pieces if encoding.text[encoding.offsets[i][0] : encoding.offsets[i][1]].strip()
+        ] or list(match.pieces)
         located.append(
             SentenceVector(
                 number=number,
@@ -360,8 +365,8 @@ def locate(
                 line=sentence.line,
                 start=match.start,
                 end=match.end,
-                pieces=list(match.pieces),
-                wordpieces=[encoding.tokens[i] for i in match.pieces],
+                pieces=pieces,
+                wordpieces=[encoding.tokens[i] for i in pieces],
             )
         )
     notices = []

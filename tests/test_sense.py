@@ -690,3 +690,12 @@ def test_no_separating_layer_with_a_passing_1nn_says_why_instead_of_denying_the_
     assert "No layer keeps the senses of 'bank' clearly apart: at layer" in text
     assert "nearest neighbour shares their sense (1-NN 0.92" in text and "overlap as groups" in text
     assert "do not separate them" not in text
+
+
+def test_a_space_only_piece_that_opens_the_word_is_not_pooled_as_the_word(cli, tiny_roberta_path):
+    # Byte-level BPE can write " BANK" as "Ġ" + "B A N K": --pool first took the space piece's vector for the word.
+    args = ["-s", "the BANK is muddy", "-s", "a BANK is busy", "-s", "our BANK sat"]
+    code, stdout, stderr = cli("sense", "BANK", *args, "--pool", "first", "-m", tiny_roberta_path, "--json")
+    assert code == 0, stderr
+    for sentence in json.loads(stdout)["sentences"]:
+        assert sentence["wordpieces"][0].strip("Ġ▁ ") != "", sentence["wordpieces"]
