@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,7 +89,9 @@ def atomic_path(target: str | Path, step: str = "atomic-write") -> Iterator[Path
     it points, and the link kept.
     """
     target = through_links(target)
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}")
+    prefix, suffix = f".{target.name}.", f".tmp{target.suffix}"
+    _remove_stale_temporaries(target.parent, prefix, suffix)
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=suffix)
     os.close(handle)
     temporary = Path(name)
     try:
@@ -101,6 +104,28 @@ def atomic_path(target: str | Path, step: str = "atomic-write") -> Iterator[Path
         fsync_directory(target.parent)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+_MKSTEMP_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _remove_stale_temporaries(folder: Path, prefix: str, suffix: str, older_than_s: float = 3600.0) -> None:
+    """Delete this target's temporary files that a killed write left (an hour old: no live writer owns them)."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            name = entry.name
+            middle = name[len(prefix) : len(name) - len(suffix)]
+            # mkstemp's names: the prefix, 8 characters of [a-z0-9_], the suffix; nothing else is touched.
+            if (
+                name.startswith(prefix)
+                and name.endswith(suffix)
+                and len(middle) == 8
+                and set(middle) <= _MKSTEMP_CHARACTERS
+            ):
+                with contextlib.suppress(OSError):
+                    if entry.is_file() and now - entry.stat().st_mtime > older_than_s:
+                        entry.unlink()
 
 
 def atomic_write(target: str | Path, data: bytes | str, step: str = "atomic-write") -> None:

@@ -375,3 +375,20 @@ def test_reading_a_probe_or_a_wrong_path_leaves_no_lock_file_beside_it(cli, tmp_
     assert code == 1 and "Traceback" not in stderr
     recover_directory(folder / "absent-probe")
     assert sorted(p.name for p in folder.iterdir()) == ["sentiment.csv"]
+
+
+def test_a_write_removes_the_temporary_a_killed_write_left_an_hour_ago(tmp_path):
+    # `--out results.jsonl` killed mid-write left a hidden temporary beside the file, one more at every kill.
+    from bertprobe.atomic import atomic_write
+
+    target = tmp_path / "results.jsonl"
+    stale, fresh = tmp_path / ".results.jsonl.ab12cd_3.tmp.jsonl", tmp_path / ".results.jsonl.zz99yy00.tmp.jsonl"
+    other = tmp_path / ".other.jsonl.ab12cd_3.tmp.jsonl"  # another target's: never touched
+    for path in (stale, fresh, other):
+        path.write_text("partial")
+    hour_ago = stale.stat().st_mtime - 7200
+    for path in (stale, other):
+        os.utime(path, (hour_ago, hour_ago))
+    atomic_write(target, "done\n")
+    assert target.read_text() == "done\n"
+    assert not stale.exists() and fresh.exists() and other.exists()  # a fresh one may be a live writer's
