@@ -110,22 +110,28 @@ def test_answers_no_single_word_piece_can_spell_are_announced(cli, tmp_path):
     assert "can never count as hits" in stderr
 
 
-def test_an_answer_is_matched_as_the_model_spells_it(monkeypatch):
-    # An uncased BERT reads "café" as "cafe" and can only ever write "cafe": that is a hit, and a copy of
-    # the sentence's own "café", not a silent miss.
+def _predicting(monkeypatch, word: str):
+    """tiny-mlm with its masked-LM head replaced by one whose top-1 is always ``word``."""
     import torch
 
     from bertprobe.models import load
 
     lm = load("tiny-mlm", head="mlm", device="cpu")
-    cafe = lm.tokenizer.token_to_id("cafe")
+    piece = lm.tokenizer.token_to_id(word)
 
-    def top1_cafe(lm, sequences, positions):
+    def top1(lm, sequences, positions):
         logits = torch.zeros(len(sequences), lm.tokenizer.vocab_size)
-        logits[:, cafe] = 1.0
+        logits[:, piece] = 1.0
         return [row[None] for row in logits]
 
-    monkeypatch.setattr(cloze, "masked_logits", top1_cafe)
+    monkeypatch.setattr(cloze, "masked_logits", top1)
+    return lm
+
+
+def test_an_answer_is_matched_as_the_model_spells_it(monkeypatch):
+    # An uncased BERT reads "café" as "cafe" and can only ever write "cafe": that is a hit, and a copy of
+    # the sentence's own "café", not a silent miss.
+    lm = _predicting(monkeypatch, "cafe")
     items = [
         {"text": "We met at a [MASK] near the station.", "answers": ["Café"]},
         {"text": "The café was shut, so we tried another [MASK].", "answers": ["bar"]},
@@ -147,19 +153,7 @@ def test_a_multi_word_answer_is_announced_as_out_of_reach(cli, tmp_path):
 def test_a_word_in_quotation_marks_is_a_word_of_its_sentence(monkeypatch):
     # "He shouted 'fire' and ran for the fire." copies its sentence: the quote marks around 'fire' are not
     # part of the word (an apostrophe inside one, as in "dog's", is).
-    import torch
-
-    from bertprobe.models import load
-
-    lm = load("tiny-mlm", head="mlm", device="cpu")
-    fire = lm.tokenizer.token_to_id("fire")
-
-    def top1_fire(lm, sequences, positions):
-        logits = torch.zeros(len(sequences), lm.tokenizer.vocab_size)
-        logits[:, fire] = 1.0
-        return [row[None] for row in logits]
-
-    monkeypatch.setattr(cloze, "masked_logits", top1_fire)
+    lm = _predicting(monkeypatch, "fire")
     items = [
         {"text": "He shouted 'fire' and ran for the [MASK].", "answers": ["door"]},
         {"text": "'Fire,' she said, and pointed at the [MASK].", "answers": ["smoke"]},

@@ -274,32 +274,30 @@ def test_attention_input_with_a_layer_or_head_the_model_lacks_is_one_error_not_a
             assert "line" not in first and "--on-bad" not in stderr and "Traceback" not in stderr
 
 
-def test_nsp_reading_calls_a_head_no_better_than_guessing_only_when_it_is_not(tiny_pretraining_path):
-    # 60% of each kind over 1,000 pairs: far beyond luck, so "no better than guessing" would be false.
+def _nsp_reading(model_path, per_kind: int, right: int) -> str:
+    """The reading of a head that is right on ``right`` of ``per_kind`` true next and as many random pairs."""
     from bertprobe import models, nsp
     from bertprobe.render.nsp import readings
 
-    lm = models.load(str(tiny_pretraining_path), "nsp", device="cpu")
-    pairs = [(f"Sentence {i}.", f"Sentence {i + 1}.") for i in range(1000)]
-    truth = [True] * 500 + [False] * 500
-    probabilities = [0.9] * 300 + [0.1] * 200 + [0.1] * 300 + [0.9] * 200
-    line = " ".join(readings(nsp.score(lm, pairs, truth, probabilities=probabilities)))
+    lm = models.load(str(model_path), "nsp", device="cpu")
+    pairs = [(f"Sentence {i}.", f"Sentence {i + 1}.") for i in range(2 * per_kind)]
+    truth = [True] * per_kind + [False] * per_kind
+    wrong = per_kind - right
+    probabilities = [0.9] * right + [0.1] * wrong + [0.1] * right + [0.9] * wrong
+    return " ".join(readings(nsp.score(lm, pairs, truth, probabilities=probabilities)))
+
+
+def test_nsp_reading_calls_a_head_no_better_than_guessing_only_when_it_is_not(tiny_pretraining_path):
+    # 60% of each kind over 1,000 pairs: far beyond luck, so "no better than guessing" would be false.
+    line = _nsp_reading(tiny_pretraining_path, 500, 300)
     assert "60% of the true next ones, 60% of the random ones" in line
     assert "no better than guessing" not in line and "little better than guessing" in line
-    flat = [0.9] * 250 + [0.1] * 250 + [0.1] * 250 + [0.9] * 250  # 50% of each kind: guessing
-    assert "no better than guessing" in " ".join(readings(nsp.score(lm, pairs, truth, probabilities=flat)))
+    assert "no better than guessing" in _nsp_reading(tiny_pretraining_path, 500, 250)  # 50% of each: guessing
 
 
 def test_nsp_reading_never_calls_a_head_better_than_guessing_when_luck_explains_it(tiny_pretraining_path):
     # 55% of each kind over 40 pairs happens by guessing far more often than 1 in 20: "little better" would be false.
-    from bertprobe import models, nsp
-    from bertprobe.render.nsp import readings
-
-    lm = models.load(str(tiny_pretraining_path), "nsp", device="cpu")
-    pairs = [(f"Sentence {i}.", f"Sentence {i + 1}.") for i in range(40)]
-    truth = [True] * 20 + [False] * 20
-    probabilities = [0.9] * 11 + [0.1] * 9 + [0.1] * 11 + [0.9] * 9
-    line = " ".join(readings(nsp.score(lm, pairs, truth, probabilities=probabilities)))
+    line = _nsp_reading(tiny_pretraining_path, 20, 11)
     assert "55% of the true next ones, 55% of the random ones" in line
     assert "better than guessing" not in line and "too few to tell that from lucky guessing" in line
 
