@@ -288,6 +288,24 @@ def _check_layout(lm: LoadedModel, line: str) -> None:
         )
 
 
+def cut_pair(
+    first: list[int], second: list[int], max_length: int, pair_cut: str = "junction"
+) -> tuple[list[int], list[int]]:
+    """A pair cut to fit [CLS] A [SEP] B [SEP] in max_length, a piece at a time from the longer sentence.
+
+    "junction" keeps where A meets B (A loses its start, B its end); "ends" (runs saved before) cuts both ends.
+    """
+    keep_first, keep_second = len(first), len(second)
+    while keep_first + keep_second > max_length - 3:  # the shorter loses nothing until they are even
+        if keep_first >= keep_second:
+            keep_first -= 1
+        else:
+            keep_second -= 1
+    if pair_cut == "ends":
+        return first[:keep_first], second[:keep_second]
+    return first[len(first) - keep_first :], second[:keep_second]
+
+
 class TrainingData:
     """The examples of a run and the batch of any step, as a pure function of (seed, step).
 
@@ -380,16 +398,7 @@ class TrainingData:
         return [cls_id, *piece, sep_id], [0] * (len(piece) + 2), -100
 
     def _cut(self, first: list[int], second: list[int]) -> tuple[list[int], list[int]]:
-        """A pair cut to fit [CLS] A [SEP] B [SEP] in max_length, a piece at a time from the longer sentence."""
-        keep_first, keep_second = len(first), len(second)
-        while keep_first + keep_second > self.max_length - 3:  # the shorter loses nothing until they are even
-            if keep_first >= keep_second:
-                keep_first -= 1
-            else:
-                keep_second -= 1
-        if self.pair_cut == "ends":
-            return first[:keep_first], second[:keep_second]
-        return first[len(first) - keep_first :], second[:keep_second]
+        return cut_pair(first, second, self.max_length, self.pair_cut)
 
     def _negative(self, draw: random.Random, line: int) -> int:
         """The second sentence of a "not next" pair (``--nsp-negatives``)."""

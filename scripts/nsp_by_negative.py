@@ -7,7 +7,7 @@ MODEL_DIR is a BertForPreTraining checkpoint with its NSP head (`export_checkpoi
 For true next sentences, other sentences of the same document and sentences of another document
 it prints how many the head calls "next" and its mean P(next): a head that ranks true next
 sentences above same-document ones has learnt some coherence even where its 0.5 threshold hides it.
-Pairs are cut to --max-length as `pretrain` cuts them (the junction kept).
+Pairs are cut to --max-length by `pretrain`'s own `cut_pair` (the junction kept).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import random
 
 import torch
 from transformers import AutoTokenizer, BertForPreTraining
+
+from bertprobe.pretrain import cut_pair
 
 
 def main() -> None:
@@ -36,17 +38,13 @@ def main() -> None:
     draw = random.Random(args.seed)
 
     def encode(first: str, second: str) -> tuple[list[int], list[int]]:
-        a = tokenizer.encode(first, add_special_tokens=False)
-        b = tokenizer.encode(second, add_special_tokens=False)
-        keep_a, keep_b = len(a), len(b)
-        while keep_a + keep_b > args.max_length - 3:  # the longer loses a piece at a time
-            if keep_a >= keep_b:
-                keep_a -= 1
-            else:
-                keep_b -= 1
-        cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-        ids = [cls, *a[len(a) - keep_a :], sep, *b[:keep_b], sep]
-        return ids, [0] * (keep_a + 2) + [1] * (keep_b + 1)
+        a, b = cut_pair(
+            tokenizer.encode(first, add_special_tokens=False),
+            tokenizer.encode(second, add_special_tokens=False),
+            args.max_length,
+        )
+        ids = [tokenizer.cls_token_id, *a, tokenizer.sep_token_id, *b, tokenizer.sep_token_id]
+        return ids, [0] * (len(a) + 2) + [1] * (len(b) + 1)
 
     def second_sentence(kind: str, document: int, line: int) -> str:
         lines = documents[document]
