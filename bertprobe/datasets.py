@@ -260,13 +260,18 @@ CACHE_DIGESTS = "sha256.json"
 def _check_cached(task: Task, cached: Path) -> None:
     """Refuse a cached copy whose files are no longer what was downloaded (edited, truncated, damaged)."""
     digests_path = cached / CACHE_DIGESTS
+    hint = f"Delete {cached} to download {task.name} again, or pass --data-dir with a copy you trust."
     if not digests_path.is_file():
         # Whole but never hashed (see _download_glue): record it now, or every later change would go unseen.
-        digests = {name: hashlib.sha256((cached / name).read_bytes()).hexdigest() for name in ("train.tsv", "dev.tsv")}
+        try:
+            digests = {
+                name: hashlib.sha256((cached / name).read_bytes()).hexdigest() for name in ("train.tsv", "dev.tsv")
+            }
+        except OSError as err:
+            raise DataError(f"the cached {task.name} in {cached} cannot be read ({err.strerror})", hint=hint) from None
         with contextlib.suppress(OSError):  # a read-only cache: read it unchecked, as before
             atomic_write(digests_path, json.dumps(digests, indent=1) + "\n")
         return
-    hint = f"Delete {cached} to download {task.name} again, or pass --data-dir with a copy you trust."
     try:
         digests = json.loads(digests_path.read_text(encoding="utf-8"))
         changed = [
@@ -276,6 +281,8 @@ def _check_cached(task: Task, cached: Path) -> None:
         ]
     except (ValueError, KeyError, TypeError) as err:
         raise DataError(f"{digests_path} is damaged ({type(err).__name__})", hint=hint) from None
+    except OSError as err:
+        raise DataError(f"the cached {task.name} in {cached} cannot be read ({err.strerror})", hint=hint) from None
     if changed:
         raise DataError(
             f"the cached {task.name} in {cached} changed since it was downloaded ({' and '.join(changed)} "

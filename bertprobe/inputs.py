@@ -469,16 +469,36 @@ def lines(text: str) -> list[str]:
 def file_lines(path: Path, label: str | None = None) -> Iterator[tuple[int, str]]:
     """The lines of a file as they stream, numbered from 1 and each with its line end: split on ``\n``
     only (as :func:`lines`), a leading BOM dropped, and a line that is not UTF-8 a DataError naming it."""
-    with path.open("rb") as file:
-        for number, raw in enumerate(file, start=1):
+    try:
+        file = path.open("rb")
+    except OSError as err:
+        raise _unreadable(label or str(path), err) from None
+    with file:
+        number = 0
+        while True:
+            try:
+                raw = file.readline()
+            except OSError as err:
+                raise _unreadable(f"{label or path}, line {number + 1}", err) from None
+            if not raw:
+                return
+            number += 1
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
             try:
-                yield number, raw.decode("utf-8")
+                decoded = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise DataError(
                     f"{label or path}, line {number}: not UTF-8 text", hint="Save the file as UTF-8."
                 ) from None
+            yield number, decoded
+
+
+def _unreadable(where: str, err: OSError) -> DataError:
+    return DataError(
+        f"{where}: cannot be read ({err.strerror or type(err).__name__})",
+        hint="Check the file's permissions, or copy it to a readable place and pass that path.",
+    )
 
 
 def cr_lines(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:

@@ -486,3 +486,22 @@ def test_hub_rows_marked_unlabelled_are_refused_not_read_as_the_last_label(monke
     split = datasets._from_hub(task)
     assert split.train.texts == ["a fine film", "dull"]  # stripped, as the GLUE files are read
     assert split.train.labels == [task.label_names[1], task.label_names[0]]
+
+
+@pytest.mark.parametrize("hashed", [True, False])
+def test_a_cached_copy_that_cannot_be_read_is_one_error_line(tmp_path, monkeypatch, hashed):
+    cached = _glue_dir(tmp_path / "cache" / "datasets" / "sst2")
+    if hashed:
+        datasets.load_task("sst2", offline=True)  # the first read records the digests
+    assert (cached / "sha256.json").is_file() == hashed
+    real = Path.read_bytes
+
+    def failing(path):
+        if path.name == "train.tsv":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", failing)
+    with pytest.raises(DataError, match=r"the cached sst2 in .* cannot be read \(Permission denied\)") as info:
+        datasets.load_task("sst2", offline=True)
+    assert f"Delete {cached}" in info.value.hint

@@ -266,3 +266,17 @@ def test_heads_of_a_pickle_checkpoint_are_read_off_its_architecture(tmp_path, ar
     (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type, "architectures": [architecture]}))
     (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
     assert checkpoint_heads(tmp_path) == heads
+
+
+def test_models_table_says_what_the_heads_allow_in_decimal_megabytes(cli):
+    from bertprobe.render import models as render_models
+
+    code, stdout, _ = cli("models")
+    assert code == 0
+    reading = " ".join(stdout.split())
+    # The bundled masked LMs can fill a mask; no bundled model has an NSP head.
+    assert "need an MLM head (minilm-mlm, tiny-mlm)" in reading, reading
+    assert "needs an NSP head (none listed here)" in reading, reading
+    # Sizes use the decimal megabytes the README and RECIPE use (45.8 MB of weights, not 43.7).
+    assert render_models._size(45_797_052) == "45.8 MB"
+    assert render_models._size(999) == "999 B"

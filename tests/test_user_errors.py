@@ -56,3 +56,18 @@ def test_a_probe_json_that_is_not_an_object(cli, tmp_path):
 def test_nsp_offline_names_the_head_it_needs(cli, monkeypatch):
     monkeypatch.setattr("bertprobe.models._cached_on_hub", lambda repo: False)
     _assert_user_error(cli("nsp", "I was hungry.", "So I ate.", "--offline"), "no model with an NSP head")
+
+
+def test_a_file_the_system_will_not_read_is_one_error_line(cli, mlm_path):
+    # /proc/self/mem is a file whose reads fail (EIO): what a disk error or a file one may not read gives.
+    _assert_user_error(
+        cli("fillmask", "--input", "/proc/self/mem", "-m", mlm_path), "/proc/self/mem, line 1: cannot be read"
+    )
+
+
+def test_any_refused_read_or_write_is_one_error_line_naming_the_file(cli, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", "/data/probe")
+
+    monkeypatch.setattr("bertprobe.models.list_models", full_disk)
+    _assert_user_error(cli("models"), "/data/probe: No space left on device")

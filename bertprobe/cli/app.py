@@ -119,6 +119,16 @@ def _check_utf8(arguments: dict[str, Any], labels: dict[str, str] | None = None)
                 ) from None
 
 
+def _os_error(err: OSError) -> BertprobeError:
+    reason = err.strerror or str(err) or type(err).__name__
+    where = f"{err.filename}: " if err.filename is not None else ""
+    return BertprobeError(
+        f"{where}{reason} (the system refused a read or a write)",
+        hint="Check that the file can be read, the folder written to and the disk is not full; "
+        "BERTPROBE_DEBUG=1 shows where it happened.",
+    )
+
+
 def command(
     *args: Any, shared: tuple[str, ...] | None = None, **kwargs: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -148,6 +158,13 @@ def command(
             except KeyboardInterrupt:
                 render.error(BertprobeError("interrupted", hint="Nothing half-written was kept."))
                 raise typer.Exit(130) from None
+            except OSError as err:
+                # The system refused a read or a write (permissions, a full disk, a device error): the
+                # user's environment, not a bug, so one line that names the file rather than a traceback.
+                if os.environ.get("BERTPROBE_DEBUG"):
+                    render.traceback()
+                render.error(_os_error(err))
+                raise typer.Exit(1) from None
 
         run.__signature__ = signature  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}

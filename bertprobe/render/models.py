@@ -10,12 +10,28 @@ from rich.text import Text
 from bertprobe.render import emit_json, out
 
 
-def _size(num: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if num < 1024 or unit == "GB":
+def _size(num: float) -> str:
+    # Decimal units, as the README, RECIPE and pip write sizes: 1 MB = 1,000,000 bytes.
+    for unit in ("B", "kB", "MB", "GB"):
+        if num < 1000 or unit == "GB":
             return f"{num:.0f} {unit}" if unit == "B" else f"{num:.1f} {unit}"
-        num /= 1024
+        num /= 1000
     return f"{num} B"
+
+
+def _reading(infos: list[Any]) -> str:
+    """What the heads column means for the commands this user can run."""
+    with_mlm = [i.name for i in infos if "MLM" in i.heads]
+    with_nsp = [i.name for i in infos if "NSP" in i.heads]
+
+    def names(found: list[str]) -> str:
+        return ", ".join(found) if found else "none listed here"
+
+    return (
+        "Every model listed gives contextual vectors (sense, cls-train, attention, attribute); "
+        f"fillmask, score and cloze need an MLM head ({names(with_mlm)}); "
+        f"nsp needs an NSP head ({names(with_nsp)}). Sizes are files on disk, 1 MB = 1,000,000 bytes."
+    )
 
 
 def show(infos: list[Any], json: bool) -> None:
@@ -45,6 +61,7 @@ def show(infos: list[Any], json: bool) -> None:
             _size(info.size_bytes),
         )
     console.print(table)
+    console.print(Text(_reading(infos)))
     if not any(i.source == "hub cache" for i in infos):
         console.print(
             Text(
