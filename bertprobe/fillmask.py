@@ -612,6 +612,14 @@ def _target_pieces(lm: LoadedModel, encoding: Encoding, slot: _Slot, word: str) 
     that takes in a piece that is only the word's space mark (``▁`` or ``Ġ`` standing alone, whose offsets
     cover the space, not the word) where the mask token had absorbed that space (``<mask>``).
     """
+    if word.startswith("##") and len(word) > 2 and lm.tokenizer.token_to_id("##s") is not None:
+        # Written into the text, "##s" is the characters "#", "#", "s": a score for those, not for the piece.
+        raise InputError(
+            f"--targets takes words as they would be written in the text; {word!r} would be scored as the "
+            f"characters '#', '#', {word[2:]!r}, not as the word piece {word!r}",
+            hint="Write the whole word the piece would end (e.g. --targets cats, not ##s): its pieces are "
+            "scored together.",
+        )
     span = encoding.text[slot.char_start : slot.char_end]
     begin = slot.char_start + len(span) - len(span.lstrip())  # a mask that absorbed its space keeps it for the word
     text = encoding.text[:begin] + word + encoding.text[slot.char_end :]

@@ -430,3 +430,12 @@ def test_targets_spelled_alike_share_one_score_and_rank(cli):
         assert targets[lower]["rank"] == targets[upper]["rank"]
     for target in targets.values():  # 1 + the targets scored higher, as ranks are everywhere
         assert target["rank"] == 1 + sum(other["score"] > target["score"] for other in targets.values())
+
+
+def test_a_wordpiece_continuation_target_is_refused_not_scored_as_hash_characters(cli, mlm_path):
+    # "##s" written into the text is "#", "#", "s": its score would be labelled as the piece's.
+    code, stdout, stderr = cli("fillmask", "The [MASK] sat.", "--targets", "cat,##s", "-m", mlm_path)
+    assert code == 1 and stdout == ""
+    assert "'##s' would be scored as the characters" in stderr and "hint:" in stderr
+    code, _, _ = cli("fillmask", "Ticket [MASK] here.", "--targets", "#1", "-m", mlm_path)  # a '#' word is fine
+    assert code == 0
