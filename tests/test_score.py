@@ -336,3 +336,36 @@ def test_the_unk_notice_says_which_pairs_lose_more_tokens_on_one_side(cli, mlm_p
     assert code == 0, stderr
     notices = " ".join(json.loads(stdout)["notices"])
     assert "in 2 pair(s) one sentence loses more of them than the other" in notices
+
+
+def test_pairs_table_total_row_and_wrong_list_cannot_be_misread(cli, mlm_path, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    good = "The keys that the man who lives next door to my sister lost yesterday are on the tablecloth."
+    bad = good.replace(" are ", " is ")
+    # Both orders of one pair: one of them is scored the wrong way round (or both tie). Two pairs that differ
+    # only in case tie on this uncased model, and ties are listed as wrong too: at least three wrong rows.
+    rows = [(good, bad, "all"), (bad, good, "all")]
+    rows += [("The cats sleep.", "the cats sleep.", "agreement"), ("Dogs run.", "dogs run.", "agreement")]
+    pairs.write_text("good,bad,kind\n" + "".join(f'"{g}","{b}",{k}\n' for g, b, k in rows))
+    args = ("score", "--pairs", pairs, "--group-column", "kind", "-m", mlm_path)
+    doc = json.loads(cli(*args, "--json")[1])
+    wrong = sum(not p["correct"] for p in doc["pairs"])
+    assert wrong >= 3
+    code, stdout, stderr = cli(*args, "--show", "1")
+    assert code == 0, stderr
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in stdout.splitlines() if line.startswith("│")]
+    # The user's group "all" keeps its name; the total row says it is the total of both groups.
+    assert cells[1][:2] == ["all", "2"] and cells[2][:2] == ["all 2 groups", "4"], cells
+    assert f"1 of {wrong}; --show N for more" in stdout
+    code, stdout, _ = cli(*args, "--show", "10")
+    assert f"all {wrong})" in stdout
+    # Long sentences are shown whole: the ending of each listed sentence is on screen.
+    assert stdout.count("tablecloth.") >= 2
+
+
+def test_a_nearly_certain_token_reads_as_a_small_negative_ln_p_not_minus_zero():
+    from bertprobe.render.score import _ln
+
+    assert _ln(-0.0001) == "-1.0e-04"
+    assert _ln(-0.0123) == "-0.012"
+    assert _ln(0.0) == "0.000"

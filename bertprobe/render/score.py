@@ -38,7 +38,7 @@ def sentence_table(result: SentenceScore, console: Console) -> None:
         table.add_row(
             str(score.position),
             Text(score.token, style="bold"),
-            f"{score.log_prob:.3f}",
+            _ln(score.log_prob),
             _p(math.exp(score.log_prob)),
             Text(bar(score.log_prob / worst if worst < 0 else 0.0, 12), style="red"),
         )
@@ -72,6 +72,12 @@ def sentence_readings(result: SentenceScore) -> list[str]:
         line + f". Least expected: {worst.token!r} (position {worst.position}, P={_p(math.exp(worst.log_prob))}); "
         f"most expected: {best.token!r} (P={_p(math.exp(best.log_prob))})."
     ]
+
+
+def _ln(value: float) -> str:
+    """ln P to three decimals; a nearly certain token's tiny value in scientific form, never "-0.000"."""
+    text = f"{value:.3f}"
+    return f"{value:.1e}" if value < 0 and float(text) == 0 else text
 
 
 def _p(value: float) -> str:
@@ -122,8 +128,9 @@ def pairs_table(result: PairsResult, console: Console, show: int = 10) -> None:
     for group, acc in result.by_group.items():
         table.add_row(Text(group), str(acc.n), percent(acc.accuracy, 1), str(acc.ties), Text(bar(acc.accuracy, 16)))
     if len(result.by_group) > 1:
+        # Named so that no group of the user's ("all", "total") can be taken for it.
         table.add_row(
-            Text("all", style="bold"),
+            Text(f"all {len(result.by_group)} groups", style="bold"),
             str(result.n),
             Text(percent(result.accuracy, 1), style="bold"),
             str(result.ties),
@@ -135,10 +142,12 @@ def pairs_table(result: PairsResult, console: Console, show: int = 10) -> None:
         listed = sorted(wrong, key=lambda p: p.difference)[:show]
         # Ties count as wrong and are listed here too, but they are not the wrong way round.
         title = "pairs scored the wrong way round" + (" or tied" if any(p.tie for p in listed) else "")
-        errors = Table(title=f"{title} (largest gap first)", title_justify="left")
+        shown = f"{len(listed)} of {len(wrong)}; --show N for more" if len(listed) < len(wrong) else f"all {len(wrong)}"
+        errors = Table(title=f"{title} (largest gap first; {shown})", title_justify="left")
         errors.add_column("#", justify="right", style="dim")
-        errors.add_column("good", overflow="ellipsis", max_width=40)
-        errors.add_column("bad", overflow="ellipsis", max_width=40)
+        # Wrapped, never cut: a minimal pair may differ only in its last words.
+        errors.add_column("good", overflow="fold", max_width=40)
+        errors.add_column("bad", overflow="fold", max_width=40)
         errors.add_column("PLL good - bad", justify="right")
         for pair in listed:
             errors.add_row(str(pair.index), Text(pair.good), Text(pair.bad), f"{pair.difference:.3f}")
