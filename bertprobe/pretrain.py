@@ -1195,9 +1195,13 @@ class _Run:
                         last_status = now
                 self.save()
                 export_model(self.lm, self.out, settings.save_dtype, self.tokenizer)
+                if stop.requested:  # "after" is what the saved model predicts, not the last look (maybe none yet)
+                    current = probe_predictions(self.lm, texts)
                 return stop.requested, current
             except KeyboardInterrupt:
-                return True, current  # a second Ctrl-C: the last complete checkpoint stands
+                # A second Ctrl-C: the last complete checkpoint stands, and the weights in memory may be past it
+                # (or mid-step): no "after" to show for the saved model.
+                return True, []
 
 
 def pretrain(

@@ -772,3 +772,37 @@ def test_a_run_saved_before_the_junction_cut_resumes_with_its_own_cut(tiny_pretr
     resumed = pretrain.pretrain(settings(out, "junction"), device="cpu")  # today's default, as a rerun would pass
     assert resumed.resumed and resumed.start_step == 5 and resumed.settings["pair_cut"] == "ends"
     _assert_same_weights(out, reference)
+
+
+def test_after_a_ctrl_c_the_after_column_is_what_the_saved_model_predicts(tiny_pretraining_path, corpus, tmp_path):
+    # No look at the probes happened during the run (probe_seconds is long): "after" used to repeat "before".
+    out = tmp_path / "run"
+
+    def press_ctrl_c(status):
+        if status.step == 30:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    settings = _settings(tiny_pretraining_path, corpus, out, steps=60)
+    with pytest.raises(pretrain.Interrupted) as stop:
+        pretrain.pretrain(settings, device="cpu", on_status=press_ctrl_c, status_seconds=0.0, probe_seconds=1e9)
+    result = stop.value.result
+    assert result.saved_step == 30
+    from bertprobe import models
+
+    saved = pretrain.probe_predictions(models.load(str(out), head="mlm", device="cpu"), settings.probes)
+    assert [w for w, _ in result.probes_after[0].predictions] == [w for w, _ in saved[0].predictions]
+    for (_, p_after), (_, p_saved) in zip(result.probes_after[0].predictions, saved[0].predictions, strict=True):
+        assert p_after == pytest.approx(p_saved, abs=1e-3)
+    assert result.probes_after != result.probes_before  # 30 steps on this corpus move the top words
+    # A second Ctrl-C leaves no "after" for the saved model: the table shows only "before", and says why.
+    import dataclasses
+    import io
+
+    from rich.console import Console
+
+    from bertprobe.render.pretrain import pretrain_summary
+
+    console = Console(file=io.StringIO(), width=200)
+    pretrain_summary(dataclasses.replace(result, probes_after=[]), console)
+    shown = " ".join(console.file.getvalue().split())
+    assert "none after: a second Ctrl-C stopped it first" in shown and "before → after" not in shown

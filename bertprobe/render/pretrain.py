@@ -82,7 +82,16 @@ def pretrain_summary(result: PretrainResult, console: Any) -> None:
             f"from {result.nsp_pairs:,} lines with a next line",
         )
     console.print(table)
-    if result.probes_before:
+    if result.probes_before and not result.probes_after:
+        # Stopped twice: the weights in memory are not the saved ones, so there is no honest "after".
+        table = Table(title="probe predictions before this run (none after: a second Ctrl-C stopped it first)",
+                      title_justify="left")  # fmt: skip
+        table.add_column("probe")
+        table.add_column("before")
+        for before in result.probes_before:
+            table.add_row(Text(before.text), Text("  ".join(f"{t} {p:.2f}" for t, p in before.predictions)))
+        console.print(table)
+    elif result.probes_before:
         table = Table(title="probe predictions, before → after", title_justify="left")
         table.add_column("probe")
         table.add_column("before")
