@@ -651,6 +651,40 @@ def evaluate(truth: Sequence[int], predicted: Sequence[int], labels: Sequence[st
     )
 
 
+@dataclass
+class Repeats:
+    """Eval texts that repeat a training text: character for character, or once normalised as the model would."""
+
+    repeated: int  # eval texts that repeat a training text, exactly or loosely
+    loosely: int  # of those, the ones that are not the same characters (other case or spacing, say)
+    lowercases: bool  # the model's tokenizer lowercases, so case is one of the things it does not tell apart
+
+
+def eval_repeats(lm: Any, train_texts: Sequence[str], eval_texts: Sequence[str]) -> Repeats:
+    """Count eval texts that repeat a training text, character for character or once normalised as the model would.
+
+    Normalised: by the model's own tokenizer normaliser (an uncased one lowercases, BERT's may strip accents and
+    drops control characters), then with runs of whitespace made one space and the ends trimmed (BERT's tokenizer
+    splits on whitespace, so they are the same word pieces; a byte-level one keeps spaces, but the vector hardly moves).
+    """
+    normaliser = lm.tokenizer.backend.normalizer
+
+    def normalised(text: str) -> str:
+        return " ".join((normaliser.normalize_str(text) if normaliser is not None else text).split())
+
+    exact = set(train_texts)
+    loose = {normalised(text) for text in train_texts}
+    repeated = loosely = 0
+    for text in eval_texts:
+        if text in exact:
+            repeated += 1
+        elif normalised(text) in loose:
+            repeated += 1
+            loosely += 1
+    lowercases = normaliser is not None and normaliser.normalize_str("A") == "a"
+    return Repeats(repeated, loosely, lowercases)
+
+
 def majority_baseline(train_targets: Sequence[int], eval_targets: Sequence[int], labels: Sequence[str]) -> Baseline:
     from collections import Counter
 
@@ -741,13 +775,19 @@ def cls_train(
     specs = [*sweep_specs(lm), main] if sweep else [main]
     specs = list(dict.fromkeys([main, *specs]))
     notices = list(getattr(split, "notes", []))
-    seen = set(split.train.texts)
-    repeated = sum(text in seen for text in split.eval.texts)
-    if repeated:
+    overlap = eval_repeats(lm, split.train.texts, split.eval.texts)
+    if overlap.repeated:
         # Repeated rows split to both sides, or overlapping files: the probe is scored on vectors it was trained on.
+        loose = (
+            f" ({overlap.loosely} of them differ from a training text only in spacing or in what {lm.name}'s "
+            f"tokenizer normalises away{', such as case' if overlap.lowercases else ''})"
+            if overlap.loosely
+            else ""
+        )
         notices.append(
-            f"{repeated} of the {len(split.eval)} eval texts also occur in the training data: the probe was trained "
-            "on their vectors, so its eval scores are optimistic (remove the repeated rows)"
+            f"{overlap.repeated} of the {len(split.eval)} eval texts also occur in the training data{loose}: the "
+            f"probe was trained on {'the same or almost the same' if overlap.loosely else 'their'} vectors, so its "
+            "eval scores are optimistic (remove the repeated rows)"
         )
 
     with progress(f"features of {len(texts)} texts ({lm.name})") as update:

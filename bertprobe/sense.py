@@ -306,10 +306,11 @@ def locate(
     Raises an InputError naming the sentence (and its line) where the word is missing or too rare.
     """
     from bertprobe.errors import TextTooLongError
-    from bertprobe.tokens import find_word
+    from bertprobe.tokens import find_word, occurrences
 
     located: list[SentenceVector] = []
     repeated: list[int] = []
+    shifted: list[str] = []
     limit = lm.tokenizer.model_max_length
     for number, sentence in enumerate(sentences, start=1):
         encoding = lm.tokenizer.encode(sentence.text)
@@ -340,17 +341,30 @@ def locate(
             else:
                 hint = "Fix or remove the sentence, or check the spelling of the word."
             raise InputError(f"{word!r} does not occur in {_where(sentence, number)}: {_quote(sentence.text)}", hint)
+        # --occurrence counts the word as written: find_word leaves out an occurrence the model never reads
+        # alone, and counting only the others would make "occurrence 2" silently the third one written.
+        written = occurrences(encoding, word)
         if occurrence is not None:
-            if occurrence < 1 or occurrence > len(matches):
+            if occurrence < 1 or occurrence > len(written):
                 raise InputError(
-                    f"{word!r} occurs {len(matches)} time(s) in {_where(sentence, number)}, "
+                    f"{word!r} occurs {len(written)} time(s) in {_where(sentence, number)}, "
                     f"so occurrence {occurrence} does not exist: {_quote(sentence.text)}",
                     hint="Lower --occurrence, or fix the sentence.",
                 )
-            match = matches[occurrence - 1]
+            chosen = written[occurrence - 1]
+            if chosen.span is None:
+                raise InputError(
+                    f"occurrence {occurrence} of {word!r} in {_where(sentence, number)} is read together with the "
+                    f"characters next to it (as {chosen.read_as}), never alone: {_quote(sentence.text)}",
+                    hint="Put a space on each side of it, or choose another --occurrence.",
+                )
+            match = chosen.span
         else:
             match = matches[0]
-            if len(matches) > 1:
+            if written[0].span is None:
+                first = next(n for n, o in enumerate(written, start=1) if o.span is not None)
+                shifted.append(f"occurrence {first} in sentence {number}")
+            elif len(written) > 1:
                 repeated.append(number)
         # A space-only piece that opens the word (byte-level BPE's "Ġ", SentencePiece's "▁" written alone) holds
         # none of its letters: --pool first would take it for the word, and mean would average it in.
@@ -370,6 +384,12 @@ def locate(
             )
         )
     notices = []
+    if shifted:
+        listed = ", ".join(shifted[:8]) + (" ..." if len(shifted) > 8 else "")
+        notices.append(
+            f"the first {word!r} written is read together with the characters next to it, never alone; using the "
+            f"first one read alone instead ({listed}; choose another with --occurrence N)"
+        )
     if repeated:
         listed = ", ".join(str(n) for n in repeated[:8]) + (" ..." if len(repeated) > 8 else "")
         notices.append(

@@ -97,11 +97,19 @@ def with_empty_pieces(encoding: Encoding, pieces: list[int]) -> list[int]:
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002ebef\U0002f800-\U0002fa1f"
 
 
-def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> list[WordSpan]:
-    """Whole-word, case-insensitive matches of ``word`` (which may hold spaces or hyphens).
+@dataclass(frozen=True)
+class Occurrence:
+    """One whole-word occurrence of a word as written: its span when the model reads it on its own, else how the
+    model reads it instead (``"[UNK]"`` for "🙂bank")."""
 
-    Returns every match whose word pieces cover nothing else, or only the ``occurrence``-th (1-based) when given.
-    """
+    start: int
+    end: int
+    span: WordSpan | None
+    read_as: str
+
+
+def occurrences(encoding: Encoding, word: str) -> list[Occurrence]:
+    """Every whole-word, case-insensitive occurrence of ``word`` (which may hold spaces or hyphens) as written."""
     target = word.strip()
     if not target:
         raise InputError("the word to find is empty", hint="Give the word as it appears in the sentence.")
@@ -111,7 +119,7 @@ def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> l
     before = rf"(?:(?<![^\W{_CJK}])|(?=[{_CJK}]))"
     after = rf"(?:(?![^\W{_CJK}])|(?<=[{_CJK}]))"
     pattern = re.compile(rf"{before}(?:{forms}){after}", re.IGNORECASE)
-    matches: list[WordSpan] = []
+    found: list[Occurrence] = []
     for match in pattern.finditer(encoding.text):
         # A combining mark (decomposed "é" is "e" + U+0301) is part of the letter before it, though no \w.
         if _is_mark(encoding.text[match.end() : match.end() + 1]) or _is_mark(
@@ -129,17 +137,38 @@ def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> l
             encoding.text[start : match.start()].strip() or encoding.text[match.end() : end].strip()
             for start, end in (encoding.offsets[i] for i in pieces)
         )
+        read_as = " ".join(encoding.tokens[i] for i in pieces) or "no word piece"
+        span = None
         if pieces and not shared:
-            matches.append(WordSpan(match.group(0), match.start(), match.end(), with_empty_pieces(encoding, pieces)))
+            span = WordSpan(match.group(0), match.start(), match.end(), with_empty_pieces(encoding, pieces))
+        found.append(Occurrence(match.start(), match.end(), span, read_as))
+    return found
+
+
+def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> list[WordSpan]:
+    """Whole-word, case-insensitive matches of ``word`` (which may hold spaces or hyphens).
+
+    Returns every match whose word pieces cover nothing else, or only the ``occurrence``-th (1-based, counted as
+    written) when given; an occurrence the model never reads alone is then refused.
+    """
+    written = occurrences(encoding, word)
     if occurrence is not None:
-        if occurrence < 1 or occurrence > len(matches):
+        # Counted as written: skipping an occurrence the model cannot read alone would make "2" the third one.
+        if occurrence < 1 or occurrence > len(written):
             raise InputError(
-                f"{word!r} occurs {len(matches)} time(s) in {_abbrev(encoding.text)!r}; "
+                f"{word!r} occurs {len(written)} time(s) in {_abbrev(encoding.text)!r}; "
                 f"occurrence {occurrence} does not exist",
-                hint=f"Use --occurrence between 1 and {max(len(matches), 1)}.",
+                hint=f"Use --occurrence between 1 and {max(len(written), 1)}.",
             )
-        return [matches[occurrence - 1]]
-    return matches
+        chosen = written[occurrence - 1]
+        if chosen.span is None:
+            raise InputError(
+                f"occurrence {occurrence} of {word!r} in {_abbrev(encoding.text)!r} is read together with the "
+                f"characters next to it (as {chosen.read_as}), never alone",
+                hint="Put a space on each side of it, or choose another --occurrence.",
+            )
+        return [chosen.span]
+    return [o.span for o in written if o.span is not None]
 
 
 def _covered(encoding: Encoding, char: int) -> bool:

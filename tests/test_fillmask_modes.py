@@ -439,3 +439,14 @@ def test_a_wordpiece_continuation_target_is_refused_not_scored_as_hash_character
     assert "'##s' would be scored as the characters" in stderr and "hint:" in stderr
     code, _, _ = cli("fillmask", "Ticket [MASK] here.", "--targets", "#1", "-m", mlm_path)  # a '#' word is fine
     assert code == 0
+
+
+def test_occurrence_counts_the_word_as_written_and_refuses_one_glued_to_its_neighbours(cli, mlm_path):
+    # "🙂ostrich" is one [UNK] for this model: occurrence 2 used to mean the third "ostrich" written.
+    text = "The 🙂ostrich looked at the ostrich, and the ostrich ran."
+    second = _run(cli, text, "--mask-word", "ostrich", "--occurrence", 2, "-m", mlm_path)
+    start = text.index("ostrich,")
+    assert [(w["char_start"], w["char_end"]) for w in second["masked_words"]] == [(start, start + len("ostrich"))]
+    code, stdout, stderr = cli("fillmask", text, "--mask-word", "ostrich", "--occurrence", 1, "-m", mlm_path)
+    assert code == 1 and stdout == ""
+    assert "occurrence 1 of 'ostrich'" in stderr and "never alone" in stderr and "[UNK]" in stderr

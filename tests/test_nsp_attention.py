@@ -276,15 +276,19 @@ def test_attention_input_with_a_layer_or_head_the_model_lacks_is_one_error_not_a
 
 def _nsp_reading(model_path, per_kind: int, right: int) -> str:
     """The reading of a head that is right on ``right`` of ``per_kind`` true next and as many random pairs."""
+    return _nsp_mix_reading(model_path, (right, per_kind - right), (right, per_kind - right))
+
+
+def _nsp_mix_reading(model_path, nexts: tuple[int, int], randoms: tuple[int, int]) -> str:
+    """The reading of a head right and wrong on (right, wrong) true next pairs and (right, wrong) random ones."""
     from bertprobe import models, nsp
     from bertprobe.render.nsp import readings
 
     lm = models.load(str(model_path), "nsp", device="cpu")
-    pairs = [(f"Sentence {i}.", f"Sentence {i + 1}.") for i in range(2 * per_kind)]
-    truth = [True] * per_kind + [False] * per_kind
-    wrong = per_kind - right
-    probabilities = [0.9] * right + [0.1] * wrong + [0.1] * right + [0.9] * wrong
-    return " ".join(readings(nsp.score(lm, pairs, truth, probabilities=probabilities)))
+    pairs = [(f"Sentence {i}.", f"Sentence {i + 1}.") for i in range(sum(nexts) + sum(randoms))]
+    truth = [True] * sum(nexts) + [False] * sum(randoms)
+    probabilities = [0.9] * nexts[0] + [0.1] * nexts[1] + [0.1] * randoms[0] + [0.9] * randoms[1]
+    return " ".join(" ".join(readings(nsp.score(lm, pairs, truth, probabilities=probabilities))).split())
 
 
 def test_nsp_reading_calls_a_head_no_better_than_guessing_only_when_it_is_not(tiny_pretraining_path):
@@ -310,3 +314,38 @@ def test_probabilities_in_readings_never_round_across_the_cut_off_their_words_de
     assert probability(0.4996, cuts=(0.5,)) == "0.4996" and probability(0.5, cuts=(0.5,)) == "0.50"
     assert probability(0.42, cuts=(0.5,)) == "0.42" and probability(0.19996, cuts=(0.2, 0.5)) == "0.19996"
     assert probability(0.9977) == "0.998" and probability(4e-5) == "0.00004" and probability(1.0) == "1.00"
+
+
+def test_nsp_verdict_is_not_fooled_by_a_mix_with_few_pairs_of_one_kind(tiny_pretraining_path):
+    # A head that answers "next" to 4 pairs in 5 whatever they are, on 200 true next and 5 random pairs: 80% right
+    # overall, and 3 of the 5 random ones by luck (their mean with the next ones is 70%). Blind answers as often
+    # "next" do as well 6% of the time, so neither "carries" nor "better than guessing" may be read.
+    line = _nsp_mix_reading(tiny_pretraining_path, (160, 40), (3, 2))
+    assert "carries" not in line and "better than guessing" not in line
+    assert "right on 80% of 205 pairs" in line and "80% of the 200 true next ones, 60% of the 5 random ones" in line
+    assert "always answering 'next' would get 98% of these pairs" in line and "their mean, 70%" in line
+    assert "200 true next and 5 random pairs are too few to tell that from lucky guessing" in line
+    assert "score more random pairs" in line
+    # The same with the kinds swapped.
+    swapped = _nsp_mix_reading(tiny_pretraining_path, (3, 2), (160, 40))
+    assert "always answering 'random' would get 98%" in swapped and "carries" not in swapped
+    assert "too few to tell that from lucky guessing" in swapped and "score more true next pairs" in swapped
+    # Right on all 20 pairs, but one is random: a head that says "random" once lands on it 1 time in 20.
+    one_random = _nsp_mix_reading(tiny_pretraining_path, (19, 0), (1, 0))
+    assert "carries" not in one_random and "better than guessing" not in one_random
+    assert "19 true next and 1 random pair are too few to judge the head" in one_random
+
+
+def test_nsp_verdict_still_finds_a_head_that_tells_the_kinds_apart_in_an_unbalanced_mix(tiny_pretraining_path):
+    line = _nsp_mix_reading(tiny_pretraining_path, (190, 10), (16, 4))
+    assert "95% of the 200 true next ones, 80% of the 20 random ones" in line and "their mean, 88%" in line
+    assert "so [CLS] carries what next-sentence prediction trained it for" in line
+    # 201 of 205 right against 200 for always answering "next": digits enough to show them apart, and a mean
+    # of 69.75% is not rounded up to the 70% that "carries" needs.
+    close = _nsp_mix_reading(tiny_pretraining_path, (199, 1), (2, 3))
+    assert "right on 98.0% of 205 pairs" in close and "always answering 'next' would get 97.6% of these" in close
+    assert "their mean, 69.8%" in close and "somewhat better than guessing" in close
+    # Equal kinds: the mean is the accuracy, and the reading stays as short as before.
+    even = _nsp_reading(tiny_pretraining_path, 20, 18)
+    assert "(90% of the true next ones, 90% of the random ones; guessing gets 50% of each)" in even
+    assert "always answering" not in even and "carries what" in even

@@ -515,6 +515,42 @@ def test_eval_texts_that_also_occur_in_training_are_announced(cli, tiny_encoder_
     assert code == 0 and "also occur in the training data" not in err
 
 
+def test_eval_texts_that_repeat_training_texts_up_to_case_or_spacing_are_announced(cli, tiny_encoder_path, tmp_path):
+    # An uncased model reads "A GRIPPING FILM" and "a gripping  film" as the same word pieces as "a gripping film":
+    # the probe is scored on vectors it was trained on, as with exact repeats, which alone were announced before.
+    rows = _rows()
+    train, fresh = rows[:40], rows[40:60]
+    loose = [
+        (train[0][0].upper(), train[0][1]),
+        (train[1][0].replace(" ", "   "), train[1][1]),
+        ("  " + train[2][0].lower() + "\t", train[2][1]),
+    ]
+    for name, part in (("train.csv", train), ("eval.csv", [*fresh, *loose, train[3]])):
+        with (tmp_path / name).open("w", newline="") as handle:
+            csv.writer(handle).writerows([("text", "label"), *part])
+    code, out, err = cli(
+        "cls-train", "--data", tmp_path / "train.csv", "--eval-data", tmp_path / "eval.csv",
+        "--model", tiny_encoder_path, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["data"]["eval_size"] == 24
+    said = " ".join(err.split())
+    assert "4 of the 24 eval texts also occur in the training data (3 of them differ from a training text only" in said
+    assert "such as case" in said and "eval scores are optimistic" in said
+
+
+def test_repeats_are_what_the_model_reads_as_the_same_input(tiny_encoder_path, tiny_roberta_path):
+    uncased = models.load(str(tiny_encoder_path), device="cpu")
+    # Its normaliser lowercases and strips accents, and its pre-tokenizer splits on any run of whitespace.
+    texts = ["A FINE   film.", "a fine fílm.\n", "A fine film!", "A fine film."]
+    found = probe.eval_repeats(uncased, ["A fine film."], texts)
+    assert (found.repeated, found.loosely, found.lowercases) == (3, 2, True)
+    # A cased byte-level tokenizer tells "Hello" from "hello"; runs of spaces still count as a repeat.
+    cased = models.load(str(tiny_roberta_path), device="cpu")
+    found = probe.eval_repeats(cased, ["Hello world"], ["hello world", "Hello   world", "Hello world"])
+    assert (found.repeated, found.loosely, found.lowercases) == (2, 1, False)
+
+
 def test_a_label_the_split_does_not_name_is_refused_not_a_key_error(tiny_encoder_path):
     # A Split built by hand (the Python API) whose eval set has a label its label list lacks: a traceback before,
     # now one DataError that names the label.
@@ -630,6 +666,61 @@ def test_reading_does_not_deny_a_label_that_accuracy_hides_behind_a_common_one()
         "answering 'negative': the vector carries enough of the label for a linear probe to read it off."
     )
     assert "balanced accuracy" not in said
+
+
+def test_reading_takes_its_words_from_the_figure_its_verdict_rests_on():
+    # 900 negative, 100 positive: 60 positives found with 25 false alarms is 93.5% against 90% (3.5 points, beyond
+    # luck), but a balanced accuracy of 79% against 50%. It read "a little above the baseline; the vector carries only
+    # some of the label", words chosen from the small accuracy lead with the large balanced one left unsaid.
+    from bertprobe.render.probe import readings
+
+    truth = [0] * 900 + [1] * 100
+    answers = [0] * 875 + [1] * 25 + [1] * 60 + [0] * 40
+    result = _read_back(truth, answers, {"negative": 900, "positive": 100})
+    assert (result.metrics.accuracy, result.baseline.accuracy) == (0.935, 0.9)
+    said = " ".join(readings(result))
+    assert "a little above" not in said and "only some of the label" not in said
+    assert "balanced accuracy (each label's recall, averaged) does not, and the probe's is 79%" in said
+    assert "By balanced accuracy, the vector carries enough of the label for a linear probe to read it off." in said
+    # Where balanced accuracy says no more than accuracy, accuracy's words stand: 600 / 400, 60 positives found
+    # with no false alarm is 66% against 60%, and a balanced accuracy of 57.5% (7.5 points).
+    truth = [0] * 600 + [1] * 400
+    answers = [0] * 600 + [1] * 60 + [0] * 340
+    said = " ".join(readings(_read_back(truth, answers, {"negative": 600, "positive": 400})))
+    assert "a little above the baseline; the vector carries only some of the label." in said
+    assert "balanced accuracy" not in said
+
+
+def test_the_untrained_encoder_on_the_balanced_path_gets_the_same_luck_test():
+    # The probe's balanced accuracy (62%) is tested against blind answers; the untrained encoder's was only
+    # reported, so 58% could read as an untrained encoder beating chance, and 51% as one that might.
+    import dataclasses
+
+    from bertprobe.render.probe import readings
+
+    truth = [0] * 910 + [1] * 90
+    answers = [0] * 897 + [1] * 13 + [1] * 23 + [0] * 67
+    result = _read_back(truth, answers, {"negative": 910, "positive": 90})
+    labels = result.labels
+
+    def with_control(control_answers):
+        control = probe.evaluate(truth, control_answers, labels)
+        return " ".join(readings(dataclasses.replace(result, control=control))), control
+
+    # 15 of 90 positives with 5 false alarms: 58%, beyond luck itself, 4 points below the probe.
+    said, control = with_control([0] * 905 + [1] * 5 + [1] * 15 + [0] * 75)
+    assert round(control.balanced_accuracy, 2) == 0.58
+    assert "balanced accuracy of 58%, 4 points less, yet itself beyond what blind answers get by luck" in said
+    assert "an untrained encoder already reads some of the label" in said
+    # Answers that ignore the text: about 50%, no sign of the label.
+    said, _ = with_control([1 if i % 11 == 0 else 0 for i in range(1000)])
+    assert "no sign of the label beyond luck" in said and "already reads some" not in said
+    # 33 of 90 positives with 267 false alarms: 54%, above 50%, but blind answers do that well 9% of the time.
+    said, control = with_control([0] * 643 + [1] * 267 + [1] * 33 + [0] * 57)
+    assert round(control.balanced_accuracy, 2) == 0.54
+    assert "54%, 8 points less, and blind answers do that well 9% of the time" in said
+    assert "no sign of the label beyond luck" in said
+    assert "does not test how much of that gap luck explains" not in said
 
 
 def test_reading_measures_the_lead_against_the_better_constant_answer():

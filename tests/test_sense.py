@@ -699,3 +699,115 @@ def test_a_space_only_piece_that_opens_the_word_is_not_pooled_as_the_word(cli, t
     assert code == 0, stderr
     for sentence in json.loads(stdout)["sentences"]:
         assert sentence["wordpieces"][0].strip("Ġ▁ ") != "", sentence["wordpieces"]
+
+
+# ---------------------------------------------------------------------------- one figure for the table and the reading
+
+
+def _view(result, **view) -> str:
+    from rich.console import Console
+
+    from bertprobe.render.sense import sense_view
+
+    console = Console(record=True, width=200)
+    sense_view(result, console, **view)
+    return console.export_text()
+
+
+def _row(text: str, name: str) -> list[str]:
+    return next(line.split() for line in text.splitlines() if line.split()[:1] == [name])
+
+
+def test_table_gap_is_the_mean_centred_figure_the_reading_judges(bank_result):
+    # Raw within - across is +0.05 while the mean-centred gap is -0.01: the reading says "at or below 0";
+    # the table showed +0.050 under "gap", a figure the sentence under it contradicted.
+    import dataclasses
+
+    raw = {"within": 0.93, "across": 0.88, "separation": 0.05}
+    centred = {"within_centred": 0.30, "across_centred": 0.31, "separation_centred": -0.01}
+    knn = {"knn_accuracy": 0.92, "knn_by_sense": {"river": 0.92, "money": 0.92}}
+    layers = [
+        dataclasses.replace(s, **raw, **centred, **knn) if s.layer is not None and s.layer >= 1 else s
+        for s in bank_result.layers
+    ]
+    overlapping = dataclasses.replace(bank_result, layers=layers)
+    text = _view(overlapping)
+    assert "gap° at or below 0" in " ".join(text.split())
+    header = next(line for line in text.splitlines() if line.split()[:1] == ["layer"])
+    assert header.split()[1:4] == ["within°", "across°", "gap°"]
+    assert _row(text, "1")[1:5] == ["0.300", "0.310", "-0.010", "0.92"]
+    # --details adds the raw figures, labelled raw, and says what --json calls each.
+    detailed = _view(overlapping, details=True)
+    assert _row(detailed, "1")[6:9] == ["0.050", "0.930", "0.880"]
+    squashed = " ".join(detailed.split())
+    assert "raw gap" in squashed and "separation_centred" in squashed and "raw: plain cosine" in squashed
+
+
+def test_similarity_matrix_header_says_which_cosine_it_shows(bank_result):
+    import dataclasses
+
+    raw = " ".join(_view(bank_result).split())
+    assert "raw cosine between the sentences' 'bank' vectors" in raw
+    assert "1-NN, silh. and the clusters use the mean-centred cosine (--centred)" in raw
+    centred = " ".join(_view(dataclasses.replace(bank_result, centred=True)).split())
+    assert "mean-centred cosine between the sentences' 'bank' vectors" in centred and "raw cosine" not in centred
+
+
+def test_unlabelled_table_shows_the_mean_centred_cosine_the_clusters_use(cli, tiny_encoder_path):
+    args = ["-s", "a bank", "-s", "the bank", "-s", "my bank", "-s", "our bank"]
+    code, stdout, _ = cli("sense", "bank", *args, "-m", tiny_encoder_path, "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    _, table, _ = cli("sense", "bank", *args, "-m", tiny_encoder_path, "--details")
+    header = next(line for line in table.splitlines() if line.split()[:1] == ["layer"])
+    assert header.split()[1:2] == ["mean"] and "cos°" in header and "raw mean cos" in header
+    last = doc["layers"][-1]
+    assert _row(table, str(last["layer"]))[1] == f"{last['mean_cosine_centred']:.3f}"
+
+
+# ---------------------------------------------------------------------------- --explain describes this run
+
+
+def test_explain_position_row_describes_the_sentences_actually_checked(cli, tiny_encoder_path, tmp_path, bank_result):
+    import dataclasses
+
+    path = tmp_path / "mine.csv"
+    rows = [("river", "the bank is muddy"), ("river", "a bank of reeds")]
+    rows += [("money", "bank fees"), ("money", "bank loans")]
+    path.write_text("sentence,sense\n" + "".join(f"{t},{s}\n" for s, t in rows))
+    code, table, _ = cli("sense", "bank", "--sentences", path, "-m", tiny_encoder_path, "--explain")
+    assert code == 0
+    squashed = " ".join(table.split())
+    assert "built-in" not in squashed.split("senses:")[1]  # the title names the origin; nothing else may
+    assert "these sentences are not balanced by bertprobe" in squashed
+    assert "'bank' sits at word piece river 2.0, money 1.0 on average" in squashed
+    builtin = " ".join(_view(dataclasses.replace(bank_result, origin="built-in"), explain=True).split())
+    assert "the built-in sets are balanced" in builtin and "river 8.8, money 8.8" in builtin
+    # A model without absolute position embeddings has no position row: --explain must not describe one.
+    without = " ".join(_view(dataclasses.replace(bank_result, position_control=None), explain=True).split())
+    assert "position embedding alone" not in without
+
+
+# ---------------------------------------------------------------------------- --occurrence counts what is written
+
+
+def test_occurrence_counts_every_written_occurrence_and_refuses_a_glued_one(tiny_encoder_path):
+    from bertprobe import models
+    from bertprobe.errors import InputError
+
+    lm = models.load(str(tiny_encoder_path), device="cpu")
+    # The first "bank" is glued to 🙂 (read as one [UNK]): the model never reads it alone.
+    text = "I love🙂bank, the bank and a bank."
+    texts = [sense.SenseSentence(text), sense.SenseSentence("The bank by a bank and the bank.")]
+    located, _ = sense.locate(lm, "bank", texts, 2)
+    assert located[0].start == text.index("the bank") + 4  # the second written, not the third
+    with pytest.raises(InputError, match="occurrence 1 of 'bank' in sentence 1 is read together") as refused:
+        sense.locate(lm, "bank", texts, 1)
+    assert "[UNK]" in refused.value.message and "--occurrence" in refused.value.hint
+    with pytest.raises(InputError, match="occurs 3 time"):
+        sense.locate(lm, "bank", texts, 4)
+    # Without --occurrence the first one read alone is used, and a notice says it is not the first written.
+    located, notices = sense.locate(lm, "bank", texts)
+    assert located[0].start == text.index("the bank") + 4
+    assert any("occurrence 2 in sentence 1" in notice for notice in notices)
+    assert not any("sentence(s) 1," in notice or "sentence(s) 1;" in notice for notice in notices)

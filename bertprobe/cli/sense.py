@@ -63,7 +63,12 @@ def sense_cli(
         ),
     ] = None,
     centred: Annotated[
-        bool, typer.Option("--centred", help="Show the matrix with mean-centred cosines (comparable across layers).")
+        bool,
+        typer.Option(
+            "--centred",
+            help="Show the similarity matrix in mean-centred cosines, the figure the table, 1-NN and the clusters "
+            "use (default: raw cosine).",
+        ),
     ] = False,
     plot: Annotated[
         Path | None,

@@ -276,6 +276,24 @@ def luck(correct: int, total: int, rate: float) -> float:
     )
 
 
+def blind_luck(hits: int, population: int, successes: int, draws: int) -> float:
+    """How often ``hits`` or more of ``draws`` items picked blindly from ``population`` are among ``successes``:
+    the one-sided tail of Fisher's exact test (the hypergeometric distribution)."""
+
+    def log_choose(n: int, k: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    total = log_choose(population, draws)
+    return min(
+        1.0,
+        sum(
+            math.exp(log_choose(successes, k) + log_choose(population - successes, draws - k) - total)
+            for k in range(max(hits, 0), min(successes, draws) + 1)
+            if draws - k <= population - successes
+        ),
+    )
+
+
 def percent(value: float, digits: int = 0) -> str:
     """``value`` as a percentage that reads 0% or 100% only when it is exactly that (199 of 200 is 99.5%, not
     100%): decimals are added until the rounding no longer hides the difference."""

@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.nsp import NspResult, ScoredPair
-from bertprobe.render import bar, closing, header, luck, percent, probability
+from bertprobe.render import bar, blind_luck, closing, header, percent, probability
 
 
 def _short(text: str, width: int = 48) -> str:
@@ -100,13 +100,32 @@ def readings(result: NspResult) -> list[str]:
     return lines
 
 
-# A verdict needs the head to beat guessing by more than luck would: a one-sided binomial test.
+# A verdict needs the head to tell the kinds apart by more than luck would, whatever the mix: Fisher's exact test,
+# one-sided, on the head's answers against the truth. Its blind rival says "next" exactly as often as the head did
+# but to pairs picked without looking, so a head that mostly says "next" gains nothing from a mix of mostly true
+# next pairs (a binomial test of all right answers against 50% would credit it with the mix).
 SIGNIFICANCE = 0.05
 
 
+def _pairs(count: int, kind: str = "") -> str:
+    return f"{count} {kind + ' ' if kind else ''}pair{'s' if count != 1 else ''}"
+
+
+def _ones(count: int, kind: str) -> str:
+    return f"the {count} {kind} one{'s' if count != 1 else ''}"
+
+
 def _verdict(result: NspResult, known: list[ScoredPair]) -> str:
-    """Accuracy against the truth, judged on both kinds of pair (a head that always says "next" is no head)."""
-    said = f"The NSP head was right on {percent(result.accuracy)} of {len(known)} pair{'s' if len(known) != 1 else ''}"
+    """Accuracy against the truth, judged on the mean of both kinds' accuracies: always saying "next" gets 50%."""
+    accuracy = result.accuracy or 0.0
+    nexts = [p for p in known if p.is_next]
+    randoms = [p for p in known if not p.is_next]
+    majority = max(len(nexts), len(randoms)) / len(known)  # always giving the answer most pairs here want
+    digits = 0  # enough to show the head's accuracy and the constant answer's apart, where both are shown
+    unequal = bool(nexts) and bool(randoms) and len(nexts) != len(randoms)
+    while unequal and accuracy != majority and percent(accuracy, digits) == percent(majority, digits) and digits < 4:
+        digits += 1
+    said = f"The NSP head was right on {percent(accuracy, digits)} of {_pairs(len(known))}"
     if result.accuracy_next is None or result.accuracy_random is None:
         kind, answer = ("true next", "next") if result.accuracy_random is None else ("random", "random")
         return (
@@ -115,22 +134,40 @@ def _verdict(result: NspResult, known: list[ScoredPair]) -> str:
         )
     # Per-kind accuracies: guessing, or always giving the same answer, gets 50% on their mean whatever the mix.
     balanced = (result.accuracy_next + result.accuracy_random) / 2
-    said += (
-        f" ({percent(result.accuracy_next)} of the true next ones, {percent(result.accuracy_random)} of the random "
-        "ones; guessing gets 50% of each)"
-    )
+    if not unequal:  # the mean is the accuracy itself
+        counts, more = _pairs(len(known)), "score more pairs"
+        said += (
+            f" ({percent(result.accuracy_next)} of the true next ones, {percent(result.accuracy_random)} of the "
+            "random ones; guessing gets 50% of each)"
+        )
+    else:
+        counts = f"{len(nexts)} true next and {_pairs(len(randoms), 'random')}"
+        common, rare = ("next", "random") if len(nexts) > len(randoms) else ("random", "true next")
+        more = f"score more {rare} pairs"
+        said += (
+            f" ({percent(result.accuracy_next)} of {_ones(len(nexts), 'true next')}, {percent(result.accuracy_random)} "
+            f"of {_ones(len(randoms), 'random')}; guessing gets 50% of each, and their mean, {_mean(balanced)}, is "
+            f"what the verdict judges: always answering {common!r} would get {percent(majority, digits)} of these "
+            "pairs but only 50% on the mean)"
+        )
     if result.mean_probability_next is not None and result.mean_probability_random is not None:
         said += (
             f"; true next sentences get P={result.mean_probability_next:.2f} on average, random ones "
             f"{result.mean_probability_random:.2f}"
         )
-    right = sum(bool(p.correct) for p in known)
-    if luck(len(known), len(known), 0.5) >= SIGNIFICANCE:
-        verdict = f"{len(known)} pairs are too few to judge the head: even all right could be luck; score more pairs"
+    said_next = sum(p.predicted_next for p in known)
+    by_luck = _blind_tail(sum(p.predicted_next for p in nexts), len(known), len(nexts), said_next)
+    # A head right on every pair says "next" to exactly the true next ones: blind answers do that 1 time in
+    # C(pairs, true next ones), which with one random pair among 20 is 1 in 20.
+    if _blind_tail(len(nexts), len(known), len(nexts), len(nexts)) >= SIGNIFICANCE:
+        verdict = f"{counts} are too few to judge the head: even all right could be luck; {more}"
     elif balanced <= 0.5:
         verdict = "no better than guessing: this head does not tell true next sentences from random ones"
-    elif luck(right, len(known), 0.5) >= SIGNIFICANCE:
-        verdict = f"{len(known)} pairs are too few to tell that from lucky guessing; score more pairs"
+    elif by_luck >= SIGNIFICANCE:
+        verdict = (
+            f"{counts} are too few to tell that from lucky guessing (answers that ignore the sentences, saying "
+            f"'next' as often as this head does, do as well {percent(by_luck)} of the time); {more}"
+        )
     elif balanced <= 0.6:  # beyond luck, so "no better" would be false (60% of each kind over 1,000 pairs)
         verdict = "little better than guessing: this head hardly tells true next sentences from random ones"
     elif balanced >= 0.7:
@@ -138,6 +175,26 @@ def _verdict(result: NspResult, known: list[ScoredPair]) -> str:
     else:
         verdict = "somewhat better than guessing"
     return f"{said}: {verdict}."
+
+
+def _blind_tail(hits: int, pairs: int, nexts: int, said_next: int) -> float:
+    """How often ``hits`` or more of ``said_next`` "next" answers, given to pairs picked blindly, land on true next
+    ones (``nexts`` of ``pairs``): Fisher's exact test, one-sided."""
+    return blind_luck(hits, pairs, nexts, said_next)
+
+
+def _mean(balanced: float) -> str:
+    """The mean of both kinds' accuracies, with decimals where rounding would carry it across a verdict's cut
+    (69.7% shown as "70%" beside "somewhat better")."""
+
+    def misleading(text: str) -> bool:
+        shown = float(text[:-1]) / 100
+        return any((shown <= cut) != (balanced <= cut) for cut in (0.5, 0.6)) or (shown >= 0.7) != (balanced >= 0.7)
+
+    digits = 0
+    while misleading(percent(balanced, digits)) and digits < 4:
+        digits += 1
+    return percent(balanced, digits)
 
 
 def _pct(value: float | None) -> str:

@@ -83,14 +83,16 @@ def _layer_table(result: SenseResult, details: bool = False) -> Table:
     best = result.best_layer
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
     table.add_column("layer")
+    # The mean-centred figures by default: the reading, 1-NN, silhouette and the best layer are judged on them,
+    # and a raw gap beside a sentence about the centred one can contradict it. --details adds the raw ones.
     if result.labelled:
-        columns = ["within", "across", "gap", "1-NN", "silh."]
+        columns = ["within°", "across°", "gap°", "1-NN", "silh."]
         if details:
-            columns += ["gap°", "within°", "across°", "aniso."]
+            columns += ["raw gap", "raw within", "raw across", "aniso."]
     else:
-        columns = ["mean cos", "cluster silh."]
+        columns = ["mean cos°", "cluster silh."]
         if details:
-            columns += ["mean cos°", "aniso."]
+            columns += ["raw mean cos", "aniso."]
     for name in columns:
         table.add_column(name, justify="right")
     table.add_column("", no_wrap=True)
@@ -104,21 +106,21 @@ def _layer_table(result: SenseResult, details: bool = False) -> Table:
         control = stats.layer is None  # static and position: no context at all
         if result.labelled:
             values = {
-                "within": stats.within,
-                "across": stats.across,
-                "gap": stats.separation,
-                "1-NN": stats.knn_accuracy,
-                "silh.": stats.silhouette,
-                "gap°": stats.separation_centred,
                 "within°": stats.within_centred,
                 "across°": stats.across_centred,
+                "gap°": stats.separation_centred,
+                "1-NN": stats.knn_accuracy,
+                "silh.": stats.silhouette,
+                "raw gap": stats.separation,
+                "raw within": stats.within,
+                "raw across": stats.across,
                 "aniso.": stats.anisotropy,
             }
         else:
             values = {
-                "mean cos": stats.mean_cosine,
-                "cluster silh.": stats.cluster_silhouette,
                 "mean cos°": stats.mean_cosine_centred,
+                "cluster silh.": stats.cluster_silhouette,
+                "raw mean cos": stats.mean_cosine,
                 "aniso.": stats.anisotropy,
             }
         strength = strength_of(stats)
@@ -134,26 +136,42 @@ def _legend(result: SenseResult, details: bool = False) -> Text:
     legend = Text(style="dim")
     if result.labelled:
         legend.append(
-            f"within / across: mean cosine of {result.word!r} between sentences of the same / a different sense; "
-            "gap = within - across; 1-NN: share of sentences whose most similar sentence has the same sense; "
+            f"within° / across°: mean cosine of {result.word!r} between sentences of the same / a different sense; "
+            "gap° = within° - across°; 1-NN: share of sentences whose most similar sentence has the same sense; "
             "silh.: how well the senses form separate groups (-1 to 1). "
         )
     else:
         legend.append(
-            f"mean cos: mean cosine of {result.word!r} over all sentence pairs; cluster silh.: how well k-means' "
+            f"mean cos°: mean cosine of {result.word!r} over all sentence pairs; cluster silh.: how well k-means' "
             "groups stand apart (-1 to 1). "
         )
-    alike = "every sentence" if result.static_identical else "every sentence where the word is the same word pieces"
+    users = "1-NN, silh. and the clusters" if result.labelled else "cluster silh. and the clusters"
     legend.append(
-        f"static: the input word-piece embedding (the same vector in {alike}, like Word2Vec); "
-        "position: the word's position embedding alone (no word, no context); emb: word + position, "
-        "before any attention; 1, 2, ...: after each layer."
+        "° = mean-centred cosine (each layer's mean token vector subtracted first, which removes the direction all "
+        f"BERT vectors share); {users} use it too. "
+    )
+    alike = "every sentence" if result.static_identical else "every sentence where the word is the same word pieces"
+    position = (
+        "position: the word's position embedding alone (no word, no context); "
+        if result.position_control is not None
+        else ""
+    )
+    legend.append(
+        f"static: the input word-piece embedding (the same vector in {alike}, like Word2Vec); {position}"
+        "emb: word + position, before any attention; 1, 2, ...: after each layer."
     )
     if details:
+        legend.append("\nraw: plain cosine, before centring; ")
+        if result.labelled:
+            legend.append(
+                "--json names the centred figures within_centred, across_centred, separation_centred (gap°) and "
+                "the raw ones within, across, separation (raw gap). "
+            )
+        else:
+            legend.append("--json names them mean_cosine_centred (mean cos°) and mean_cosine (raw mean cos). ")
         legend.append(
-            "\n° = mean-centred cosine (each layer's mean token vector subtracted, which removes the direction "
-            "all BERT vectors share); 1-NN and silh. always use it. aniso.: mean cosine between the word and other "
-            "tokens, the level an unrelated pair reaches (Ethayarajh, 2019)."
+            "aniso.: mean raw cosine between the word and other tokens, the level an unrelated pair reaches "
+            "(Ethayarajh, 2019)."
         )
     if result.best_layer is not None:
         legend.append(f"\n★ best layer: highest {result.best_by}.")
@@ -162,15 +180,18 @@ def _legend(result: SenseResult, details: bool = False) -> Text:
 
 EXPLAIN_LABELLED = (
     ("layer", "static and position are controls without context; emb is the input to layer 1; then each layer."),
+    ("position", "{position}"),
     (
-        "position",
-        "the same numbers from the word's position embedding alone. At or below chance means position "
-        "does not give the sense away (the built-in sets pair sentences with the word at the same place in "
-        "both senses, so position even points to the wrong sense).",
+        "within°",
+        "how alike the word's vectors are in two sentences of the SAME sense (mean-centred cosine: 1 = same "
+        "direction, 0 = unrelated).",
     ),
-    ("within", "how alike the word's vectors are in two sentences of the SAME sense (cosine, 1 = same direction)."),
-    ("across", "the same for two sentences of DIFFERENT senses."),
-    ("gap", "within - across: above 0 when same-sense uses are closer to each other than to the other sense."),
+    ("across°", "the same for two sentences of DIFFERENT senses."),
+    (
+        "gap°",
+        "within° - across°: above 0 when same-sense uses are closer to each other than to the other sense. "
+        "The reading judges this figure; --details adds the raw cosines beside it.",
+    ),
     (
         "1-NN",
         "take each sentence, find the one whose vector is most similar: how often it has the same sense. "
@@ -181,9 +202,31 @@ EXPLAIN_LABELLED = (
 )
 EXPLAIN_UNLABELLED = (
     ("layer", "static and position are controls without context; emb is the input to layer 1; then each layer."),
-    ("mean cos", "how alike the word's vectors are across all sentence pairs (cosine, 1 = same direction)."),
+    (
+        "mean cos°",
+        "how alike the word's vectors are across all sentence pairs (mean-centred cosine: 1 = same direction, "
+        "0 = unrelated).",
+    ),
     ("cluster silh.", "how well the k-means groups at that layer stand apart (+1 clear, 0 overlapping)."),
 )
+
+
+def _position_guide(result: SenseResult) -> str:
+    """The position row's guide, about the sentences this run checked: the built-in set or the user's own."""
+    places = ", ".join(f"{b.sense} {b.mean_position:.1f}" for b in result.balance)
+    guide = (
+        "the same numbers from the word's position embedding alone. At or below chance means position does not "
+        "give the sense away; "
+    )
+    if result.origin == "built-in":
+        return guide + (
+            f"the built-in sets are balanced: {result.word!r} sits at the same places, on average, in every sense "
+            f"(here at word piece {places})."
+        )
+    return guide + (
+        f"these sentences are not balanced by bertprobe: {result.word!r} sits at word piece {places} on average. "
+        "Where those differ, the early layers can tell the senses apart by position alone."
+    )
 
 
 def _explain(result: SenseResult) -> Table:
@@ -191,6 +234,12 @@ def _explain(result: SenseResult) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for name, text in EXPLAIN_LABELLED if result.labelled else EXPLAIN_UNLABELLED:
+        if name == "position":
+            if result.position_control is None:  # no absolute position embeddings: the table has no such row
+                continue
+            text = _position_guide(result)
+        if name == "layer" and result.position_control is None:
+            text = text.replace("static and position are controls", "static is a control")
         # Chance depends on how many senses there are and how even they are (0.45 for 6 + 6, 0.20 for 2 + 2 + 2).
         table.add_row(name, Text(text.replace("{chance}", f"{_chance(result):.2f}") if result.labelled else text))
     return table
@@ -319,7 +368,7 @@ def readings(result: SenseResult) -> list[str]:
             lines.append(
                 f"No layer keeps the senses of {word} clearly apart: at layer {top.layer} most sentences' nearest "
                 f"neighbour shares their sense (1-NN {top.knn_accuracy:.2f}; chance {chance:.2f}), but on average "
-                "same-sense sentences are no closer than different-sense ones (gap at or below 0 after centring), "
+                "same-sense sentences are no closer than different-sense ones (gap° at or below 0), "
                 "so the senses overlap as groups."
             )
         elif top is not None and top.knn_accuracy is not None:
@@ -487,9 +536,13 @@ def sense_view(result: SenseResult, console: Console, explain: bool = False, det
     else:
         console.print(Text("sentences", style="bold"))
     console.print(_sentence_table(result, console.width))
-    kind = "mean-centred cosine" if result.centred else "cosine"
+    kind = "mean-centred cosine" if result.centred else "raw cosine"
     if _matrix_fits(result, console.width):
-        console.print(Text(f"{kind} between the sentences' {result.word!r} vectors at {label}{chosen}", style="bold"))
+        title = Text(f"{kind} between the sentences' {result.word!r} vectors at {label}{chosen}", style="bold")
+        if not result.centred:
+            # A row's most similar raw cell need not be the neighbour 1-NN counted: say which figure that was.
+            title.append("  · 1-NN, silh. and the clusters use the mean-centred cosine (--centred)", style="dim")
+        console.print(title)
         console.print(_matrix_table(result))
     else:
         console.print(
@@ -539,21 +592,25 @@ def plot(result: SenseResult, path: str | Path) -> Path:
             ticks = [plot_label(f"{i + 1} {_tag(result, result.sentences[i])}") for i in order]
             left.set_xticks(range(len(order)), [str(i + 1) for i in order], fontsize=7)
             left.set_yticks(range(len(order)), ticks, fontsize=7)
-            kind = "mean-centred cosine" if result.centred else "cosine"
+            kind = "mean-centred cosine" if result.centred else "raw cosine"
             left.set_title(plot_label(f"{kind} of {result.word!r} at {_layer_label(result.shown_layer)}"))
             figure.colorbar(image, ax=left, fraction=0.046)
             contextual = [s for s in result.layers if s.layer is not None]
             xs = [s.layer for s in contextual]
             if result.labelled:
                 series = {
-                    "separation (cosine)": "separation",
-                    "separation (mean-centred)": "separation_centred",
-                    "silhouette of senses": "silhouette",
-                    "1-NN accuracy": "knn_accuracy",
+                    "gap (raw cosine)": "separation",
+                    "gap° (mean-centred)": "separation_centred",
+                    "silhouette of senses (mean-centred)": "silhouette",
+                    "1-NN accuracy (mean-centred)": "knn_accuracy",
                 }
             else:
-                series = {"mean cosine": "mean_cosine", "cluster silhouette": "cluster_silhouette"}
-            series["anisotropy baseline"] = "anisotropy"
+                series = {
+                    "mean cosine (raw)": "mean_cosine",
+                    "mean cosine° (mean-centred)": "mean_cosine_centred",
+                    "cluster silhouette (mean-centred)": "cluster_silhouette",
+                }
+            series["anisotropy baseline (raw)"] = "anisotropy"
             static = result.layers[0]
             for label, name in series.items():
                 ys = [getattr(s, name) for s in contextual]
