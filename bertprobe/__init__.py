@@ -38,11 +38,21 @@ def load(spec: str = "auto", head: str = "encoder", **options: Any) -> Any:
     from bertprobe.errors import InputError
     from bertprobe.models import HEADS
     from bertprobe.models import load as _load
+    from bertprobe.models.spec import DEVICES, DTYPES
 
     if head not in HEADS:
         raise InputError(f"head={head!r} is not one of {', '.join(HEADS)}", hint='e.g. head="mlm" for fill-mask')
+    spec = api._spec(spec)
     api._text("spec", spec, optional=False)
+    unknown = sorted(set(options) - {"revision", "device", "dtype", "offline"})
+    if unknown:
+        raise InputError(
+            f"bertprobe.load() takes no {', '.join(unknown)}", hint="Its options: revision, device, dtype, offline."
+        )
     api._flag("offline", options.get("offline", False))
+    api._text("revision", options.get("revision"))
+    api._choice("device", options.get("device"), DEVICES)
+    api._choice("dtype", options.get("dtype"), DTYPES)
     lm = _load(spec, head, **options)
     for notice in lm.notices:  # announced as every command announces them (e.g. what "auto" chose)
         render.notice(notice)

@@ -59,7 +59,7 @@ def probe_model(model: Any, revision: str | None, saved: Any) -> tuple[Any, str 
     """A probe reads one model's features only: ``auto`` means that model (and its revision)."""
     if isinstance(model, str) and model == "auto":
         return saved.default_model_spec(), revision or saved.revision
-    return model, revision
+    return _spec(model), revision
 
 
 def check_attribute_question(probe: Any, target: str | None, label: str | None) -> None:
@@ -239,6 +239,7 @@ def _model(model: Any, head: str, revision: str | None, device: str, dtype: str,
     _choice("dtype", dtype, DTYPES)
     _text("revision", revision)
     _flag("offline", offline)
+    model = _spec(model)
     _check_model(model)
     seed_everything(seed)
     if isinstance(model, models.LoadedModel):
@@ -277,6 +278,11 @@ def _same_setup(lm: Any, revision: str | None, device: str, dtype: str) -> None:
             hint="Leave them out to run it as loaded, or load it again: bertprobe.load(NAME, ..., device=..., "
             "dtype=...).",
         )
+
+
+def _spec(model: Any) -> Any:
+    """A model folder given as a ``pathlib.Path`` is the same spec as its str."""
+    return os.fspath(model) if isinstance(model, os.PathLike) else model
 
 
 def _check_model(model: Any) -> None:
@@ -480,6 +486,7 @@ def sense(
     _flag("list_sets", list_sets)
     if list_sets:
         _count("seed", seed, 0, SEED_MAX, optional=False)
+        model = _spec(model)
         _check_model(model)
         spec = model.name if not isinstance(model, str) else model
         result = core.catalog(spec, revision)

@@ -65,6 +65,7 @@ class BadLine:
     index: int
     line: int | None
     reason: str
+    hint: str | None = None  # how to fix this line, where the reader knows (a jsonl line that is not JSON)
 
     def where(self, label: str) -> str:
         return f"{label}, line {self.line}" if self.line is not None else f"text {self.index}"
@@ -247,7 +248,7 @@ class TextSource:
                 continue
             index += 1
             if isinstance(row, BadRow):
-                yield BadLine(index, row.line, row.reason)
+                yield BadLine(index, row.line, row.reason, row.hint)
                 continue
             if names is None:  # jsonl: the first object names the columns
                 names = self.found = self.columns.resolve(f"{self.label}, line {row.line}", list(row.values))
@@ -304,9 +305,10 @@ class TextSource:
             others = f" ({more} more bad line(s): {self.list_bad(checked.bad[1:])})" if more else ""
             if not self.from_file and checked.count == 1:
                 raise InputError(first.reason, hint="Fix the text.")
+            fix = f"{first.hint} " if first.hint else ""
             raise DataError(
                 f"{first.where(self.label)}: {first.reason}{others}; nothing was computed",
-                hint="Fix or delete those lines, or pass --on-bad skip to leave them out and list them.",
+                hint=f"{fix}Fix or delete those lines, or pass --on-bad skip to leave them out and list them.",
             )
         if checked.good == 0:
             raise DataError(

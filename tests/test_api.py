@@ -279,3 +279,24 @@ def test_an_empty_sentence_is_refused_as_the_cli_refuses_it_not_replaced_by_the_
 
     with pytest.raises(InputError, match="only 1 sentence was given"):
         bertprobe.sense("bank", sentence="", model="minilm")
+
+
+def test_a_model_folder_given_as_a_path_is_the_same_model_as_its_str(mlm_path):
+    as_str = bertprobe.fill("The cat sat on the [MASK].", model=str(mlm_path)).to_dict()
+    as_path = bertprobe.fill("The cat sat on the [MASK].", model=Path(mlm_path)).to_dict()
+    assert as_path["masks"] == as_str["masks"]
+    assert bertprobe.load(Path(mlm_path), head="mlm").name == bertprobe.load(str(mlm_path), head="mlm").name
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"device": "gpu"}, "device='gpu' is not one of"),
+        ({"dtype": 16}, "dtype=16 is not one of"),
+        ({"revision": 3}, "revision=3 is not text"),
+        ({"devcie": "cpu"}, "takes no devcie"),
+    ],
+)
+def test_load_checks_its_options_as_the_commands_do(options, message):
+    with pytest.raises(InputError, match=message):
+        bertprobe.load("tiny-mlm", **options)

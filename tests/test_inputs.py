@@ -490,3 +490,13 @@ def test_out_dash_is_refused_not_a_file_named_dash(cli, mlm_path, tmp_path, monk
     code, stdout, stderr = cli("score", "A dog barked.", "--out", "-", "-m", mlm_path)
     assert code == 1 and stdout == "" and "--out - would write a file named '-'" in stderr
     assert "--json" in stderr and not (tmp_path / "-").exists()
+
+
+def test_a_bad_jsonl_line_keeps_its_own_hint_when_the_run_stops(cli, mlm_path, tmp_path):
+    corpus = tmp_path / "bad.jsonl"
+    corpus.write_text('{"text": "The cat sat on the [MASK]."}\n{"text": "A [MASK] barked.",}\n')
+    code, stdout, stderr = cli("fillmask", "--input", corpus, "-m", mlm_path)
+    assert code == 1 and stdout == ""
+    assert "line 2: invalid JSON" in stderr
+    hint = stderr[stderr.index("hint:") :]
+    assert "One JSON object per line." in hint and "--on-bad skip" in hint

@@ -13,7 +13,7 @@ DetailsOpt = Annotated[
     bool,
     typer.Option(
         "--details",
-        help="Show the expert columns and statistics too (mean-centred cosines, anisotropy, adjusted Rand, ...). "
-        "--json always has everything.",
+        help="Show the expert columns and statistics too (raw cosines beside the centred ones, anisotropy, "
+        "adjusted Rand, ...). --json always has everything.",
     ),
 ]
