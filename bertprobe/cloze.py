@@ -7,7 +7,8 @@ looked at while the shipped models were made) and ``heldout`` (``data/cloze_held
 training text bertprobe ships (``scripts/build_corpus.py`` drops matching lines).
 
 Besides precision@1 and @k, the copy rate: how often the top-1 word is a word of the sentence
-itself ("The sun rises in the sun."), a failure of small models that accuracy alone hides.
+itself and not an acceptable answer ("The sun rises in the sun."), a failure of small models that
+accuracy alone hides.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class ClozeItem:
     answers: list[str]
     top: list[str]
     hit_rank: int | None  # 1-based rank of the first acceptable answer in the top list
-    copies: bool = False  # the top-1 word is a word of the sentence itself
+    copies: bool = False  # the top-1 word is a word of the sentence itself, and not an acceptable answer
 
 
 @dataclass
@@ -60,8 +61,10 @@ def builtin_items(name: str = "builtin") -> list[dict]:
 def sentence_words(text: str, mask_token: str = "[MASK]") -> set[str]:
     """The words of a cloze sentence around its mask (``[MASK]`` or the model's own, e.g. ``<mask>``), lower-cased."""
     unmasked = normalise_masks(text, mask_token).replace(mask_token, " ")
-    # An apostrophe joins a word ("dog's") but a quote mark is not part of one ('fire' is the word fire).
-    return set(re.findall(r"\w+(?:'\w+)*", unmasked.lower()))
+    # An apostrophe joins a word ("dog's") but a quote mark is not part of one ('fire' is the word fire). The
+    # stem before it is a word of the sentence too: "dog" after "The dog's" repeats it (BERT reads dog ' s).
+    words = set(re.findall(r"\w+(?:'\w+)*", unmasked.lower()))
+    return words | {word.split("'")[0] for word in words}
 
 
 def read_items(path: str | Path) -> list[dict]:
@@ -124,7 +127,9 @@ def evaluate(lm: LoadedModel, items: list[dict], top_k: int = 5, cloze_set: str 
         answers = {_spelling(lm, a) for a in item["answers"]}
         rank = next((r for r, word in enumerate(top, start=1) if _spelling(lm, word) in answers), None)
         words = {_spelling(lm, word) for word in sentence_words(item["text"], tok.mask_token)}
-        copies = bool(top) and _spelling(lm, top[0]) in words
+        # A copy is a failure: a top-1 that is an acceptable answer and also stands in the sentence ("way" in
+        # "all the way ... the [MASK] home") is a hit, not a copy.
+        copies = bool(top) and rank != 1 and _spelling(lm, top[0]) in words
         scored.append(ClozeItem(item["text"], sorted(answers), top, rank, copies))
         unreachable += not any(_one_piece(lm, answer) for answer in answers)
     count = max(len(scored), 1)

@@ -162,4 +162,24 @@ def test_a_word_in_quotation_marks_is_a_word_of_its_sentence(monkeypatch):
     result = cloze.evaluate(lm, items, top_k=3)
     assert [i.copies for i in result.items] == [True, True, False]
     assert result.copy_rate == pytest.approx(2 / 3)
-    assert cloze.sentence_words("She brushed the dog's [MASK].") == {"she", "brushed", "the", "dog's"}
+    # The stem before an apostrophe is a word of the sentence too: BERT reads "dog's" as dog ' s.
+    assert cloze.sentence_words("She brushed the dog's [MASK].") == {"she", "brushed", "the", "dog's", "dog"}
+
+
+def test_a_top1_that_is_an_acceptable_answer_is_a_hit_not_a_copy(monkeypatch):
+    # "way" stands in the sentence and is the answer: a right top-1, not the failure the copy rate counts.
+    lm = _predicting(monkeypatch, "way")
+    items = [
+        {"text": "We walked all the way there, and took a taxi the [MASK] back.", "answers": ["way"]},
+        {"text": "The way was long, so we asked for the [MASK] to the inn.", "answers": ["road", "path"]},
+    ]
+    result = cloze.evaluate(lm, items, top_k=3)
+    assert [i.hit_rank for i in result.items] == [1, None]
+    assert [i.copies for i in result.items] == [False, True]
+    assert result.copy_rate == 0.5
+
+
+def test_a_possessive_repeated_as_the_plain_word_is_a_copy(monkeypatch):
+    lm = _predicting(monkeypatch, "dog")
+    result = cloze.evaluate(lm, [{"text": "The dog's [MASK] wagged.", "answers": ["tail"]}], top_k=3)
+    assert result.items[0].copies

@@ -37,7 +37,7 @@ def cloze_table(result: ClozeResult, console: Console) -> None:
             f"{result.copy_rate:.3f}   ",
             (
                 f"over {len(result.items)} sentences ({result.cloze_set}); green: an acceptable answer; "
-                "copies: the top-1 word is already in its sentence",
+                "copies: a wrong top-1 word that already stands in its sentence",
                 "dim",
             ),
         )
