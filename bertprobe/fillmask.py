@@ -661,6 +661,7 @@ def score_targets(
     """
     tok = lm.tokenizer
     limit = tok.model_max_length
+    unknown = tok.token_to_id(tok.unk_token)
     sequences: list[list[int]] = []
     wanted: list[list[int]] = []
     plan: list[tuple[int, str, list[int], int]] = []  # slot index, word, pieces, first variant
@@ -669,6 +670,13 @@ def score_targets(
         planned: dict[tuple[int, ...], int] = {}  # "Paris" and "paris" on an uncased model: one score, not two
         for word in targets:
             pieces = _target_pieces(lm, encoding, slot, word)
+            if unknown is not None and unknown in pieces:
+                # P(unknown) is the score of every word the vocabulary lacks ("🙂" and "😢" alike), not of this one.
+                raise InputError(
+                    f"{word!r} is not in the vocabulary of {lm.name}: written there it reads "
+                    f"{' '.join(tok.id_to_token(i) for i in pieces)}, so its own probability cannot be scored",
+                    hint="Pick words the model knows, e.g. among the top predictions of `bertprobe fillmask`.",
+                )
             if tuple(pieces) in planned:
                 plan.append((s, word, pieces, planned[tuple(pieces)]))
                 continue

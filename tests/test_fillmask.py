@@ -235,3 +235,10 @@ def test_context_follows_a_prediction_whose_probability_it_shows(cli, family_pat
     assert doc["tracked"] == [named["token_str"].strip().removeprefix("##")]
     assert [p["token_id"] for p in both["targets"][0]["pieces"]] == [named["token_id"]]
     assert both["targets"][0]["score"] == pytest.approx(named["score"], rel=1e-5)
+
+
+def test_the_input_summary_cell_shows_context_probabilities_with_the_tables_digits():
+    # The --input summary rounded 0.0036 to "0.004", while the table and its 9.3x ratio use 0.0036.
+    from bertprobe.render.jsonl import _context
+
+    assert _context(_context_result(0.00043, 0.0036, 0.2)) == "p('dog'): left 4.3e-04, right 0.0036, both 0.200"

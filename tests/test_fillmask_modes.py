@@ -450,3 +450,95 @@ def test_occurrence_counts_the_word_as_written_and_refuses_one_glued_to_its_neig
     code, stdout, stderr = cli("fillmask", text, "--mask-word", "ostrich", "--occurrence", 1, "-m", mlm_path)
     assert code == 1 and stdout == ""
     assert "occurrence 1 of 'ostrich'" in stderr and "never alone" in stderr and "[UNK]" in stderr
+
+
+def _context(views: dict[str, float]):
+    """A ContextResult following 'dog' with the given probability in each view."""
+    from bertprobe.fillmask import ContextResult, ContextView, TargetScore
+
+    made = [ContextView(c, "", [], 1, [], [TargetScore("dog", 1, p, math.log(p), [])]) for c, p in views.items()]
+    return ContextResult("m", None, "bundled", "The [MASK] barked.", "single", 5, None, 4, 10, ["dog"], "targets",
+                         made)  # fmt: skip
+
+
+def test_context_reading_compares_both_sides_with_the_one_side_it_computed():
+    # --context right,both: the reading said "742x the better side alone" and pointed at "the left column",
+    # though the left side was never computed (with it, minilm-mlm gives 'door' 0.102, not 1.6e-04).
+    from bertprobe.render.fillmask import context_readings
+
+    said = " ".join(context_readings(_context({"right": 1e-4, "both": 0.0762})))
+    assert "the better side" not in said and "left column" not in said
+    assert "762x the right side alone" in said
+    said = " ".join(context_readings(_context({"left": 0.4, "both": 0.1})))
+    assert "less than the left side alone gives it" in said and "the right side points away from it" in said
+    said = " ".join(context_readings(_context({"left": 0.01, "right": 0.02, "both": 0.5})))
+    assert "25x the better side alone" in said and "left column" in said
+
+
+def test_context_probabilities_show_the_ratio_the_reading_states():
+    # tiny-mlm, "The [MASK] barked at the mailman." --targets dog: 'dog' got "p=4.3e-04 ... and p=0.004 ...: 8.3x"
+    # (0.004 / 0.00043 is 9.3); 0.0014 and 0.0010 both read "0.001" beside "1.4x as strongly".
+    from bertprobe.render.fillmask import context_readings
+
+    said = " ".join(context_readings(_context({"left": 0.0014, "right": 0.0010})))
+    assert "p=0.0014 from the left context alone and p=0.0010 from the right" in said and "1.4x" in said
+    said = " ".join(context_readings(_context({"left": 4.3e-4, "right": 0.00357})))
+    assert "p=0.0036 from the right" in said
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("I feel [MASK] today.", "--targets", "happy,🙂"),
+        ("I feel [MASK] today.", "--targets", "happy,🙂", "--context", "all"),
+        ("I feel 🙂 today.", "--mask-word", "🙂", "--context", "all"),
+    ],
+)
+def test_a_word_the_vocabulary_lacks_is_refused_not_scored_as_unk(cli, args):
+    # minilm-mlm reads "🙂" and "😢" alike as [UNK]: both were ranked with P([UNK]) = 3.18e-07 as their score, and
+    # --context said "'🙂' gets p=2.2e-06 from the left context alone".
+    code, stdout, stderr = cli("fillmask", *args, "-m", "minilm-mlm")
+    assert code == 1 and stdout == ""
+    assert "'🙂' is not in the vocabulary of minilm-mlm" in stderr and "[UNK]" in stderr
+    assert "hint:" in stderr and "Traceback" not in stderr
+
+
+def test_bert_reading_asks_for_more_samples_than_were_drawn():
+    # tiny-mlm, "Paris is big." --mode bert --samples 20 drew no random token; the reading said "add --samples 20".
+    import bertprobe
+    from bertprobe.fillmask import MAX_SAMPLES, RecoveryRow, corrupt
+    from bertprobe.render.fillmask import corruption_readings
+
+    lm = bertprobe.load("tiny-mlm", head="mlm")
+    for samples, advice in ((1, "add --samples 20"), (20, "add --samples 100"), (400, f"--samples {MAX_SAMPLES}")):
+        result = corrupt(lm, "Paris is big.", "bert", samples=samples)
+        result.summary = [RecoveryRow("mask", 3, 0.3, 0.6, 0.2), RecoveryRow("random", 0, None, None, None),
+                          RecoveryRow("keep", 1, 1.0, 1.0, 0.9), RecoveryRow("all", 4, 0.5, 0.75, 0.4)]  # fmt: skip
+        said = " ".join(corruption_readings(result))
+        assert f"No random token was drawn in {samples} sample(s)" in said and advice in said
+    result.samples = [result.samples[0]] * MAX_SAMPLES
+    said = " ".join(corruption_readings(result))
+    assert "--samples" not in said.split("drawn in", 1)[1].split(".")[0] and "--rate" in said
+
+
+def test_word_reading_speaks_of_every_masked_occurrence():
+    # minilm-mlm, "The cat sat on the mat." --mask-word the: both "the"s are masked (p 0.852 and 0.654), yet the
+    # reading spoke of the first alone, as if of the word; with a written [MASK] first it said nothing.
+    import bertprobe
+    from bertprobe.fillmask import fill
+    from bertprobe.render.fillmask import fillmask_readings
+
+    lm = bertprobe.load("minilm-mlm", head="mlm")
+    result = fill(lm, "The cat sat on the mat.", "word", mask_word="the")
+    first, second = (m.original for m in result.masks)
+    said = " ".join(fillmask_readings(result))
+    assert "The hidden word 'the' is masked at its 2 occurrences; it comes" in said
+    assert f"(p={first.score:.3g})" in said and f"(p={second.score:.3g})" in said
+    result = fill(lm, "The [MASK] sat on the mat.", "word", mask_word="mat")
+    said = " ".join(fillmask_readings(result))
+    assert f"The hidden word 'mat' comes {result.masks[1].original.rank}" in said
+    result = fill(lm, "The ostrich saw an ostrich.", "word", mask_word="ostrich")
+    pieces = len(result.masked_words[0].positions)
+    said = " ".join(fillmask_readings(result))
+    if pieces > 1:
+        assert f"is {pieces} word pieces, masked at its 2 occurrences; its first" in said

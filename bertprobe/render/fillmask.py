@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.fillmask import (
+    MAX_SAMPLES,
     TARGET_SCORE_DEFINITION,
     ContextResult,
     ContextView,
@@ -90,8 +91,7 @@ FILLMASK_EXPLAIN = (
 def fillmask_readings(result: FillMaskResult) -> list[str]:
     """What this run's predictions mean, in plain words."""
     lines = []
-    first = result.masks[0]
-    top = first.predictions[0]
+    top = result.masks[0].predictions[0]
     if len(result.masks) == 1:
         confidence = (
             "it is fairly sure"
@@ -110,18 +110,7 @@ def fillmask_readings(result: FillMaskResult) -> list[str]:
             f"Each of the {len(result.masks)} masks is predicted on its own, from its own final hidden state, with "
             "the other masks still hidden (--decode joint fills them together)."
         )
-    if first.original is not None:
-        # A word of several pieces: the rank and p are its first piece's, not the word's.
-        word = next((w for w in result.masked_words if first.position in w.positions and len(w.positions) > 1), None)
-        hidden = (
-            f"The hidden word {first.original.token!r}"
-            if word is None
-            else f"The hidden word {word.word!r} is {len(word.positions)} word pieces; its first, "
-            f"{first.original.token!r},"
-        )
-        lines.append(
-            f"{hidden} comes {_ordinal(first.original.rank)} in the model's list (p={first.original.score:.3g})."
-        )
+    lines.extend(_hidden_word_readings(result))
     if result.cls_predictions is not None:
         cls_top = result.cls_predictions[0]
         lines.append(
@@ -131,6 +120,36 @@ def fillmask_readings(result: FillMaskResult) -> list[str]:
         if result.cls_origin is not None:
             lines.append(result.cls_origin.note)
     return lines
+
+
+MAX_OCCURRENCES_SAID = 4
+
+
+def _hidden_word_readings(result: FillMaskResult) -> list[str]:
+    """Where the model ranks the word --mask-word hid: at every occurrence masked, not only the first (each can
+    rank differently), and for a word of several pieces, its first piece's rank, said to be that."""
+    by_position = {m.position: m for m in result.masks}
+    found = [(w, by_position[w.positions[0]].original) for w in result.masked_words if w.positions[0] in by_position]
+    found = [(w, original) for w, original in found if original is not None]
+    if not found:
+        return []
+    word, first = found[0]
+    ranks = [f"{_ordinal(original.rank)} (p={original.score:.3g})" for _, original in found[:MAX_OCCURRENCES_SAID]]
+    if len(found) > MAX_OCCURRENCES_SAID:
+        ranks.append(f"{len(found) - MAX_OCCURRENCES_SAID} more (each mask's table has them)")
+    ranked = ranks[0] if len(ranks) == 1 else ", ".join(ranks[:-1]) + " and " + ranks[-1]
+    lengths = {len(w.positions) for w, _ in found}
+    several = f"masked at its {len(found)} occurrences" if len(found) > 1 else ""
+    if lengths == {1}:
+        subject = f"The hidden word {first.token!r}" + (f" is {several}; it" if several else "")
+    else:
+        subject = f"The hidden word {word.word!r} is " + (
+            f"{lengths.pop()} word pieces" if len(lengths) == 1 else "several word pieces"
+        )
+        subject += f", {several}" if several else ""
+        same = len({original.token for _, original in found}) == 1
+        subject += f"; its first, {first.token!r}," if same else "; its first piece"
+    return [f"{subject} comes {ranked} in the model's list."]
 
 
 def _p(value: float) -> str:
@@ -347,10 +366,15 @@ def corruption_readings(result: CorruptionResult) -> list[str]:
             )
         missing = [ACTION_LABEL[a] for a in ("random", "keep") if not (rows.get(a) and rows[a].count)]
         if missing:
-            lines.append(
-                f"No {' or '.join(missing)} token was drawn in {len(result.samples)} sample(s): "
-                "add --samples 20 to see them."
+            drawn = len(result.samples)
+            # Ask for more draws than were made (20 of 20 is no advice); at the limit, only more tokens help.
+            more = min(MAX_SAMPLES, max(20, 5 * drawn))
+            advice = (
+                f"add --samples {more} to see them"
+                if more > drawn
+                else "a longer text or a higher --rate selects more tokens to see them in"
             )
+            lines.append(f"No {' or '.join(missing)} token was drawn in {drawn} sample(s): {advice}.")
         lines.append(WHY_80_10_10)
     else:
         every = rows.get("all")
@@ -415,9 +439,10 @@ def _seen(view: ContextView) -> Text:
     return line
 
 
-def _probability(value: float) -> str:
-    # Probabilities far below 0.001 matter here (a left view can give the word 1e-6): keep 2 significant digits.
-    return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+def context_probability(value: float) -> str:
+    # Probabilities far below 0.001 matter here (a left view can give the word 1e-6): keep 2 significant digits
+    # everywhere, or the ratios the reading states cannot be seen in them (0.0014 and 0.0010 both read "0.001").
+    return f"{value:.3f}" if value >= 0.01 else f"{value:.4f}" if value >= 0.001 else f"{value:.1e}"
 
 
 def context_readings(result: ContextResult) -> list[str]:
@@ -433,7 +458,8 @@ def context_readings(result: ContextResult) -> list[str]:
             times = _times(ratio)
             stronger, weaker = ("right", "left") if right > left else ("left", "right")
             lines.append(
-                f"{word!r} gets p={_probability(left)} from the left context alone and p={_probability(right)} from "
+                f"{word!r} gets p={context_probability(left)} from the left context alone and "
+                f"p={context_probability(right)} from "
                 + (
                     "the right alone: the two sides point to it about equally."
                     if times == "1.0"
@@ -441,19 +467,26 @@ def context_readings(result: ContextResult) -> list[str]:
                     f"as those to the {weaker}."
                 )
             )
-    if "both" in score:
-        best_one_sided = max((score[c] for c in ("left", "right") if c in score), default=None)
-        if best_one_sided is not None and best_one_sided > 0:
+    sides = [c for c in ("left", "right") if c in score]
+    if "both" in score and sides:
+        # With one side computed, both sides are compared with that side only: the other may well do better.
+        best = max(sides, key=lambda c: score[c])
+        best_one_sided = score[best]
+        side = "the better side" if len(sides) == 2 else f"the {best} side"
+        one = "one side" if len(sides) == 2 else side
+        other = "the other side" if len(sides) == 2 else f"the {'right' if best == 'left' else 'left'} side"
+        has = "the left column" if "left" in sides else "the left context"
+        if best_one_sided > 0:
             times = _times(score["both"] / best_one_sided)
             lines.append(
-                f"With both sides it gets p={_probability(score['both'])}"
+                f"With both sides it gets p={context_probability(score['both'])}"
                 + (
-                    f", {times}x the better side alone: BERT reads both directions "
-                    "at once; a left-to-right model only ever has the left column."
+                    f", {times}x {side} alone: BERT reads both directions "
+                    f"at once; a left-to-right model only ever has {has}."
                     if score["both"] > best_one_sided and times != "1.0"
-                    else ": here one side alone already says as much as both."
+                    else f": here {one} alone already says as much as both."
                     if times == "1.0"
-                    else f", less than one side alone gives it ({_probability(best_one_sided)}): the other side "
+                    else f", less than {one} alone gives it ({context_probability(best_one_sided)}): {other} "
                     "points away from it."
                 )
             )
@@ -491,7 +524,7 @@ def context_table(result: ContextResult, console: Console, explain: bool = False
     for index, word in enumerate(result.tracked):
         cells: list[Text | str] = [Text(word, style="bold")]
         for view in result.views:
-            cells.append(_probability(view.targets[index].score))
+            cells.append(context_probability(view.targets[index].score))
         table.add_row(*cells)
     console.print(table)
     if any(len(t.pieces) > 1 for v in result.views for t in v.targets):

@@ -191,10 +191,9 @@ def _attention(result: Any) -> str:
 
 
 def _context(result: Any) -> str:
-    def probability(value: float) -> str:
-        return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+    from bertprobe.render.fillmask import context_probability  # the digits the table and its reading use
 
-    views = ", ".join(f"{view.context} {probability(view.targets[0].score)}" for view in result.views)
+    views = ", ".join(f"{view.context} {context_probability(view.targets[0].score)}" for view in result.views)
     return f"p({result.tracked[0]!r}): {views}"
 
 
