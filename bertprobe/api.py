@@ -321,7 +321,7 @@ def fill(
     mask_word: str | None = None,
     occurrence: int | None = None,
     decode: str = "independent",
-    beam: int = 5,
+    beam: int | None = None,
     targets: str | Sequence[str] | None = None,
     show_cls: bool = False,
     rate: float | None = None,
@@ -347,7 +347,7 @@ def fill(
     _choice("decode", decode, DECODES)
     _choice("replace", replace, tuple(REPLACE_PROBS))
     _count("top_k", top_k, 1, 100_000, optional=False)
-    _count("beam", beam, 1, 50, optional=False)
+    _count("beam", beam, 1, 50)
     _count("occurrence", occurrence, 1)
     _count("samples", samples, 1, 1000)
     _real("rate", rate, 0, 1, high_included=True)

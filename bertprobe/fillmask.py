@@ -325,6 +325,9 @@ def starts_word(lm: LoadedModel, token_id: int) -> bool:
 # The entry point: check the options against the mode, then dispatch.
 
 
+DEFAULT_BEAM = 5
+
+
 def fill(
     lm: LoadedModel,
     text: str,
@@ -334,7 +337,7 @@ def fill(
     mask_word: str | None = None,
     occurrence: int | None = None,
     decode: str = "independent",
-    beam: int = 5,
+    beam: int | None = None,
     targets: Sequence[str] | None = None,
     show_cls: bool = False,
     rate: float | None = None,
@@ -346,7 +349,9 @@ def fill(
 ) -> FillMaskResult | CorruptionResult | PseudoLikelihoodResult | ContextResult:
     """Run one masking mode; options that make no sense for the mode are refused, not ignored."""
     _check_options(mode, top_k, mask_word=mask_word, occurrence=occurrence, decode=decode, targets=targets,
-                   show_cls=show_cls, rate=rate, samples=samples, replace=replace, context=context)  # fmt: skip
+                   show_cls=show_cls, rate=rate, samples=samples, replace=replace, context=context,
+                   beam=beam)  # fmt: skip
+    beam = DEFAULT_BEAM if beam is None else beam
     if context is not None:
         return context_fill(lm, text, context, top_k, mask_word=mask_word, occurrence=occurrence, targets=targets)
     if mode in ("single", "word"):
@@ -386,6 +391,8 @@ def fill_many(
     if mode in ("single", "word") and options.get("context") is None:
         batched = {k: v for k, v in options.items() if k in ("mask_word", "occurrence", "decode", "beam", "targets",
                                                              "show_cls")}  # fmt: skip
+        if batched.get("beam") is None:
+            batched["beam"] = DEFAULT_BEAM
         return list(fill_masks(lm, texts, top_k, progress=progress, **batched))
     results: list[FillMaskResult | CorruptionResult | PseudoLikelihoodResult | ContextResult] = []
     for done, text in enumerate(texts, start=1):
@@ -408,8 +415,8 @@ def _check_options(
     samples: int | None = None,
     replace: str | None = None,
     context: str | Sequence[str] | None = None,
-    beam: int = 5,  # beam and seed: any value is fine for any mode
-    seed: int = 0,
+    beam: int | None = None,  # only with --decode joint
+    seed: int = 0,  # any value is fine for any mode
 ) -> None:
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}", hint=f"Choose one of {', '.join(MODES)}.")
@@ -435,6 +442,9 @@ def _check_options(
                 )
     elif decode not in DECODES:
         raise InputError(f"unknown decoding {decode!r}", hint=f"Choose one of {', '.join(DECODES)}.")
+    if beam is not None and decode != "joint":
+        # The beam only searches joint completions: given without them it would change nothing, silently.
+        raise InputError("--beam applies to --decode joint", hint="Add --decode joint, or leave --beam out.")
 
 
 def _refuse(mode: str, option: str, given: bool, allowed: tuple[str, ...]) -> None:

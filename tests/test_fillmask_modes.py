@@ -542,3 +542,20 @@ def test_word_reading_speaks_of_every_masked_occurrence():
     said = " ".join(fillmask_readings(result))
     if pieces > 1:
         assert f"is {pieces} word pieces, masked at its 2 occurrences; its first" in said
+
+
+def test_beam_without_joint_decoding_is_refused_not_ignored(cli, mlm_path, tmp_path):
+    code, stdout, stderr = cli("fillmask", "The [MASK] sat on the [MASK].", "--beam", "3", "-m", mlm_path)
+    assert code == 1 and stdout == "" and "--beam applies to --decode joint" in stderr
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("The [MASK] sat on the [MASK].\nA [MASK] barked.\n")
+    code, _, stderr = cli("fillmask", "--input", corpus, "--beam", "3", "-m", mlm_path)
+    assert code == 1 and "--beam applies to --decode joint" in stderr
+    import bertprobe
+    from bertprobe.errors import InputError
+
+    with pytest.raises(InputError, match="--beam applies"):
+        bertprobe.fill("The [MASK] sat.", beam=3, model=str(mlm_path))
+    doc = _run(cli, "The [MASK] sat on the [MASK].", "--decode", "joint", "--beam", "3", "-m", mlm_path)
+    assert len(doc["masks"]) == 2 and doc["joint"]["beam"] == 3
+    assert _run(cli, "The [MASK] sat on the [MASK].", "--decode", "joint", "-m", mlm_path)["joint"]["beam"] == 5

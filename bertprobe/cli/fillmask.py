@@ -58,7 +58,12 @@ def fillmask_cli(
             "joint score = sum over masks of ln P(token | every other mask filled by the completion).",
         ),
     ] = Decode.independent,
-    beam: Annotated[int, typer.Option("--beam", help="(joint) Beam width and completions shown.", **count(1, 50))] = 5,
+    beam: Annotated[
+        int | None,
+        typer.Option(
+            "--beam", help="(joint) Beam width and completions shown (default 5).", show_default=False, **count(1, 50)
+        ),
+    ] = None,
     targets: Annotated[
         str | None,
         typer.Option(
