@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 BASELINES = ("pad", "mask", "zero")
 DELTA_TOLERANCE = 0.05  # |delta| above this share of |F(x) - F(baseline)| is flagged
 DELTA_ROUNDING = 1e-6  # a |delta| this small passes whatever the share: float rounding, F(x) ≈ F(baseline)
+# ... or this share of the larger |F|: F(x) and F(baseline) come from two rows of one float32 batch, which can differ
+# by a few units in the last place (~5e-6 at |F| = 10) even where F cannot see the free word pieces at all.
+DELTA_ROUNDING_RELATIVE = 1e-5
 AOPC_BINS = (1, 5, 10, 20, 50)  # percent of word pieces removed, as in ERASER
 TOKEN_BUDGET = 2048  # word pieces per forward pass when no internal batch size is given
 DEFAULT_STEPS = 50
@@ -113,6 +116,7 @@ class Convergence:
     passed: bool
     steps: int
     tries: list[StepTry]
+    rounding: float = DELTA_ROUNDING  # a |delta| up to this passes as float rounding, whatever the share
 
 
 @dataclass
@@ -135,6 +139,9 @@ class Faithfulness:
     random_sufficiency_std: float
     beats_random_comprehensiveness: float  # share of random orders with a lower comprehensiveness
     beats_random_sufficiency: float  # share of random orders with a higher sufficiency
+    # Shares of random orders that score exactly the same (on short texts, many remove the very same pieces).
+    ties_random_comprehensiveness: float = 0.0
+    ties_random_sufficiency: float = 0.0
 
 
 @dataclass
@@ -198,6 +205,7 @@ class Method:
     summary: ClassVar[str] = ""  # a few words for --help
     description: ClassVar[str] = ""
     uses_steps: ClassVar[bool] = False  # whether --steps / --auto-steps mean anything to it
+    uses_baseline: ClassVar[bool] = True  # whether --baseline means anything to it
     complete: ClassVar[bool] = False  # whether its attributions should sum to F(x) - F(baseline)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -237,6 +245,7 @@ class SaliencyMethod(Method):
     method_name = "saliency"
     summary = "gradient x input"
     description = "gradient x input on the word embeddings (Captum InputXGradient)"
+    uses_baseline = False  # the gradient at x times x itself: no baseline input is ever formed
 
     def attribute(self, problem: Problem, steps: int, internal_batch_size: int) -> Any:
         from captum.attr import InputXGradient
@@ -659,6 +668,9 @@ def _explain(
     steps = settings.steps
     if not method.uses_steps and (settings.auto_steps or settings.steps != DEFAULT_STEPS):
         notices.append(f"--steps and --auto-steps apply to ig only; {method.method_name} has no integration steps")
+    if not method.uses_baseline and settings.baseline != AttributionSettings.baseline:
+        using = " and ".join(name for name, known in METHODS.items() if known.uses_baseline)
+        notices.append(f"--baseline applies to {using}; {method.method_name} compares with no baseline")
     per_pass = settings.internal_batch_size or max(1, TOKEN_BUDGET // length)
     stages = 1 + (1 if settings.faithfulness else 0)
     done = 0
@@ -679,6 +691,7 @@ def _explain(
             baselines = baseline_embeddings(lm, ids, fixed, settings.baseline).detach()
             outputs = objective.score(torch.cat([inputs, baselines]), attention_mask.expand(2, -1))
         output, baseline_output = (float(v) for v in outputs.float().cpu())
+        rounding = rounding_slack(output, baseline_output)
         problem = Problem(objective.score, inputs, baselines, attention_mask)
         tries: list[StepTry] = []
         while True:
@@ -691,7 +704,7 @@ def _explain(
             delta = float(raw.double().sum()) - (output - baseline_output)
             relative = abs(delta) / abs(output - baseline_output) if output != baseline_output else None
             tries.append(StepTry(steps, delta, relative))
-            passed = _passes(delta, output - baseline_output)
+            passed = _passes(delta, output - baseline_output, rounding)
             if passed or not settings.auto_steps or steps >= settings.max_steps:
                 tick()
                 break
@@ -705,9 +718,10 @@ def _explain(
             difference=output - baseline_output,
             relative=last.relative,
             tolerance=DELTA_TOLERANCE,
-            passed=_passes(last.delta, output - baseline_output),
+            passed=_passes(last.delta, output - baseline_output, rounding),
             steps=steps,
             tries=tries,
+            rounding=rounding,
         )
         if not convergence.passed:
             share = "inf" if last.relative is None else f"{last.relative:.1%}"
@@ -761,9 +775,14 @@ def _explain(
     )
 
 
-def _passes(delta: float, difference: float) -> bool:
+def rounding_slack(output: float, baseline_output: float) -> float:
+    """The |delta| that is float rounding of F itself: at least DELTA_ROUNDING, more where |F| is large."""
+    return max(DELTA_ROUNDING, DELTA_ROUNDING_RELATIVE * max(abs(output), abs(baseline_output)))
+
+
+def _passes(delta: float, difference: float, rounding: float = DELTA_ROUNDING) -> bool:
     # An exact zero difference passes only with an (all but) zero delta.
-    return abs(delta) <= DELTA_TOLERANCE * abs(difference) + DELTA_ROUNDING
+    return abs(delta) <= DELTA_TOLERANCE * abs(difference) + rounding
 
 
 def merge_words(encoding: Encoding, tokens: list[TokenScore]) -> list[WordScore]:
@@ -865,6 +884,8 @@ def measure_faithfulness(
         random_sufficiency_std=_std(rand_suff),
         beats_random_comprehensiveness=sum(r < ours_comp for r in rand_comp) / len(rand_comp),
         beats_random_sufficiency=sum(r > ours_suff for r in rand_suff) / len(rand_suff),
+        ties_random_comprehensiveness=sum(r == ours_comp for r in rand_comp) / len(rand_comp),
+        ties_random_sufficiency=sum(r == ours_suff for r in rand_suff) / len(rand_suff),
     )
 
 

@@ -599,3 +599,137 @@ def test_beats_random_is_not_rounded_up_to_every_order(mlm_path):
     console = Console(record=True, width=120)
     console.print(_faithfulness_table(result))
     assert "99.9%" in console.export_text()
+
+
+# --------------------------------------------------------------------------------------------
+# A probe that cannot see the text: the [CLS] vector of layer 0 (the embedding output) is the same whatever
+# the other word pieces are, so every attribution is exactly 0 and no removal changes the probability.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def blind_probe_result(tmp_path_factory):
+    import numpy as np
+
+    from bertprobe.probe import load_probe, save_probe
+
+    lm = models.load("minilm", "encoder", device="cpu")
+    rng = np.random.default_rng(0)
+    meta = {"model": "minilm", "revision": None, "fingerprint": lm.fingerprint, "layer": 0,
+            "pooling": "cls", "max_length": 128, "labels": ["no", "yes"], "metrics": {}}  # fmt: skip
+    saved = save_probe(tmp_path_factory.mktemp("blind"), rng.normal(size=(1, 384)), [0.1], np.zeros(384),
+                       np.ones(384), meta)  # fmt: skip
+    settings = AttributionSettings(steps=8, random_orders=4)
+    return attribute_probe(lm, ZEBRA_TEXT, load_probe(saved), settings=settings)
+
+
+def test_a_score_the_text_cannot_move_passes_completeness_at_float_rounding(blind_probe_result):
+    # F(x) and F(baseline) are ~10 and differ only by float32 noise between the two rows of one batch (a few
+    # units in the last place, ~5e-6): the exact zeros Integrated Gradients returns are not "not converged".
+    result = blind_probe_result
+    assert all(t.attribution == 0.0 for t in result.tokens)
+    assert abs(result.output) > 1 and abs(result.output - result.baseline_output) < 1e-4
+    assert result.convergence.passed
+    assert not any("did not converge" in notice for notice in result.notices)
+    from bertprobe.render.attribute import completeness_lines, readings
+
+    lines = " ".join(line.plain for line in completeness_lines(result))
+    assert "float rounding" in lines and "not trustworthy" not in lines
+    assert not any("do not add up" in line for line in readings(result))
+
+
+def test_reading_names_no_piece_when_every_attribution_is_zero(blind_probe_result):
+    from bertprobe.render.attribute import readings
+
+    said = " ".join(readings(blind_probe_result))
+    assert "leans most on" not in said and "raises it" not in said
+    assert "every word piece's attribution is 0" in said.lower()
+
+
+def test_faithfulness_tie_is_not_blamed_on_one_piece_when_there_are_many(blind_probe_result):
+    # Eleven word pieces: the random orders remove different pieces, they only change the probability alike.
+    from bertprobe.render.attribute import readings
+
+    said = " ".join(readings(blind_probe_result))
+    assert "faithfulness cannot judge this ranking" in said
+    assert "every order removes the same pieces" not in said
+
+
+def test_unconverged_reading_after_the_auto_steps_cap_does_not_advise_auto_steps(mlm_path):
+    import dataclasses
+
+    from bertprobe.attribute import Convergence, StepTry
+    from bertprobe.render.attribute import readings
+
+    lm = models.load(str(mlm_path), "mlm", device="cpu")
+    result = attribute_fill_mask(lm, SENTENCE, settings=AttributionSettings(steps=1, faithfulness=False))
+    capped = Convergence(delta=0.5, difference=1.0, relative=0.5, tolerance=0.05, passed=False, steps=2,
+                         tries=[StepTry(1, 0.9, 0.9), StepTry(2, 0.5, 0.5)])  # fmt: skip
+    said = " ".join(readings(dataclasses.replace(result, convergence=capped)))
+    assert "--max-steps" in said and "use --auto-steps" not in said
+    single = dataclasses.replace(capped, tries=[StepTry(2, 0.5, 0.5)])
+    assert "--auto-steps" in " ".join(readings(dataclasses.replace(result, convergence=single)))
+
+
+def test_saliency_does_not_claim_a_baseline_it_never_used(cli, mlm_path, tmp_path):
+    # Gradient x input has no baseline: --baseline changes nothing, so the view must not say one was used.
+    runs = {}
+    for baseline in ("pad", "mask"):
+        args = ("attribute", SENTENCE, "-m", mlm_path, "--method", "saliency", "--no-faithfulness")
+        code, stdout, _ = cli(*args, "--baseline", baseline, "--json")
+        runs[baseline] = [t["attribution"] for t in json.loads(stdout)["tokens"]]
+    assert runs["pad"] == runs["mask"]
+    page = tmp_path / "saliency.html"
+    code, table, stderr = cli(*args, "--baseline", "mask", "--html", page)
+    assert code == 0 and "--baseline applies to ig and occlusion" in stderr
+    squashed = " ".join(table.split())
+    assert "baseline: mask" not in squashed and "baseline: none" in squashed and "F(baseline)" not in squashed
+    content = page.read_text(encoding="utf-8")
+    assert "baseline: mask" not in content and "baseline: none" in content and "F(baseline)" not in content
+    code, table, stderr = cli(*args)
+    assert "--baseline applies" not in stderr  # the default is not a choice the user made
+
+
+def test_a_small_target_probability_is_not_shown_as_zero(cli, mlm_path, tmp_path):
+    # 'quantum' has p ~ 2e-7 at this mask: "p = 0.0000" would read as impossible.
+    page = tmp_path / "rare.html"
+    args = ("attribute", SENTENCE, "-m", mlm_path, "--target", "quantum", "--method", "saliency")
+    code, stdout, _ = cli(*args, "--no-faithfulness", "--json")
+    probability = json.loads(stdout)["target"]["probability"]
+    assert 0 < probability < 5e-5
+    code, table, _ = cli(*args, "--no-faithfulness", "--html", page)
+    assert code == 0
+    for shown in (" ".join(table.split()), page.read_text(encoding="utf-8")):
+        assert "p = 0.0000" not in shown and f"p = {probability:.2e}" in shown
+
+
+def test_random_orders_that_tie_the_ranking_are_not_read_as_beating_it(cli, mlm_path):
+    # Two word pieces: about half the random orders are the attribution's own order and tie it; the ranking beats
+    # every other one. "beats only 45%: not the reason for the score" would misread a ranking nothing does better.
+    code, stdout, _ = cli("attribute", "the [MASK] dog", "-m", mlm_path, "--steps", 16, "--json")
+    assert code == 0
+    faith = json.loads(stdout)["faithfulness"]
+    for check in ("comprehensiveness", "sufficiency"):
+        beats, ties = faith[f"beats_random_{check}"], faith[f"ties_random_{check}"]
+        assert 0 < ties < 1 and beats + ties == pytest.approx(1.0)
+    code, table, _ = cli("attribute", "the [MASK] dog", "-m", mlm_path, "--steps", 16)
+    assert code == 0
+    squashed = " ".join(table.split())
+    assert "not as the reason for the score" not in squashed
+    assert f"ties {faith['ties_random_comprehensiveness']:.0%}" in squashed and "loses to 0%" in squashed
+
+
+def test_views_say_a_words_score_is_its_pieces_summed(mlm_path):
+    # Words are coloured (and listed in --html) by the sum of their word pieces: the views must say so.
+    from rich.console import Console
+
+    from bertprobe.render.attribute import attribution_view, to_html
+
+    lm = models.load(str(mlm_path), "mlm", device="cpu")
+    text = "An unbelievably [MASK] story about hippopotamuses."
+    result = attribute_fill_mask(lm, text, settings=AttributionSettings(steps=4, faithfulness=False))
+    assert any(len(w.pieces) > 1 for w in result.words)
+    console = Console(record=True, width=200)
+    attribution_view(result, console)
+    assert "a word: its pieces summed" in console.export_text()
+    assert "word pieces' attributions summed" in to_html(result)

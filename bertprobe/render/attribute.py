@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.atomic import atomic_path
-from bertprobe.attribute import DELTA_ROUNDING, AttributionResult, Convergence, Faithfulness, TokenScore
+from bertprobe.attribute import METHODS, AttributionResult, Convergence, Faithfulness, TokenScore
 from bertprobe.errors import InputError
 from bertprobe.render import bar, closing, header, percent
 
@@ -46,14 +46,20 @@ def _explains(result: AttributionResult) -> Text:
     line = Text("explains: ", style="dim")
     line.append(result.score, style="bold")
     line.append(f" = {result.output:.4f}")
-    line.append(f"  (p = {target.probability:.4f}, {chosen})", style="dim")
+    line.append(f"  (p = {signif(target.probability, sign=False)}, {chosen})", style="dim")
     return line
+
+
+def _baseline(result: AttributionResult) -> str | None:
+    """The baseline the attributions were measured against, or None for a method that forms none (saliency)."""
+    method = METHODS.get(result.method)
+    return result.baseline if method is None or method.uses_baseline else None
 
 
 def _method_line(result: AttributionResult) -> Text:
     line = Text("method: ", style="dim")
     line.append(result.method, style="bold")
-    line.append(f" ({result.method_description}); baseline: {result.baseline}")
+    line.append(f" ({result.method_description}); baseline: {_baseline(result) or 'none'}")
     if result.steps is not None:
         line.append(f"; {result.steps} steps, {result.internal_batch_size} per pass")
     line.append(f"; device: {result.device}", style="dim")
@@ -100,7 +106,8 @@ def _tokens_table(result: AttributionResult) -> Table:
     return table
 
 
-_ROUNDING = f"passes: |delta| is at float rounding (at most {DELTA_ROUNDING:.0e}), F(x) and F(baseline) all but equal"
+def _rounding(conv: Convergence) -> str:
+    return f"passes: |delta| is at float rounding (at most {conv.rounding:.0e}), F(x) and F(baseline) all but equal"
 
 
 def _by_rounding(conv: Convergence) -> bool:
@@ -109,6 +116,9 @@ def _by_rounding(conv: Convergence) -> bool:
 
 
 def completeness_lines(result: AttributionResult) -> list[Text]:
+    if _baseline(result) is None:
+        promise = f"({result.method} has no baseline and makes no completeness promise)"
+        return [Text(f"F(x) = {result.output:.4f}  {promise}", style="dim")]
     outputs = Text(
         f"F(x) = {result.output:.4f}, F(baseline) = {result.baseline_output:.4f}, "
         f"F(x) - F(baseline) = {result.output - result.baseline_output:+.4f}",
@@ -126,7 +136,7 @@ def completeness_lines(result: AttributionResult) -> list[Text]:
     if conv.passed and not _by_rounding(conv):
         line.append(f"within {conv.tolerance:.0%}", style="bold green")
     elif conv.passed:
-        line.append(_ROUNDING, style="bold green")
+        line.append(_rounding(conv), style="bold green")
     else:
         line.append(f"above {conv.tolerance:.0%}: not trustworthy yet", style="bold red")
     lines = [outputs, line]
@@ -191,7 +201,9 @@ def attribution_view(result: AttributionResult, console: Console, explain: bool 
     console.print(_method_line(result))
     console.print()
     console.print(coloured_text(result))
-    console.print(Text("green raises F, red lowers it; underlined pieces are held fixed", style="dim"))
+    console.print(
+        Text("green raises F, red lowers it (a word: its pieces summed); underlined pieces are held fixed", style="dim")
+    )
     console.print(_tokens_table(result))
     for line in completeness_lines(result):
         console.print(line)
@@ -213,20 +225,28 @@ EXPLAIN = (
 def readings(result: AttributionResult) -> list[str]:
     """What this run's attributions mean, in plain words."""
     lines = []
-    ranked = top_tokens(result, limit=2)
+    # Only pieces that move the score are named: a 0 neither raises nor lowers it.
+    ranked = [t for t in top_tokens(result, limit=2) if t.attribution != 0]
     if ranked:
         named = " and ".join(
-            f"{t.token!r} ({'raises' if t.attribution >= 0 else 'lowers'} it, {t.normalised:+.0%})" for t in ranked
+            f"{t.token!r} ({'raises' if t.attribution > 0 else 'lowers'} it, {t.normalised:+.0%})" for t in ranked
         )
         lines.append(f"The score leans most on {named}.")
+    elif any(not t.fixed for t in result.tokens):
+        lines.append(f"Every word piece's attribution is 0: under {result.method}, no word piece moves the score.")
     faith = result.faithfulness
     if faith is not None:
         beats = min(faith.beats_random_comprehensiveness, faith.beats_random_sufficiency)
         if _all_orders_tie(faith):
             free = sum(not t.fixed for t in result.tokens)
+            why = (
+                "1 word piece to rank, so every order removes the same piece"
+                if free == 1
+                else f"removing any of the {free} word pieces changes the {faith.quantity} alike"
+            )
             lines.append(
-                f"Every random order scores the same as the attribution ({free} word piece(s) to rank, "
-                "so every order removes the same pieces): faithfulness cannot judge this ranking."
+                f"Every random order scores the same as the attribution ({why}): "
+                "faithfulness cannot judge this ranking."
             )
         elif beats >= 0.9:
             lines.append(
@@ -234,14 +254,38 @@ def readings(result: AttributionResult) -> list[str]:
                 "the ranking points at pieces that matter."
             )
         else:
-            lines.append(
-                f"The ranking beats only {percent(beats)} of random orders on one of the two checks: "
-                "read it as a hint, not as the reason for the score."
-            )
+            lines.append(_short_of_random(result, faith))
     conv = result.convergence
     if conv is not None and not conv.passed:
-        lines.append("The attributions do not add up to the score's change yet: raise --steps or use --auto-steps.")
+        # Several tries: --auto-steps ran and stopped at its cap; only a higher cap lets it go on.
+        advice = "raise --max-steps" if len(conv.tries) > 1 else "raise --steps or use --auto-steps"
+        lines.append(f"The attributions do not add up to the score's change yet: {advice}.")
     return lines
+
+
+def _short_of_random(result: AttributionResult, faith: Faithfulness) -> str:
+    """The reading when the ranking beats fewer than 90% of random orders on a check: losses or ties."""
+    checks = [
+        (faith.beats_random_comprehensiveness, faith.ties_random_comprehensiveness),
+        (faith.beats_random_sufficiency, faith.ties_random_sufficiency),
+    ]
+    # The check with the most random orders doing better; at equal losses, the one it beats least.
+    beats, ties = max(checks, key=lambda check: (round(1 - check[0] - check[1], 9), -check[0]))
+    if ties == 0:
+        return (
+            f"The ranking beats only {percent(beats)} of random orders on one of the two checks: "
+            "read it as a hint, not as the reason for the score."
+        )
+    # Orders that score the same are not ones the ranking lost to: on a short text many remove the same pieces.
+    lost = max(0.0, 1 - beats - ties)
+    said = (
+        f"The ranking beats only {percent(beats)} of random orders on one of the two checks, "
+        f"ties {percent(ties)} and loses to {percent(lost)}"
+    )
+    if lost <= 0.1:
+        free = sum(not t.fixed for t in result.tokens)
+        return f"{said}: with {free} word pieces to rank, too few orders differ to judge it; read it as a hint."
+    return f"{said}: read it as a hint, not as the reason for the score."
 
 
 def _all_orders_tie(faith: Faithfulness) -> bool:
@@ -333,21 +377,23 @@ def to_html(result: AttributionResult) -> str:
         "<h1>bertprobe attribution</h1>",
         f'<p class="meta">model: <code>{_e(result.model)}</code>'
         + (f" @ <code>{_e(result.revision)}</code>" if result.revision else "")
-        + f"; method: <b>{_e(result.method)}</b> ({_e(result.method_description)}); baseline: {_e(result.baseline)}"
+        + f"; method: <b>{_e(result.method)}</b> ({_e(result.method_description)}); "
+        + f"baseline: {_e(_baseline(result) or 'none')}"
         + (f"; {result.steps} steps" if result.steps is not None else "")
         + "</p>",
         f"<p>explains: <b>{_e(result.score)}</b> = {result.output:.4f} "
-        f'<span class="meta">(p = {result.target.probability:.4f}, rank {result.target.rank})</span></p>',
+        f'<span class="meta">(p = {signif(result.target.probability, sign=False)}, '
+        f"rank {result.target.rank})</span></p>",
         f'<div class="text">{"".join(spans)}</div>',
-        '<p class="meta">green raises F, red lowers it; underlined pieces are held fixed (the same in the '
-        "baseline)</p>",
+        '<p class="meta">green raises F, red lowers it (a word: its pieces summed); underlined pieces are held '
+        "fixed (the same in the baseline)</p>",
         _completeness_html(result),
         _faithfulness_html(result),
         "<h2>word pieces</h2>",
         "<table><tr><th>rank</th><th>piece</th><th>position</th><th>attribution</th><th>share</th><th></th></tr>",
         *rows,
         "</table>",
-        "<h2>words</h2>",
+        "<h2>words (each its word pieces' attributions summed)</h2>",
         "<table><tr><th>word</th><th>pieces</th><th>attribution</th><th>share</th></tr>",
         *words,
         "</table>",
@@ -359,6 +405,11 @@ def to_html(result: AttributionResult) -> str:
 
 
 def _completeness_html(result: AttributionResult) -> str:
+    if _baseline(result) is None:
+        return (
+            f'<p class="meta">F(x) = {result.output:.4f} ({_e(result.method)} has no baseline and makes no '
+            "completeness promise)</p>"
+        )
     outputs = (
         f"F(x) = {result.output:.4f}, F(baseline) = {result.baseline_output:.4f}, "
         f"F(x) &minus; F(baseline) = {result.output - result.baseline_output:+.4f}"
@@ -368,7 +419,7 @@ def _completeness_html(result: AttributionResult) -> str:
         return f'<p class="meta">{outputs} ({_e(result.method)} makes no completeness promise)</p>'
     share = "undefined" if conv.relative is None else f"{conv.relative:.2%}"
     verdict = (
-        f'<span class="ok">{_ROUNDING if _by_rounding(conv) else f"within {conv.tolerance:.0%}"}</span>'
+        f'<span class="ok">{_rounding(conv) if _by_rounding(conv) else f"within {conv.tolerance:.0%}"}</span>'
         if conv.passed
         else f'<span class="bad">above {conv.tolerance:.0%}: not trustworthy yet</span>'
     )
