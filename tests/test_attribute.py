@@ -733,3 +733,18 @@ def test_views_say_a_words_score_is_its_pieces_summed(mlm_path):
     attribution_view(result, console)
     assert "a word: its pieces summed" in console.export_text()
     assert "word pieces' attributions summed" in to_html(result)
+
+
+def test_attribute_input_summary_marks_the_rows_that_did_not_converge(cli, mlm_path, tmp_path, monkeypatch):
+    # With many texts the "did not converge" notices do not say which text: the row itself must.
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("The cat sat on the [MASK].\nA dog barked at the [MASK] all night long.\n[MASK] .\n")
+    out = tmp_path / "out.jsonl"
+    monkeypatch.setenv("COLUMNS", "250")  # one table line per row
+    code, stdout, stderr = cli("attribute", "--input", corpus, "--steps", 1, "--out", out, "-m", mlm_path)
+    assert code == 0, stderr
+    passed = [json.loads(line)["convergence"]["passed"] for line in out.read_text().splitlines()]
+    assert not all(passed)  # one integration step: at least one text is off
+    rows = [line for line in stdout.splitlines() if line.startswith("│")]
+    assert ["NOT converged" in row for row in rows] == [not p for p in passed]
+    assert "[MASK] +" not in stdout  # a word held fixed is no top word

@@ -178,8 +178,13 @@ def _corruption(result: Any) -> str:
 
 
 def _attribution(result: Any) -> str:
-    top = sorted(result.words, key=lambda w: -abs(w.normalised))[:3] if getattr(result, "words", None) else []
-    return f"{result.target.label}: " + ", ".join(f"{w.text} {w.normalised:+.0%}" for w in top)
+    # Words held fixed ([MASK], [CLS]) and words that move nothing are not "top" words.
+    moving = [w for w in getattr(result, "words", None) or [] if not w.fixed and w.attribution != 0]
+    top = sorted(moving, key=lambda w: -abs(w.normalised))[:3]
+    cell = f"{result.target.label}: " + (", ".join(f"{w.text} {w.normalised:+.0%}" for w in top) or "no word moves it")
+    convergence = getattr(result, "convergence", None)
+    # The row says itself when its attributions are not to be trusted: a notice alone does not say which text.
+    return cell + (" (NOT converged: see its notice)" if convergence is not None and not convergence.passed else "")
 
 
 def _attention(result: Any) -> str:
