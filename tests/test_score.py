@@ -369,3 +369,75 @@ def test_a_nearly_certain_token_reads_as_a_small_negative_ln_p_not_minus_zero():
     assert _ln(-0.0001) == "-1.0e-04"
     assert _ln(-0.0123) == "-0.012"
     assert _ln(0.0) == "0.000"
+
+
+def test_the_readme_pairs_example_is_what_score_prints(cli, monkeypatch):
+    # The README showed the total row as "all", the name the table no longer gives it (a group may be called so).
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    block = readme.split("$ bertprobe score --pairs examples/minimal_pairs.csv\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("COLUMNS", "80")
+    code, stdout, stderr = cli("score", "--pairs", "examples/minimal_pairs.csv", "-m", "minilm-mlm")
+    assert code == 0, stderr
+    printed = " ".join(stdout.split())
+    shown = [line for line in block.splitlines() if line.strip() and line.strip() != "..."]
+    assert shown and all(" ".join(line.split()) in printed for line in shown), stdout
+
+
+def _pairs_result(differences):
+    from bertprobe.score import GroupAccuracy, PairScore, PairsResult
+
+    pairs = [
+        PairScore(n, n + 1, "all", f"good {n}", f"bad {n}", -10.0 + d, -10.0, 3, 3, d, d > 0, d == 0)
+        for n, d in enumerate(differences, start=1)
+    ]
+    correct = sum(p.correct for p in pairs)
+    ties = sum(p.tie for p in pairs)
+    return PairsResult(
+        "m", None, "local", "pairs.csv", "original", "skip", correct / len(pairs), len(pairs), correct, ties, None,
+        {"all": GroupAccuracy(correct / len(pairs), len(pairs), correct, ties)}, pairs, "",
+    )  # fmt: skip
+
+
+def test_a_wrong_pair_with_a_tiny_gap_does_not_read_as_a_tie():
+    # A pair scored the wrong way round by 0.0002 was listed as "-0.000" beside a tie's "0.000", under a
+    # title that says the list holds both.
+    from rich.console import Console
+
+    from bertprobe.render.score import pairs_table
+
+    console = Console(record=True, width=120)
+    pairs_table(_pairs_result([-0.0002, 0.0, 1.0]), console)
+    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in console.export_text().splitlines()
+            if line.startswith("│") and "good" in line}  # fmt: skip
+    assert rows == {"1": "-2.0e-04", "2": "0.000"}
+
+
+def test_a_pll_near_zero_never_reads_minus_zero():
+    from rich.console import Console
+
+    from bertprobe.render.score import corpus_lines, sentence_table, summary_cells
+    from bertprobe.score import SentenceScore, TokenScore
+
+    scores = [TokenScore(1, "the", 1996, 0, 3, -0.0001), TokenScore(2, ".", 1012, 3, 4, -0.0002)]
+    result = SentenceScore("m", None, "local", "the.", "original", "skip", -0.0003, 1.00015, 2, [], scores, 0, "")
+    cells = summary_cells(result)
+    assert cells[1:3] == ["-3.0e-04", "-1.5e-04"]
+    said = " ".join(corpus_lines(1, 2, -0.0003, "original"))
+    assert "total PLL -3.0e-04" in said and "mean PLL per token -1.5e-04" in said
+    console = Console(record=True, width=120)
+    sentence_table(result, console)
+    assert "PLL -3.0e-04 over 2 tokens" in console.export_text() and "-0.000" not in console.export_text()
+
+
+def test_the_least_and_the_most_expected_token_never_read_as_equally_likely():
+    # P 0.12345 and 0.12349 both read "0.123": "least expected ... P=0.123; most expected ... P=0.123".
+    from bertprobe.render.score import sentence_readings
+    from bertprobe.score import SentenceScore, TokenScore
+
+    scores = [TokenScore(1, "a", 1037, 0, 1, math.log(0.12345)), TokenScore(2, "b", 1038, 2, 3, math.log(0.12349))]
+    pll = math.fsum(s.log_prob for s in scores)
+    result = SentenceScore("m", None, "local", "a b", "original", "skip", pll, math.exp(-pll / 2), 2, [], scores, 0, "")
+    said = sentence_readings(result)[0]
+    assert "'a' (position 1, P=0.12345)" in said and "'b' (P=0.12349)" in said

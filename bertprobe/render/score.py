@@ -43,7 +43,7 @@ def sentence_table(result: SentenceScore, console: Console) -> None:
             Text(bar(score.log_prob / worst if worst < 0 else 0.0, 12), style="red"),
         )
     console.print(table)
-    line = Text(f"PLL {result.pll:.3f} over {result.scored_tokens} tokens   pseudo-perplexity ")
+    line = Text(f"PLL {_ln(result.pll)} over {result.scored_tokens} tokens   pseudo-perplexity ")
     line.append(f"{result.pseudo_perplexity:.2f}", style="bold")
     console.print(line)
     words = PLAIN_WORDS if result.metric == "original" else L2R_WORDS
@@ -68,21 +68,27 @@ def sentence_readings(result: SentenceScore) -> list[str]:
         return [line + "."]
     if worst.log_prob == best.log_prob:
         return [line + "; every token was exactly as expected as the others."]
+    # Enough digits that the least and the most expected token do not read as equally likely.
+    digits = 3
+    low, high = _p(math.exp(worst.log_prob)), _p(math.exp(best.log_prob))
+    while low == high and digits < 8:
+        digits += 1
+        low, high = _p(math.exp(worst.log_prob), digits), _p(math.exp(best.log_prob), digits)
     return [
-        line + f". Least expected: {worst.token!r} (position {worst.position}, P={_p(math.exp(worst.log_prob))}); "
-        f"most expected: {best.token!r} (P={_p(math.exp(best.log_prob))})."
+        line + f". Least expected: {worst.token!r} (position {worst.position}, P={low}); "
+        f"most expected: {best.token!r} (P={high})."
     ]
 
 
 def _ln(value: float) -> str:
-    """ln P to three decimals; a nearly certain token's tiny value in scientific form, never "-0.000"."""
+    """ln P (or a sum or difference of them) to three decimals; a tiny negative value in scientific form, never
+    "-0.000"."""
     text = f"{value:.3f}"
     return f"{value:.1e}" if value < 0 and float(text) == 0 else text
 
 
-def _p(value: float) -> str:
-    """P to three significant digits, with more where that would read 1 but the token was not certain (0.9996)."""
-    digits = 3
+def _p(value: float, digits: int = 3) -> str:
+    """P to ``digits`` significant digits, with more where that would read 1 but the token was not certain (0.9996)."""
     text = f"{value:.{digits}g}"
     while value < 1 and float(text) >= 1 and digits < 8:
         digits += 1
@@ -101,8 +107,8 @@ def summary(show: int) -> Summary:
 def summary_cells(result: SentenceScore) -> list[str]:
     return [
         str(result.scored_tokens),
-        f"{result.pll:.3f}",
-        f"{result.pll / result.scored_tokens:.3f}",
+        _ln(result.pll),
+        _ln(result.pll / result.scored_tokens),
         f"{result.pseudo_perplexity:.2f}",
     ]
 
@@ -111,8 +117,8 @@ def corpus_lines(texts: int, tokens: int, pll: float, metric: str) -> list[str]:
     if not texts:
         return []
     return [
-        f"{texts} text(s), {tokens} scored tokens (--metric {metric}): total PLL {pll:.3f}, "
-        f"mean PLL per token {pll / tokens:.3f}, corpus pseudo-perplexity {math.exp(-pll / tokens):.2f}.",
+        f"{texts} text(s), {tokens} scored tokens (--metric {metric}): total PLL {_ln(pll)}, "
+        f"mean PLL per token {_ln(pll / tokens)}, corpus pseudo-perplexity {math.exp(-pll / tokens):.2f}.",
         PLAIN_WORDS if metric == "original" else L2R_WORDS,
     ]
 
@@ -150,7 +156,8 @@ def pairs_table(result: PairsResult, console: Console, show: int = 10) -> None:
         errors.add_column("bad", overflow="fold", max_width=40)
         errors.add_column("PLL good - bad", justify="right")
         for pair in listed:
-            errors.add_row(str(pair.index), Text(pair.good), Text(pair.bad), f"{pair.difference:.3f}")
+            # A wrong pair by 0.0002 must not read "-0.000" beside a tie's "0.000".
+            errors.add_row(str(pair.index), Text(pair.good), Text(pair.bad), _ln(pair.difference))
         console.print(errors)
     console.print(
         Text(
