@@ -57,16 +57,17 @@ class Tokenizer:
         self.mask_token_id = backend.token_to_id(self.mask_token)
         self.cls_token_id = backend.token_to_id(self.cls_token)
         self.sep_token_id = backend.token_to_id(self.sep_token)
-        self.pad_token_id = backend.token_to_id(self.pad_token)
-        if self.pad_token_id is None:
-            self.pad_token_id = 0
+        own_pad = backend.token_to_id(self.pad_token)
+        # Without a pad token, id 0 pads (the attention mask hides it); it is not special: in such a vocabulary id 0
+        # can be a real word, which scoring and attention would otherwise leave out wherever it is written.
+        self.pad_token_id = 0 if own_pad is None else own_pad
         self.special_ids = frozenset(
             i
             for i in (
                 self.mask_token_id,
                 self.cls_token_id,
                 self.sep_token_id,
-                self.pad_token_id,
+                own_pad,
                 backend.token_to_id(self.unk_token),
             )
             if i is not None

@@ -280,3 +280,19 @@ def test_models_table_says_what_the_heads_allow_in_decimal_megabytes(cli):
     # Sizes use the decimal megabytes the README and RECIPE use (45.8 MB of weights, not 43.7).
     assert render_models._size(45_797_052) == "45.8 MB"
     assert render_models._size(999) == "999 B"
+
+
+def test_without_a_pad_token_id_0_pads_but_stays_a_word():
+    # A vocabulary with no pad token whose id 0 is a real word: that word is scored and masked like any other.
+    from tokenizers import Tokenizer as Backend
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    from bertprobe.tokenizer import Tokenizer
+
+    vocab = {"hello": 0, "[CLS]": 1, "[SEP]": 2, "[MASK]": 3, "[UNK]": 4, "world": 5}
+    backend = Backend(WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = Whitespace()
+    tok = Tokenizer(backend, {"cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"}, 16)
+    assert tok.pad_token_id == 0
+    assert 0 not in tok.special_ids and {1, 2, 3, 4} <= tok.special_ids
