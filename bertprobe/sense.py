@@ -343,24 +343,12 @@ def locate(
             raise InputError(f"{word!r} does not occur in {_where(sentence, number)}: {_quote(sentence.text)}", hint)
         # --occurrence counts the word as written: find_word leaves out an occurrence the model never reads
         # alone, and counting only the others would make "occurrence 2" silently the third one written.
-        written = occurrences(encoding, word)
         if occurrence is not None:
-            if occurrence < 1 or occurrence > len(written):
-                raise InputError(
-                    f"{word!r} occurs {len(written)} time(s) in {_where(sentence, number)}, "
-                    f"so occurrence {occurrence} does not exist: {_quote(sentence.text)}",
-                    hint="Lower --occurrence, or fix the sentence.",
-                )
-            chosen = written[occurrence - 1]
-            if chosen.span is None:
-                raise InputError(
-                    f"occurrence {occurrence} of {word!r} in {_where(sentence, number)} is read together with the "
-                    f"characters next to it (as {chosen.read_as}), never alone: {_quote(sentence.text)}",
-                    hint="Put a space on each side of it, or choose another --occurrence.",
-                )
-            match = chosen.span
+            where = f"{_where(sentence, number)} ({_quote(sentence.text)})"
+            match = find_word(encoding, word, occurrence, where=where)[0]
         else:
             match = matches[0]
+            written = occurrences(encoding, word)
             if written[0].span is None:
                 first = next(n for n, o in enumerate(written, start=1) if o.span is not None)
                 shifted.append(f"occurrence {first} in sentence {number}")

@@ -145,25 +145,26 @@ def occurrences(encoding: Encoding, word: str) -> list[Occurrence]:
     return found
 
 
-def find_word(encoding: Encoding, word: str, occurrence: int | None = None) -> list[WordSpan]:
+def find_word(encoding: Encoding, word: str, occurrence: int | None = None, where: str | None = None) -> list[WordSpan]:
     """Whole-word, case-insensitive matches of ``word`` (which may hold spaces or hyphens).
 
     Returns every match whose word pieces cover nothing else, or only the ``occurrence``-th (1-based, counted as
-    written) when given; an occurrence the model never reads alone is then refused.
+    written) when given; an occurrence the model never reads alone is then refused. ``where`` names the text in
+    those refusals (default: the text itself, abbreviated).
     """
     written = occurrences(encoding, word)
     if occurrence is not None:
+        where = where or repr(_abbrev(encoding.text))
         # Counted as written: skipping an occurrence the model cannot read alone would make "2" the third one.
         if occurrence < 1 or occurrence > len(written):
             raise InputError(
-                f"{word!r} occurs {len(written)} time(s) in {_abbrev(encoding.text)!r}; "
-                f"occurrence {occurrence} does not exist",
+                f"{word!r} occurs {len(written)} time(s) in {where}; occurrence {occurrence} does not exist",
                 hint=f"Use --occurrence between 1 and {max(len(written), 1)}.",
             )
         chosen = written[occurrence - 1]
         if chosen.span is None:
             raise InputError(
-                f"occurrence {occurrence} of {word!r} in {_abbrev(encoding.text)!r} is read together with the "
+                f"occurrence {occurrence} of {word!r} in {where} is read together with the "
                 f"characters next to it (as {chosen.read_as}), never alone",
                 hint="Put a space on each side of it, or choose another --occurrence.",
             )
