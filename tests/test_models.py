@@ -296,3 +296,19 @@ def test_without_a_pad_token_id_0_pads_but_stays_a_word():
     tok = Tokenizer(backend, {"cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"}, 16)
     assert tok.pad_token_id == 0
     assert 0 not in tok.special_ids and {1, 2, 3, 4} <= tok.special_ids
+
+
+@pytest.mark.parametrize("architecture, heads", [("ModernBertForMaskedLM", {"mlm"}), ("ModernBertModel", set())])
+def test_modernbert_mlm_head_is_recognised_and_its_classifier_head_is_not_one(tmp_path, architecture, heads):
+    import transformers
+
+    config = transformers.ModernBertConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2,
+    )  # fmt: skip
+    getattr(transformers, architecture)(config).save_pretrained(tmp_path)
+    assert models.checkpoint_heads(tmp_path) - {"pooler"} == heads
+    classifier = tmp_path / "classifier"
+    config.num_labels = 2
+    transformers.ModernBertForSequenceClassification(config).save_pretrained(classifier)
+    assert "mlm" not in models.checkpoint_heads(classifier)  # its "head." feeds a classifier, not a vocabulary

@@ -331,6 +331,10 @@ def checkpoint_heads(path: Path) -> set[str]:
     # Non-BERT layouts (RoBERTa, DistilBERT, ...): recognise their MLM heads by name.
     if any(k.startswith(("lm_head.", "vocab_transform.", "generator_lm_head.", "predictions.")) for k in keys):
         heads.add("mlm")
+    # ModernBERT: a prediction head ("head.", which its classifiers have too) feeding a vocabulary "decoder." (whose
+    # weight is tied to the embeddings and may be left out of the file, its bias not).
+    if "head.dense.weight" in keys and any(k.startswith("decoder.") for k in keys):
+        heads.add("mlm")
     if any(k.endswith(("pooler.dense.weight", "albert.pooler.weight")) for k in keys):
         heads.add("pooler")
     return heads
