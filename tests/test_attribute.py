@@ -686,8 +686,12 @@ def test_saliency_does_not_claim_a_baseline_it_never_used(cli, mlm_path, tmp_pat
     assert "baseline: mask" not in squashed and "baseline: none" in squashed and "F(baseline)" not in squashed
     content = page.read_text(encoding="utf-8")
     assert "baseline: mask" not in content and "baseline: none" in content and "F(baseline)" not in content
+    assert "the same in the baseline" not in content
     code, table, stderr = cli(*args)
     assert "--baseline applies" not in stderr  # the default is not a choice the user made
+    code, table, _ = cli(*args, "--explain")
+    squashed = " ".join(table.split())
+    assert "measured against the baseline input" not in squashed and "no baseline input" in squashed
 
 
 def test_a_small_target_probability_is_not_shown_as_zero(cli, mlm_path, tmp_path):

@@ -211,7 +211,7 @@ def attribution_view(result: AttributionResult, console: Console, explain: bool 
     if table is not None:
         console.print(table)
         console.print(faithfulness_note(result))
-    closing(console, readings(result), EXPLAIN if explain else None)
+    closing(console, readings(result), explain_text(result) if explain else None)
 
 
 EXPLAIN = (
@@ -220,6 +220,14 @@ EXPLAIN = (
     "Integrated Gradients the attributions should add up to F(x) - F(baseline); the delta says how "
     "far off they are."
 )
+# Saliency forms no baseline input: its attribution is the gradient at the text times the text's own embedding.
+EXPLAIN_NO_BASELINE = EXPLAIN.replace(
+    "measured against the baseline input", "gradient times input at the text itself (no baseline input)"
+)
+
+
+def explain_text(result: AttributionResult) -> str:
+    return EXPLAIN if _baseline(result) is not None else EXPLAIN_NO_BASELINE
 
 
 def readings(result: AttributionResult) -> list[str]:
@@ -386,7 +394,7 @@ def to_html(result: AttributionResult) -> str:
         f"rank {result.target.rank})</span></p>",
         f'<div class="text">{"".join(spans)}</div>',
         '<p class="meta">green raises F, red lowers it (a word: its pieces summed); underlined pieces are held '
-        "fixed (the same in the baseline)</p>",
+        + ("fixed (the same in the baseline)</p>" if _baseline(result) is not None else "fixed (not attributed)</p>"),
         _completeness_html(result),
         _faithfulness_html(result),
         "<h2>word pieces</h2>",
