@@ -242,3 +242,20 @@ def test_the_input_summary_cell_shows_context_probabilities_with_the_tables_digi
     from bertprobe.render.jsonl import _context
 
     assert _context(_context_result(0.00043, 0.0036, 0.2)) == "p('dog'): left 4.3e-04, right 0.0036, both 0.200"
+
+
+def test_a_small_prediction_probability_is_not_printed_as_zero():
+    # Far down a top-k list a word keeps a chance of ~3e-5: "0.0000" would read as impossible, "1.0000" as certain.
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    from bertprobe.mlm import Prediction
+    from bertprobe.render.fillmask import _prediction_table
+
+    table = _prediction_table(Text("t"), [Prediction("a", 1, 0.99996, "a"), Prediction("b", 2, 3e-5, "b")])
+    console = Console(file=io.StringIO(), width=100)
+    console.print(table)
+    shown = [line.split("│")[3].strip() for line in console.file.getvalue().splitlines() if line.startswith("│")]
+    assert float(shown[1]) > 0 and float(shown[0]) < 1, shown

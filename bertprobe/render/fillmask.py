@@ -37,7 +37,7 @@ def _prediction_table(title: Text, predictions: list[Prediction]) -> Table:
         table.add_row(
             str(rank),
             Text(pred.token_str, style="bold" if rank == 1 else ""),
-            f"{pred.score:.4f}",
+            probability(pred.score, 4),  # never 0.0000 for a word the model still gives a chance
             Text(bar(pred.score / top if top else 0.0), style="cyan"),
         )
     return table
