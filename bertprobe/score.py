@@ -70,6 +70,7 @@ class SentenceScore(Rendered):
     left_out: int  # [UNK] tokens left out (--unk skip)
     definition: str
     notices: list[str] = field(default_factory=list)
+    vocab_size: int | None = None  # what a blind, uniform guess would make the pseudo-perplexity
 
 
 @dataclass
@@ -321,6 +322,7 @@ def score_texts(
                 left_out=p.left_out,
                 definition=described,
                 notices=text_notices,
+                vocab_size=tok.vocab_size,
             )
         )
     out = []

@@ -441,3 +441,16 @@ def test_the_least_and_the_most_expected_token_never_read_as_equally_likely():
     result = SentenceScore("m", None, "local", "a b", "original", "skip", pll, math.exp(-pll / 2), 2, [], scores, 0, "")
     said = sentence_readings(result)[0]
     assert "'a' (position 1, P=0.12345)" in said and "'b' (P=0.12349)" in said
+
+
+def test_a_pseudo_perplexity_above_the_vocabulary_size_is_read_as_worse_than_blind():
+    # "a pick among 32,404,479 equally likely tokens" from a 30,522-piece vocabulary is worse than a uniform guess.
+    from bertprobe.render.score import sentence_readings
+    from bertprobe.score import SentenceScore, TokenScore
+
+    scores = [TokenScore(1, "[UNK]", 100, 0, 1, -17.3), TokenScore(2, "b", 1038, 2, 3, -17.3)]
+    pll = math.fsum(s.log_prob for s in scores)
+    args = ("m", None, "local", "a b", "original", "score", pll, math.exp(-pll / 2), 2, [], scores, 0, "")
+    said = sentence_readings(SentenceScore(*args, vocab_size=30522))[0]
+    assert "more than the 30,522 word pieces of its vocabulary: worse than a blind guess" in said
+    assert "blind guess" not in sentence_readings(SentenceScore(*args, vocab_size=10**9))[0]

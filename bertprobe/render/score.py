@@ -62,6 +62,9 @@ def sentence_readings(result: SentenceScore) -> list[str]:
         f"Pseudo-perplexity {perplexity:.2f}: {masked}, each token was on average as hard for the "
         f"model to guess as a pick among {among} equally likely tokens"
     )
+    if result.vocab_size and perplexity > result.vocab_size:
+        # A uniform guess over the vocabulary gives exactly its size: above it, the model does worse than blind.
+        line += f" (more than the {result.vocab_size:,} word pieces of its vocabulary: worse than a blind guess)"
     worst = min(result.scores, key=lambda s: s.log_prob)
     best = max(result.scores, key=lambda s: s.log_prob)
     if len(result.scores) == 1:
