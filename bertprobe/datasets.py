@@ -446,6 +446,16 @@ def stratified_split(data: LabelledData, test_size: float, seed: int) -> tuple[L
 
     indices = list(range(len(data)))
     train_idx, eval_idx = train_test_split(indices, test_size=n_eval, random_state=seed, stratify=data.labels)
+    # Stratifying rounds each label's share: a label of a few rows can land wholly in eval (2 rows, 80% held out),
+    # and the probe would never be trained on it.
+    trained = Counter(data.labels[i] for i in train_idx)
+    lost = sorted(label for label in counts if not trained[label])
+    if lost:
+        raise DataError(
+            f"--test-size {test_size:g} leaves no training row labelled {', '.join(map(repr, lost))} "
+            f"({', '.join(f'{counts[label]} row(s) in all' for label in lost)}); the probe could not learn it",
+            hint="Lower --test-size, add rows for that label, or give a separate eval file with --eval-data.",
+        )
     return data.subset(sorted(train_idx)), data.subset(sorted(eval_idx))
 
 
@@ -465,10 +475,33 @@ def subsample(data: LabelledData, limit: int, seed: int) -> LabelledData:
 
     indices = list(range(len(data)))
     if min(counts.values()) < 2 or len(data) - limit < len(counts):
-        # sklearn cannot stratify a label with one row, nor leave fewer rows out than there are labels
+        # sklearn cannot stratify a label with one row, nor leave fewer rows out than there are labels: stratify by
+        # hand (a plain random sample could drop a label, and would not be the stratified sample the run announces).
         import random
 
-        chosen = sorted(random.Random(seed).sample(indices, limit))
+        rng = random.Random(seed)
+        take = _shares_of(counts, limit)
+        chosen = []
+        for label in sorted(counts):
+            chosen += rng.sample([i for i in indices if data.labels[i] == label], take[label])
     else:
         chosen, _ = train_test_split(indices, train_size=limit, random_state=seed, stratify=data.labels)
     return data.subset(sorted(chosen))
+
+
+def _shares_of(counts: Counter[str], limit: int) -> dict[str, int]:
+    """Rows per label for a sample of ``limit``: each label's share rounded by largest remainder, at least one each."""
+    total = sum(counts.values())
+    quota = {label: limit * count / total for label, count in counts.items()}
+    take = {label: min(count, max(1, math.floor(quota[label]))) for label, count in counts.items()}
+    # Most short of its share first; ties by label, so the sample does not depend on set order.
+    order = sorted(counts, key=lambda label: (take[label] - quota[label], label))
+    while sum(take.values()) < limit:
+        label = next(label for label in order if take[label] < counts[label])
+        take[label] += 1
+        order = sorted(counts, key=lambda label: (take[label] - quota[label], label))
+    while sum(take.values()) > limit:  # raising a label to one row overshot: take from the most over its share
+        label = next(label for label in reversed(order) if take[label] > 1)
+        take[label] -= 1
+        order = sorted(counts, key=lambda label: (take[label] - quota[label], label))
+    return take

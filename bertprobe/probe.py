@@ -757,7 +757,10 @@ def cls_train(
             f"the training set has no rows labelled {', '.join(map(repr, absent))}"
             if absent
             else "a probe needs at least two labels",
-            hint="Give more training rows (a larger --max-train), so that every label is trained on.",
+            # Not "a larger --max-train": its sample keeps every label, so a label is missing from the data itself.
+            hint=f"Add training rows labelled {absent[0]!r}: a probe can only predict labels it was trained on."
+            if absent
+            else "Give training data with two or more labels.",
         )
     unnamed = sorted({label for label in split.train.labels + split.eval.labels if label not in index})
     if unnamed:

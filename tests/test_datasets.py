@@ -505,3 +505,29 @@ def test_a_cached_copy_that_cannot_be_read_is_one_error_line(tmp_path, monkeypat
     with pytest.raises(DataError, match=r"the cached sst2 in .* cannot be read \(Permission denied\)") as info:
         datasets.load_task("sst2", offline=True)
     assert f"Delete {cached}" in info.value.hint
+
+
+def test_a_hold_out_that_takes_every_row_of_a_label_is_refused_naming_test_size(tmp_path):
+    # 18 'neg', 2 'pos', --test-size 0.8: the stratified split put both 'pos' rows in eval, and cls-train then said
+    # "the training set has no rows labelled 'pos'; give a larger --max-train" to a user who never gave --max-train.
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n" + "".join(f"text {i},{'pos' if i < 2 else 'neg'}\n" for i in range(20)))
+    with pytest.raises(DataError, match=r"--test-size 0\.8 leaves no training row labelled 'pos'") as refused:
+        datasets.load_files(path, test_size=0.8)
+    assert "--test-size" in refused.value.hint and "--max-train" not in refused.value.hint
+    split = datasets.load_files(path, test_size=0.5)  # one 'pos' row on each side: fine
+    assert Counter(split.train.labels)["pos"] == 1 and Counter(split.eval.labels)["pos"] == 1
+
+
+def test_subsample_too_small_to_stratify_with_sklearn_still_keeps_every_label_and_its_share():
+    # A label with one row (or fewer rows left out than labels) made --max-train fall back to a plain random sample,
+    # announced as "stratified": it dropped the one-row label in 7 of 10 seeds (then "no rows labelled 'b'").
+    one_b = datasets.LabelledData([f"t{i}" for i in range(101)], ["a"] * 100 + ["b"], [""] * 101)
+    for seed in range(10):
+        sample = datasets.subsample(one_b, 50, seed)
+        assert Counter(sample.labels) == {"a": 49, "b": 1} and len(set(sample.texts)) == 50
+    assert datasets.subsample(one_b, 50, 0).texts == datasets.subsample(one_b, 50, 0).texts  # seeded
+    assert datasets.subsample(one_b, 50, 0).texts != datasets.subsample(one_b, 50, 1).texts
+    few_left_out = datasets.LabelledData([f"t{i}" for i in range(22)], ["a"] * 10 + ["b"] * 2 + ["c"] * 10, [""] * 22)
+    for seed in range(10):  # 20 of 22: shares 9.1 / 1.8 / 9.1 rows
+        assert Counter(datasets.subsample(few_left_out, 20, seed).labels) == {"a": 9, "b": 2, "c": 9}

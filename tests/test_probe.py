@@ -803,3 +803,29 @@ def test_cls_predict_with_a_layer_the_model_lacks_names_only_layers_that_exist(c
     assert code == 1 and out == "" and "Traceback" not in err
     assert "--layer 3 does not exist" in said and "layers 0 (embeddings) to 2" in said
     assert "--layer 3 --out" not in said and "Leave out --layer: this probe reads layer 2" in said
+
+
+def test_an_eval_set_of_one_label_is_read_as_unable_to_tell_not_as_no_sign():
+    # An --eval-data file of positive reviews only: a perfect probe ties always answering 'positive', and the reading
+    # said "this run finds no sign of the label": no eval set of one label can show a sign, whatever the vector holds.
+    from bertprobe.render.probe import readings
+
+    for train_counts in ({"negative": 40, "positive": 60}, {"negative": 60, "positive": 40}):
+        for answers in ([1] * 50, [1] * 45 + [0] * 5):
+            said = " ".join(readings(_read_back([1] * 50, answers, train_counts)))
+            assert "no sign of the label" not in said and "carries" not in said
+            assert "every eval text is labelled 'positive'" in said and "cannot tell" in said
+
+
+def test_a_task_whose_training_file_lacks_a_label_names_the_file_not_max_train(cli, tiny_encoder_path, tmp_path):
+    # A GLUE folder whose train.tsv holds only positive sentences, and no --max-train: the hint told the user to give
+    # "a larger --max-train", an option they never used and that cannot add the missing label.
+    glue = tmp_path / "SST-2"
+    glue.mkdir()
+    (glue / "train.tsv").write_text("sentence\tlabel\n" + "".join(f"a fine film number {i}\t1\n" for i in range(8)))
+    (glue / "dev.tsv").write_text("sentence\tlabel\na dull film\t0\na fine film\t1\n")
+    code, out, err = cli("cls-train", "--task", "sst2", "--data-dir", glue, "--model", tiny_encoder_path)
+    said = " ".join(err.split())
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert "the training set has no rows labelled 'negative'" in said
+    assert "--max-train" not in said and "hint: Add training rows labelled 'negative'" in said

@@ -306,7 +306,16 @@ def readings(result: ProbeResult) -> list[str]:
     # The verdict rests on one figure, and both its words and its luck test come from that figure: accuracy, unless
     # balanced accuracy, beyond luck too, says more (a 3-point accuracy lead can be a 30-point balanced one).
     by_balanced = balanced is not None and _strength(balanced[0] - balanced[1], balanced[2]) > _strength(gain, by_luck)
-    if by_balanced and balanced is not None:
+    # One label in the eval set (an --eval-data file of one class): always answering it scores 100%, and no score
+    # on these texts can show whether the vector carries the label, so "no sign" would claim what was not tested.
+    only = [label for label, count in result.data.eval_counts.items() if count]
+    one_label = len(only) == 1
+    if one_label:
+        line += (
+            f": every eval text is labelled {only[0]!r}, so this run cannot tell a probe that reads the label from "
+            f"one that always answers {only[0]!r}; evaluate on texts of two or more labels to find out."
+        )
+    elif by_balanced and balanced is not None:
         line += (
             f". Accuracy favours the common label ({percent(top_count / size)} of the eval texts are {top!r}) and "
             "leaves the probe little room above always answering it; balanced accuracy (each label's recall, "
@@ -351,7 +360,7 @@ def readings(result: ProbeResult) -> list[str]:
             )
     # The table's baseline answers the training set's commonest label; an eval set with another mix can make a
     # different constant answer score higher (the line above measures against it): say so when it does as well.
-    if size and result.data.eval_counts:
+    if size and result.data.eval_counts and not one_label:
         label, count = max(result.data.eval_counts.items(), key=lambda item: item[1])
         if count / size > majority + 1e-9 and accuracy <= count / size + 0.02:
             lines.append(
