@@ -301,6 +301,7 @@ _META_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "num_layers": ((int,), False),
     "metrics": ((dict,), False),
     "train_counts": ((dict,), False),
+    "dtype": ((str,), False),
 }
 
 
@@ -884,6 +885,10 @@ def features_order(pooling: str) -> int:
     return POOLINGS.index(pooling) if pooling in POOLINGS else len(POOLINGS)
 
 
+def _dtype_name(lm: Any) -> str:
+    return str(getattr(lm, "dtype", "float32")).removeprefix("torch.")
+
+
 def save_trained(directory: str | Path, fitted: FittedProbe, lm: Any, result: ProbeResult, seed: int) -> Path:
     """Save a fitted probe with everything needed to use it again and to know what it is."""
     import datetime
@@ -899,6 +904,8 @@ def save_trained(directory: str | Path, fitted: FittedProbe, lm: Any, result: Pr
         "num_layers": result.num_layers,
         "pooling": result.pooling,
         "max_length": result.max_length,
+        # The features' precision: cls-predict at another dtype reads slightly other vectors (it says so).
+        "dtype": _dtype_name(lm),
         "labels": result.labels,
         # The training mix is what the probe answers when it reads nothing: cls-predict's "cannot tell".
         "train_counts": result.data.train_counts,
@@ -980,6 +987,13 @@ def predict(lm: Any, probe: SavedProbe, texts: Sequence[str], batch_size: int = 
     notices = probe.tokenizer_notices()
     if found.truncated:
         notices.append(f"{found.truncated} text(s) longer than {found.max_length} word pieces were truncated")
+    trained_at, now = probe.meta.get("dtype"), _dtype_name(lm)
+    if trained_at and trained_at != now:
+        # float16 features moved a float32 probe's probabilities by up to 0.04 on minilm: small, but not its numbers.
+        notices.append(
+            f"this probe was trained on {trained_at} features and reads {now} ones here: its probabilities can "
+            f"differ by a few hundredths from the {trained_at} run (--dtype {trained_at} gives those)"
+        )
     return PredictResult(
         model=lm.name,
         revision=lm.revision,

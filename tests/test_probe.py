@@ -829,3 +829,15 @@ def test_a_task_whose_training_file_lacks_a_label_names_the_file_not_max_train(c
     assert code == 1 and out == "" and "Traceback" not in err
     assert "the training set has no rows labelled 'negative'" in said
     assert "--max-train" not in said and "hint: Add training rows labelled 'negative'" in said
+
+
+def test_cls_predict_at_another_dtype_than_the_probe_was_trained_at_says_so(cli, tiny_encoder_path, tmp_path):
+    # bfloat16 features move a float32 probe's probabilities by a few hundredths: not the trained numbers.
+    _train_tiny(cli, tiny_encoder_path, tmp_path, "--out", tmp_path / "p")
+    assert json.loads((tmp_path / "p" / "probe.json").read_text())["dtype"] == "float32"
+    code, out, err = cli("cls-predict", tmp_path / "p", "a fine film", "--json")
+    assert code == 0 and "trained on float32 features" not in err
+    code, out, err = cli("cls-predict", tmp_path / "p", "a fine film", "--dtype", "bfloat16", "--json")
+    assert code == 0, err
+    notices = " ".join(json.loads(out)["notices"] + [err])
+    assert "trained on float32 features and reads bfloat16 ones" in " ".join(notices.split())
