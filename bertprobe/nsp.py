@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bertprobe.cls_origin import ClsOrigin
 from bertprobe.errors import DataError, InputError
-from bertprobe.features import Progress, batches, encode_all, pad_batch
+from bertprobe.features import Progress, batches, encode_all, encode_checked, pad_batch
 from bertprobe.inputs import lines as text_lines
 from bertprobe.inputs import read_rows, read_text
 from bertprobe.models import LoadedModel
@@ -109,10 +109,11 @@ def score(
     lines = list(lines) if lines is not None else [None] * len(pairs)
     if probabilities is None:
         for number, ((a, b), line) in enumerate(zip(pairs, lines, strict=True), start=1):
+            where = f"{source}, line {line}: " if line is not None else f"pair {number}: " if len(pairs) > 1 else ""
             reason = pair_problem(lm, a, b)
             if reason is not None:
-                where = f"{source}, line {line}: " if line is not None else f"pair {number}: " if len(pairs) > 1 else ""
                 raise InputError(where + reason, hint="Give two sentences with words in them.")
+            encode_checked(lm, a, b, label=where + "the pair")  # named by its line, not as "text 2" of the batch
         probabilities = is_next_probabilities(lm, pairs, progress=progress)
     scored = [
         ScoredPair(a, b, p, p >= 0.5, t, line)

@@ -122,7 +122,14 @@ def _many(
         out=out,
         show=show,
         title="nsp",
-        summarise=lambda result: [f"{result.pairs[0].second}", f"{result.pairs[0].is_next_probability:.3f}"],
+        summarise=lambda result: [f"{result.pairs[0].second}", _probability(result.pairs[0].is_next_probability)],
         columns=[("sentence B", "left"), ("P(B follows A)", "right")],
         closing=lambda: ["P(B follows A) is what the NSP head gives; above 0.5 it predicts that B follows A."],
     )
+
+
+def _probability(value: float) -> str:
+    """P(B follows A) for the summary table: never "0.500" for 0.4996 beside "above 0.5 it predicts ..."."""
+    from bertprobe.render import probability
+
+    return probability(value, 3, cuts=(0.5,))

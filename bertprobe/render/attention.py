@@ -107,20 +107,62 @@ def readings(result: AttentionResult) -> list[str]:
     if not result.layers:
         return []
     heaviest = max(result.layers, key=lambda row: row.special_share)
-    widest = max(result.layers, key=lambda row: row.entropy_bits)
     whose = f"head {result.head}'s attention" if result.head else "all attention"
+    share, over_half = heaviest.special_share, heaviest.special_share > 0.5
+    digits = 0  # 50.04% shown as "50%" beside "more than on the words" would contradict itself
+    while (float(percent(share, digits)[:-1]) > 50) != over_half and digits < 6:
+        digits += 1
     lines = [
-        f"In layer {heaviest.layer}, {percent(heaviest.special_share)} of {whose} lands on [CLS] and [SEP]"
+        f"In layer {heaviest.layer}, {percent(share, digits)} of {whose} lands on [CLS] and [SEP]"
         + (
             ", more than on the words themselves: such attention is mostly a resting place, not information being read."
-            if heaviest.special_share > 0.5
+            if over_half
             else "; the rest goes to the words."
         ),
-        f"Attention is most spread out in layer {widest.layer} ({widest.entropy_bits:.2f} bits). In the last layer "
-        f"[CLS] looks most at {result.layers[-1].cls_top_token!r} ({result.layers[-1].cls_top_weight:.2f}): where "
-        "information may flow into [CLS], not proof that a prediction depends on it.",
+        f"{_spread(result)} {_cls_looks(result)}: where information may flow into [CLS], not proof that a "
+        "prediction depends on it.",
     ]
     return lines
+
+
+def _names(names: list[str], most: int = 3) -> str:
+    quoted = [repr(name) for name in names[:most]] + ([f"{len(names) - most} more"] if len(names) > most else [])
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _spread(result: AttentionResult) -> str:
+    """Which layer spreads attention most, naming every layer that ties with it as the table shows them."""
+    widest = max(result.layers, key=lambda row: row.entropy_bits)
+    shown = f"{widest.entropy_bits:.2f}"
+    tied = [str(row.layer) for row in result.layers if f"{row.entropy_bits:.2f}" == shown]
+    if len(result.layers) == 1:
+        return f"Attention in the model's one layer has an entropy of {shown} bits."
+    if len(tied) == len(result.layers):  # near-uniform attention (a fresh model): "most" would pick float noise
+        return f"Attention is equally spread out in every layer ({shown} bits)."
+    if len(tied) > 1:
+        return (
+            f"Attention is most spread out in layers {' and '.join([', '.join(tied[:-1]), tied[-1]])} ({shown} bits)."
+        )
+    return f"Attention is most spread out in layer {widest.layer} ({shown} bits)."
+
+
+def _cls_looks(result: AttentionResult) -> str:
+    """The words [CLS] looks at most in the last layer, as the table shows them: all that tie, and "of the words"
+    where [CLS] or [SEP] gets as much or more (it often keeps most of its attention on itself)."""
+    row = result.cls_to_token[-1]
+    words = [i for i, special in enumerate(result.special) if not special]
+    if not words:  # refused before any model work; a hand-built result may still hold one
+        return "In the last layer [CLS] has no words to look at"
+    top = f"{max(row[i] for i in words):.2f}"
+    tied = [i for i in words if f"{row[i]:.2f}" == top]
+    if len(words) > 1 and len(tied) == len(words):
+        return f"In the last layer [CLS] looks at the {len(words)} words equally ({top} each)"
+    specials_more = any(float(f"{row[i]:.2f}") >= float(top) for i in range(len(row)) if result.special[i])
+    each = " each" if len(tied) > 1 else ""
+    return (
+        f"In the last layer{', of the words,' if specials_more else ''} [CLS] looks most at "
+        f"{_names([result.tokens[i] for i in tied])} ({top}{each})"
+    )
 
 
 def plot(result: AttentionResult, path: str | Path) -> Path:

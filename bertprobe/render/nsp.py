@@ -31,7 +31,8 @@ def nsp_table(
         table.add_column("truth")
     for pair in listed:
         cells = [str(pair.line)] if any(p.line for p in listed) else []
-        cells += [Text(_short(pair.first)), Text(_short(pair.second)), f"{pair.is_next_probability:.3f}"]
+        # 0.4996 is no "0.500" beside a red bar, and 0.99996 no certain "1.000".
+        cells += [Text(_short(pair.first)), Text(_short(pair.second)), probability(pair.is_next_probability, 3, (0.5,))]
         cells.append(Text(bar(pair.is_next_probability, 12), style="green" if pair.predicted_next else "red"))
         if known:
             if pair.is_next is None:
@@ -202,7 +203,7 @@ def _pct(value: float | None) -> str:
 
 
 def _num(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+    return "–" if value is None else probability(value, 3)  # a mean of 0.99996 is no certain "1.000"
 
 
 RENDERERS = {"NspResult": nsp_table}
