@@ -344,7 +344,9 @@ def read_labelled(path: str | Path, text_column: str | None = None, label_column
     label_column = _pick_column(path, label_column, LABEL_COLUMNS, "label", "--label-column")
     if text_column == label_column:
         raise DataError(f"{path}: the text and the label column are both {text_column!r}")
-    rows = read_rows(path, required=[text_column, label_column])
+    rows = read_rows(
+        path, required=[text_column, label_column], rename="name the column to use with --text-column / --label-column"
+    )
     return LabelledData(
         [row.values[text_column] for row in rows],
         [row.values[label_column] for row in rows],

@@ -549,10 +549,13 @@ def table_rows(lines: Iterable[tuple[int, str]], label: str, kind: str) -> Itera
         yield from _delimited_rows(lines, label, kind)
 
 
-def read_rows(path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = ()) -> list[Row]:
+def read_rows(
+    path: str | Path, required: Sequence[str] = (), optional: Sequence[str] = (), rename: str | None = None
+) -> list[Row]:
     """Rows of ``path`` with at least the ``required`` columns filled; ``optional`` ones may be absent.
 
-    The first bad line stops the read with a DataError naming it.
+    The first bad line stops the read with a DataError naming it. ``rename``: how the caller's user names another
+    column instead (its options), for the hint when a required column is missing.
     """
     path = Path(path)
     if not path.is_file():
@@ -571,7 +574,8 @@ def read_rows(path: str | Path, required: Sequence[str] = (), optional: Sequence
         if column not in columns:
             raise DataError(
                 f"{path}: no {column!r} column (columns: {', '.join(sorted(columns)) or 'none'})",
-                hint=f"Add a {column!r} column, or name the column to use with the matching option.",
+                hint=f"Add a {column!r} column (the first line names the columns)"
+                + (f", or {rename}." if rename else "."),
             )
     keep = set(required) | set(optional)
     cleaned = []

@@ -71,3 +71,13 @@ def test_any_refused_read_or_write_is_one_error_line_naming_the_file(cli, monkey
 
     monkeypatch.setattr("bertprobe.models.list_models", full_disk)
     _assert_user_error(cli("models"), "/data/probe: No space left on device")
+
+
+def test_a_missing_column_hint_offers_only_options_the_command_has(cli, tmp_path):
+    # nsp --pairs has no option to rename its columns: "name the column with the matching option" sent users looking.
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("a,b\nI was hungry.,So I ate.\n")
+    code, stdout, stderr = cli("nsp", "--pairs", pairs, "-m", "tiny-mlm")
+    assert code == 1 and stdout == "" and "no 'sentence_a' column" in stderr
+    hint = stderr[stderr.index("hint:") :]
+    assert "Add a 'sentence_a' column" in hint and "option" not in hint
