@@ -124,12 +124,12 @@ def _many(
         title="nsp",
         summarise=lambda result: [f"{result.pairs[0].second}", _probability(result.pairs[0].is_next_probability)],
         columns=[("sentence B", "left"), ("P(B follows A)", "right")],
-        closing=lambda: ["P(B follows A) is what the NSP head gives; above 0.5 it predicts that B follows A."],
+        closing=lambda: ["P(B follows A) is what the NSP head gives; at 0.5 or above it predicts that B follows A."],
     )
 
 
 def _probability(value: float) -> str:
-    """P(B follows A) for the summary table: never "0.500" for 0.4996 beside "above 0.5 it predicts ..."."""
+    """P(B follows A) for the summary table: never "0.500" for 0.4996 beside "at 0.5 or above it predicts ..."."""
     from bertprobe.render import probability
 
     return probability(value, 3, cuts=(0.5,))

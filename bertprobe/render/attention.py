@@ -23,7 +23,10 @@ def _shade(value: float, top: float) -> Text:
 
 def attention_table(result: AttentionResult, console: Console, explain: bool = False, details: bool = False) -> None:
     header(console, "attention", result)
-    scope = f"head {result.head}" if result.head else f"mean over {result.num_heads} heads"
+    if result.head:
+        scope = f"head {result.head}"
+    else:
+        scope = f"mean over {result.num_heads} heads" if result.num_heads != 1 else "its one head"
     summary = Table(
         title=f"per layer ({scope}; entropy in bits; mean attention on [CLS], [SEP], all special tokens)",
         title_justify="left",

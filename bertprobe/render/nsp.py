@@ -68,7 +68,7 @@ def nsp_table(
 
 EXPLAIN = (
     "P(B follows A): the NSP head's probability, read from [CLS], that B is the sentence that really came "
-    "after A; above 0.5 counts as 'next' (green bar), below as 'random' (red). truth: what the pair "
+    "after A; 0.5 or above counts as 'next' (green bar), below as 'random' (red). truth: what the pair "
     "really is, when known; ✓ when the head agrees."
 )
 
@@ -94,7 +94,7 @@ def readings(result: NspResult) -> list[str]:
         judged = sum(p.predicted_next for p in result.pairs)
         lines.append(
             f"The NSP head, reading only [CLS], takes B for A's next sentence in {judged} of {len(result.pairs)} "
-            "pairs (P above 0.5); add an is_next column to score it against the truth."
+            "pairs (P of 0.5 or above); add an is_next column to score it against the truth."
         )
     if result.cls_origin is not None:
         lines.append(result.cls_origin.note)
