@@ -398,7 +398,8 @@ def load_files(
         train_part,
         eval_part,
         names,
-        f"{data}, split {1 - test_size:.0%} train / {test_size:.0%} eval (stratified, seed {seed})",
+        # Not rounded to whole percents: --test-size 0.001 is no "100% train / 0% eval" (the rows are counted below).
+        f"{data}, split {100 * (1 - test_size):g}% train / {100 * test_size:g}% eval (stratified, seed {seed})",
         notes,
     )
 

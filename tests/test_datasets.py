@@ -531,3 +531,12 @@ def test_subsample_too_small_to_stratify_with_sklearn_still_keeps_every_label_an
     few_left_out = datasets.LabelledData([f"t{i}" for i in range(22)], ["a"] * 10 + ["b"] * 2 + ["c"] * 10, [""] * 22)
     for seed in range(10):  # 20 of 22: shares 9.1 / 1.8 / 9.1 rows
         assert Counter(datasets.subsample(few_left_out, 20, seed).labels) == {"a": 9, "b": 2, "c": 9}
+
+
+def test_the_split_line_never_rounds_a_small_hold_out_to_zero():
+    # --test-size 0.007 of 310 rows holds out 3 of them: "100% train / 0% eval" would say nothing was held out.
+    examples = Path(__file__).resolve().parent.parent / "examples" / "sentiment.csv"
+    split = datasets.load_files(examples, test_size=0.007)
+    assert len(split.eval) > 0
+    assert "split 99.3% train / 0.7% eval" in split.source
+    assert "split 80% train / 20% eval" in datasets.load_files(examples).source
