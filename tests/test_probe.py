@@ -841,3 +841,17 @@ def test_cls_predict_at_another_dtype_than_the_probe_was_trained_at_says_so(cli,
     assert code == 0, err
     notices = " ".join(json.loads(out)["notices"] + [err])
     assert "trained on float32 features and reads bfloat16 ones" in " ".join(notices.split())
+
+
+def test_a_sweep_with_cross_validated_c_says_c_was_chosen_for_the_main_cell_only(cli, tiny_encoder_path, tmp_path):
+    rows = _rows()[:40]
+    path = tmp_path / "d.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *rows])
+    args = ("cls-train", "--data", path, "--model", tiny_encoder_path, "--sweep")
+    code, out, err = cli(*args, "--C", "auto")
+    assert code == 0, err
+    said = " ".join(out.split())
+    assert "Every cell uses C=" in said and "chosen by cross-validation for layer" in said
+    code, out, _ = cli(*args)
+    assert "chosen by cross-validation" not in " ".join(out.split())  # a C given by hand is no choice to explain

@@ -120,6 +120,13 @@ def _sweep_table(result: ProbeResult) -> Table:
         title_justify="left",
         caption=Text(
             "Best cell in green (chosen on the eval set, so an optimistic estimate). "
+            # Cross-validation ran for the main cell only: say so, or each cell looks tuned on its own.
+            + (
+                f"Every cell uses C={result.C:g}, chosen by cross-validation for layer {result.layer}, "
+                f"{result.pooling} only. "
+                if result.c_search is not None
+                else ""
+            )
             + (
                 "The random-encoder control shows how much the probe finds without pre-training." if has_control else ""
             ),
