@@ -28,6 +28,10 @@ MAX_LAYER = 10_000  # as the CLI's --layer parser: no BERT has more
 MAX_BATCH_TOKENS = 1 << 24  # as score's --batch-size
 MAX_PRETRAIN_STEPS = 100_000_000  # as pretrain's --steps and --save-steps
 MAX_MINUTES = 60 * 24 * 30  # as pretrain's --minutes and --save-minutes
+# attribute's defaults, as bertprobe.attribute has them (importing it here would load more than this module needs)
+DEFAULT_STEPS = 50
+DEFAULT_MAX_STEPS = 800
+DEFAULT_RANDOM_ORDERS = 20
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,15 +178,18 @@ def _real(
         raise InputError(f"{name}={value!r} is not a number in {interval}", hint=f"e.g. {name}=0.15")
 
 
-def _layer(name: str, value: Any) -> None:
-    """What ``options.parse_layer`` checks: a whole number (numpy's too; ``True`` is no layer), at most 10,000."""
+def _layer(name: str, value: Any) -> int | None:
+    """What ``options.parse_layer`` checks: a whole number (numpy's too; ``True`` is no layer), at most 10,000.
+
+    Returned as an int: a numpy integer would reach the JSON a probe is saved with, and fail there."""
     if value is None:
-        return
+        return None
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or abs(value) > MAX_LAYER:
         raise InputError(
             f"{name}={value!r} is not a layer number",
             hint=f"Pass {name} as an int: 0 = embeddings, 1..L = layers, -1 = last.",
         )
+    return int(value)
 
 
 def _flag(name: str, value: Any, optional: bool = False) -> None:
@@ -231,14 +238,10 @@ def _choice(name: str, value: Any, choices: Sequence[str]) -> None:
 def _model(model: Any, head: str, revision: str | None, device: str, dtype: str, offline: bool, seed: int) -> Any:
     """Seed, then load ``model`` for ``head`` (or reuse a model from ``bertprobe.load``) as the CLI does."""
     from bertprobe import models
-    from bertprobe.models.spec import DEVICES, DTYPES
+    from bertprobe.models.spec import DTYPES
     from bertprobe.seeding import seed_everything
 
-    _count("seed", seed, 0, SEED_MAX, optional=False)
-    _choice("device", device, DEVICES)
-    _choice("dtype", dtype, DTYPES)
-    _text("revision", revision)
-    _flag("offline", offline)
+    _check_shared(revision, device, dtype, offline, seed)
     model = _spec(model)
     _check_model(model)
     seed_everything(seed)
@@ -258,6 +261,17 @@ def _model(model: Any, head: str, revision: str | None, device: str, dtype: str,
         for notice in lm.notices:
             render.notice(notice)
     return lm
+
+
+def _check_shared(revision: Any, device: Any, dtype: Any, offline: Any, seed: Any) -> None:
+    """What the CLI's parsers check of the options every command shares."""
+    from bertprobe.models.spec import DEVICES, DTYPES
+
+    _count("seed", seed, 0, SEED_MAX, optional=False)
+    _choice("device", device, DEVICES)
+    _choice("dtype", dtype, DTYPES)
+    _text("revision", revision)
+    _flag("offline", offline)
 
 
 def _same_setup(lm: Any, revision: str | None, device: str, dtype: str) -> None:
@@ -484,23 +498,24 @@ def sense(
     from bertprobe import sense as core
 
     _flag("list_sets", list_sets)
+    # Checked with list_sets too: the CLI's parsers refuse `sense --list --pool max` before --list is read.
+    _choice("pool", pool, core.POOLINGS)
+    _count("occurrence", occurrence, 1)
+    _count("clusters", clusters, 2, 10_000)
+    _count("batch_size", batch_size, 1, optional=False)
+    layer = _layer("layer", layer)
+    _flag("centred", centred)
+    _text("word", word)
+    sentences = _path("sentences", sentences)
+    plot = _path("plot", plot)
     if list_sets:
-        _count("seed", seed, 0, SEED_MAX, optional=False)
+        _check_shared(revision, device, dtype, offline, seed)
         model = _spec(model)
         _check_model(model)
         spec = model.name if not isinstance(model, str) else model
         result = core.catalog(spec, revision)
         object.__setattr__(result, "_bertprobe_seed", seed)
         return result
-    _choice("pool", pool, core.POOLINGS)
-    _count("occurrence", occurrence, 1)
-    _count("clusters", clusters, 2, 10_000)
-    _count("batch_size", batch_size, 1, optional=False)
-    _layer("layer", layer)
-    _flag("centred", centred)
-    _text("word", word)
-    sentences = _path("sentences", sentences)
-    plot = _path("plot", plot)
     if plot is not None:
         from bertprobe import render
 
@@ -564,7 +579,7 @@ def cls_train(
     _count("max_train", max_train, 1)
     _count("max_length", max_length, 3)  # [CLS] and [SEP] take two
     _count("batch_size", batch_size, 1, optional=False)
-    _layer("layer", layer)
+    layer = _layer("layer", layer)
     _flag("sweep", sweep)
     _flag("control", control, optional=True)
     _flag("no_cache", no_cache)
@@ -622,10 +637,12 @@ def cls_predict(
     seed: int = 0,
 ) -> Any:
     """``bertprobe cls-predict``: label texts with a saved probe (``model="auto"``: the probe's own model)."""
+    from bertprobe.features import POOLINGS
     from bertprobe.probe import load_probe, predict
 
+    _choice("pool", pool, tuple(POOLINGS))  # before the probe is read, as the CLI's parser refuses it
     _count("batch_size", batch_size, 1, optional=False)
-    _layer("layer", layer)
+    layer = _layer("layer", layer)
     listed = _listed("texts", texts)
     saved = load_probe(_path("probe_dir", probe_dir, optional=False))
     saved.check_reading(layer, pool)
@@ -644,12 +661,12 @@ def attribute(
     mask: int = 1,
     method: str = "ig",
     baseline: str = "pad",
-    steps: int | None = None,
+    steps: int | None = DEFAULT_STEPS,
     auto_steps: bool = False,
-    max_steps: int | None = None,
+    max_steps: int | None = DEFAULT_MAX_STEPS,
     internal_batch_size: int | None = None,
     faithfulness: bool = True,
-    random_orders: int | None = None,
+    random_orders: int | None = DEFAULT_RANDOM_ORDERS,
     html: str | Path | None = None,
     model: Any = "auto",
     revision: str | None = None,
@@ -661,9 +678,6 @@ def attribute(
     """``bertprobe attribute``: which input tokens drive a fill-mask prediction or a saved probe's class."""
     from bertprobe.attribute import (
         BASELINES,
-        DEFAULT_MAX_STEPS,
-        DEFAULT_RANDOM_ORDERS,
-        DEFAULT_STEPS,
         METHODS,
         AttributionSettings,
         attribute_fill_mask,
@@ -730,7 +744,7 @@ def attention(
     from bertprobe import attention as core
 
     _count("head", head, 1, 10_000)
-    _layer("layer", layer)
+    layer = _layer("layer", layer)
     _text("text", text, optional=False)
     plot = _path("plot", plot)
     if plot is not None:
@@ -856,7 +870,9 @@ def pretrain(
     for path in corpus_files:  # checked, but kept as typed (the run's identity on resume)
         _path("corpus", path, optional=False)
     _path("out", out, optional=False)
-    probes = [probe] if isinstance(probe, str) else list(probe or ["The cat sat on the [MASK]."])
+    source = _spec(source)  # a model folder as a pathlib.Path, as model= takes one
+    _text("source", source, optional=False)
+    probes = (_listed("probe", probe) if probe is not None else []) or ["The cat sat on the [MASK]."]
     settings = core.PretrainSettings(
         source=source,
         corpus=[str(p) for p in corpus_files],

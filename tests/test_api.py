@@ -300,3 +300,110 @@ def test_a_model_folder_given_as_a_path_is_the_same_model_as_its_str(mlm_path):
 def test_load_checks_its_options_as_the_commands_do(options, message):
     with pytest.raises(InputError, match=message):
         bertprobe.load("tiny-mlm", **options)
+
+
+@pytest.mark.parametrize(
+    ("cli_args", "options", "phrase"),
+    [
+        (["--device", "gpu"], {"device": "gpu"}, "device='gpu' is not one of"),
+        (["--dtype", "16"], {"dtype": 16}, "dtype=16 is not one of"),
+        (["--pool", "max"], {"pool": "max"}, "pool='max' is not one of mean, first, last"),
+        (["--clusters", 1], {"clusters": 1}, "clusters=1 is not a whole number"),
+        (["--layer", "x"], {"layer": "x"}, "layer='x' is not a layer number"),
+        (["--batch-size", 0], {"batch_size": 0}, "batch_size=0 is not a whole number"),
+        (["--occurrence", 0], {"occurrence": 0}, "occurrence=0 is not a whole number"),
+    ],
+)
+def test_sense_list_refuses_what_sense_list_refuses(cli, cli_args, options, phrase):
+    # sense(list_sets=True) skipped every check: device="gpu" or pool="max" was listed without a word.
+    code, _, _ = cli("sense", "--list", *cli_args, "--json")
+    assert code != 0
+    with pytest.raises(InputError, match=re.escape(phrase)) as caught:
+        bertprobe.sense(list_sets=True, **options)
+    assert caught.value.hint
+
+
+def test_sense_list_echoes_only_a_text_revision():
+    # revision=3 came back as the number 3 in to_dict, a document `sense --list --json` never prints.
+    with pytest.raises(InputError, match=re.escape("revision=3 is not text")):
+        bertprobe.sense(list_sets=True, revision=3)
+    with pytest.raises(InputError, match=re.escape("offline='no' is not True or False")):
+        bertprobe.sense(list_sets=True, offline="no")
+
+
+def test_cls_predict_refuses_an_unknown_pooling_as_the_cli_does(tmp_path):
+    # It was taken for a pooling to compare with the probe's: "trained on cls pooling, not maxx", hinting
+    # `cls-train --pool maxx`, a command that fails; and only once the probe was read.
+    with pytest.raises(InputError, match=re.escape("pool='maxx' is not one of cls, mean, max, pooler")) as caught:
+        bertprobe.cls_predict(tmp_path / "no-probe", ["a fine film"], pool="maxx")
+    assert caught.value.hint
+
+
+def test_defaults_are_the_cli_defaults():
+    import enum
+    import inspect
+
+    from bertprobe import api
+    from bertprobe.cli import attention, attribute, cloze, fillmask, nsp, pretrain, probe, score, sense
+    from bertprobe.cli.options import SHARED
+
+    commands = [
+        (api.fill, fillmask.fillmask_cli),
+        (api.score, score.score_cli),
+        (api.sense, sense.sense_cli),
+        (api.cls_train, probe.cls_train_cli),
+        (api.cls_predict, probe.cls_predict_cli),
+        (api.attribute, attribute.attribute_cli),
+        (api.attention, attention.attention_cli),
+        (api.nsp, nsp.nsp_cli),
+        (api.cloze, cloze.cloze_cli),
+        (api.pretrain, pretrain.pretrain_cli),
+    ]
+
+    def plain(value):
+        return value.value if isinstance(value, enum.Enum) else str(value) if isinstance(value, Path) else value
+
+    for function, command in commands:
+        flags = {"c": "C"}  # the CLI's --C
+        cli_defaults = {name: plain(default) for name, (_, default) in SHARED.items()}
+        cli_defaults |= {
+            flags.get(name, name): plain(p.default) for name, p in inspect.signature(command).parameters.items()
+        }
+        for name, p in inspect.signature(function).parameters.items():
+            if name in cli_defaults and p.default is not inspect.Parameter.empty:
+                assert plain(p.default) == cli_defaults[name], (function.__name__, name)
+
+
+def test_pretrain_takes_its_source_as_a_path_and_refuses_what_is_no_text(tiny_pretraining_path, tmp_path):
+    corpus = EXAMPLES / "kitchen.txt"
+    options = {"steps": 1, "batch_size": 2, "max_length": 16}
+    as_str = bertprobe.pretrain(corpus, source=str(tiny_pretraining_path), out=tmp_path / "str", **options)
+    as_path = bertprobe.pretrain(corpus, source=Path(tiny_pretraining_path), out=tmp_path / "path", **options)
+    docs = [as_str.to_dict(), as_path.to_dict()]
+    for doc in docs:
+        doc.pop("out"), doc.pop("seconds"), doc["settings"].pop("out")
+    assert docs[0] == docs[1]
+    # Both were raw errors deep inside: a TypeError, and for a Path an AttributeError ('strip').
+    with pytest.raises(InputError, match=re.escape("source=3 is not text")):
+        bertprobe.pretrain(corpus, source=3, out=tmp_path / "int", **options)
+    with pytest.raises(InputError, match=re.escape("probe: item 1 (3) is not text")):
+        bertprobe.pretrain(corpus, probe=[3], out=tmp_path / "probe", **options)
+
+
+def test_a_numpy_layer_is_the_same_layer_as_its_int(tiny_encoder_path, tmp_path):
+    import numpy as np
+
+    # layer accepts numpy's integers, but cls_train then failed after all its work, saving the probe:
+    # "TypeError: Object of type int64 is not JSON serializable".
+    options = {"data": EXAMPLES / "sentiment.csv", "model": str(tiny_encoder_path), "max_train": 30, "no_cache": True}
+    as_numpy = bertprobe.cls_train(layer=np.int64(1), out=tmp_path / "numpy", **options).to_dict()
+    as_int = bertprobe.cls_train(layer=1, out=tmp_path / "int", **options).to_dict()
+    for doc in (as_numpy, as_int):
+        doc.pop("saved_to"), doc.pop("seconds")
+    assert as_numpy == as_int
+    texts = ["a gripping, funny film"]
+    model = str(tiny_encoder_path)
+    predicted = bertprobe.cls_predict(tmp_path / "numpy", texts, layer=np.int64(1), model=model).to_dict()
+    expected = bertprobe.cls_predict(tmp_path / "int", texts, model=model).to_dict()
+    assert Path(predicted.pop("probe")).name == "numpy" and Path(expected.pop("probe")).name == "int"
+    assert predicted == expected
