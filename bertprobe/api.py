@@ -66,12 +66,18 @@ def probe_model(model: Any, revision: str | None, saved: Any) -> tuple[Any, str 
     return _spec(model), revision
 
 
-def check_attribute_question(probe: Any, target: str | None, label: str | None) -> None:
+def check_attribute_question(probe: Any, target: str | None, label: str | None, mask: int | None = None) -> None:
     """``attribute`` explains either a probe's class or the word at a [MASK], not both."""
     if probe is not None and target is not None:
         raise InputError(
             "--probe and --target ask two different questions",
             hint="Use --probe DIR [--label L] for a probe's class, or --target WORD for the word at a [MASK].",
+        )
+    if probe is not None and mask is not None:
+        # A probe reads the whole text: --mask would pick nothing, and be ignored without a word.
+        raise InputError(
+            "--mask picks the [MASK] whose prediction is explained; with --probe the probe's class is explained",
+            hint="Drop --mask, or drop --probe to explain a fill-mask prediction.",
         )
     if label is not None and probe is None:
         raise InputError("--label names a probe class, but no --probe was given", hint="Add --probe DIR.")
@@ -658,7 +664,7 @@ def attribute(
     probe: str | Path | None = None,
     label: str | None = None,
     target: str | None = None,
-    mask: int = 1,
+    mask: int | None = None,
     method: str = "ig",
     baseline: str = "pad",
     steps: int | None = DEFAULT_STEPS,
@@ -684,7 +690,7 @@ def attribute(
         attribute_probe,
     )
 
-    check_attribute_question(probe, target, label)
+    check_attribute_question(probe, target, label, mask)
     _text("text", text, optional=False)
     _text("label", label)
     _text("target", target)
@@ -692,7 +698,7 @@ def attribute(
     _flag("faithfulness", faithfulness)
     _choice("method", method, tuple(METHODS))
     _choice("baseline", baseline, tuple(BASELINES))
-    _count("mask", mask, 1, optional=False)
+    _count("mask", mask, 1)
     _count("steps", steps, 1, 10_000)
     _count("max_steps", max_steps, 1, 10_000)
     _count("internal_batch_size", internal_batch_size, 1)
@@ -719,7 +725,7 @@ def attribute(
         result = attribute_probe(lm, text, saved, label=label, settings=settings)
     else:
         lm = _model(model, "mlm", revision, device, dtype, offline, seed)
-        result = attribute_fill_mask(lm, text, target=target, mask=mask, settings=settings)
+        result = attribute_fill_mask(lm, text, target=target, mask=mask or 1, settings=settings)
     if html is not None:
         from bertprobe.render.attribute import write_html
 

@@ -752,3 +752,15 @@ def test_attribute_input_summary_marks_the_rows_that_did_not_converge(cli, mlm_p
     rows = [line for line in stdout.splitlines() if line.startswith("│")]
     assert ["NOT converged" in row for row in rows] == [not p for p in passed]
     assert "[MASK] +" not in stdout  # a word held fixed is no top word
+
+
+def test_mask_with_a_probe_is_refused_not_ignored(cli, zebra_probe):
+    # A probe reads the whole text: --mask 2 picked nothing and was dropped without a word.
+    directory, _, _ = zebra_probe
+    code, stdout, stderr = cli("attribute", "A striped zebra [MASK] here.", "--probe", directory, "--mask", 2)
+    assert code == 1 and stdout == "" and "--mask picks the [MASK]" in stderr and "hint:" in stderr
+    import bertprobe
+    from bertprobe.errors import InputError
+
+    with pytest.raises(InputError, match="--mask picks the"):
+        bertprobe.attribute("A striped zebra.", probe=directory, mask=2)

@@ -54,8 +54,11 @@ def attribute_cli(
         ),
     ] = None,
     mask: Annotated[
-        int, typer.Option("--mask", help="Which [MASK] to explain when there are several.", **count(1))
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--mask", help="Which [MASK] to explain when there are several (default 1).", show_default=False, **count(1)
+        ),
+    ] = None,
     method: Annotated[
         MethodChoice, typer.Option("--method", help="; ".join(f"{n}: {m.summary}" for n, m in METHODS.items()) + ".")
     ] = MethodChoice.ig,
@@ -123,7 +126,7 @@ def attribute_cli(
     from bertprobe.attribute import AttributionSettings, attribute_fill_mask, attribute_probe
     from bertprobe.errors import InputError
 
-    check_attribute_question(probe, target, label)
+    check_attribute_question(probe, target, label, mask)
     settings = AttributionSettings(
         method=method.value,
         baseline=baseline.value,
@@ -154,7 +157,7 @@ def attribute_cli(
     else:
         lm = common.load("mlm")
         with render.progress_bar("attributing", enabled=show_progress) as progress:
-            result = attribute_fill_mask(lm, text, target=target, mask=mask, settings=settings, progress=progress)
+            result = attribute_fill_mask(lm, text, target=target, mask=mask or 1, settings=settings, progress=progress)
     for notice in result.notices:
         render.notice(notice)
     if html is not None:
@@ -177,7 +180,7 @@ def _many(
     probe: Path | None,
     label: str | None,
     target: str | None,
-    mask: int,
+    mask: int | None,
     settings: Any,
 ) -> None:
     """``--input FILE``: each text explained as a one-text run would, as JSON Lines and a summary table."""
@@ -208,7 +211,7 @@ def _many(
 
         if saved is not None:
             return attribute_probe(lm, text, saved, label=label, settings=settings)
-        return attribute_fill_mask(lm, text, target=target, mask=mask, settings=settings)
+        return attribute_fill_mask(lm, text, target=target, mask=mask or 1, settings=settings)
 
     compute = one_by_one(run_one)
 
