@@ -348,6 +348,11 @@ def safetensors_header(file: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
         raise bad("its header is not a JSON object")
     tensors: dict[str, tuple[str, tuple[int, ...]]] = {}
     spans: list[tuple[int, int, str]] = []
+    metadata = header.get("__metadata__")
+    if metadata is not None and not (
+        isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
+    ):  # safetensors reads it as a map of string to string, and refuses the whole file otherwise
+        raise bad("its __metadata__ is not a JSON object of strings")
     for name, entry in header.items():
         if name == "__metadata__":
             continue

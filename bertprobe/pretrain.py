@@ -49,7 +49,7 @@ from typing import Any
 
 from bertprobe import checkpoint, masking
 from bertprobe.atomic import atomic_path, crash_point, directory_lock, plain_file
-from bertprobe.errors import ArtifactError, BertprobeError, DataError, InputError
+from bertprobe.errors import ArtifactError, BertprobeError, DataError, InputError, MaskError
 from bertprobe.features import pad_ids
 from bertprobe.inputs import read_text
 from bertprobe.models import LoadedModel
@@ -79,6 +79,7 @@ NSP_NEGATIVES = ("other-document", "same-document", "mixed")
 # existed resumes with it, so that its remaining steps see the examples its first steps were drawn from.
 PAIR_CUTS = ("junction", "ends")
 _MAX_STEPS = 100_000_000
+LOSS_WINDOW = 50  # the final loss (and NSP accuracy) is the mean over this many last steps (``_Run.step``)
 _MAX_MINUTES = 60 * 24 * 366
 _MAX_BATCH = 65_536
 
@@ -150,6 +151,7 @@ class PretrainResult(Rendered):
     nsp_pairs: int = 0  # lines that have a next line in their document
     nsp_accuracy: float | None = None
     notices: list[str] = field(default_factory=list)
+    exported: bool = True  # the model files at the top of ``out`` are this run's (not after a second Ctrl-C)
 
 
 class Interrupted(Exception):
@@ -179,17 +181,20 @@ def check_settings(settings: PretrainSettings) -> None:
     if settings.steps is not None and not 1 <= settings.steps <= _MAX_STEPS:
         raise InputError(f"--steps {settings.steps} must be between 1 and {_MAX_STEPS:,}", hint="e.g. --steps 1000")
     if settings.minutes is not None and not _finite(settings.minutes, 0, _MAX_MINUTES):
-        raise InputError(f"--minutes {settings.minutes} must be a positive number of minutes", hint="e.g. --minutes 30")
+        raise InputError(
+            f"--minutes {settings.minutes} must be a positive number of minutes, at most {_MAX_MINUTES:,}",
+            hint="e.g. --minutes 30",
+        )
     checks = [
         (_finite(settings.lr, 0, 1.0), f"--lr {settings.lr} must be a number above 0 and at most 1", "e.g. --lr 1e-4"),
         (
             _finite(settings.save_minutes, 0, _MAX_MINUTES),
-            f"--save-minutes {settings.save_minutes} must be a positive number of minutes",
+            f"--save-minutes {settings.save_minutes} must be a positive number of minutes, at most {_MAX_MINUTES:,}",
             "e.g. --save-minutes 5",
         ),
         (
             settings.save_steps is None or 1 <= settings.save_steps <= _MAX_STEPS,
-            f"--save-steps {settings.save_steps} must be at least 1",
+            f"--save-steps {settings.save_steps} must be between 1 and {_MAX_STEPS:,}",
             "e.g. --save-steps 500",
         ),
         (
@@ -982,7 +987,14 @@ def _resume_checks(state: dict[str, Any], settings: PretrainSettings, corpus: Co
         raise InputError(f"{out} holds a run with other settings ({options})", hint=hint)
     budget = ("steps", "minutes")
     if any(previous.get(n) != getattr(settings, n) for n in budget):
-        return [f"the budget changed since step {state['step']}: the learning-rate schedule follows the new one"]
+        # As _Run.train decides: a --steps budget is spent at that step, a --minutes one after that much training.
+        if settings.steps is not None and state["step"] >= settings.steps:
+            spent = f"--steps {settings.steps}"
+        elif settings.minutes is not None and state["elapsed"] >= 60 * settings.minutes:
+            spent = f"--minutes {settings.minutes:g} ({state['elapsed'] / 60:.1f} min trained)"
+        else:
+            return [f"the budget changed since step {state['step']}: the learning-rate schedule follows the new one"]
+        return [f"the run in {out} is already at step {state['step']}, past {spent}: nothing is trained"]
     return []
 
 
@@ -1103,6 +1115,7 @@ class _Run:
             self.progress = _Progress(state["step"], state["elapsed"], state["tokens"], state.get("first_loss"),
                                       list(state["recent_losses"]), list(state.get("recent_nsp", [])))  # fmt: skip
         self.saved_step: int | None = self.progress.step if state is not None else None
+        self.exported = False
         self.start = self.last_save = time.perf_counter()
 
     def elapsed(self) -> float:
@@ -1195,6 +1208,7 @@ class _Run:
                         last_status = now
                 self.save()
                 export_model(self.lm, self.out, settings.save_dtype, self.tokenizer)
+                self.exported = True
                 if stop.requested:  # "after" is what the saved model predicts, not the last look (maybe none yet)
                     current = probe_predictions(self.lm, texts)
                 return stop.requested, current
@@ -1276,6 +1290,7 @@ def _pretrain(settings: PretrainSettings, corpus: Corpus, device: str, offline: 
             "--nsp needs documents of two or more lines; every line of the corpus stands alone",
             hint="Put consecutive sentences on consecutive lines, blank lines between documents.",
         )
+    _check_probes(lm, settings.probes)
     out = Path(settings.out)
     try:  # created only now: a run refused above leaves no empty --out behind
         out.mkdir(parents=True, exist_ok=True)
@@ -1309,10 +1324,25 @@ def _pretrain(settings: PretrainSettings, corpus: Corpus, device: str, offline: 
         nsp_pairs=data.pairs,
         nsp_accuracy=run.progress.nsp_accuracy(),
         notices=list(lm.notices),
+        exported=run.exported,
     )
     if interrupted:
         raise Interrupted(result)
     return result
+
+
+def _check_probes(lm: LoadedModel, texts: Sequence[str]) -> None:
+    """Refuse a --probe sentence the model cannot be asked about, naming the option, before ``--out`` is made."""
+    from bertprobe.mlm import require_masks
+
+    for text in texts:
+        try:
+            require_masks(lm, text)
+        except InputError as err:
+            hint = err.hint
+            if hint == MaskError.default_hint:  # it names fillmask
+                hint = 'Write [MASK] in each --probe sentence, e.g. --probe "The cat sat on the [MASK]."'
+            raise type(err)(f"--probe {text!r}: {err.message}", hint) from None
 
 
 def rerun_notice(result: PretrainResult, restart: bool) -> str:

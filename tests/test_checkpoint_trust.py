@@ -825,3 +825,43 @@ def test_output_rows_beyond_the_tokenizer_are_announced(cli, minilm_path, tmp_pa
     assert code == 0 and "predicts over" not in stderr
     code, _, stderr = cli("fillmask", "The cat sat on the [MASK].", "-m", "tiny-mlm", "--json")
     assert code == 0 and "predicts over" not in stderr
+
+
+def test_a_safetensors_metadata_that_is_not_strings_is_refused_in_one_line(cli, tiny_encoder_path, tmp_path):
+    # safetensors reads __metadata__ as a map of string to string: anything else passed the header check and then
+    # ended in a SafetensorError traceback when the weights were loaded.
+    for metadata in ({"format": ["pt"]}, "pt", {"format": 1}):
+        model = _copy(tiny_encoder_path, tmp_path, name=f"model-{len(list(tmp_path.iterdir()))}")
+        _header(lambda header, metadata=metadata: header.update(__metadata__=metadata))(model)
+        _refused(cli("attention", "hi there", "-m", model, "--json"), "__metadata__")
+    model = _copy(tiny_encoder_path, tmp_path, name="no-metadata")  # null, as safetensors allows, still loads
+    _header(lambda header: header.update(__metadata__=None))(model)
+    code, _, stderr = cli("attention", "hi there", "-m", model, "--json")
+    assert code == 0, stderr
+
+
+def test_models_lists_only_snapshots_a_command_can_run(cli, tiny_encoder_path, tmp_path, monkeypatch):
+    # Each of these was listed ("every model listed gives contextual vectors"), then refused by every command.
+    import huggingface_hub.constants
+
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    _snapshot(hub, "org/good-bert", tiny_encoder_path)
+    unrunnable = {
+        "org/no-tokenizer": (_no_tokenizer, "has no tokenizer files"),
+        "org/decoder": (_config(is_decoder=True), "configured as a decoder"),
+        "org/custom-code": (_config(auto_map={"AutoModel": "modeling_x.XModel"}), "needs custom code"),
+        "org/relative-positions": (_config(position_embedding_type="relative_key"), "relative_key"),
+        "org/layer-missing": (_config(num_hidden_layers=3), "says 3 layers but the weights hold 2"),
+    }
+    for repo, (mutate, _) in unrunnable.items():
+        _snapshot(hub, repo, tiny_encoder_path, mutate)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    code, stdout, stderr = cli("models", "--json")
+    assert code == 0, stderr
+    names = [m["name"] for m in json.loads(stdout)["models"]]
+    assert "org/good-bert" in names and not set(unrunnable) & set(names)
+    for repo, (_, phrase) in unrunnable.items():
+        (line,) = [line for line in stderr.splitlines() if f"skipped {repo}: " in line]
+        assert phrase in line, line
+    assert "Traceback" not in stderr

@@ -406,6 +406,6 @@ def test_pretrain_summary_does_not_call_the_nsp_sum_a_perplexity_of_masked_token
         return " ".join(console.export_text().split())
 
     # MLM + NSP loss: exp(4.2) = 67 is not the masked tokens' perplexity (that alone would be about 33 at chance).
-    claim = f"perplexity of masked tokens {perplexity(11.5):,.0f} → {perplexity(4.2):,.1f}"
+    claim = f"perplexity of masked tokens {perplexity(11.5):,.1f} → {perplexity(4.2):,.1f}"
     assert claim not in summary(nsp=True) and "masked-LM plus next-sentence loss" in summary(nsp=True)
     assert claim in summary(nsp=False)

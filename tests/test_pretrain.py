@@ -806,3 +806,111 @@ def test_after_a_ctrl_c_the_after_column_is_what_the_saved_model_predicts(tiny_p
     pretrain_summary(dataclasses.replace(result, probes_after=[]), console)
     shown = " ".join(console.file.getvalue().split())
     assert "none after: a second Ctrl-C stopped it first" in shown and "before → after" not in shown
+
+
+def test_a_probe_without_a_mask_is_refused_before_out_is_made_and_named_as_the_option(
+    cli, tiny_pretraining_path, corpus, tmp_path
+):
+    # It was refused only after --out (and the folders above it, and its lock file) had been made, with a hint
+    # about fillmask.
+    out = tmp_path / "new" / "run"
+    code, _, stderr = cli("pretrain", "--from", tiny_pretraining_path, "--corpus", corpus, "--out", out, "--steps", 1,
+                          "--probe", "the cat sat on the [MASK] .", "--probe", "no mask here")  # fmt: skip
+    lines = stderr.strip().splitlines()
+    assert code == 1 and len(lines) == 2 and "Traceback" not in stderr, stderr
+    assert "--probe 'no mask here'" in lines[0] and "--probe" in lines[1] and "fillmask" not in lines[1]
+    assert not (tmp_path / "new").exists()
+
+
+def _summary(result) -> str:
+    import io
+
+    from rich.console import Console
+
+    from bertprobe.render.pretrain import pretrain_summary
+
+    console = Console(file=io.StringIO(), width=300)
+    pretrain_summary(result, console)
+    return " ".join(console.file.getvalue().split())
+
+
+def test_a_rerun_past_its_budget_says_nothing_was_trained(cli, tiny_pretraining_path, corpus, tmp_path):
+    out = tmp_path / "run"
+    args = ["pretrain", "--from", tiny_pretraining_path, "--corpus", corpus, "--out", out, "--batch-size", 4,
+            "--max-length", 16]  # fmt: skip
+    assert cli(*args, "--steps", 3)[0] == 0
+    for budget in (["--steps", 3], ["--steps", 2]):  # the same command again; a smaller budget
+        code, stdout, stderr = cli(*args, *budget)
+        assert code == 0, stderr
+        # "the learning-rate schedule follows the new one" was said of a run that trained no step
+        assert "learning-rate schedule" not in stderr
+        assert "resumed at step 3: the budget was already spent, nothing trained" in " ".join(stdout.split())
+    assert "already at step 3" in stderr and "--steps 2" in stderr
+    result = pretrain.pretrain(_settings(tiny_pretraining_path, corpus, tmp_path / "zero", steps=None,
+                                         minutes=1e-9, probes=[]), device="cpu")  # fmt: skip
+    assert result.steps == 0 and "ran out before the first step" in _summary(result)
+
+
+def test_a_second_ctrl_c_before_the_export_does_not_point_at_a_model_that_is_not_there(
+    tiny_pretraining_path, corpus, tmp_path, monkeypatch
+):
+    out = tmp_path / "run"
+
+    def press_ctrl_c(status):
+        if status.step == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    saves = []
+
+    def second_ctrl_c_while_saving(name):
+        if name == "pretrain-checkpoint-optimizer":
+            saves.append(name)
+            if len(saves) == 2:  # the save of step 6, after the one of step 4
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(pretrain, "crash_point", second_ctrl_c_while_saving)
+    with pytest.raises(pretrain.Interrupted) as stop:
+        pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=10, save_steps=4), device="cpu",
+                          on_status=press_ctrl_c, status_seconds=0.0)  # fmt: skip
+    result = stop.value.result
+    assert not (out / "config.json").exists() and not result.exported
+    shown = _summary(result)
+    assert "use it:" not in shown and "no model exported" in shown
+    assert "last saved at step 4" in shown  # steps 5 and 6 ran, and are lost
+
+
+def test_the_perplexities_before_and_after_are_shown_alike_and_the_final_loss_says_it_is_a_mean():
+    import math
+
+    result = pretrain.PretrainResult(
+        model="m", revision=None, source="m", out="runs/x", corpus_lines=10, chunks=12, start_step=0, steps=20,
+        seconds=60.0, tokens=900, first_loss=math.log(4.6), final_loss=math.log(4.9), resumed=False,
+        interrupted=False, probes_before=[], probes_after=[], settings={"nsp": False},
+    )  # fmt: skip
+    shown = _summary(result)
+    assert "perplexity of masked tokens 4.6 → 4.9" in shown  # was "5 → 4.9": a rise read as a fall
+    assert "(first step)" in shown and "(mean of the last 20 steps)" in shown
+
+
+def test_an_out_named_like_a_bundled_model_is_pointed_at_as_a_folder(cli, tiny_pretraining_path, corpus, tmp_path,
+                                                                    monkeypatch):  # fmt: skip
+    # "use it: ... --model tiny-mlm" loaded the bundled tiny-mlm, silently, not the model this run wrote there.
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = cli("pretrain", "--from", tiny_pretraining_path, "--corpus", corpus, "--out", "tiny-mlm",
+                               "--steps", 1, "--batch-size", 2, "--max-length", 16)  # fmt: skip
+    assert code == 0, stderr
+    assert "--model ./tiny-mlm" in stdout
+    code, stdout, stderr = cli("fillmask", "the cat sat on the [MASK] .", "--model", "tiny-mlm", "--json")
+    assert code == 0 and json.loads(stdout)["model"] == "tiny-mlm"
+    assert "the directory ./tiny-mlm here is not read" in stderr  # the bundled one, and it says so
+
+
+@pytest.mark.parametrize(("field", "value"), [("minutes", 1e12), ("save_minutes", 1e12), ("save_steps", 10**9)])
+def test_a_value_refused_for_being_too_large_is_not_told_it_is_too_small(corpus, tmp_path, field, value):
+    # "--minutes 1e12 must be a positive number of minutes", "--save-steps 1000000000 must be at least 1"
+    budget = {} if field == "minutes" else {"steps": 3}
+    settings = pretrain.PretrainSettings(source="tiny-mlm", corpus=[str(corpus)], out=str(tmp_path / "x"),
+                                         **budget, **{field: value})  # fmt: skip
+    with pytest.raises(InputError, match=r"at most|between 1 and") as refused:
+        pretrain.check_settings(settings)
+    assert "at least 1" not in refused.value.message

