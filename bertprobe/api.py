@@ -384,7 +384,7 @@ def fill(
     chosen = fill_mode(mode, mask_word)
     lm = _model(model, "mlm", revision, device, dtype, offline, seed)
     if not isinstance(text, str):  # name the text at fault, as --input names the line
-        inputs.TextSource(listed).check(fill_problem(lm, chosen, mask_word), "stop")
+        inputs.TextSource(listed).check(fill_problem(lm, chosen, mask_word), "stop", skippable=False)
     results = fill_many(
         lm,
         listed,
@@ -441,7 +441,7 @@ def score(
     one = isinstance(texts, str)
     listed = _listed("texts", texts)
     lm = _model(model, "mlm", revision, device, dtype, offline, seed)
-    inputs.TextSource(listed).check(text_problem(lm, metric, unk), "stop")
+    inputs.TextSource(listed).check(text_problem(lm, metric, unk), "stop", skippable=False)
     labels = [f"text {n}" for n in range(1, len(listed) + 1)]
     results = [_done(r, lm, seed) for r in score_texts(lm, listed, metric, unk, batch_size, None, labels)]
     return results[0] if one else results
@@ -465,7 +465,7 @@ def _pairs(
 
     with inputs.TextSource(path=path, columns=pairs_columns(group_column)) as source:
         lm = _model(model, "mlm", revision, device, dtype, offline, seed)
-        checked = source.check(pair_problem(lm, metric, unk), "stop")
+        checked = source.check(pair_problem(lm, metric, unk), "stop", skippable=False)
         pair_list: list[MinimalPair] = []
         scores: list[Any] = []
         for items in source.chunks(checked):

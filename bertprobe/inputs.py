@@ -274,11 +274,12 @@ class TextSource:
                 (str(group).strip() or None) if group is not None else None,
             )
 
-    def check(self, problem: Problem | None = None, on_bad: str = "stop") -> Checked:
+    def check(self, problem: Problem | None = None, on_bad: str = "stop", skippable: bool = True) -> Checked:
         """Read every text once: count them and find the bad ones (empty, or whatever ``problem`` says).
 
         ``on_bad="stop"`` raises a DataError naming the first bad line (and how many others
         there are) before any model work; ``"skip"`` returns them so they can be listed.
+        ``skippable``: whether the caller has ``--on-bad skip`` to offer (the Python API has not).
         """
         if on_bad not in ON_BAD:
             raise InputError(f"unknown --on-bad {on_bad!r}", hint=f"Choose one of {', '.join(ON_BAD)}.")
@@ -306,9 +307,10 @@ class TextSource:
             if not self.from_file and checked.count == 1:
                 raise InputError(first.reason, hint="Fix the text.")
             fix = f"{first.hint} " if first.hint else ""
+            skip = ", or pass --on-bad skip to leave them out and list them" if skippable else ""
             raise DataError(
                 f"{first.where(self.label)}: {first.reason}{others}; nothing was computed",
-                hint=f"{fix}Fix or delete those lines, or pass --on-bad skip to leave them out and list them.",
+                hint=f"{fix}Fix or delete those lines{skip}.",
             )
         if checked.good == 0:
             raise DataError(

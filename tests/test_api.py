@@ -407,3 +407,10 @@ def test_a_numpy_layer_is_the_same_layer_as_its_int(tiny_encoder_path, tmp_path)
     expected = bertprobe.cls_predict(tmp_path / "int", texts, model=model).to_dict()
     assert Path(predicted.pop("probe")).name == "numpy" and Path(expected.pop("probe")).name == "int"
     assert predicted == expected
+
+
+def test_a_bad_text_in_a_list_is_not_told_to_use_a_cli_option():
+    # "pass --on-bad skip" is no advice to a Python caller: the API has no such option.
+    with pytest.raises(BertprobeError) as refused:
+        bertprobe.fill(["The cat sat on the [MASK].", "no mask here"], model="tiny-mlm")
+    assert "text 2" in refused.value.message and "--on-bad" not in refused.value.hint
