@@ -262,7 +262,7 @@ def test_context_over_many_texts_summarises_each_row(cli, tmp_path):
     assert code == 0, stderr
     _, single, _ = cli("fillmask", BARK, "--context", "all", "--targets", "dog", "-m", "tiny-mlm", "--json")
     views = {v["context"]: v["targets"][0]["score"] for v in json.loads(single)["views"]}
-    assert f"p('dog'): left {views['left']:.1e}, right {views['right']:.3f}" in " ".join(table.split())
+    assert f"p('dog'): left {views['left']:.1e}, right {views['right']:.4f}" in " ".join(table.split())
 
 
 # ---------------------------------------------------------------------------- cls-train readings

@@ -385,7 +385,9 @@ def _on_disk(spec: str) -> tuple[Any, ...]:
     """What a local directory holds now (each content file's size, times and inode), part of the cache key:
     weights saved into it since it was loaded (a notebook's training run) are loaded again, never the old ones."""
     local = Path(spec).expanduser()
-    if spec in BUNDLED or not local.is_dir():
+    if spec in BUNDLED:  # a folder of that name here gets a notice from resolve(): keyed, or a cached load hides it
+        return (str(local.resolve()),) if local.exists() else ()
+    if not local.is_dir():
         return ()
     with contextlib.suppress(OSError, BertprobeError):  # the loader itself reports a broken directory
         return (
