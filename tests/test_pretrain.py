@@ -416,22 +416,30 @@ def test_ctrl_c_saves_after_the_step_and_the_rerun_ends_identical(straight_run, 
     assert any((out / name).is_file() for name in pretrain._TOKENIZER_FILES)
 
 
-def test_a_second_ctrl_c_during_the_save_keeps_the_previous_checkpoint(straight_run, tiny_pretraining_path, story,
-                                                                      tmp_path, monkeypatch):  # fmt: skip
-    out = tmp_path / "run"
+def _ctrl_c_at_step_6_and_again_during_its_save(monkeypatch):
+    """A status callback that presses Ctrl-C at step 6, and a second Ctrl-C while that step's save writes its
+    optimizer state (the run saves every 4 steps: the save before it is step 4's)."""
     saves = []
+
+    def second_ctrl_c_while_saving(name):
+        if name == "pretrain-checkpoint-optimizer":
+            saves.append(name)
+            if len(saves) == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(pretrain, "crash_point", second_ctrl_c_while_saving)
 
     def press_ctrl_c(status):
         if status.step == 6:
             os.kill(os.getpid(), signal.SIGINT)
 
-    def second_ctrl_c_while_saving(name):
-        if name == "pretrain-checkpoint-optimizer":
-            saves.append(name)
-            if len(saves) == 2:  # the save of step 6, after the one of step 4
-                os.kill(os.getpid(), signal.SIGINT)
+    return press_ctrl_c
 
-    monkeypatch.setattr(pretrain, "crash_point", second_ctrl_c_while_saving)
+
+def test_a_second_ctrl_c_during_the_save_keeps_the_previous_checkpoint(straight_run, tiny_pretraining_path, story,
+                                                                      tmp_path, monkeypatch):  # fmt: skip
+    out = tmp_path / "run"
+    press_ctrl_c = _ctrl_c_at_step_6_and_again_during_its_save(monkeypatch)
     with pytest.raises(pretrain.Interrupted) as stop:
         pretrain.pretrain(_resume_settings(tiny_pretraining_path, story, out), device="cpu", on_status=press_ctrl_c,
                           status_seconds=0.0)  # fmt: skip
@@ -856,19 +864,7 @@ def test_a_second_ctrl_c_before_the_export_does_not_point_at_a_model_that_is_not
 ):
     out = tmp_path / "run"
 
-    def press_ctrl_c(status):
-        if status.step == 6:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    saves = []
-
-    def second_ctrl_c_while_saving(name):
-        if name == "pretrain-checkpoint-optimizer":
-            saves.append(name)
-            if len(saves) == 2:  # the save of step 6, after the one of step 4
-                os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(pretrain, "crash_point", second_ctrl_c_while_saving)
+    press_ctrl_c = _ctrl_c_at_step_6_and_again_during_its_save(monkeypatch)
     with pytest.raises(pretrain.Interrupted) as stop:
         pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=10, save_steps=4), device="cpu",
                           on_status=press_ctrl_c, status_seconds=0.0)  # fmt: skip
