@@ -159,3 +159,12 @@ def test_a_pair_too_long_for_the_model_is_named_by_its_line_or_number(cli, tiny_
     code, _, stderr = cli("nsp", long, long, "-m", tiny_pretraining_path)
     message = " ".join(stderr.split())
     assert code == 1 and "the pair is 85 word pieces long" in message and "text 1" not in message
+
+
+def test_attention_tables_never_show_some_attention_as_zero():
+    # 0.004 of [CLS]'s attention on a token printed "0.00", as if it attended to nothing there.
+    from bertprobe.render.attention import _shade
+
+    assert _shade(0.004, 0.5).plain == "0.004"
+    assert _shade(0.25, 0.5).plain == "0.25"
+    assert _shade(0.0, 0.5).plain == "0.00"

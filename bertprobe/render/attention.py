@@ -11,14 +11,14 @@ from rich.text import Text
 from bertprobe.atomic import atomic_path
 from bertprobe.attention import AttentionResult
 from bertprobe.errors import InputError
-from bertprobe.render import bar, check_plot_path, closing, header, percent, plot_label, plot_warnings
+from bertprobe.render import bar, check_plot_path, closing, header, percent, plot_label, plot_warnings, probability
 
 
 def _shade(value: float, top: float) -> Text:
     """A number on a background whose strength follows its share of the row's maximum."""
     level = 0 if top <= 0 else min(int(5 * value / top + 0.5), 5)
     styles = ["dim", "", "on grey23", "on grey35", "bold on dark_green", "bold on green4"]
-    return Text(f"{value:.2f}", style=styles[level])
+    return Text(probability(value), style=styles[level])  # 0.004 is some attention, not "0.00"
 
 
 def attention_table(result: AttentionResult, console: Console, explain: bool = False, details: bool = False) -> None:
@@ -45,9 +45,9 @@ def attention_table(result: AttentionResult, console: Console, explain: bool = F
         summary.add_row(
             str(row.layer),
             f"{row.entropy_bits:.2f}",
-            f"{row.to_cls:.2f}",
-            f"{row.to_sep:.2f}",
-            f"{row.special_share:.2f}",
+            probability(row.to_cls),
+            probability(row.to_sep),
+            probability(row.special_share),
             Text(bar(row.special_share, 12), style="magenta"),
             Text(f"{row.cls_top_token} ({row.cls_top_weight:.2f})"),
         )
