@@ -559,3 +559,11 @@ def test_beam_without_joint_decoding_is_refused_not_ignored(cli, mlm_path, tmp_p
     doc = _run(cli, "The [MASK] sat on the [MASK].", "--decode", "joint", "--beam", "3", "-m", mlm_path)
     assert len(doc["masks"]) == 2 and doc["joint"]["beam"] == 3
     assert _run(cli, "The [MASK] sat on the [MASK].", "--decode", "joint", "-m", mlm_path)["joint"]["beam"] == 5
+
+
+def test_bert_mode_header_says_how_many_positions_were_drawn(cli):
+    # "selects 15%" on a 4-token text drew 1 position (25%): the header says what was drawn, not only the setting.
+    code, stdout, _ = cli("fillmask", "Paris is big.", "--mode", "bert", "-m", "tiny-mlm")
+    doc = json.loads(cli("fillmask", "Paris is big.", "--mode", "bert", "-m", "tiny-mlm", "--json")[1])
+    drawn = sum(m["sample"] == 1 for m in doc["masks"])
+    assert code == 0 and f"(sample 1: {drawn} position" in " ".join(stdout.split())

@@ -265,9 +265,11 @@ def corruption_table(result: CorruptionResult, console: Console, explain: bool =
     else:
         how = "then every selected token becomes [MASK]"
     unit = {"token": "single tokens", "whole-word": "whole words", "span": "spans of whole words"}[result.scheme]
-    console.print(Text(f"selects {100 * result.rate:g}% of the tokens as {unit}, {how}", style="dim"))
     first = result.samples[0]
     chosen = [m for m in result.masks if m.sample == first.sample]
+    # --rate is a setting: on a short text the count is rounded (and at least one), so say what was drawn.
+    drawn = f" (sample {first.sample}: {len(chosen)} position{'s' if len(chosen) != 1 else ''})"
+    console.print(Text(f"selects {100 * result.rate:g}% of the tokens as {unit}{drawn}, {how}", style="dim"))
     by_position = {m.position: m for m in chosen}
     seen = Text("model saw: ", style="dim")
     for position, token in enumerate(first.seen_tokens):
