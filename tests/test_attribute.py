@@ -764,3 +764,23 @@ def test_mask_with_a_probe_is_refused_not_ignored(cli, zebra_probe):
 
     with pytest.raises(InputError, match="--mask picks the"):
         bertprobe.attribute("A striped zebra.", probe=directory, mask=2)
+
+
+def test_a_tiny_attribution_is_not_shown_as_zero_in_the_table_or_the_page(mlm_path):
+    import dataclasses
+
+    from rich.console import Console
+
+    from bertprobe.render.attribute import _tokens_table, to_html
+
+    lm = models.load(str(mlm_path), "mlm", device="cpu")
+    result = attribute_fill_mask(lm, SENTENCE, settings=AttributionSettings(steps=4, faithfulness=False))
+    free = next(i for i, t in enumerate(result.tokens) if not t.fixed)
+    tokens = list(result.tokens)
+    tokens[free] = dataclasses.replace(tokens[free], attribution=-3e-5)
+    result = dataclasses.replace(result, tokens=tokens)
+    console = Console(record=True, width=160)
+    console.print(_tokens_table(result))
+    assert "-3.00e-05" in console.export_text() and "-0.0000" not in console.export_text()
+    page = to_html(result)
+    assert "-3.00e-05" in page and "-0.0000" not in page

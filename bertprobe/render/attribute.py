@@ -99,7 +99,7 @@ def _tokens_table(result: AttributionResult) -> Table:
             str(rank),
             Text(token.token, style="bold" if rank == 1 else ""),
             str(token.index),
-            Text(f"{token.attribution:+.4f}", style=colour),
+            Text(signif(token.attribution), style=colour),
             f"{token.normalised:+.1%}",
             Text(bar(abs(token.normalised) / largest, width=16), style=colour),
         )
@@ -351,7 +351,7 @@ def to_html(result: AttributionResult) -> str:
         if word.fixed:
             spans.append(f'<span class="w fixed" title="held fixed">{piece}</span>')
         else:
-            tip = _e(f"attribution {word.attribution:+.4f} ({word.normalised:+.1%})")
+            tip = _e(f"attribution {signif(word.attribution)} ({word.normalised:+.1%})")
             spans.append(
                 f'<span class="w" style="background: {_rgb(word.normalised / scale)}" title="{tip}">{piece}</span>'
             )
@@ -363,7 +363,7 @@ def to_html(result: AttributionResult) -> str:
         sign = "pos" if token.attribution >= 0 else "neg"
         rows.append(
             f'<tr><td>{rank}</td><td class="piece"><code>{_e(token.token)}</code></td><td>{token.index}</td>'
-            f'<td class="{sign}">{token.attribution:+.4f}</td><td>{token.normalised:+.1%}</td>'
+            f'<td class="{sign}">{signif(token.attribution)}</td><td>{token.normalised:+.1%}</td>'
             f'<td><span class="swatch" style="background: {_rgb(token.normalised / scale)}"></span></td></tr>'
         )
     words = []
@@ -374,7 +374,7 @@ def to_html(result: AttributionResult) -> str:
         sign = "pos" if word.attribution >= 0 else "neg"
         words.append(
             f'<tr><td class="piece">{_e(word.text)}</td><td><code>{_e(pieces)}</code></td>'
-            f'<td class="{sign}">{word.attribution:+.4f}</td><td>{word.normalised:+.1%}</td></tr>'
+            f'<td class="{sign}">{signif(word.attribution)}</td><td>{word.normalised:+.1%}</td></tr>'
         )
     parts = [
         "<!DOCTYPE html>",
