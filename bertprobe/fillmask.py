@@ -52,7 +52,8 @@ MAX_SAMPLES = 1000
 
 TARGET_SCORE_DEFINITION = (
     "score = product over the target's word pieces, left to right, of P(piece | the text with the "
-    "target's earlier pieces filled in and its later pieces still masked); log_prob = its natural log"
+    "target's earlier pieces filled in, its later pieces still masked, and any other mask of the text "
+    "still masked); log_prob = its natural log"
 )
 JOINT_SCORE_DEFINITION = (
     "joint_score = sum over the masked positions of ln P(token there | the text with every other masked "

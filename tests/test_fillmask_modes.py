@@ -567,3 +567,14 @@ def test_bert_mode_header_says_how_many_positions_were_drawn(cli):
     doc = json.loads(cli("fillmask", "Paris is big.", "--mode", "bert", "-m", "tiny-mlm", "--json")[1])
     drawn = sum(m["sample"] == 1 for m in doc["masks"])
     assert code == 0 and f"(sample 1: {drawn} position" in " ".join(stdout.split())
+
+
+def test_target_scores_say_the_other_masks_stay_masked(cli, reference, mlm_path):
+    # With two masks, each slot's target is scored with the other mask still hidden: the definition says so.
+    tok, model = reference(mlm_path)
+    doc = _run(cli, "The [MASK] sat on the [MASK].", "--targets", "cat", "-m", mlm_path)
+    assert "any other mask of the text still masked" in doc["target_score_definition"]
+    ids = tok("The [MASK] sat on the [MASK].")["input_ids"]
+    first = ids.index(tok.mask_token_id)
+    expected = _log_probs(model, ids)[first].exp()[tok.convert_tokens_to_ids("cat")]
+    assert doc["targets"][0]["targets"][0]["score"] == pytest.approx(float(expected), abs=1e-6)
