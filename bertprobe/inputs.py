@@ -171,7 +171,9 @@ class TextSource:
         self.found: tuple[str, str | None, str | None] | None = None  # the columns read (text, pair, group)
         if self.path is not None:
             if not self.path.is_file():
-                raise DataError(f"{self.path}: no such file", hint=f"Check the path given to {self.option}.")
+                raise DataError(
+                    f"{self.path}: {_not_a_file(self.path)}", hint=f"Check the path given to {self.option}."
+                )
             suffix = self.path.suffix.lower()
             if suffix not in TABLE_FORMATS and suffix not in TEXT_SUFFIXES:
                 raise DataError(
@@ -524,8 +526,13 @@ def read_text(path: str | Path, hint: str = "Check the path.") -> str:
     """The whole text of a user's file; a missing file or one that is not UTF-8 is a DataError."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file", hint=hint)
+        raise DataError(f"{path}: {_not_a_file(path)}", hint=hint)
     return "".join(raw for _, raw in file_lines(path))
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a path given as a file cannot be read as one: a folder is not a missing file."""
+    return "a directory, not a file" if Path(path).is_dir() else "no such file"
 
 
 def file_format(path: Path) -> str:
@@ -561,7 +568,7 @@ def read_rows(
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file", hint="Check the path.")
+        raise DataError(f"{path}: {_not_a_file(path)}", hint="Check the path.")
     kind = file_format(path)
     rows: list[Row] = []
     for row in table_rows(file_lines(path), str(path), kind):

@@ -81,3 +81,11 @@ def test_a_missing_column_hint_offers_only_options_the_command_has(cli, tmp_path
     assert code == 1 and stdout == "" and "no 'sentence_a' column" in stderr
     hint = stderr[stderr.index("hint:") :]
     assert "Add a 'sentence_a' column" in hint and "option" not in hint
+
+
+def test_a_directory_given_as_a_file_is_called_a_directory(cli, tmp_path):
+    # "no such file" for a folder that plainly exists sent users checking the spelling.
+    code, stdout, stderr = cli("fillmask", "--input", tmp_path, "-m", "tiny-mlm")
+    assert code == 1 and stdout == "" and f"{tmp_path}: a directory, not a file" in stderr
+    code, _, stderr = cli("pretrain", "--corpus", tmp_path, "--out", tmp_path / "o", "--steps", 1)
+    assert code == 1 and "a directory, not a file" in stderr
