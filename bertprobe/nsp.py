@@ -183,14 +183,18 @@ def shuffled_pairs(sentences: Sequence[str], seed: int) -> tuple[list[tuple[str,
     A random second sentence is never A itself nor one that follows A anywhere in the text: with repeated
     lines, a pair the text holds would otherwise be scored as random.
     """
+    # Compared as an uncased model reads them: "The end." and "the end." are one sentence to it, so a "random"
+    # pick of one could be A's true next sentence (excluding a few more candidates is harmless on a cased one).
+    keys = [" ".join(sentence.casefold().split()) for sentence in sentences]
     followers: dict[str, set[str]] = {}
-    for first, second in pairwise(sentences):
+    for first, second in pairwise(keys):
         followers.setdefault(first, set()).add(second)
-    distinct = set(sentences)
-    for first in sentences[:-1]:
+    distinct = set(keys)
+    for index, first in enumerate(keys[:-1]):
         if len(followers[first] | {first}) == len(distinct):
             raise DataError(
-                f"every sentence of the text follows {first!r} somewhere, so none can be its random next sentence",
+                f"every sentence of the text follows {sentences[index]!r} somewhere, so none can be its random next "
+                "sentence",
                 hint="Give a longer text with more different sentences for --shuffle.",
             )
     rng = random.Random(seed)
@@ -200,8 +204,8 @@ def shuffled_pairs(sentences: Sequence[str], seed: int) -> tuple[list[tuple[str,
             pairs.append((sentences[index], sentences[index + 1]))
             truth.append(True)
         else:
-            excluded = followers[sentences[index]] | {sentences[index]}
-            choices = [j for j in range(len(sentences)) if sentences[j] not in excluded]
+            excluded = followers[keys[index]] | {keys[index]}
+            choices = [j for j in range(len(sentences)) if keys[j] not in excluded]
             pairs.append((sentences[index], sentences[rng.choice(choices)]))
             truth.append(False)
     return pairs, truth

@@ -168,3 +168,16 @@ def test_attention_tables_never_show_some_attention_as_zero():
     assert _shade(0.004, 0.5).plain == "0.004"
     assert _shade(0.25, 0.5).plain == "0.25"
     assert _shade(0.0, 0.5).plain == "0.00"
+
+
+def test_shuffle_never_draws_a_random_sentence_an_uncased_model_reads_as_the_true_next():
+    # "The end." and "the end." are one sentence to an uncased BERT: after "It rained.", whose next line is
+    # "The end.", a "random" pick of "the end." would be the true next sentence, scored as random.
+    from bertprobe.nsp import shuffled_pairs
+
+    sentences = ["It rained.", "The end.", "We slept.", "the end.", "Cats purr.", "Dogs bark.", "Birds sing."]
+    for seed in range(40):
+        pairs, truth = shuffled_pairs(sentences, seed)
+        for (first, second), is_next in zip(pairs, truth, strict=True):
+            if first == "It rained." and not is_next:
+                assert second.casefold() != "the end."
