@@ -136,9 +136,12 @@ def texts_digest(texts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def tensor_digest(tensor: Any) -> str:
-    """SHA-256 of a CPU tensor's values (row-major bytes), recorded with a cache entry and checked on read."""
-    return hashlib.sha256(tensor.contiguous().numpy().tobytes()).hexdigest()
+def tensor_digest(tensor: Any, truncated: int = 0) -> str:
+    """SHA-256 of a CPU tensor's values (row-major bytes) and of the count of texts cut to fit, recorded with a
+    cache entry and checked on read (the count is reported to the user, so it is content too)."""
+    digest = hashlib.sha256(tensor.contiguous().numpy().tobytes())
+    digest.update(f"/truncated={truncated}".encode())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -225,7 +228,7 @@ class FeatureCache:
             return None, f"{path.name} is unreadable ({type(err).__name__})", 0
         if stored != key:
             return None, f"{path.name} was made for other inputs", 0
-        if tensor.dtype == torch.float32 and digest != tensor_digest(tensor):
+        if tensor.dtype == torch.float32 and digest != tensor_digest(tensor, truncated):
             # Zeroed or flipped values are still finite floats of the right shape: only the hash sees them.
             return None, f"{path.name} does not match its content hash (changed on disk)", 0
         expected = (key["count"], key["hidden"])
@@ -252,7 +255,7 @@ class FeatureCache:
         # One metadata entry: safetensors writes several in no fixed order, and an entry rebuilt from the
         # same inputs should be the same bytes.
         tensor = tensor.contiguous()
-        stored = json.dumps({**key, "truncated": truncated, "sha256": tensor_digest(tensor)}, sort_keys=True)
+        stored = json.dumps({**key, "truncated": truncated, "sha256": tensor_digest(tensor, truncated)}, sort_keys=True)
         data = save({"features": tensor}, metadata={"key": stored})
         try:
             atomic_write(self.path(key), data)

@@ -392,3 +392,21 @@ def test_a_write_removes_the_temporary_a_killed_write_left_an_hour_ago(tmp_path)
     atomic_write(target, "done\n")
     assert target.read_text() == "done\n"
     assert not stale.exists() and fresh.exists() and other.exists()  # a fresh one may be a live writer's
+
+
+def test_a_cache_entry_whose_truncated_count_was_edited_is_rebuilt(cli, tiny_encoder_path, data_file, tmp_path):
+    # The count of texts cut to fit is reported to the user ("N texts were truncated"): it is content, hashed too.
+    import json as _json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    _train(cli, tiny_encoder_path, data_file, "--out", tmp_path / "p1")
+    [entry] = (tmp_path / "cache" / "features").glob("*.safetensors")
+    with safe_open(str(entry), framework="pt") as handle:
+        key = _json.loads(handle.metadata()["key"])
+        tensor = handle.get_tensor("features")
+    key["truncated"] = 7
+    save_file({"features": tensor}, str(entry), metadata={"key": _json.dumps(key, sort_keys=True)})
+    again, _ = _train(cli, tiny_encoder_path, data_file, "--out", tmp_path / "p2")
+    assert again["cache_hits"] == 0 and "does not match its content hash" in again["cache_rebuilt"][0]
