@@ -519,7 +519,8 @@ def sense(
         model = _spec(model)
         _check_model(model)
         spec = model.name if not isinstance(model, str) else model
-        result = core.catalog(spec, revision)
+        # A loaded model's own revision, as every other command reports it.
+        result = core.catalog(spec, revision if isinstance(model, str) else model.revision)
         object.__setattr__(result, "_bertprobe_seed", seed)
         return result
     if plot is not None:

@@ -414,3 +414,10 @@ def test_a_bad_text_in_a_list_is_not_told_to_use_a_cli_option():
     with pytest.raises(BertprobeError) as refused:
         bertprobe.fill(["The cat sat on the [MASK].", "no mask here"], model="tiny-mlm")
     assert "text 2" in refused.value.message and "--on-bad" not in refused.value.hint
+
+
+def test_sense_list_reports_a_loaded_models_own_revision():
+    import dataclasses
+
+    lm = dataclasses.replace(bertprobe.load("minilm"), revision="abc123")  # as a hub model loaded at a commit
+    assert bertprobe.sense(list_sets=True, model=lm).to_dict()["revision"] == "abc123"
