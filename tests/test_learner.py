@@ -409,3 +409,20 @@ def test_pretrain_summary_does_not_call_the_nsp_sum_a_perplexity_of_masked_token
     claim = f"perplexity of masked tokens {perplexity(11.5):,.1f} → {perplexity(4.2):,.1f}"
     assert claim not in summary(nsp=True) and "masked-LM plus next-sentence loss" in summary(nsp=True)
     assert claim in summary(nsp=False)
+
+
+def test_pretrain_summary_says_how_many_pairs_the_nsp_share_rests_on():
+    # "30% of the last training pairs told right" on a tiny run rests on a dozen pairs: say how many.
+    from rich.console import Console
+
+    from bertprobe.pretrain import PretrainResult
+    from bertprobe.render.pretrain import pretrain_summary
+
+    result = PretrainResult(
+        model="m", revision=None, source="minilm", out="runs/x", corpus_lines=10, chunks=12, start_step=0,
+        steps=5, seconds=60.0, tokens=900, first_loss=11.5, final_loss=4.2, resumed=False, interrupted=False,
+        probes_before=[], probes_after=[], settings={"nsp": True, "batch_size": 4}, nsp_pairs=8, nsp_accuracy=0.3,
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    pretrain_summary(result, console)
+    assert "30% of the last 20 (5 steps) training pairs told right" in " ".join(console.export_text().split())
