@@ -813,3 +813,20 @@ def test_occurrence_counts_every_written_occurrence_and_refuses_a_glued_one(tiny
     assert located[0].start == text.index("the bank") + 4
     assert any("occurrence 2 in sentence 1" in notice for notice in notices)
     assert not any("sentence(s) 1," in notice or "sentence(s) 1;" in notice for notice in notices)
+
+
+def test_reading_does_not_call_a_layer_before_the_onset_clearest(bank_result):
+    import dataclasses
+
+    from bertprobe.render.sense import readings
+
+    # The silhouette peaks at layer 5 (the best layer), but layer 5's 1-NN is at chance: only layer 6 separates.
+    assert bank_result.best_layer == 5
+    text = " ".join(readings(_with_knn(bank_result, [1.0, 1.0, 1.0, 1.0, 0.5, 1.0])))
+    assert "From layer 6 on" in text
+    assert "clearest at layer 5" not in text
+    assert "the silhouette of the senses peaks earlier, at layer 5, where the 1-NN falls short" in text
+    # A best layer at the embeddings (layer 0) is named too, not silently dropped.
+    at_emb = dataclasses.replace(bank_result, best_layer=0)
+    assert "peaks earlier, at the embeddings" in " ".join(readings(at_emb))
+    assert "clearest at layer 5" in " ".join(readings(bank_result))

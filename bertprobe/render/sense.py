@@ -351,7 +351,22 @@ def readings(result: SenseResult) -> list[str]:
         else f"{word} in {first} sentences is closer to other {first} sentences than to {others}"
     )
     if onset is not None:
-        best = f"; clearest at layer {result.best_layer}" if result.best_layer else ""
+        best = ""
+        peak = next((s for s in result.layers if s.layer == result.best_layer), None)
+        if peak is not None and peak.layer is not None and peak.layer >= onset:
+            best = f"; clearest at layer {peak.layer}"
+        elif peak is not None and peak.layer is not None:
+            # The best layer is picked by silhouette: before the onset it may be a layer that does not separate.
+            where = "the embeddings" if peak.layer == 0 else f"layer {peak.layer}"
+            short_there = peak.knn_accuracy is None or peak.knn_accuracy < bar
+            why = (
+                ""
+                if _separates(peak, bar)
+                else ", where the 1-NN falls short"
+                if short_there
+                else ", where gap° is at or below 0"
+            )
+            best = f"; the {result.best_by.split(' (')[0]} peaks earlier, at {where}{why}"
         lines.append(
             f"From layer {onset} on, {claim} (1-NN at least {bar:.2f}, chance {chance:.2f}){best}: the vector now "
             "carries the sense, taken from context." + _shortfall(short)
