@@ -788,10 +788,11 @@ def _row_stats(
             row.separation_centred = row.within_centred - row.across_centred
         # Identical vectors everywhere (the static row of a word spelled alike): every neighbour ties,
         # so a nearest-neighbour "accuracy" would only measure the tie-break. Leave it undefined.
+        # The silhouette too: with every distance 0, scikit-learn's 0 would read as "the senses overlap".
         if not _all_identical(vectors):
             row.knn_accuracy = knn_accuracy(centred_sim, labels)
             row.knn_by_sense = knn_by_sense(centred_sim, labels)
-        row.silhouette = silhouette(centred_sim, labels)
+            row.silhouette = silhouette(centred_sim, labels)
     return row, raw, centred_sim
 
 

@@ -830,3 +830,12 @@ def test_reading_does_not_call_a_layer_before_the_onset_clearest(bank_result):
     at_emb = dataclasses.replace(bank_result, best_layer=0)
     assert "peaks earlier, at the embeddings" in " ".join(readings(at_emb))
     assert "clearest at layer 5" in " ".join(readings(bank_result))
+
+
+def test_the_static_row_has_no_silhouette_where_every_vector_is_the_same():
+    # All distances 0: scikit-learn's silhouette of 0 would read as "the senses overlap", a finding; it is undefined.
+    from bertprobe.api import sense as run_sense
+
+    result = run_sense("bank", model="minilm")
+    static = result.layers[0]
+    assert static.layer is None and static.knn_accuracy is None and static.silhouette is None
