@@ -425,8 +425,8 @@ def word_vectors(
     other_counts = np.zeros(count)
     token_sums = np.zeros((depth, lm.hidden_size))
     token_count = 0
-    # ALBERT and ELECTRA keep position embeddings narrower than the hidden size (projected later):
-    # the control lives in the embeddings' own width, where cosines mean the same thing.
+    # ALBERT and ELECTRA keep position embeddings narrower than the hidden size: _position_table has zero-padded
+    # them to it, which leaves every cosine between positions as it was.
     width = position_table[0].shape[1] if position_table is not None else 0
     positions = np.zeros((count, width)) if position_table is not None else None
     position_sum = np.zeros(width)
