@@ -44,7 +44,7 @@ class ClozeResult(Rendered):
     items: list[ClozeItem]
     precision_at_1: float
     precision_at_k: float
-    copy_rate: float = 0.0  # share of sentences whose top-1 word already occurs in the sentence
+    copy_rate: float = 0.0  # share of sentences whose top-1 word is wrong and already occurs in the sentence
     cloze_set: str = "builtin"  # builtin, heldout, or the --data file
     notices: list[str] = field(default_factory=list)
 
