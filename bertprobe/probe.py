@@ -139,9 +139,16 @@ class SavedProbe:
 
         A negative ``layer`` counts from the end of the probe's model (-1 = its last layer)."""
         num_layers = self.meta.get("num_layers")
+        if layer is not None and layer < 0 and num_layers is None:
+            # Saved before the model's layer count was recorded: -1 cannot be told from the probe's own layer.
+            raise InputError(
+                f"--layer {layer} counts from the model's last layer, which this probe (saved by an older bertprobe) "
+                "does not record",
+                hint=f"Leave out --layer: this probe reads layer {self.layer}.",
+            )
         if layer is not None and (layer < 0 or (num_layers is not None and layer > num_layers)):
             try:
-                layer = resolve_layer(layer, int(self.layer if num_layers is None else num_layers), self.model)
+                layer = resolve_layer(layer, int(num_layers), self.model)
             except InputError as err:  # its hint would name layers to pick; a probe reads only its own
                 raise InputError(err.message, hint=f"Leave out --layer: this probe reads layer {self.layer}.") from None
         if layer is not None and layer != self.layer:

@@ -855,3 +855,16 @@ def test_a_sweep_with_cross_validated_c_says_c_was_chosen_for_the_main_cell_only
     assert "Every cell uses C=" in said and "chosen by cross-validation for layer" in said
     code, out, _ = cli(*args)
     assert "chosen by cross-validation" not in " ".join(out.split())  # a C given by hand is no choice to explain
+
+
+def test_a_probe_without_its_models_layer_count_refuses_a_negative_layer(cli, tiny_encoder_path, tmp_path):
+    # Saved by an older bertprobe (no num_layers): -1 was resolved as if the probe's own layer were the last one.
+    _train_tiny(cli, tiny_encoder_path, tmp_path, "--out", tmp_path / "p", "--layer", 1)
+    meta_path = tmp_path / "p" / "probe.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["num_layers"]
+    meta_path.write_text(json.dumps(meta))
+    code, out, err = cli("cls-predict", tmp_path / "p", "a fine film", "--layer", -1)
+    assert code == 1 and out == "" and "does not record" in err and "reads layer 1" in err
+    code, out, err = cli("cls-predict", tmp_path / "p", "a fine film", "--layer", 1, "--json")
+    assert code == 0, err
