@@ -157,10 +157,10 @@ def _verdict(result: NspResult, known: list[ScoredPair]) -> str:
             f"{result.mean_probability_random:.2f}"
         )
     said_next = sum(p.predicted_next for p in known)
-    by_luck = _blind_tail(sum(p.predicted_next for p in nexts), len(known), len(nexts), said_next)
+    by_luck = blind_luck(sum(p.predicted_next for p in nexts), len(known), len(nexts), said_next)
     # A head right on every pair says "next" to exactly the true next ones: blind answers do that 1 time in
     # C(pairs, true next ones), which with one random pair among 20 is 1 in 20.
-    if _blind_tail(len(nexts), len(known), len(nexts), len(nexts)) >= SIGNIFICANCE:
+    if blind_luck(len(nexts), len(known), len(nexts), len(nexts)) >= SIGNIFICANCE:
         verdict = f"{counts} are too few to judge the head: even all right could be luck; {more}"
     elif balanced <= 0.5:
         verdict = "no better than guessing: this head does not tell true next sentences from random ones"
@@ -176,12 +176,6 @@ def _verdict(result: NspResult, known: list[ScoredPair]) -> str:
     else:
         verdict = "somewhat better than guessing"
     return f"{said}: {verdict}."
-
-
-def _blind_tail(hits: int, pairs: int, nexts: int, said_next: int) -> float:
-    """How often ``hits`` or more of ``said_next`` "next" answers, given to pairs picked blindly, land on true next
-    ones (``nexts`` of ``pairs``): Fisher's exact test, one-sided."""
-    return blind_luck(hits, pairs, nexts, said_next)
 
 
 def _mean(balanced: float) -> str:
