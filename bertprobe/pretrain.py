@@ -60,6 +60,7 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FORMAT = "bertprobe-pretrain"
 STATE_VERSION = 2
+STATE_DIGEST = "state_sha256"
 CHECKPOINT_PREFIX = "checkpoint-"
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 _TEMPORARY = re.compile(r"\.checkpoint-.*\.(tmp|old)(-\d+)?")
@@ -787,10 +788,20 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
         )
     except TypeError:
         raise ArtifactError(f"{path} is malformed (its settings are incomplete)", hint=hint) from None
+    # The state's own fields (its step, clock, losses, the hashes below): a state saved before the digest
+    # existed has none, and its files are still checked against its hashes.
+    if STATE_DIGEST in state and state[STATE_DIGEST] != _state_digest(state):
+        raise ArtifactError(f"{path} does not match its own digest (damaged or edited)", hint=hint)
     for name, expected in state["hashes"].items():
         if not (checkpoint / name).is_file() or _sha256(checkpoint / name) != expected:
             raise ArtifactError(f"{checkpoint / name} does not match {STATE_FILE} (damaged or edited)", hint=hint)
     return state
+
+
+def _state_digest(state: dict[str, Any]) -> str:
+    """The SHA-256 of a trainer state's fields, its own digest left out, in one canonical JSON spelling."""
+    fields_only = {key: value for key, value in state.items() if key != STATE_DIGEST}
+    return hashlib.sha256(json.dumps(fields_only, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _rng_states() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -856,8 +867,12 @@ def save_checkpoint(
         for name, data in tokenizer.items():
             _write(building / name, lambda p, data=data: p.write_bytes(data))
         state = dict(state, rng=rng_json, optimizer_steps=optimizer.steps, stepped=sorted(optimizer.stepped))
-        state["hashes"] = {WEIGHTS_FILE: _sha256(building / WEIGHTS_FILE),
-                           OPTIMIZER_FILE: _sha256(building / OPTIMIZER_FILE)}  # fmt: skip
+        # Every file a resume reads: an edited config.json or tokenizer would otherwise train on as if it were
+        # the run's own (read_state checks each name listed, so checkpoints saved before these were listed
+        # still resume).
+        written = [WEIGHTS_FILE, OPTIMIZER_FILE, "config.json", *tokenizer]
+        state["hashes"] = {name: _sha256(building / name) for name in written}
+        state[STATE_DIGEST] = _state_digest(json.loads(json.dumps(state)))  # as read back
         _write(building / STATE_FILE, lambda p: p.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8"))
         crash_point("pretrain-checkpoint-state")
         _fsync(building)
@@ -1016,6 +1031,7 @@ def _load(settings: PretrainSettings, out: Path, device: str, offline: bool, res
             )
         lm = models.load_trainable(str(found[0][1]), device=device, offline=True, nsp=settings.nsp, seed=settings.seed)
         lm.name = settings.source
+        lm.revision = state.get("revision")  # the run's --from, not the checkpoint folder it resumes from
         lm.notices = notices
     else:
         lm = models.load_trainable(
@@ -1115,6 +1131,8 @@ class _Run:
             self.progress = _Progress(state["step"], state["elapsed"], state["tokens"], state.get("first_loss"),
                                       list(state["recent_losses"]), list(state.get("recent_nsp", [])))  # fmt: skip
         self.saved_step: int | None = self.progress.step if state is not None else None
+        # The model the run started from: a resumed run loads its checkpoint, which is not that.
+        self.base_fingerprint = state.get("base_fingerprint") if state is not None else lm.fingerprint
         self.exported = False
         self.start = self.last_save = time.perf_counter()
 
@@ -1141,7 +1159,8 @@ class _Run:
             "recent_nsp": progress.recent_nsp,
             "settings": asdict(self.settings),
             "corpus_sha256": self.corpus.sha256,
-            "base_fingerprint": self.lm.fingerprint,
+            "base_fingerprint": self.base_fingerprint,
+            "revision": self.lm.revision,
             "epoch": epoch,
             "cursor": cursor,  # the next example: derived from the step, stored for people reading the file
         }
@@ -1192,6 +1211,8 @@ class _Run:
         """Train to the end of the budget or a Ctrl-C; returns (interrupted, latest probe predictions)."""
         settings, texts = self.settings, list(self.settings.probes)
         current = probes_before
+        # The clock starts here: loading and the "before" probes are not training, and a --minutes budget is.
+        self.start = self.last_save = time.perf_counter()
         last_status = last_probe = time.perf_counter()
         with _StopRequests() as stop:
             try:
@@ -1362,4 +1383,10 @@ def rerun_notice(result: PretrainResult, restart: bool) -> str:
 
 
 def perplexity(loss: float | None) -> float | None:
-    return None if loss is None else math.exp(min(loss, 50.0))
+    """exp(loss); infinite past what a float holds (a loss above about 709), never a capped figure."""
+    if loss is None:
+        return None
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return math.inf

@@ -6,12 +6,14 @@ Interrupted and killed runs are tested at the end of this file (and for the fami
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -225,6 +227,80 @@ def test_a_damaged_or_malformed_checkpoint_is_refused_not_trusted(cli, tiny_pret
     assert code == 1 and "holds a run" in stderr  # the corpus given twice is another run
     restarted = pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=3), device="cpu", restart=True)
     assert not restarted.resumed and restarted.steps == 3
+
+
+def test_a_resume_refuses_an_edited_config_tokenizer_or_state(cli, tiny_pretraining_path, corpus, tmp_path):
+    # A resume trains on the checkpoint's config.json and tokenizer: an edited one (hidden_act relu, a changed
+    # vocabulary line) or a hand-edited step would go on training as if it were the run's own.
+    out = tmp_path / "run"
+    pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=2, probes=[]), device="cpu")
+    (checkpoint,) = [path for _, path in pretrain.checkpoints(out)]
+    args = ["pretrain", "--from", tiny_pretraining_path, "--corpus", corpus, "--out", out, "--steps", 4,
+            "--batch-size", 8, "--lr", 3e-3, "--max-length", 16, "--seed", 0]  # fmt: skip
+    config = checkpoint / "config.json"
+    vocab = checkpoint / "vocab.txt"
+    state_file = checkpoint / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    assert {"config.json", "vocab.txt"} <= set(state["hashes"])
+    edits = [
+        (config, config.read_text().replace('"hidden_act": "gelu"', '"hidden_act": "relu"'), "config.json"),
+        (vocab, vocab.read_text().replace("\ncat\n", "\ndog2\n", 1), "vocab.txt"),
+        (state_file, json.dumps({**state, "step": 1}, indent=1) + "\n", "trainer_state.json"),
+    ]
+    for path, edited, named in edits:
+        original = path.read_text()
+        assert edited != original, named
+        path.write_text(edited)
+        code, _, stderr = cli(*args)
+        assert code == 1 and named in stderr and "edited" in stderr and "--restart" in stderr, stderr
+        assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 2, stderr
+        path.write_text(original)
+    code, stdout, stderr = cli(*args, "--json")  # all put back: it resumes
+    assert code == 0 and json.loads(stdout)["start_step"] == 2, stderr
+
+
+def test_a_resumed_run_keeps_its_base_model_and_revision(tiny_pretraining_path, corpus, tmp_path):
+    out = tmp_path / "run"
+    pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=2, probes=[]), device="cpu")
+    (checkpoint,) = [path for _, path in pretrain.checkpoints(out)]
+    state_file = checkpoint / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    base = state["base_fingerprint"]
+    assert base.startswith(str(tiny_pretraining_path)) or "#" in base
+    # A run from a hub model records its commit; a resume loads the checkpoint folder, which has none.
+    state["revision"] = "0123abcd"
+    state[pretrain.STATE_DIGEST] = pretrain._state_digest(state)
+    state_file.write_text(json.dumps(state, indent=1) + "\n")
+    resumed = pretrain.pretrain(_settings(tiny_pretraining_path, corpus, out, steps=4, probes=[]), device="cpu")
+    assert resumed.resumed and resumed.revision == "0123abcd"
+    (checkpoint,) = [path for _, path in pretrain.checkpoints(out)]
+    again = json.loads((checkpoint / "trainer_state.json").read_text())
+    assert again["step"] == 4 and again["base_fingerprint"] == base and again["revision"] == "0123abcd"
+
+
+def test_the_minutes_budget_counts_training_not_the_before_probes(tiny_pretraining_path, corpus, tmp_path, monkeypatch):
+    real = pretrain.probe_predictions
+    calls = []
+
+    def slow(lm, texts, *args, **kwargs):
+        calls.append(len(texts))
+        if len(calls) == 1:
+            time.sleep(2.5)  # the "before" look takes longer than the whole budget
+        return real(lm, texts, *args, **kwargs)
+
+    monkeypatch.setattr(pretrain, "probe_predictions", slow)
+    settings = _settings(tiny_pretraining_path, corpus, tmp_path / "run", steps=None, minutes=0.02)
+    result = pretrain.pretrain(settings, device="cpu")
+    assert result.steps > 0 and 1.0 <= result.seconds < 2.4, (result.steps, result.seconds)
+
+
+def test_perplexity_is_never_a_capped_figure():
+    from bertprobe.render.pretrain import _perplexity
+
+    assert pretrain.perplexity(2.0) == pytest.approx(math.exp(2.0))
+    assert pretrain.perplexity(60.0) == pytest.approx(math.exp(60.0))  # was exp(50) for every loss above 50
+    assert pretrain.perplexity(800.0) == math.inf
+    assert _perplexity(2.0) == "7.4" and _perplexity(60.0) == "1.14e+26" and _perplexity(800.0) == "infinite"
 
 
 def test_a_resume_refuses_other_settings_or_an_edited_corpus(tiny_pretraining_path, corpus, tmp_path):
@@ -775,7 +851,8 @@ def test_a_run_saved_before_the_junction_cut_resumes_with_its_own_cut(tiny_pretr
         pretrain.pretrain(settings(out, "ends"), device="cpu", on_status=press_ctrl_c, status_seconds=0.0)
     (_, saved), *_ = pretrain.checkpoints(out)
     state = json.loads((saved / pretrain.STATE_FILE).read_text())
-    del state["settings"]["pair_cut"]  # as a state saved before pair_cut existed
+    del state["settings"]["pair_cut"]  # as a state saved before pair_cut existed (and before its digest)
+    del state[pretrain.STATE_DIGEST]
     (saved / pretrain.STATE_FILE).write_text(json.dumps(state))
     resumed = pretrain.pretrain(settings(out, "junction"), device="cpu")  # today's default, as a rerun would pass
     assert resumed.resumed and resumed.start_step == 5 and resumed.settings["pair_cut"] == "ends"

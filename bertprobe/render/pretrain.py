@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,8 +86,8 @@ def pretrain_summary(result: PretrainResult, console: Any) -> None:
             # Both at one precision: "5 → 4.9" read a rise from 4.6 as a fall.
             table.add_row(
                 "loss",
-                f"{losses}  (perplexity of masked tokens {perplexity(result.first_loss):,.1f} → "
-                f"{perplexity(result.final_loss):,.1f})",
+                f"{losses}  (perplexity of masked tokens {_perplexity(result.first_loss)} → "
+                f"{_perplexity(result.final_loss)})",
             )
     if result.nsp_accuracy is not None:
         table.add_row(
@@ -133,3 +134,11 @@ def _recent_pairs(result: PretrainResult) -> str:
 
 
 RENDERERS = {"PretrainResult": pretrain_summary}
+
+
+def _perplexity(loss: float) -> str:
+    """exp(loss) as a reader can take it in: 1,234.5; 3.20e+26 past ten million; "infinite" past a float."""
+    value = perplexity(loss)
+    if value is None or math.isinf(value):
+        return "infinite"
+    return f"{value:,.1f}" if value < 1e7 else f"{value:.2e}"
