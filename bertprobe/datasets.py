@@ -15,12 +15,14 @@ import io
 import json
 import math
 import re
+import warnings
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bertprobe.atomic import atomic_write
 from bertprobe.errors import DataError, NetworkError, OfflineError
@@ -196,7 +198,8 @@ def _from_hub(task: Task) -> Split | None:
     try:
         import datasets
 
-        loaded = datasets.load_dataset(task.hub_id)
+        with _quiet_datasets(datasets):
+            loaded = datasets.load_dataset(task.hub_id)
         parts = []
         for part in ("train", "validation"):
             table = loaded[part]
@@ -210,7 +213,32 @@ def _from_hub(task: Task) -> Split | None:
             parts.append(LabelledData(texts, labels, [f"{task.hub_id} {part}, row {i + 1}" for i in range(len(texts))]))
     except Exception as err:  # datasets raises many kinds (connection, not found, ...): any means "try the next"
         raise _Unavailable(f"the hub dataset {task.hub_id} failed ({type(err).__name__}: {err})") from err
-    return Split(parts[0], parts[1], list(task.label_names), f"{task.name} from the hub ({task.hub_id})")
+    notes = []
+    if (len(parts[0]), len(parts[1])) != task.sizes:  # as for a --data-dir copy: another revision, or a partial one
+        notes.append(
+            f"the hub's {task.hub_id} holds {len(parts[0])} / {len(parts[1])} sentences; the full {task.name} has "
+            f"{task.sizes[0]} / {task.sizes[1]}"
+        )
+    return Split(parts[0], parts[1], list(task.label_names), f"{task.name} from the hub ({task.hub_id})", notes)
+
+
+@contextlib.contextmanager
+def _quiet_datasets(library: Any) -> Iterator[None]:
+    """The terminal belongs to bertprobe: no ``datasets`` download bars, "Generating split" bars, logs or warnings.
+
+    Its own switches where it has them, and whatever still reaches stdout / stderr or ``warnings`` in the
+    block is dropped (the error, if any, is reported by the caller in one line).
+    """
+    utils = getattr(getattr(library, "utils", None), "logging", None)
+    for switch in ("set_verbosity_error", "disable_progress_bar", "disable_progress_bars"):
+        with contextlib.suppress(Exception):
+            getattr(utils, switch)()
+    with contextlib.suppress(Exception):
+        library.disable_progress_bars()
+    sink = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        warnings.simplefilter("ignore")
+        yield
 
 
 # GLUE's SST-2.zip is 7.4 MB and unpacks to 5 MB of tsv: these caps leave room and refuse a zip bomb.

@@ -540,3 +540,26 @@ def test_the_split_line_never_rounds_a_small_hold_out_to_zero():
     assert len(split.eval) > 0
     assert "split 99.3% train / 0.7% eval" in split.source
     assert "split 80% train / 20% eval" in datasets.load_files(examples).source
+
+
+def test_the_hub_dataset_is_quiet_and_a_partial_one_is_named(monkeypatch, capsys):
+    import sys
+    import warnings
+
+    task = datasets.get_task("sst2")
+    good = {"sentence": ["a fine film", "dull"], "label": [1, 0]}
+    _fake_datasets_library(monkeypatch, {"train": good, "validation": good})
+    loud = sys.modules["datasets"].load_dataset
+
+    def load_dataset(hub_id):  # what the real library does on a first download
+        print("Generating train split: 100%|██████████| 67349/67349", file=sys.stderr)
+        print("Downloading readme: 5.27kB")
+        warnings.warn("`trust_remote_code` is deprecated", FutureWarning, stacklevel=1)
+        return loud(hub_id)
+
+    monkeypatch.setattr(sys.modules["datasets"], "load_dataset", load_dataset)
+    split = datasets._from_hub(task)
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""  # the terminal belongs to bertprobe
+    # Two sentences where SST-2 has 67,349 / 872: said, as for a --data-dir copy of another size.
+    assert split.notes == ["the hub's stanfordnlp/sst2 holds 2 / 2 sentences; the full sst2 has 67349 / 872"]
