@@ -45,6 +45,8 @@ AOPC_BINS = (1, 5, 10, 20, 50)  # percent of word pieces removed, as in ERASER
 TOKEN_BUDGET = 2048  # word pieces per forward pass when no internal batch size is given
 DEFAULT_STEPS = 50
 DEFAULT_MAX_STEPS = 800
+# The most --steps / --max-steps take: past this a run takes hours and the delta no longer shrinks visibly.
+MAX_STEPS = 10_000
 DEFAULT_RANDOM_ORDERS = 20
 
 Progress = Callable[[int, int], None]  # (stages done, stages in all)
@@ -117,6 +119,21 @@ class Convergence:
     steps: int
     tries: list[StepTry]
     rounding: float = DELTA_ROUNDING  # a |delta| up to this passes as float rounding, whatever the share
+    auto_steps: bool = False  # whether --auto-steps doubled the steps
+    max_steps: int = DEFAULT_MAX_STEPS  # the cap --auto-steps doubles up to
+
+    def advice(self) -> str:
+        """What would let the delta shrink, for a run that did not converge: the options that can still add steps."""
+        if self.auto_steps:
+            if self.max_steps >= MAX_STEPS:
+                return f"--auto-steps stopped at {self.max_steps:,} steps, the most --max-steps allows"
+            return f"--auto-steps stopped at its cap of {self.max_steps}; raise --max-steps"
+        if self.steps >= MAX_STEPS:
+            return f"{self.steps:,} steps is the most --steps allows"
+        if self.steps < self.max_steps:
+            return "rerun with --auto-steps or a larger --steps"
+        # --auto-steps alone is refused here: it would have no room to double.
+        return f"rerun with a larger --steps, or with --auto-steps and a --max-steps above {self.steps}"
 
 
 @dataclass
@@ -423,7 +440,7 @@ def attribute_fill_mask(
     from bertprobe.mlm import require_masks
 
     settings = settings or AttributionSettings()
-    method = _check_settings(settings)
+    method = check_settings(settings)
     lm, notices = _prepare_device(lm)
     encoding, positions = require_masks(lm, text)
     if not 1 <= mask <= len(positions):
@@ -469,7 +486,7 @@ def attribute_probe(
     from bertprobe.features import encode_checked
 
     settings = settings or AttributionSettings()
-    method = _check_settings(settings)
+    method = check_settings(settings)
     probe.check_model(lm)
     lm, notices = _prepare_device(lm)
     notices = [*probe.tokenizer_notices(), *notices]
@@ -506,7 +523,8 @@ def attribute_probe(
     return _explain(lm, encoding, objective, chosen, score, quantity, method, settings, notices, progress)
 
 
-def _check_settings(settings: AttributionSettings) -> Method:
+def check_settings(settings: AttributionSettings) -> Method:
+    """The method the settings name, or an ``InputError`` for settings no text can run with."""
     method = get_method(settings.method)
     if settings.baseline not in BASELINES:
         raise InputError(
@@ -515,11 +533,24 @@ def _check_settings(settings: AttributionSettings) -> Method:
         )
     if settings.steps < 1:
         raise InputError("--steps must be at least 1", hint=f"e.g. --steps {DEFAULT_STEPS}")
+    if method.uses_steps and settings.auto_steps and settings.steps >= settings.max_steps:
+        raise InputError(*_no_room_to_double(settings.steps, settings.max_steps))
     if settings.internal_batch_size is not None and settings.internal_batch_size < 1:
         raise InputError("--internal-batch-size must be at least 1", hint="Leave it out to fit the machine.")
     if settings.random_orders < 1:
         raise InputError("--random-orders must be at least 1", hint=f"e.g. --random-orders {DEFAULT_RANDOM_ORDERS}")
     return method
+
+
+def _no_room_to_double(steps: int, max_steps: int) -> tuple[str, str]:
+    """The refusal of --auto-steps starting at or above its cap: it would run once and advise what it was given."""
+    where = "at" if steps == max_steps else "above"
+    default = " (the default)" if max_steps == DEFAULT_MAX_STEPS else ""
+    message = f"--auto-steps has no room to double: --steps {steps} is {where} --max-steps {max_steps}{default}"
+    once = f"drop --auto-steps to run --steps {steps} once"
+    if steps >= MAX_STEPS:
+        return message, f"Lower --steps to let it double up to --max-steps, or {once}."
+    return message, f"Pass a --max-steps above {steps} (e.g. --max-steps {min(2 * steps, MAX_STEPS)}), or {once}."
 
 
 def _prepare_device(lm: LoadedModel) -> tuple[LoadedModel, list[str]]:
@@ -722,17 +753,14 @@ def _explain(
             steps=steps,
             tries=tries,
             rounding=rounding,
+            auto_steps=settings.auto_steps,
+            max_steps=settings.max_steps,
         )
         if not convergence.passed:
             share = "inf" if last.relative is None else f"{last.relative:.1%}"
-            advice = (
-                f"--auto-steps stopped at its cap of {settings.max_steps}; raise --max-steps"
-                if settings.auto_steps
-                else "rerun with --auto-steps or a larger --steps"
-            )
             notices.append(
                 f"Integrated Gradients did not converge: |delta| is {share} of |F(x) - F(baseline)|, above "
-                f"{DELTA_TOLERANCE:.0%}; the attributions are not yet trustworthy ({advice})"
+                f"{DELTA_TOLERANCE:.0%}; the attributions are not yet trustworthy ({convergence.advice()})"
             )
     total = float(raw[free].abs().sum())
     normalised = raw / total if total > 0 else torch.zeros_like(raw)

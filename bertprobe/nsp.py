@@ -20,6 +20,7 @@ from bertprobe.inputs import lines as text_lines
 from bertprobe.inputs import read_rows, read_text
 from bertprobe.models import LoadedModel
 from bertprobe.results import Rendered
+from bertprobe.tokenizer import Encoding
 
 _TRUE = {"1", "true", "yes", "next", "is_next", "isnext"}
 _FALSE = {"0", "false", "no", "random", "not_next", "notnext"}
@@ -62,10 +63,17 @@ def is_next_probabilities(
     progress: Progress | None = None,
 ) -> list[float]:
     """P(B follows A) for each (A, B), batched with segment ids 0 / 1 as in pretraining."""
+    encodings = encode_all(lm, [a for a, _ in pairs], [b for _, b in pairs])
+    return _is_next(lm, encodings, batch_size, progress)
+
+
+def _is_next(
+    lm: LoadedModel, encodings: Sequence[Encoding], batch_size: int = 32, progress: Progress | None = None
+) -> list[float]:
+    """P(B follows A) for each pair already encoded (and checked for length)."""
     import torch
 
-    encodings = encode_all(lm, [a for a, _ in pairs], [b for _, b in pairs])
-    probabilities = [0.0] * len(pairs)
+    probabilities = [0.0] * len(encodings)
     done = 0
     for batch in batches([len(e) for e in encodings], batch_size):
         input_ids, attention, token_types = pad_batch(lm, [encodings[i] for i in batch])
@@ -76,7 +84,7 @@ def is_next_probabilities(
             probabilities[index] = value
         done += len(batch)
         if progress:
-            progress(done, len(pairs))
+            progress(done, len(encodings))
     return probabilities
 
 
@@ -108,13 +116,15 @@ def score(
     truth = list(truth) if truth is not None else [None] * len(pairs)
     lines = list(lines) if lines is not None else [None] * len(pairs)
     if probabilities is None:
+        encodings: list[Encoding] = []
         for number, ((a, b), line) in enumerate(zip(pairs, lines, strict=True), start=1):
             where = f"{source}, line {line}: " if line is not None else f"pair {number}: " if len(pairs) > 1 else ""
             reason = pair_problem(lm, a, b)
             if reason is not None:
                 raise InputError(where + reason, hint="Give two sentences with words in them.")
-            encode_checked(lm, a, b, label=where + "the pair")  # named by its line, not as "text 2" of the batch
-        probabilities = is_next_probabilities(lm, pairs, progress=progress)
+            # Named by its line, not as "text 2" of the batch; the checked encoding is the one the batch reads.
+            encodings.append(encode_checked(lm, a, b, label=where + "the pair"))
+        probabilities = _is_next(lm, encodings, progress=progress)
     scored = [
         ScoredPair(a, b, p, p >= 0.5, t, line)
         for (a, b), p, t, line in zip(pairs, probabilities, truth, lines, strict=True)

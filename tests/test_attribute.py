@@ -216,6 +216,62 @@ def test_convergence_delta_is_flagged_and_auto_steps_fixes_it(cli, mlm_path):
     assert "cap of 2" in stderr
 
 
+@pytest.mark.parametrize(("steps", "max_steps"), [(1, 1), (2, 1)])
+def test_auto_steps_with_no_room_to_double_is_refused_before_any_work(cli, mlm_path, tmp_path, steps, max_steps):
+    # --steps at or above --max-steps leaves --auto-steps nothing to do: one run, then advice that cannot help.
+    text = "Paris is the capital of [MASK]."
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text(f"{text}\nThe cat sat on the [MASK].\n")
+    ask = ("--steps", steps, "--auto-steps", "--max-steps", max_steps)
+    for source in ((text,), ("--input", corpus, "--on-bad", "skip")):  # a settings error, not a bad line
+        code, stdout, stderr = cli("attribute", *source, "-m", mlm_path, *ask)
+        said = " ".join(stderr.split())
+        assert code == 1 and stdout == "" and "Traceback" not in stderr
+        assert stderr.startswith("error: --auto-steps has no room to double") and "line 1" not in said
+        assert f"--max-steps above {steps} (e.g. --max-steps {2 * steps})" in said
+        assert f"drop --auto-steps to run --steps {steps} once" in said
+    # Other methods have no steps: the notice says so, the run goes on.
+    code, _, stderr = cli("attribute", text, "-m", mlm_path, "--method", "saliency", "--no-faithfulness", *ask)
+    assert code == 0 and "apply to ig only" in stderr
+
+
+def test_unconverged_advice_is_what_would_let_it_converge(cli, mlm_path):
+    text = "Paris is the capital of [MASK]."  # 1 or 2 steps leave |delta| at 66% / 21%
+    args = ("attribute", text, "-m", mlm_path, "--no-faithfulness", "--explain")
+
+    def advice(*extra):
+        code, stdout, stderr = cli(*args, *extra)
+        assert code == 0 and "did not converge" in stderr
+        return " ".join(stderr.split()), " ".join(stdout.split())
+
+    def said(wanted, notice, table):
+        # The stderr notice and the --explain reading give the same advice.
+        return f"trustworthy ({wanted})" in notice and f"change yet: {wanted}." in table
+
+    # Without --auto-steps, below the cap: either doubles the steps.
+    assert said("rerun with --auto-steps or a larger --steps", *advice("--steps", 1))
+    # Without --auto-steps, at or above the cap: --auto-steps alone would be refused, so the cap is named.
+    for steps in (1, 2):
+        wanted = f"rerun with a larger --steps, or with --auto-steps and a --max-steps above {steps}"
+        assert said(wanted, *advice("--steps", steps, "--max-steps", 1))
+    # --auto-steps that doubled up to its cap: only a higher cap lets it go on.
+    wanted = "--auto-steps stopped at its cap of 2; raise --max-steps"
+    assert said(wanted, *advice("--steps", 1, "--auto-steps", "--max-steps", 2))
+
+
+def test_unconverged_advice_at_the_step_limit_asks_for_no_more_steps():
+    from bertprobe.attribute import MAX_STEPS, Convergence, StepTry
+
+    def advice(steps, auto_steps, max_steps):
+        tries = [StepTry(steps, 0.5, 0.5)]
+        conv = Convergence(0.5, 1.0, 0.5, 0.05, False, steps, tries, auto_steps=auto_steps, max_steps=max_steps)
+        return conv.advice()
+
+    assert "raise" not in advice(MAX_STEPS, True, MAX_STEPS) and f"{MAX_STEPS:,}" in advice(MAX_STEPS, True, MAX_STEPS)
+    assert "larger" not in advice(MAX_STEPS, False, 800) and f"{MAX_STEPS:,}" in advice(MAX_STEPS, False, 800)
+    assert "--max-steps above 800" in advice(800, False, 800)
+
+
 # --------------------------------------------------------------------------------------------
 # The probe path, on the real MiniLM: a word planted as the label's only cause ranks first.
 # --------------------------------------------------------------------------------------------
@@ -664,10 +720,10 @@ def test_unconverged_reading_after_the_auto_steps_cap_does_not_advise_auto_steps
     lm = models.load(str(mlm_path), "mlm", device="cpu")
     result = attribute_fill_mask(lm, SENTENCE, settings=AttributionSettings(steps=1, faithfulness=False))
     capped = Convergence(delta=0.5, difference=1.0, relative=0.5, tolerance=0.05, passed=False, steps=2,
-                         tries=[StepTry(1, 0.9, 0.9), StepTry(2, 0.5, 0.5)])  # fmt: skip
+                         tries=[StepTry(1, 0.9, 0.9), StepTry(2, 0.5, 0.5)], auto_steps=True, max_steps=2)  # fmt: skip
     said = " ".join(readings(dataclasses.replace(result, convergence=capped)))
-    assert "--max-steps" in said and "use --auto-steps" not in said
-    single = dataclasses.replace(capped, tries=[StepTry(2, 0.5, 0.5)])
+    assert "--max-steps" in said and "use --auto-steps" not in said and "rerun with --auto-steps" not in said
+    single = dataclasses.replace(capped, tries=[StepTry(2, 0.5, 0.5)], auto_steps=False, max_steps=800)
     assert "--auto-steps" in " ".join(readings(dataclasses.replace(result, convergence=single)))
 
 

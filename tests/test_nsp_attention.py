@@ -43,6 +43,33 @@ def test_nsp_probabilities_equal_plain_bert_for_pretraining(cli, tiny_pretrainin
     assert json.loads(stdout)["pairs"][0]["is_next_probability"] == pytest.approx(expected[0], abs=1e-5)
 
 
+def test_nsp_score_encodes_each_pair_once_and_scores_it_as_before(tiny_pretraining_path, monkeypatch):
+    # One pair encoding serves the length check and the batch: the same numbers, refusals and order as before.
+    from bertprobe import models, nsp
+    from bertprobe.errors import InputError, TextTooLongError
+
+    lm = models.load(str(tiny_pretraining_path), "nsp", device="cpu")
+    before = nsp.is_next_probabilities(lm, PAIRS)  # encodes every pair for the batch, as score did
+    encoded = []
+    plain = lm.tokenizer.encode
+
+    def counting(text, pair=None):
+        if pair is not None:
+            encoded.append((text, pair))
+        return plain(text, pair)
+
+    monkeypatch.setattr(lm.tokenizer, "encode", counting)
+    result = nsp.score(lm, PAIRS, progress=lambda done, total: None)
+    assert encoded == PAIRS
+    assert [p.is_next_probability for p in result.pairs] == before
+    # Refusals still name the pair and come before any pair is scored.
+    monkeypatch.setattr(lm.backend, "nsp_logits", lambda *args: pytest.fail("scored before every pair was checked"))
+    with pytest.raises(InputError, match=r"^pair 2: sentence B has no words"):
+        nsp.score(lm, [PAIRS[0], ("I was hungry.", "")])
+    with pytest.raises(TextTooLongError, match=r"^pair 2: the pair is [0-9]+ word pieces long"):
+        nsp.score(lm, [PAIRS[0], ("word " * 100, "Hello.")])
+
+
 def test_shuffle_builds_half_true_half_random_pairs_reproducibly(cli, tiny_pretraining_path, tmp_path):
     from bertprobe.nsp import shuffled_pairs
 

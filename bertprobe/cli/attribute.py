@@ -16,6 +16,7 @@ from bertprobe.attribute import (
     DEFAULT_RANDOM_ORDERS,
     DEFAULT_STEPS,
     DELTA_TOLERANCE,
+    MAX_STEPS,
     METHODS,
 )
 from bertprobe.cli.app import command
@@ -23,7 +24,6 @@ from bertprobe.cli.learner import ExplainOpt
 from bertprobe.cli.options import Common, count
 from bertprobe.cli.texts import InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt, refuse_table_options
 
-MAX_STEPS = 10_000  # integration steps: past this a run takes hours and the delta no longer shrinks visibly
 MethodChoice = Enum("MethodChoice", {name: name for name in METHODS}, type=str)
 BaselineChoice = Enum("BaselineChoice", {name: name for name in BASELINES}, type=str)
 
@@ -123,7 +123,7 @@ def attribute_cli(
     """
     from bertprobe import render
     from bertprobe.api import check_attribute_question, probe_model
-    from bertprobe.attribute import AttributionSettings, attribute_fill_mask, attribute_probe
+    from bertprobe.attribute import AttributionSettings, attribute_fill_mask, attribute_probe, check_settings
     from bertprobe.errors import InputError
 
     check_attribute_question(probe, target, label, mask)
@@ -138,6 +138,7 @@ def attribute_cli(
         random_orders=random_orders,
         seed=common.seed,
     )
+    check_settings(settings)  # before any model work, and once for --input rather than as each line's fault
     # A progress bar only on a terminal: piped stderr keeps to notices and errors.
     show_progress = not common.json and render.err().is_terminal
     if input_file is not None or out is not None or text is None:

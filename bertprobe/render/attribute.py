@@ -265,9 +265,7 @@ def readings(result: AttributionResult) -> list[str]:
             lines.append(_short_of_random(result, faith))
     conv = result.convergence
     if conv is not None and not conv.passed:
-        # Several tries: --auto-steps ran and stopped at its cap; only a higher cap lets it go on.
-        advice = "raise --max-steps" if len(conv.tries) > 1 else "raise --steps or use --auto-steps"
-        lines.append(f"The attributions do not add up to the score's change yet: {advice}.")
+        lines.append(f"The attributions do not add up to the score's change yet: {conv.advice()}.")
     return lines
 
 
