@@ -46,6 +46,10 @@ DEFAULT_COLUMNS = ("text", "sentence")
 ON_BAD = ("stop", "skip")
 CHUNK_TEXTS = 256  # texts read, computed and written together (see score.MEMORY_NOTE)
 LISTED_BAD = 10  # bad lines named in one message
+# The csv module refuses a field over 131,072 characters and stops the file there; a text that long is one row like
+# any other (too long for the model, as in .txt and .jsonl: a bad line --on-bad skip can leave out). Still bounded:
+# a quote never closed reads the rest of the file into one field before it is found.
+CSV_FIELD_LIMIT = 1 << 26
 _SEPARATORS = {"\t": "tabs", ",": "commas", ";": "semicolons"}  # in the name of a table's only column
 
 
@@ -171,8 +175,13 @@ class TextSource:
         self.found: tuple[str, str | None, str | None] | None = None  # the columns read (text, pair, group)
         if self.path is not None:
             if not self.path.is_file():
+                pipe = self.path.exists() and not self.path.is_dir()  # --input <(zcat texts.gz): read once only
                 raise DataError(
-                    f"{self.path}: {_not_a_file(self.path)}", hint=f"Check the path given to {self.option}."
+                    f"{self.path}: {_not_a_file(self.path)}",
+                    hint=f"Pipe it in with {self.option} - (or -.jsonl, -.csv, -.tsv for a table), e.g. "
+                    f"zcat texts.txt.gz | bertprobe ... {self.option} -"
+                    if pipe
+                    else f"Check the path given to {self.option}.",
                 )
             suffix = self.path.suffix.lower()
             if suffix not in TABLE_FORMATS and suffix not in TEXT_SUFFIXES:
@@ -532,7 +541,10 @@ def read_text(path: str | Path, hint: str = "Check the path.") -> str:
 
 def _not_a_file(path: Path) -> str:
     """Why a path given as a file cannot be read as one: a folder is not a missing file."""
-    return "a directory, not a file" if Path(path).is_dir() else "no such file"
+    if Path(path).is_dir():
+        return "a directory, not a file"
+    # A pipe (process substitution) or a device exists, and can be read once only: a file is read twice
+    return "not a regular file (a pipe or a device)" if Path(path).exists() else "no such file"
 
 
 def file_format(path: Path) -> str:
@@ -667,6 +679,7 @@ def _delimited_rows(lines: Iterable[tuple[int, str]], label: str, kind: str) -> 
     # strict: in csv, a quote never closed (or text after a closing quote) is an error; left lax, the csv
     # module reads the rest of the file as one field, or drops the quotes, and the texts come out wrong.
     quoting = csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))  # process-wide: only ever raised
     reader = csv.reader(
         (raw for _, raw in cr_lines(lines)), delimiter="\t" if kind == "tsv" else ",", quoting=quoting, strict=True
     )
@@ -732,6 +745,12 @@ def _csv_error(label: str, start: int, line: int, err: csv.Error) -> DataError:
         return DataError(
             f"{label}, line {start}: a quote opened in this row is never closed (the rest of the file would be "
             "one field)",
+            hint=quoting,
+        )
+    if str(err).startswith("field larger than field limit"):
+        return DataError(
+            f"{label}, line {start}: a field of more than {CSV_FIELD_LIMIT:,} characters (is a quote opened in this "
+            "row never closed?)",
             hint=quoting,
         )
     if str(err).endswith("expected after '\"'"):

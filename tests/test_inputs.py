@@ -313,6 +313,37 @@ def test_json_lines_sink_writes_all_lines_or_keeps_the_old_file(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("failing", ["fsync", "flush"])
+def test_json_lines_sink_keeps_the_old_file_when_its_last_flush_to_disk_fails(tmp_path, monkeypatch, failing):
+    """A disk full at the last flush, or an fsync that fails (a disk error, reported once, as Linux does), is an
+    error, and --out keeps the file it had: lines that did not reach the disk must not replace it."""
+    import os
+
+    from bertprobe.render.jsonl import JsonLines
+
+    target = tmp_path / "out.jsonl"
+    target.write_text("old\n")
+    failures = []
+
+    def once(real, error):
+        def call(*args):
+            if not failures:
+                failures.append(args)
+                raise error
+            return real(*args)
+
+        return call
+
+    if failing == "fsync":
+        monkeypatch.setattr(os, "fsync", once(os.fsync, OSError(5, "Input/output error")))
+    with pytest.raises(OSError, match=r"Input/output error|No space left"), JsonLines(target) as sink:
+        sink.write({"index": 1, "line": 1, "text": "a"})
+        if failing == "flush":
+            monkeypatch.setattr(sink._file, "flush", once(sink._file.flush, OSError(28, "No space left on device")))
+    assert failures and target.read_text() == "old\n"
+    assert list(tmp_path.iterdir()) == [target]
+
+
 def test_one_text_view_options_are_refused_with_many_texts_and_context_is_kept(cli, mlm_path, tmp_path):
     corpus = tmp_path / "masked.txt"
     corpus.write_text("The cat sat on the [MASK].\n")
@@ -500,3 +531,15 @@ def test_a_bad_jsonl_line_keeps_its_own_hint_when_the_run_stops(cli, mlm_path, t
     assert "line 2: invalid JSON" in stderr
     hint = stderr[stderr.index("hint:") :]
     assert "One JSON object per line." in hint and "--on-bad skip" in hint
+
+
+def test_a_pipe_given_as_the_input_file_is_not_called_missing(cli, tmp_path):
+    """--input <(zcat corpus.txt.gz) names a pipe that exists: it cannot be read twice, and the error says how to pass
+    it instead of calling it a file that does not exist."""
+    import os
+
+    pipe = tmp_path / "texts.txt"
+    os.mkfifo(pipe)
+    code, out, err = cli("fillmask", "--input", pipe, "-m", "tiny-mlm")
+    assert code == 1 and out == ""
+    assert "no such file" not in err and "not a regular file" in err and "--input -" in err

@@ -242,3 +242,31 @@ def test_predictions_count_as_unsure_only_near_chance_for_the_number_of_labels()
     buffer = io.StringIO()
     predict_view(result, SafeConsole(file=buffer, width=200))
     assert "p near 0.25 means it cannot tell; none is that close here." in buffer.getvalue()
+
+
+def test_the_summary_of_many_texts_shows_their_control_characters_escaped_not_dropped(cli, tmp_path):
+    # Rich's Text drops BEL, BS, VT, FF and CR: the row would show "overwrite" for a text that holds "over\rwrite".
+    texts = tmp_path / "t.jsonl"
+    texts.write_text(json.dumps({"text": "ring\x07 over\rwrite back\x08 ff\x0c [MASK]"}) + "\n")
+    code, out, err = cli("fillmask", "--input", texts, "-m", "tiny-mlm")
+    assert code == 0, err
+    _no_raw_controls(out.replace("\n", ""))
+    row = " ".join(line for line in out.splitlines() if "│" in line)
+    for shown in ("ring\\x07", "over\\rwrite", "back\\x08", "ff\\x0c"):
+        assert row.count(shown) == 2, (shown, out)  # in the text and in its top-1 fill
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "ascii"])
+def test_json_lines_on_a_stdout_that_is_not_utf8_stay_utf8_json_with_the_same_text(monkeypatch, encoding):
+    """Windows without UTF-8 mode writes a redirected stdout (> out.jsonl) in cp1252: "é" would be a byte no UTF-8
+    JSON reader takes, and "😀" a crash half-way through the run. Escaped, every line parses back to the same text."""
+    from bertprobe.render.jsonl import JsonLines
+
+    texts = ["café naïve", "emoji 😀 and \ufeff bom", "plain"]
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding=encoding, write_through=True))
+    with JsonLines() as sink:
+        for index, text in enumerate(texts, start=1):
+            sink.write({"index": index, "line": index, "text": text})
+    written = raw.getvalue().decode("utf-8").splitlines()
+    assert [json.loads(line)["text"] for line in written] == texts

@@ -199,3 +199,16 @@ def test_summary_cells_read_100_percent_only_when_every_one_is():
     assert summarise_cells(CorruptionResult(summary=[row])) == ["250 predicted, original ranked first 99.6%"]
     row.top1 = 1.0
     assert summarise_cells(CorruptionResult(summary=[row])) == ["250 predicted, original ranked first 100%"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_a_text_longer_than_the_csv_field_limit_is_a_text_not_an_unreadable_file(tmp_path, suffix):
+    """A 200,000-character text is one row like any other (too long for the model, a bad line --on-bad skip can
+    leave out, as in .txt and .jsonl), not a csv error that stops the whole file and names no fix."""
+    from bertprobe.inputs import TextSource
+
+    huge = "word " * 40_000
+    path = tmp_path / f"t{suffix}"
+    path.write_text(f"text\nThe cat sat on the [MASK].\n{huge}[MASK]\nA [MASK] barked.\n")
+    with TextSource(path=path) as source:
+        assert [(t.index, t.line, len(t.text)) for t in source] == [(1, 2, 26), (2, 3, len(huge) + 6), (3, 4, 16)]

@@ -7,7 +7,10 @@ the input) and ``line`` (its line in the input file, or null for command-line te
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -19,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.errors import InputError
-from bertprobe.render import dumps, percent, to_document
+from bertprobe.render import dumps, percent, to_document, visible
 
 
 def check_out_path(path: str | Path | None, reads: Path | None = None) -> Path | None:
@@ -57,6 +60,22 @@ def check_out_path(path: str | Path | None, reads: Path | None = None) -> Path |
     return target
 
 
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+
+
+def _utf8(stream: IO[str]) -> bool:
+    return codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name == "utf-8"
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    """A character as JSON writes it in ASCII: ``\\uXXXX``, a character beyond the BMP as its surrogate pair."""
+    code = ord(match.group(0))
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
 def line_document(result: Any, index: int, line: int | None, seed: int | None) -> dict[str, Any]:
     return {"index": index, "line": line, **to_document(result, seed)}
 
@@ -90,7 +109,12 @@ class JsonLines:
         self.count += 1
         if self._file is None:
             return
-        self._file.write(dumps(document, indent=None) + "\n")  # escaped as a one-text --json run writes it
+        line = dumps(document, indent=None)  # escaped as a one-text --json run writes it
+        if not _utf8(self._file):
+            # A stdout in cp1252 (Windows without UTF-8 mode, redirected to a file) would write "é" as a byte no
+            # UTF-8 JSON reader takes, and stop at "😀": in \u escapes the line is ASCII, the same JSON in any case.
+            line = _NON_ASCII.sub(_json_escape, line)
+        self._file.write(line + "\n")
         if self.out is None:
             self._file.flush()
         else:
@@ -106,9 +130,15 @@ class JsonLines:
             if kind is None:
                 self._file.flush()
                 os.fsync(self._file.fileno())
-        finally:
             self._file.close()
-            self._atomic.__exit__(kind, exc, tb)
+        except BaseException as failure:
+            # Lines that did not reach the disk must not replace the old file: the temporary file's own fsync
+            # would pass (Linux reports a write-back error once), and the rename would put a damaged file in place.
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._atomic.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        self._atomic.__exit__(kind, exc, tb)
 
 
 class Summary:
@@ -147,7 +177,8 @@ class Summary:
             table.add_column(header, justify=justify, no_wrap=justify == "right")  # type: ignore[arg-type]
         for index, line, text, cells in self.rows:
             first = [str(index)] + ([str(line) if line is not None else ""] if with_line else [])
-            table.add_row(*first, Text(text), *[Text(c) for c in cells])
+            # Escaped here: Text() itself drops BEL, BS, VT, FF and CR, and the row would show another text.
+            table.add_row(*first, Text(visible(text)), *[Text(visible(c)) for c in cells])
         console.print(table)
         if self.count > len(self.rows):
             where = f"all of them are in {written}" if written else "--json or --out FILE gives every one"
