@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -154,17 +155,44 @@ def cloze_items(data: Path | None, cloze_set: str) -> tuple[list[dict], str]:
     return items, str(data) if data else cloze_set
 
 
+def note_special_tokens(result: Any, lm: Any, inputs: Sequence[str | Sequence[str]]) -> Any:
+    """Add to ``result.notices`` the special tokens written in the user's ``inputs`` (texts, or NSP's pairs).
+
+    "[SEP]" typed in a sentence is read as the separator itself, as transformers reads it; that stays, but the
+    user is told, once. [MASK] is what a command on the masked-LM head asks for, and is not mentioned there.
+    """
+    from bertprobe.tokens import special_notices
+
+    notices = getattr(result, "notices", None)
+    if isinstance(notices, list):
+        expected = (lm.tokenizer.mask_token,) if lm.head in ("mlm", "pretraining") else ()
+        told = [n for n in special_notices(lm.tokenizer, inputs, expected) if n not in notices]
+        if told:  # a new list: results of one run may share theirs
+            object.__setattr__(result, "notices", [*notices, *told])
+    return result
+
+
 # ---------------------------------------------------------------------------------------------
 # what the CLI's option parsers check, for callers that skip them
 
 
-def _count(name: str, value: Any, low: int, high: int | None = None, optional: bool = True) -> None:
+def _count(name: str, value: Any, low: int, high: int | None = None, optional: bool = True) -> int | None:
+    """A whole number in range, numpy's too (``True`` and ``2.0`` are none), returned as an int.
+
+    A numpy integer as it came would reach ``random.seed`` (which refuses it) and the JSON a probe or a run is
+    saved with (which cannot write it)."""
     if value is None and optional:
-        return
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
-    if not ok:
+        return None
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value
+    if not ok or (high is not None and value > high):
         bound = f"at least {low}" if high is None else f"{low} to {high}"
         raise InputError(f"{name}={value!r} is not a whole number {bound}", hint=f"Pass {name} as an int, {bound}.")
+    return int(value)
+
+
+def _seed(seed: Any) -> int:
+    """``--seed``'s range: python, numpy and torch each take it (numpy modulo 2**32)."""
+    return _count("seed", seed, 0, SEED_MAX, optional=False)
 
 
 def _real(
@@ -273,7 +301,7 @@ def _check_shared(revision: Any, device: Any, dtype: Any, offline: Any, seed: An
     """What the CLI's parsers check of the options every command shares."""
     from bertprobe.models.spec import DEVICES, DTYPES
 
-    _count("seed", seed, 0, SEED_MAX, optional=False)
+    _seed(seed)
     _choice("device", device, DEVICES)
     _choice("dtype", dtype, DTYPES)
     _text("revision", revision)
@@ -329,6 +357,21 @@ def _done(result: Any, lm: Any, seed: int) -> Any:
     return result
 
 
+def _done_each(results: list[Any], lm: Any, seed: int) -> list[Any]:
+    """``_done`` for one result per text: each notice said once, with how many texts it concerns (as the CLI's
+    ``--input`` says it), not once per text."""
+    told: Counter[str] = Counter()
+    for result in results:
+        told.update(n for n in dict.fromkeys(getattr(result, "notices", []) or []) if n not in lm.notices)
+        object.__setattr__(result, "_bertprobe_seed", seed)
+    if told:
+        from bertprobe import render
+
+        for notice, times in told.items():
+            render.notice(f"{times} text(s): {notice}" if len(results) > 1 else notice)
+    return results
+
+
 # ---------------------------------------------------------------------------------------------
 # one function per command
 
@@ -366,10 +409,11 @@ def fill(
     _choice("mode", mode, MODES)
     _choice("decode", decode, DECODES)
     _choice("replace", replace, tuple(REPLACE_PROBS))
-    _count("top_k", top_k, 1, 100_000, optional=False)
-    _count("beam", beam, 1, 50)
-    _count("occurrence", occurrence, 1)
-    _count("samples", samples, 1, 1000)
+    top_k = _count("top_k", top_k, 1, 100_000, optional=False)
+    beam = _count("beam", beam, 1, 50)
+    occurrence = _count("occurrence", occurrence, 1)
+    samples = _count("samples", samples, 1, 1000)
+    seed = _seed(seed)
     _real("rate", rate, 0, 1, high_included=True)
     _text("mask_word", mask_word)
     _text("context", context)
@@ -402,7 +446,9 @@ def fill(
         seed=seed,
         context=context,
     )
-    done = [_done(result, lm, seed) for result in results]
+    for one, result in zip(listed, results, strict=True):
+        note_special_tokens(result, lm, [one])
+    done = _done_each(results, lm, seed)
     return done[0] if isinstance(text, str) else done
 
 
@@ -426,7 +472,8 @@ def score(
     from bertprobe import inputs
     from bertprobe.score import check_options, score_texts, text_problem
 
-    _count("batch_size", batch_size, 1, MAX_BATCH_TOKENS, optional=False)
+    batch_size = _count("batch_size", batch_size, 1, MAX_BATCH_TOKENS, optional=False)
+    seed = _seed(seed)
     check_options(metric, unk, batch_size)
     _text("group_column", group_column)
     if pairs is not None:
@@ -443,7 +490,10 @@ def score(
     lm = _model(model, "mlm", revision, device, dtype, offline, seed)
     inputs.TextSource(listed).check(text_problem(lm, metric, unk), "stop", skippable=False)
     labels = [f"text {n}" for n in range(1, len(listed) + 1)]
-    results = [_done(r, lm, seed) for r in score_texts(lm, listed, metric, unk, batch_size, None, labels)]
+    results = score_texts(lm, listed, metric, unk, batch_size, None, labels)
+    for text, result in zip(listed, results, strict=True):
+        note_special_tokens(result, lm, [text])
+    results = _done_each(results, lm, seed)
     return results[0] if one else results
 
 
@@ -476,6 +526,7 @@ def _pairs(
                 scores.extend((good, bad))
     found = source.found[2] if source.found else None
     result = pairs_result(lm, pair_list, scores, metric, unk, str(path), found, [])
+    note_special_tokens(result, lm, [text for pair in pair_list for text in (pair.good, pair.bad)])
     return _done(result, lm, seed)
 
 
@@ -506,9 +557,10 @@ def sense(
     _flag("list_sets", list_sets)
     # Checked with list_sets too: the CLI's parsers refuse `sense --list --pool max` before --list is read.
     _choice("pool", pool, core.POOLINGS)
-    _count("occurrence", occurrence, 1)
-    _count("clusters", clusters, 2, 10_000)
-    _count("batch_size", batch_size, 1, optional=False)
+    occurrence = _count("occurrence", occurrence, 1)
+    clusters = _count("clusters", clusters, 2, 10_000)
+    batch_size = _count("batch_size", batch_size, 1, optional=False)
+    seed = _seed(seed)
     layer = _layer("layer", layer)
     _flag("centred", centred)
     _text("word", word)
@@ -543,6 +595,7 @@ def sense(
         centred=centred,
         batch_size=batch_size,
     )
+    note_special_tokens(result, lm, [s.text for s in labelled])
     if plot is not None:
         from bertprobe.render import sense as sense_render
 
@@ -583,9 +636,10 @@ def cls_train(
 
     _choice("pool", pool, tuple(POOLINGS))
     _real("test_size", test_size, 0, 1, optional=False)
-    _count("max_train", max_train, 1)
-    _count("max_length", max_length, 3)  # [CLS] and [SEP] take two
-    _count("batch_size", batch_size, 1, optional=False)
+    max_train = _count("max_train", max_train, 1)
+    max_length = _count("max_length", max_length, 3)  # [CLS] and [SEP] take two
+    batch_size = _count("batch_size", batch_size, 1, optional=False)
+    seed = _seed(seed)
     layer = _layer("layer", layer)
     _flag("sweep", sweep)
     _flag("control", control, optional=True)
@@ -626,6 +680,7 @@ def cls_train(
         task=task,
     )
     result.cls_origin = cls_origin.of(lm)
+    note_special_tokens(result, lm, [*split.train.texts, *split.eval.texts])
     return _done(result, lm, seed)
 
 
@@ -648,7 +703,8 @@ def cls_predict(
     from bertprobe.probe import load_probe, predict
 
     _choice("pool", pool, tuple(POOLINGS))  # before the probe is read, as the CLI's parser refuses it
-    _count("batch_size", batch_size, 1, optional=False)
+    batch_size = _count("batch_size", batch_size, 1, optional=False)
+    seed = _seed(seed)
     layer = _layer("layer", layer)
     listed = _listed("texts", texts)
     saved = load_probe(_path("probe_dir", probe_dir, optional=False))
@@ -656,6 +712,7 @@ def cls_predict(
     model, revision = probe_model(model, revision, saved)
     lm = _model(model, "encoder", revision, device, dtype, offline, seed)
     result = predict(lm, saved, listed, batch_size=batch_size)
+    note_special_tokens(result, lm, listed)
     return _done(result, lm, seed)
 
 
@@ -689,6 +746,7 @@ def attribute(
         AttributionSettings,
         attribute_fill_mask,
         attribute_probe,
+        check_settings,
     )
 
     check_attribute_question(probe, target, label, mask)
@@ -699,11 +757,12 @@ def attribute(
     _flag("faithfulness", faithfulness)
     _choice("method", method, tuple(METHODS))
     _choice("baseline", baseline, tuple(BASELINES))
-    _count("mask", mask, 1)
-    _count("steps", steps, 1, 10_000)
-    _count("max_steps", max_steps, 1, 10_000)
-    _count("internal_batch_size", internal_batch_size, 1)
-    _count("random_orders", random_orders, 1, 1000)
+    mask = _count("mask", mask, 1)
+    steps = _count("steps", steps, 1, 10_000)
+    max_steps = _count("max_steps", max_steps, 1, 10_000)
+    internal_batch_size = _count("internal_batch_size", internal_batch_size, 1)
+    random_orders = _count("random_orders", random_orders, 1, 1000)
+    seed = _seed(seed)
     probe = _path("probe", probe)
     html = _path("html", html)
     settings = AttributionSettings(
@@ -717,6 +776,7 @@ def attribute(
         random_orders=DEFAULT_RANDOM_ORDERS if random_orders is None else random_orders,
         seed=seed,
     )
+    check_settings(settings)  # before the model loads, as the CLI checks them
     if probe is not None:
         from bertprobe.probe import load_probe
 
@@ -727,6 +787,7 @@ def attribute(
     else:
         lm = _model(model, "mlm", revision, device, dtype, offline, seed)
         result = attribute_fill_mask(lm, text, target=target, mask=mask or 1, settings=settings)
+    note_special_tokens(result, lm, [text])
     if html is not None:
         from bertprobe.render.attribute import write_html
 
@@ -750,7 +811,8 @@ def attention(
     """``bertprobe attention``: where attention goes, layer by layer."""
     from bertprobe import attention as core
 
-    _count("head", head, 1, 10_000)
+    head = _count("head", head, 1, 10_000)
+    seed = _seed(seed)
     layer = _layer("layer", layer)
     _text("text", text, optional=False)
     plot = _path("plot", plot)
@@ -760,6 +822,7 @@ def attention(
         render.check_plot_path(plot)  # before the model work, not after
     lm = _model(model, "encoder", revision, device, dtype, offline, seed)
     result = core.attention(lm, text, layer=layer, head=head)
+    note_special_tokens(result, lm, [text])
     if plot is not None:
         from bertprobe.render.attention import plot as plot_attention
 
@@ -784,6 +847,7 @@ def nsp(
     from bertprobe import nsp as core
 
     check_nsp_sources(first, second, pairs, shuffle)
+    seed = _seed(seed)
     _text("first", first)
     _text("second", second)
     pair_list, truth, lines, source, mode = nsp_pairs(
@@ -795,6 +859,7 @@ def nsp(
     )
     lm = _model(model, "nsp", revision, device, dtype, offline, seed)
     result = core.score(lm, pair_list, truth, lines, source=source, mode=mode)
+    note_special_tokens(result, lm, pair_list)
     return _done(result, lm, seed)
 
 
@@ -813,11 +878,13 @@ def cloze(
     """``bertprobe cloze``: how often the masked LM puts an acceptable word first, or in its top k."""
     from bertprobe import cloze as core
 
-    _count("top_k", top_k, 1, 100_000, optional=False)
+    top_k = _count("top_k", top_k, 1, 100_000, optional=False)
+    seed = _seed(seed)
     _text("cloze_set", cloze_set, optional=False)
     items, name = cloze_items(_path("data", data), cloze_set)
     lm = _model(model, "mlm", revision, device, dtype, offline, seed)
     result = core.evaluate(lm, items, top_k=top_k, cloze_set=name)
+    note_special_tokens(result, lm, [item["text"] for item in items])
     return _done(result, lm, seed)
 
 
@@ -854,21 +921,21 @@ def pretrain(
     from bertprobe import pretrain as core
     from bertprobe.models.spec import DEVICES
 
-    _count("seed", seed, 0, SEED_MAX, optional=False)
+    seed = _seed(seed)
     _choice("device", device, DEVICES)
     for name, flag in (("nsp", nsp), ("restart", restart), ("offline", offline)):
         _flag(name, flag)
     # The CLI's parsers: a str or a bool would be a raw TypeError in the core's checks, or (True) one step.
-    _count("steps", steps, 1, MAX_PRETRAIN_STEPS)
+    steps = _count("steps", steps, 1, MAX_PRETRAIN_STEPS)
     _real("minutes", minutes, 0, MAX_MINUTES, high_included=True)
-    _count("batch_size", batch_size, 1, 65_536, optional=False)
+    batch_size = _count("batch_size", batch_size, 1, 65_536, optional=False)
     _real("lr", lr, 0, 1, optional=False, high_included=True)
     _real("warmup", warmup, 0, 0.9, optional=False, high_included=True, low_included=True)
     _real("rate", rate, 0, 1, optional=False, high_included=True)
-    _count("max_length", max_length, 8, 100_000, optional=False)
-    _count("freeze_layers", freeze_layers, 0, 1000, optional=False)
+    max_length = _count("max_length", max_length, 8, 100_000, optional=False)
+    freeze_layers = _count("freeze_layers", freeze_layers, 0, 1000, optional=False)
     _real("save_minutes", save_minutes, 0, MAX_MINUTES, optional=False, high_included=True)
-    _count("save_steps", save_steps, 1, MAX_PRETRAIN_STEPS)
+    save_steps = _count("save_steps", save_steps, 1, MAX_PRETRAIN_STEPS)
     if isinstance(corpus, (str, os.PathLike)):
         corpus = [corpus]
     if not isinstance(corpus, Iterable):

@@ -1312,6 +1312,10 @@ def _pretrain(settings: PretrainSettings, corpus: Corpus, device: str, offline: 
             hint="Put consecutive sentences on consecutive lines, blank lines between documents.",
         )
     _check_probes(lm, settings.probes)
+    from bertprobe.tokens import special_notices
+
+    lm.notices += [n for n in special_notices(lm.tokenizer, settings.probes, (lm.tokenizer.mask_token,))
+                   if n not in lm.notices]  # fmt: skip
     out = Path(settings.out)
     try:  # created only now: a run refused above leaves no empty --out behind
         out.mkdir(parents=True, exist_ok=True)

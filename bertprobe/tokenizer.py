@@ -138,6 +138,19 @@ class Tokenizer:
         return token_id in self.special_ids
 
     @functools.cached_property
+    def special_tokens(self) -> dict[str, str]:
+        """Each special token's string ("[SEP]", "<s>") and what it is for, in plain words, computed once."""
+        roles = {
+            self.cls_token: "the token it puts before every input",
+            self.sep_token: "the separator it puts after each sentence",
+            self.pad_token: "the padding it is normally kept from seeing",
+            self.unk_token: "the stand-in for what its vocabulary lacks",
+            self.mask_token: "the mask it predicts a hidden word at",
+        }
+        named = {self.id_to_token(token_id) for token_id in self.special_ids}
+        return {token: roles.get(token, "one of its special tokens") for token in sorted(named)}
+
+    @functools.cached_property
     def replacement_ids(self) -> list[int]:
         """Ids BERT's random replacements are drawn from (``masking.REPLACEMENT_RULE``), computed once."""
         from bertprobe.masking import replacement_ids

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from bertprobe.errors import InputError
-from bertprobe.tokenizer import Encoding
+from bertprobe.tokenizer import Encoding, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,51 @@ def find_word(encoding: Encoding, word: str, occurrence: int | None = None, wher
             )
         return [chosen.span]
     return [o.span for o in written if o.span is not None]
+
+
+def special_strings(tokenizer: Tokenizer, text: str) -> list[str]:
+    """The special tokens written out in ``text`` ("[SEP]", "<s>") that the tokenizer reads as the token itself,
+    not as its characters (transformers' tokenizers read them so too), in order of first appearance.
+
+    Read from the encoding, not by searching the text: "[sep]" in an uncased BERT and "[SEP]" in RoBERTa are
+    plain characters, and the [UNK] that stands for "🙂" was not written.
+    """
+    folded = text.casefold()
+    if not any(token.casefold() in folded for token in tokenizer.special_tokens):
+        return []  # most texts: no second encoding
+    encoding = tokenizer.encode(text)
+    found: list[str] = []
+    for token_id, token, (start, end) in zip(encoding.ids, encoding.tokens, encoding.offsets, strict=True):
+        # A written one has characters; the [CLS] and [SEP] the tokenizer adds span (0, 0). XLM-R's "<mask>"
+        # takes the space before it into its span.
+        written = text[start:end].strip()
+        if written and tokenizer.is_special(token_id) and written.casefold() == token.casefold() and token not in found:
+            found.append(token)
+    return found
+
+
+def special_notices(
+    tokenizer: Tokenizer, inputs: Sequence[str | Sequence[str]], expected: Collection[str] = ()
+) -> list[str]:
+    """One plain-words notice for each special token written in ``inputs`` (each a text, or a pair of texts for
+    NSP), leaving out the ones the command asks for (``expected``: fillmask's [MASK]); with several inputs it
+    says how many hold the token."""
+    holding: dict[str, int] = {}
+    for texts in inputs:
+        found = [special_strings(tokenizer, text) for text in ([texts] if isinstance(texts, str) else texts)]
+        for token in dict.fromkeys(token for tokens in found for token in tokens):
+            if token not in expected:
+                holding[token] = holding.get(token, 0) + 1
+    notices = []
+    for token, count in holding.items():
+        where = "your text" if len(inputs) == 1 else f"{count} of your {len(inputs)} texts"
+        # A space inside breaks the match: "[ SEP ]" is read as the characters.
+        keep = f"; write '{token[0]} {token[1:-1]} {token[-1]}' to have it read as text" if len(token) > 2 else ""
+        notices.append(
+            f"'{token}' in {where} is read as the model's special {token} token "
+            f"({tokenizer.special_tokens[token]}), not as the characters{keep}"
+        )
+    return notices
 
 
 def _covered(encoding: Encoding, char: int) -> bool:

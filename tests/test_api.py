@@ -409,6 +409,79 @@ def test_a_numpy_layer_is_the_same_layer_as_its_int(tiny_encoder_path, tmp_path)
     assert predicted == expected
 
 
+def test_numpy_integers_count_as_their_ints(tiny_encoder_path, tmp_path):
+    import numpy as np
+
+    # Counts straight from numpy or pandas were refused ("seed=np.int64(3) is not a whole number"); taken as they
+    # were, they would reach random.seed and the JSON a probe or a run is saved with.
+    text = "The cat sat on the [MASK]."
+    as_numpy = bertprobe.fill(text, model="tiny-mlm", top_k=np.int32(4), seed=np.int64(3)).to_dict()
+    assert as_numpy == bertprobe.fill(text, model="tiny-mlm", top_k=4, seed=3).to_dict()
+    assert type(as_numpy["seed"]) is int and json.loads(json.dumps(as_numpy)) == as_numpy
+    unmasked = "The quick brown fox jumps over the lazy dog near the river bank."
+    drawn = bertprobe.fill(unmasked, mode="bert", samples=np.int16(3), seed=np.uint32(11), model="tiny-mlm")
+    assert drawn.to_dict() == bertprobe.fill(unmasked, mode="bert", samples=3, seed=11, model="tiny-mlm").to_dict()
+    scored = bertprobe.score("The cat sat on the mat.", model="tiny-mlm", batch_size=np.int64(64)).to_dict()
+    assert scored == bertprobe.score("The cat sat on the mat.", model="tiny-mlm", batch_size=64).to_dict()
+    looked = bertprobe.attention("The cat sat on the mat.", model="minilm", head=np.int64(2)).to_dict()
+    assert looked == bertprobe.attention("The cat sat on the mat.", model="minilm", head=2).to_dict()
+    options = {"data": EXAMPLES / "sentiment.csv", "model": str(tiny_encoder_path), "no_cache": True}
+    trained = bertprobe.cls_train(max_train=np.int64(30), seed=np.int64(2), out=tmp_path / "numpy", **options)
+    expected = bertprobe.cls_train(max_train=30, seed=2, out=tmp_path / "int", **options).to_dict()
+    got = trained.to_dict()
+    for doc in (got, expected):
+        doc.pop("saved_to"), doc.pop("seconds")
+    assert got == expected
+    assert json.loads((tmp_path / "numpy" / "probe.json").read_text())["seed"] == 2  # saved as a plain int
+
+
+@pytest.mark.parametrize(
+    ("options", "phrase"),
+    [
+        ({"top_k": "np.True_"}, "top_k=np.True_ is not a whole number"),
+        ({"top_k": "np.float64(2.5)"}, "top_k=np.float64(2.5) is not a whole number"),
+        ({"seed": "np.float32(3.0)"}, "seed=np.float32(3.0) is not a whole number"),
+        ({"seed": "np.int64(-1)"}, "seed=np.int64(-1) is not a whole number"),
+        ({"top_k": "True"}, "top_k=True is not a whole number"),
+    ],
+)
+def test_numpy_values_that_are_no_count_are_refused(options, phrase):
+    import numpy as np
+
+    # numpy's bools and floats are no counts, as True and 2.5 are none (np.True_ is no numbers.Integral).
+    values = {name: eval(value, {"np": np}) for name, value in options.items()}
+    with pytest.raises(InputError, match=re.escape(phrase)) as caught:
+        bertprobe.fill("The cat sat on the [MASK].", model="tiny-mlm", **values)
+    assert caught.value.hint
+
+
+def test_a_special_token_written_in_a_text_is_told_by_every_function(capsys, tiny_pretraining_path):
+    sep = "'[SEP]' in your text is read as the model's special [SEP] token"
+    mask = "'[MASK]' in your text is read as the model's special [MASK] token"
+    filled = bertprobe.fill("The cat sat. [SEP] It sat on the [MASK].", model="tiny-mlm")
+    assert [n for n in filled.to_dict()["notices"] if n.startswith(sep)] and sep in capsys.readouterr().err
+    # fillmask asks for [MASK]; attention and nsp read it as the mask, which the user may not know.
+    assert not [n for n in filled.notices if n.startswith(mask)]
+    looked = bertprobe.attention("The cat sat on the [MASK].", model="minilm")
+    assert [n for n in looked.notices if n.startswith(mask)] and mask in capsys.readouterr().err
+    paired = bertprobe.nsp("I was hungry. [SEP]", "So I ate.", model=str(tiny_pretraining_path))
+    assert [n for n in paired.notices if n.startswith(sep)] and sep in capsys.readouterr().err
+    # Many texts: said once, with how many texts hold it, not once for each.
+    texts = ["A [SEP] b [MASK].", "The [MASK] sat.", "C [SEP] [MASK]."]
+    many = bertprobe.fill(texts, model="tiny-mlm")
+    assert [any(n.startswith(sep) for n in r.notices) for r in many] == [True, False, True]
+    err = capsys.readouterr().err
+    assert err.count(sep) == 1 and f"2 text(s): {sep}" in err
+    plain = bertprobe.score("The cat sat on the mat.", model="tiny-mlm")
+    assert not [n for n in plain.notices if "special" in n] and "special" not in capsys.readouterr().err
+
+
+def test_a_roberta_special_token_is_told_in_its_own_spelling(tiny_roberta_path):
+    scored = bertprobe.score("the cat <s> sat on the mat [SEP]", model=str(tiny_roberta_path))
+    told = [n for n in scored.notices if "special" in n]
+    assert len(told) == 1 and told[0].startswith("'<s>' in your text is read as the model's special <s> token")
+
+
 def test_a_bad_text_in_a_list_is_not_told_to_use_a_cli_option():
     # "pass --on-bad skip" is no advice to a Python caller: the API has no such option.
     with pytest.raises(BertprobeError) as refused:
@@ -421,3 +494,12 @@ def test_sense_list_reports_a_loaded_models_own_revision():
 
     lm = dataclasses.replace(bertprobe.load("minilm"), revision="abc123")  # as a hub model loaded at a commit
     assert bertprobe.sense(list_sets=True, model=lm).to_dict()["revision"] == "abc123"
+
+
+def test_attribute_settings_no_text_can_run_with_are_refused_before_the_model_loads():
+    import bertprobe
+    from bertprobe.errors import InputError
+
+    # A model that does not exist: the settings are refused first, as the CLI refuses them.
+    with pytest.raises(InputError, match="--auto-steps has no room to double"):
+        bertprobe.attribute("The cat sat on the [MASK].", model="no/such-model", steps=4, auto_steps=True, max_steps=2)

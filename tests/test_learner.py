@@ -426,3 +426,84 @@ def test_pretrain_summary_says_how_many_pairs_the_nsp_share_rests_on():
     console = Console(record=True, width=200)
     pretrain_summary(result, console)
     assert "30% of the last 20 (5 steps) training pairs told right" in " ".join(console.export_text().split())
+
+
+# ---------------------------------------------------------------------------- special tokens written in a text
+
+SEP_NOTICE = "'[SEP]' in your text is read as the model's special [SEP] token"
+
+
+def test_a_special_token_written_in_a_text_is_told_once_in_plain_words(cli):
+    # "[SEP]" typed in a sentence is read as the separator itself (as transformers reads it), silently: a learner
+    # who meant the characters never learnt that the model saw a sentence end there.
+    code, stdout, stderr = cli("score", "The cat sat. [SEP] It sat on the mat.", "-m", "tiny-mlm", "--json")
+    assert code == 0, stderr
+    assert stderr.count(SEP_NOTICE) == 1  # escaped: Rich markup would eat "[SEP]"
+    assert [n for n in json.loads(stdout)["notices"] if n.startswith(SEP_NOTICE)]
+    code, _, stderr = cli("score", "The cat sat on the mat.", "-m", "tiny-mlm")
+    assert code == 0 and "special" not in stderr
+
+
+def test_fillmask_tells_of_a_written_sep_but_not_of_the_masks_it_asks_for(cli, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("The cat sat on the [MASK].\nThe cat sat. [SEP] It sat on the [MASK].\nA [MASK] [SEP] sat.\n")
+    code, stdout, stderr = cli("fillmask", "--input", texts, "-m", "tiny-mlm", "--json")
+    assert code == 0, stderr
+    told = [any(n.startswith(SEP_NOTICE) for n in json.loads(line)["notices"]) for line in stdout.splitlines()]
+    assert told == [False, True, True]
+    assert stderr.count(SEP_NOTICE) == 1 and f"2 text(s): {SEP_NOTICE}" in stderr
+    assert "[MASK]' in your text" not in stderr
+
+
+def test_special_strings_are_those_the_tokenizer_reads_as_special():
+    from bertprobe.models import load
+    from bertprobe.tokens import special_strings
+
+    tokenizer = load("tiny-mlm", "mlm").tokenizer
+    # "[sep]" in an uncased model, "<s>" in BERT and the [UNK] that stands for "🙂" were not written as specials.
+    text = "[CLS] a [SEP] b [sep] <s> 🙂 [UNK] [SEP] [MASK]"
+    assert special_strings(tokenizer, text) == ["[CLS]", "[SEP]", "[UNK]", "[MASK]"]
+    assert special_strings(tokenizer, "The cat sat on the mat. 🙂") == []
+
+
+def test_a_roberta_special_token_is_told_and_bert_spellings_are_plain_text(family_path):
+    from bertprobe.models import load
+    from bertprobe.tokens import special_strings
+
+    # XLM-R's "<mask>" takes the space before it into its span; RoBERTa's tokenizer reads "[SEP]" as characters.
+    for kind in ("roberta", "xlm-roberta"):
+        tokenizer = load(str(family_path(kind)), "mlm").tokenizer
+        assert special_strings(tokenizer, "a <s> b [SEP] c </s> d <mask> e") == ["<s>", "</s>", "<mask>"]
+
+
+def test_nsp_tells_of_a_special_token_in_either_sentence_of_a_pair(cli, tiny_pretraining_path, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(
+        "sentence_a,sentence_b\nI was hungry.,So I ate. [SEP]\nI was hungry.,So I ate.\n[MASK] rang.,I ran.\n"
+    )
+    code, stdout, stderr = cli("nsp", "--input", pairs, "-m", tiny_pretraining_path, "--json")
+    assert code == 0, stderr
+    notices = [json.loads(line)["notices"] for line in stdout.splitlines()]
+    assert [any(n.startswith(SEP_NOTICE) for n in told) for told in notices] == [True, False, False]
+    # NSP does not ask for [MASK]: written in a sentence, it is the mask token all the same.
+    assert any(n.startswith("'[MASK]' in your text is read as the model's special [MASK] token") for n in notices[2])
+
+
+def test_every_one_text_command_tells_of_a_written_special_token(cli, tiny_pretraining_path, tmp_path):
+    # One text on the command line, not --input: each command's own path, not run_many's.
+    sentences = tmp_path / "bank.csv"
+    sentences.write_text("sense,sentence\nriver,The bank [SEP] of the river.\nriver,We sat on the bank.\n"
+                         "money,The bank lent money.\nmoney,She paid the bank.\n")  # fmt: skip
+    runs = [
+        ("fillmask", "The cat [SEP] sat on the [MASK].", "-m", "tiny-mlm"),
+        ("attention", "The cat [SEP] sat.", "-m", "tiny-mlm"),
+        ("attribute", "The cat [SEP] sat on the [MASK].", "-m", "tiny-mlm", "--steps", 4, "--no-faithfulness"),
+        ("nsp", "I was hungry. [SEP]", "So I ate.", "-m", tiny_pretraining_path),
+        ("sense", "bank", "--sentences", sentences, "-m", "tiny-mlm"),
+    ]
+    for args in runs:
+        code, stdout, stderr = cli(*args, "--json")
+        assert code == 0, (args[0], stderr)
+        said = "is read as the model's special [SEP] token"  # sense: "in 1 of your 4 texts"
+        assert " ".join(stderr.split()).count(said) == 1, (args[0], stderr)
+        assert any(said in n for n in json.loads(stdout)["notices"]), args[0]

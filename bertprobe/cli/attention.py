@@ -40,6 +40,7 @@ def attention_cli(
     Example: bertprobe attention "The cat sat on the mat." --layer 6
     """
     from bertprobe import attention, render
+    from bertprobe.api import note_special_tokens
     from bertprobe.render.attention import plot as plot_attention
 
     if input_file is not None or out is not None or text is None:
@@ -49,7 +50,10 @@ def attention_cli(
     if plot is not None:
         render.check_plot_path(plot)  # before the model work, not after
     lm = common.load("encoder")
-    result = attention.attention(lm, text, layer=layer, head=head)
+    result = note_special_tokens(attention.attention(lm, text, layer=layer, head=head), lm, [text])
+    for notice in result.notices:
+        if notice not in lm.notices:  # the loader's own were printed when it loaded
+            render.notice(notice)
     if plot is not None:
         render.notice(f"Wrote {plot_attention(result, plot)}")
     render.show(result, json=common.json, seed=common.seed, explain=explain)

@@ -122,7 +122,7 @@ def attribute_cli(
     Example: bertprobe attribute "The cat sat on the [MASK]." --target mat
     """
     from bertprobe import render
-    from bertprobe.api import check_attribute_question, probe_model
+    from bertprobe.api import check_attribute_question, note_special_tokens, probe_model
     from bertprobe.attribute import AttributionSettings, attribute_fill_mask, attribute_probe, check_settings
     from bertprobe.errors import InputError
 
@@ -159,6 +159,7 @@ def attribute_cli(
         lm = common.load("mlm")
         with render.progress_bar("attributing", enabled=show_progress) as progress:
             result = attribute_fill_mask(lm, text, target=target, mask=mask or 1, settings=settings, progress=progress)
+    note_special_tokens(result, lm, [text])
     for notice in result.notices:
         render.notice(notice)
     if html is not None:

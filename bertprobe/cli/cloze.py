@@ -35,11 +35,11 @@ def cloze_cli(
     Example: bertprobe cloze --set heldout --model bert-base-uncased
     """
     from bertprobe import cloze, render
-    from bertprobe.api import cloze_items
+    from bertprobe.api import cloze_items, note_special_tokens
 
     items, name = cloze_items(data, cloze_set)
     lm = common.load("mlm")
-    result = cloze.evaluate(lm, items, top_k=top_k, cloze_set=name)
+    result = note_special_tokens(cloze.evaluate(lm, items, top_k=top_k, cloze_set=name), lm, [i["text"] for i in items])
     for notice in result.notices:
         if notice not in lm.notices:  # the loader's own were printed when it loaded
             render.notice(notice)

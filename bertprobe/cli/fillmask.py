@@ -134,7 +134,7 @@ def fillmask_cli(
     Example: bertprobe fillmask "The cat sat on the mat." --mode bert --samples 20
     """
     from bertprobe import render
-    from bertprobe.api import fill_mode, fill_targets
+    from bertprobe.api import fill_mode, fill_targets, note_special_tokens
     from bertprobe.fillmask import fill
 
     chosen = fill_mode(mode.value if mode is not None else None, mask_word)
@@ -164,6 +164,7 @@ def fillmask_cli(
     lm = common.load("mlm")
     with render.progress_bar(f"fillmask --mode {chosen}", enabled=not common.json) as progress:
         result = fill(lm, text, chosen, top_k, progress=progress, **options)
+    note_special_tokens(result, lm, [text])
     for notice in result.notices:
         if notice not in lm.notices:  # the loader's own were printed when it loaded
             render.notice(notice)

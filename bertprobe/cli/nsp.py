@@ -51,7 +51,7 @@ def nsp_cli(
     Example: bertprobe nsp "I was hungry." "So I made a sandwich."
     """
     from bertprobe import nsp, render
-    from bertprobe.api import check_nsp_sources, nsp_pairs
+    from bertprobe.api import check_nsp_sources, note_special_tokens, nsp_pairs
     from bertprobe.errors import InputError
 
     check_nsp_sources(first, second, pairs, shuffle, input_file)
@@ -67,6 +67,9 @@ def nsp_cli(
     lm = common.load("nsp")
     with render.progress_bar("NSP", enabled=not common.json and len(pair_list) > 64) as progress:
         result = nsp.score(lm, pair_list, truth, lines, source=source, mode=mode, progress=progress)
+    for notice in note_special_tokens(result, lm, pair_list).notices:
+        if notice not in lm.notices:  # the loader's own were printed when it loaded
+            render.notice(notice)
     if common.json:
         render.show(result, json=True, seed=common.seed)
     else:

@@ -125,7 +125,7 @@ def cls_train_cli(
     Example: bertprobe cls-train --data examples/sentiment.csv --model minilm --sweep
     """
     from bertprobe import render
-    from bertprobe.api import training_split
+    from bertprobe.api import note_special_tokens, training_split
     from bertprobe.probe import cls_train
 
     split = training_split(
@@ -160,6 +160,7 @@ def cls_train_cli(
     from bertprobe import cls_origin
 
     result.cls_origin = cls_origin.of(lm)
+    note_special_tokens(result, lm, [*split.train.texts, *split.eval.texts])
     for message in result.notices:
         render.notice(message)
     render.show(result, json=common.json, seed=common.seed, explain=explain, details=details)
@@ -184,14 +185,14 @@ def cls_predict_cli(
     Example: bertprobe cls-predict runs/sentiment "a gripping, funny film" "a tedious mess"
     """
     from bertprobe import render
-    from bertprobe.api import probe_model
+    from bertprobe.api import note_special_tokens, probe_model
     from bertprobe.probe import load_probe, predict
 
     probe = load_probe(probe_dir)
     probe.check_reading(layer, pool.value if pool is not None else None)
     common.model, common.revision = probe_model(common.model, common.revision, probe)
     lm = common.load("encoder")
-    result = predict(lm, probe, texts, batch_size=batch_size)
+    result = note_special_tokens(predict(lm, probe, texts, batch_size=batch_size), lm, texts)
     for message in result.notices:
         render.notice(message)
     render.show(result, json=common.json, seed=common.seed, explain=explain, details=details)

@@ -141,6 +141,7 @@ def _pairs(
     show: int,
 ) -> None:
     from bertprobe import distributed, inputs, render
+    from bertprobe.api import note_special_tokens
     from bertprobe.errors import InputError
     from bertprobe.render.jsonl import check_out_path
     from bertprobe.score import MinimalPair, pair_problem, pairs_columns, pairs_result, score_pair_chunk
@@ -176,6 +177,7 @@ def _pairs(
         return
     found = source.found[2] if source.found else None
     result = pairs_result(lm, pair_list, scores, metric, unk, str(path), found, skipped)
+    note_special_tokens(result, lm, [text for pair in pair_list for text in (pair.good, pair.bad)])
     for notice in result.notices:
         if notice not in lm.notices:
             render.notice(notice)

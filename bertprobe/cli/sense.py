@@ -91,6 +91,7 @@ def sense_cli(
     Example: bertprobe sense bank --model minilm
     """
     from bertprobe import render, sense
+    from bertprobe.api import note_special_tokens
 
     if list_sets:
         render.show(sense.catalog(common.model, common.revision), json=common.json, seed=common.seed)
@@ -116,6 +117,7 @@ def sense_cli(
             batch_size=batch_size,
             progress=progress,
         )
+    note_special_tokens(result, lm, [s.text for s in labelled_sentences])
     for notice in result.notices:
         render.notice(notice)
     render.show(result, json=common.json, seed=common.seed, explain=explain, details=details)

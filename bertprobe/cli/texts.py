@@ -103,6 +103,11 @@ def one_by_one(run_one: Callable[[Any, str], Any]) -> Compute:
 SKIP_HINT = "Or pass --on-bad skip to leave such lines out and list them."
 
 
+def _written(item: Any) -> str | tuple[str, str]:
+    """What the user wrote for one input: its text, or (nsp) its pair of texts."""
+    return item.text if item.pair is None else (item.text, item.pair)
+
+
 @dataclass(frozen=True)
 class Refused:
     """A text the computation refused (an ``InputError`` for it alone): passed on in its place, across processes."""
@@ -151,6 +156,7 @@ def run_many(
     writes.
     """
     from bertprobe import distributed, render
+    from bertprobe.api import note_special_tokens
     from bertprobe.errors import DataError, InputError
     from bertprobe.inputs import BadLine
     from bertprobe.render.jsonl import JsonLines, Summary, check_out_path, line_document, summarise_cells
@@ -172,6 +178,7 @@ def run_many(
             item = next(source.chunks(checked))[0]
             with render.progress_bar(title, enabled=not common.json) as progress:
                 result = compute(lm, [item], progress)[0]
+            note_special_tokens(result, lm, [_written(item)])
             for notice in getattr(result, "notices", []):
                 if notice not in lm.notices:
                     render.notice(notice)
@@ -201,6 +208,7 @@ def run_many(
                     refused.append(bad)
                     done += 1
                     continue
+                note_special_tokens(result, lm, [_written(item)])
                 sink.write(line_document(result, item.index, item.line, common.seed))
                 for notice in getattr(result, "notices", []):
                     if notice not in lm.notices and (notice in notices or len(notices) < 20):
