@@ -987,3 +987,11 @@ def test_a_value_refused_for_being_too_large_is_not_told_it_is_too_small(corpus,
     with pytest.raises(InputError, match=r"at most|between 1 and") as refused:
         pretrain.check_settings(settings)
     assert "at least 1" not in refused.value.message
+
+
+def test_a_probe_sentence_with_a_written_special_token_is_told(tiny_pretraining_path, corpus, tmp_path):
+    probes = ["the cat [SEP] sat on the [MASK] ."]
+    result = pretrain.pretrain(_settings(tiny_pretraining_path, corpus, tmp_path / "run", steps=1, probes=probes),
+                               device="cpu")  # fmt: skip
+    told = [n for n in result.notices if "special" in n]
+    assert len(told) == 1 and told[0].startswith("'[SEP]' in your text is read as the model's special [SEP] token")
