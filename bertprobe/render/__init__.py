@@ -172,6 +172,11 @@ def err() -> Console:
 
 
 def error(exc: Any) -> None:
+    """An ``error:`` line and its hint on stderr; under torchrun only the process that stopped first says it."""
+    from bertprobe.distributed import first_to_stop
+
+    if not first_to_stop():
+        return
     console = err()
     console.print(f"[bold red]error:[/] {escape(visible(str(exc), one_line=True))}", soft_wrap=True)
     if getattr(exc, "hint", ""):
