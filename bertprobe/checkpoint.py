@@ -9,7 +9,8 @@ exception with a hint, never prints. The loader calls it at a few marked places:
   index is checked: JSON, shard paths inside the directory, every shard present), and each
   safetensors header checked against the file's size before torch or safetensors read it.
 - ``check_directory``: the whole directory before loading: a BERT-family encoder with no
-  custom code, a real tokenizer, weights that agree with the config (layer count, tensor
+  custom code, a real tokenizer whose files agree with each other (and with transformers' reading of them),
+  weights that agree with the config (layer count, tensor
   shapes, float dtypes, no extra or missing encoder tensors), a pickle ``.bin`` only through
   ``torch.load(weights_only=True)``. Returns notices for what is ignored but harmless.
 - ``check_loading_info``: what transformers reports after ``from_pretrained`` (missing,
@@ -517,7 +518,9 @@ def _token_text(value: Any) -> bool:
 
 
 def _check_tokenizer(path: Path, config: dict[str, Any]) -> int | None:
-    """Refuse a missing or damaged tokenizer; return its vocabulary size (highest id + 1) when cheap to know."""
+    """Refuse a missing, damaged or self-contradicting tokenizer; return its vocabulary size (highest id + 1)
+    when cheap to know."""
+    files: dict[str, dict[str, Any]] = {}
     for name in ("tokenizer_config.json", "special_tokens_map.json"):
         file = path / name
         if not file.is_file():
@@ -537,9 +540,15 @@ def _check_tokenizer(path: Path, config: dict[str, Any]) -> int | None:
                 f"{file}: model_max_length is {json.dumps(limit)[:40]}, not a positive number",
                 hint=f"Fix model_max_length in {name} (or restore the checkpoint's {name}).",
             )
-    if (path / "tokenizer.json").is_file():
-        return _fast_tokenizer_size(path / "tokenizer.json")
+        files[name] = raw
+    _check_special_tokens_agree(path, files)
     needs = _SLOW_TOKENIZER_FILES.get(str(config.get("model_type")), _ANY_TOKENIZER)
+    if (path / "tokenizer.json").is_file():
+        backend = _fast_tokenizer(path / "tokenizer.json")
+        _check_casing(path, config, files.get("tokenizer_config.json"), backend)
+        if ("vocab.txt",) in needs and (path / "vocab.txt").is_file():
+            _check_vocab_agrees(path, _vocab_lines(path / "vocab.txt"), backend)
+        return max(backend.get_vocab(with_added_tokens=True).values()) + 1
     if not any(all((path / name).is_file() for name in names) for names in needs):
         wanted = " or ".join(" + ".join(names) for names in (("tokenizer.json",), *needs))
         raise _error(
@@ -549,14 +558,131 @@ def _check_tokenizer(path: Path, config: dict[str, Any]) -> int | None:
         )
     vocab = path / "vocab.txt"
     if vocab.is_file() and ("vocab.txt",) in needs:
-        try:
-            lines = vocab.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as err:
-            raise _error(f"{vocab} is not a readable UTF-8 word-piece vocabulary ({one_line(err, 80)})") from None
-        if not any(line.strip() for line in lines):
-            raise _error(f"{vocab} is empty")
-        return max(len(lines), _added_tokens_size(path))
+        return max(len(_vocab_lines(vocab)), _added_tokens_size(path))
     return _added_tokens_size(path) or None
+
+
+def _vocab_lines(vocab: Path) -> list[str]:
+    try:
+        lines = vocab.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise _error(f"{vocab} is not a readable UTF-8 word-piece vocabulary ({one_line(err, 80)})") from None
+    if not any(line.strip() for line in lines):
+        raise _error(f"{vocab} is empty")
+    return lines
+
+
+# The special tokens bertprobe reads from the tokenizer files (tokenizer.py): bos and eos it never uses.
+_READ_SPECIAL_TOKENS = ("mask_token", "cls_token", "sep_token", "pad_token", "unk_token")
+
+
+def _check_special_tokens_agree(path: Path, files: dict[str, dict[str, Any]]) -> None:
+    """Both files may name the special tokens; where they name different ones, transformers takes
+    special_tokens_map.json's and bertprobe tokenizer_config.json's, and either may be the wrong one."""
+    if len(files) < 2:
+        return
+    config, mapped = files["tokenizer_config.json"], files["special_tokens_map.json"]
+    for key in _READ_SPECIAL_TOKENS:
+        first, second = _token_content_of(mapped.get(key)), _token_content_of(config.get(key))
+        if first and second and first != second:
+            raise _error(
+                f"{path}: special_tokens_map.json makes {key} {json.dumps(first)[:40]} but tokenizer_config.json "
+                f"{json.dumps(second)[:40]}; the model would be run with one of them, maybe the wrong one",
+                hint=f"Make both files name the same {key} (the one the model was trained with), or restore the "
+                "checkpoint's tokenizer files.",
+            )
+
+
+def _token_content_of(value: Any) -> str | None:
+    return value.get("content") if isinstance(value, dict) else value
+
+
+# Tokenizer classes transformers builds a BERT normaliser for from tokenizer_config.json, lowercasing unless
+# do_lower_case says otherwise (their default): tokenizer.json's own normaliser is not read.
+_LOWERCASING_TOKENIZERS = frozenset(
+    ("BertTokenizer", "DistilBertTokenizer", "ElectraTokenizer", "MobileBertTokenizer", "MPNetTokenizer",
+     "FunnelTokenizer", "ConvBertTokenizer", "SqueezeBertTokenizer", "LayoutLMTokenizer", "RetriBertTokenizer")
+)  # fmt: skip
+# What transformers' AutoTokenizer picks by model_type when tokenizer_config.json names no class.
+_LOWERCASING_TYPES = frozenset(("bert", "distilbert", "electra", "megatron-bert", "mobilebert", "mpnet"))
+
+
+def _check_casing(path: Path, config: dict[str, Any], tokenizer_config: dict[str, Any] | None, backend: Any) -> None:
+    """Refuse a cased tokenizer.json whose casing tokenizer_config.json leaves to transformers' default.
+
+    bertprobe keeps tokenizer.json's normaliser where tokenizer_config.json says nothing (and applies
+    do_lower_case, strip_accents, tokenize_chinese_chars where it does, as transformers does); transformers'
+    BERT tokenizers rebuild the normaliser with their defaults (lowercase, accents stripped, CJK split), so the
+    same text would become other word pieces. Which one the model was trained with, no file says.
+    """
+    from tokenizers import normalizers
+
+    normaliser = backend.normalizer
+    if not isinstance(normaliser, normalizers.BertNormalizer):
+        return
+    options = tokenizer_config or {}
+    named = str(options.get("tokenizer_class") or "").removesuffix("Fast")
+    if not (named in _LOWERCASING_TOKENIZERS or (not named and config.get("model_type") in _LOWERCASING_TYPES)):
+        return  # a generic class (PreTrainedTokenizerFast, TokenizersBackend) reads tokenizer.json as it is
+    ours = {
+        "do_lower_case": options.get("do_lower_case", normaliser.lowercase),
+        "tokenize_chinese_chars": options.get("tokenize_chinese_chars", normaliser.handle_chinese_chars),
+    }
+    theirs = {
+        "do_lower_case": options.get("do_lower_case", True),
+        "tokenize_chinese_chars": options.get("tokenize_chinese_chars", True),
+    }
+    # strip_accents null means "as do_lower_case".
+    strip = options.get("strip_accents", normaliser.strip_accents)
+    ours["strip_accents"] = ours["do_lower_case"] if strip is None else strip
+    strip = options.get("strip_accents")
+    theirs["strip_accents"] = theirs["do_lower_case"] if strip is None else strip
+    what = {
+        "do_lower_case": ("lowercase", "a cased model", "an uncased one"),
+        "strip_accents": ("strip accents", "accents kept", "accents stripped"),
+        "tokenize_chinese_chars": ("split CJK characters", "CJK kept whole", "CJK split"),
+    }
+    for key, value in ours.items():
+        if bool(value) != bool(theirs[key]):
+            does, when_false, when_true = what[key]
+            raise _error(
+                f"{path}: tokenizer.json does not {does}, but tokenizer_config.json does not say {key}, and "
+                f"transformers' {named or 'BERT tokenizer'} would {does}: the same text gives other word pieces"
+                if not value
+                else f"{path}: tokenizer.json does {does}, but tokenizer_config.json does not say {key}, and "
+                f"transformers' {named or 'BERT tokenizer'} would not: the same text gives other word pieces",
+                hint=f'Add "{key}": false ({when_false}) or true ({when_true}) to tokenizer_config.json, as the model '
+                "was trained; or restore the checkpoint's tokenizer files.",
+            )
+
+
+def _check_vocab_agrees(path: Path, lines: list[str], backend: Any) -> None:
+    """vocab.txt beside tokenizer.json: only tokenizer.json is read (here and in transformers), so a vocab.txt
+    that says otherwise (an edit, or a file from another model) would be silently ignored."""
+    from tokenizers import models
+
+    if not isinstance(backend.model, models.WordPiece):
+        return
+    pieces = backend.get_vocab(with_added_tokens=False)  # the WordPiece model's own, vocab.txt's counterpart
+    hint = (
+        "Keep the pair that belongs to the model: if you edited vocab.txt, delete tokenizer.json (it is rebuilt "
+        "from vocab.txt); otherwise restore the checkpoint's vocab.txt."
+    )
+    for piece, index in sorted(pieces.items(), key=lambda item: item[1]):
+        line = lines[index] if index < len(lines) else None
+        if line != piece:
+            shown = f"has no line {index + 1}" if line is None else f"line {index + 1} is {json.dumps(line)[:40]}"
+            raise _error(
+                f"{path}: vocab.txt and tokenizer.json disagree: vocab.txt {shown}, but tokenizer.json gives id "
+                f"{index} to {json.dumps(piece)[:40]}; tokenizer.json is the one read",
+                hint=hint,
+            )
+    if len(set(lines)) != len(pieces):
+        raise _error(
+            f"{path}: vocab.txt and tokenizer.json disagree: vocab.txt has {len(set(lines)):,} pieces, tokenizer.json "
+            f"{len(pieces):,}; tokenizer.json is the one read",
+            hint=hint,
+        )
 
 
 def _added_tokens_size(path: Path) -> int:
@@ -570,7 +696,7 @@ def _added_tokens_size(path: Path) -> int:
     return max(added.values(), default=-1) + 1
 
 
-def _fast_tokenizer_size(file: Path) -> int:
+def _fast_tokenizer(file: Path) -> Any:
     from tokenizers import Tokenizer
 
     try:
@@ -582,7 +708,7 @@ def _fast_tokenizer_size(file: Path) -> int:
     vocab = backend.get_vocab(with_added_tokens=True)
     if not vocab:
         raise _error(f"{file} has an empty vocabulary", hint="Restore the checkpoint's tokenizer.json.")
-    return max(vocab.values()) + 1
+    return backend
 
 
 def _check_dtypes(path: Path, shapes: dict[str, tuple[str, tuple[int, ...]]]) -> None:

@@ -56,7 +56,8 @@ def _small_tokenizer(target, size):
     pieces += [f"##{c}" for c in string.ascii_lowercase]
     pieces += [f"w{i}" for i in range(size - len(pieces))]
     (target / "vocab.txt").write_text("\n".join(pieces[:size]) + "\n")
-    transformers.BertTokenizerFast(vocab_file=str(target / "vocab.txt")).save_pretrained(target)
+    # transformers 5 ignores vocab_file= here (it saved a 5-piece tokenizer.json beside this vocab.txt): the pieces.
+    transformers.BertTokenizerFast(vocab={p: i for i, p in enumerate(pieces[:size])}).save_pretrained(target)
 
 
 @pytest.fixture(scope="module")

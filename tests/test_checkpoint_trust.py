@@ -165,6 +165,22 @@ def _drop_layer_1(tensors):
         del tensors[key]
 
 
+def _tokenizer_json(path: Path, change) -> None:
+    raw = json.loads((path / "tokenizer.json").read_text())
+    change(raw)
+    (path / "tokenizer.json").write_text(json.dumps(raw))
+
+
+def _cased(raw: dict) -> None:
+    raw["normalizer"]["lowercase"] = False
+
+
+def _replace_line(file: Path, old: str, new: str) -> None:
+    lines = file.read_text().splitlines()
+    lines[lines.index(old)] = new
+    file.write_text("\n".join(lines) + "\n")
+
+
 def _no_tokenizer(path: Path) -> None:
     for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
         (path / name).unlink(missing_ok=True)
@@ -193,6 +209,23 @@ CASES = {
         "added_tokens.json is not a JSON object of token to id"),
     "tokenizer bigger than the embeddings": (
         "tokenizer", lambda p: None, "the tokenizer has 30,522 tokens but the model's embeddings hold 1,000"),
+    # tokenizer files that disagree: transformers and bertprobe would read them differently (or both wrongly)
+    "special_tokens_map.json and tokenizer_config.json name other masks": (
+        "tokenizer", lambda p: _edit_json(p / "special_tokens_map.json", mask_token="[UNK]"),
+        "special_tokens_map.json makes mask_token \"[UNK]\" but tokenizer_config.json \"[MASK]\""),
+    "a cased tokenizer.json under a tokenizer_config without do_lower_case": (
+        "tokenizer", lambda p: (_tokenizer_json(p, _cased), _edit_json(p / "tokenizer_config.json",
+                                                                        do_lower_case=_DELETE)),
+        "tokenizer.json does not lowercase, but tokenizer_config.json does not say do_lower_case"),
+    "vocab.txt edited under a tokenizer.json": (
+        "tokenizer", lambda p: _replace_line(p / "vocab.txt", "[unused0]", "filmx"),
+        "vocab.txt and tokenizer.json disagree: vocab.txt line 2 is \"filmx\""),
+    "vocab.txt longer than tokenizer.json's": (
+        "tokenizer", lambda p: (p / "vocab.txt").write_text((p / "vocab.txt").read_text() + "filmx\n"),
+        "vocab.txt and tokenizer.json disagree: vocab.txt has 30,523 pieces, tokenizer.json 30,522"),
+    "tokenizer.json adds no [CLS] and [SEP]": (
+        "tokenizer", lambda p: _tokenizer_json(p, lambda t: t.update(post_processor=None)),
+        "tokenizer does not frame a text as [CLS] text [SEP] (it makes 'a' into a)"),
     # config.json
     "config truncated": ("config", _config_text('{"model_type": "bert", "hidden_size": 3'), "not valid JSON"),
     "config empty": ("config", _config_text(""), "not valid JSON (empty file)"),
@@ -277,6 +310,47 @@ def test_the_tiny_checkpoint_itself_loads(cli, tiny_encoder_path, tmp_path):
     """The control for the cases above: the unbroken copy runs."""
     code, stdout, stderr = cli("attention", "hi there", "-m", _copy(tiny_encoder_path, tmp_path), "--json")
     assert code == 0, stderr and json.loads(stdout)
+
+
+_DIVERGENT_TOKENIZERS = (
+    "special_tokens_map.json and tokenizer_config.json name other masks",
+    "a cased tokenizer.json under a tokenizer_config without do_lower_case",
+    "tokenizer.json adds no [CLS] and [SEP]",
+)
+
+
+@pytest.mark.parametrize("case", _DIVERGENT_TOKENIZERS)
+def test_the_refused_tokenizer_files_would_be_read_otherwise_by_transformers(case, tiny_encoder_path, tmp_path):
+    """Why these are refused rather than run: transformers' AutoTokenizer (the reference) reads the same folder
+    into other word pieces or another mask, so one of the two runs the model on input it was not trained on."""
+    from transformers import AutoTokenizer
+
+    from bertprobe.tokenizer import Tokenizer
+
+    model = _copy(tiny_encoder_path, tmp_path)
+    CASES[case][1](model)
+    ours = Tokenizer.from_dir(model, 64, "bert")
+    theirs = AutoTokenizer.from_pretrained(str(model))
+    text = "Hello World, the Cat sat on the [MASK]."
+    assert (ours.encode(text).ids, ours.mask_token_id) != (theirs(text)["input_ids"], theirs.mask_token_id)
+
+
+@pytest.mark.parametrize(
+    ("tokenizer_config", "lowercase", "first"),
+    [({"do_lower_case": False, "strip_accents": False}, True, "[UNK]"),  # tokenizer_config settles it
+     ({"do_lower_case": _DELETE}, True, "hello"),  # tokenizer.json and transformers' default both lowercase
+     ({"do_lower_case": _DELETE, "tokenizer_class": "PreTrainedTokenizerFast"}, False, "[UNK]")],  # read as it is
+)  # fmt: skip
+def test_tokenizer_files_whose_casing_is_settled_still_load(
+    tokenizer_config, lowercase, first, cli, tiny_encoder_path, tmp_path
+):
+    """The control for the casing refusal: where the files leave no doubt, the model runs, cased or not."""
+    model = _copy(tiny_encoder_path, tmp_path)
+    _tokenizer_json(model, lambda raw: raw["normalizer"].update(lowercase=lowercase))
+    _edit_json(model / "tokenizer_config.json", **tokenizer_config)
+    code, stdout, stderr = cli("attention", "Hello World", "-m", model, "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["tokens"][1] == first  # the uncased vocabulary has no "Hello"
 
 
 def test_a_gap_in_the_layers_is_refused(cli, tiny_encoder_path, tmp_path):

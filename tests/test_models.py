@@ -312,3 +312,23 @@ def test_modernbert_mlm_head_is_recognised_and_its_classifier_head_is_not_one(tm
     config.num_labels = 2
     transformers.ModernBertForSequenceClassification(config).save_pretrained(classifier)
     assert "mlm" not in models.checkpoint_heads(classifier)  # its "head." feeds a classifier, not a vocabulary
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [("float16", 0.005), ("bfloat16", 0.05)])
+def test_half_precision_is_announced_and_stays_near_float32(cli, dtype, tolerance):
+    """Half precision changes every probability a little: the numbers stay near float32's, and the run says so
+    (on stderr and in the JSON), so a table made in bfloat16 is never taken for float32's."""
+    sentences = ("The cat sat on the [MASK].", "Paris is the capital of [MASK].", "He [MASK] the ball to me.")
+    for sentence in sentences:
+        runs = {}
+        for chosen in ("float32", dtype):
+            code, stdout, stderr = cli("fillmask", sentence, "-m", "minilm-mlm", "--dtype", chosen, "--json")
+            assert code == 0, stderr
+            runs[chosen] = (json.loads(stdout), stderr)
+        full, half = (runs[d][0]["masks"][0]["predictions"] for d in ("float32", dtype))
+        assert full[0]["token"] == half[0]["token"]
+        exact = {p["token_id"]: p["score"] for p in full}
+        assert max(abs(exact.get(p["token_id"], 0.0) - p["score"]) for p in half) < tolerance
+        announced = f"minilm-mlm runs in {dtype}"
+        assert announced in runs[dtype][1] and any(announced in n for n in runs[dtype][0]["notices"])
+        assert "runs in" not in runs["float32"][1] and not runs["float32"][0]["notices"]

@@ -426,7 +426,9 @@ def _load_cached(
     from bertprobe.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.from_dir(resolved.path, max_len, str(config.get("model_type", "")))
+    _check_wrapping(resolved.name, tokenizer)
     notices = list(resolved.notices)
+    notices += _precision_notices(resolved.name, torch_dtype)
     notices += _vocabulary_notices(resolved.name, config, tokenizer, head)
     native = use_native(config) and bool(_weight_files(resolved.path))
     if native:
@@ -471,6 +473,40 @@ def _vocabulary_notices(name: str, config: dict[str, Any], tokenizer: Any, head:
         f"{name} predicts over {rows:,} ids but its tokenizer has pieces for {pieces:,}: a prediction of one of the "
         f"other {rows - pieces:,} shows as an empty token."
     ]
+
+
+def _check_wrapping(name: str, tokenizer: Any) -> None:
+    """Refuse a tokenizer that does not wrap a text in the model's own [CLS] ... [SEP] (a tokenizer.json without its
+    post-processor, or one naming other special tokens): every BERT-family model was trained on wrapped inputs,
+    and the [CLS] vector, the NSP head and each position's embedding assume them. (pretrain checks its own
+    framing of examples, pretrain._check_layout.)"""
+    ids = tokenizer.encode("a").ids
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    if cls is not None and sep is not None and len(ids) >= 3 and ids[0] == cls and ids[-1] == sep:
+        return
+    shown = " ".join(tokenizer.id_to_token(i) or "?" for i in ids)
+    raise ModelNotFoundError(
+        f"{name}'s tokenizer does not frame a text as {tokenizer.cls_token} text {tokenizer.sep_token} (it makes 'a' "
+        f"into {shown}); the model would read text without the tokens it was trained with",
+        hint="Restore the checkpoint's tokenizer files (tokenizer.json's post_processor adds them; without "
+        "tokenizer.json, vocab.txt and tokenizer_config.json rebuild it).",
+    )
+
+
+# What half precision does to the numbers, measured on minilm-mlm's fill-mask probabilities against float32
+# (largest moves 0.0005 and 0.03).
+_PRECISION = {
+    "float16": "its numbers differ from float32's from about the third decimal",
+    "bfloat16": "its numbers differ from float32's from about the second decimal, and close ranks can swap",
+}
+
+
+def _precision_notices(name: str, dtype: Any) -> list[str]:
+    """Say that half precision changes the numbers: a table made with it is not float32's."""
+    short = str(dtype).removeprefix("torch.")
+    if short not in _PRECISION:
+        return []
+    return [f"{name} runs in {short}: {_PRECISION[short]} (--dtype float32 gives the reference numbers)."]
 
 
 def _check_positions(name: str, config: dict[str, Any]) -> None:
