@@ -376,3 +376,14 @@ def test_nsp_verdict_still_finds_a_head_that_tells_the_kinds_apart_in_an_unbalan
     even = _nsp_reading(tiny_pretraining_path, 20, 18)
     assert "(90% of the true next ones, 90% of the random ones; guessing gets 50% of each)" in even
     assert "always answering" not in even and "carries what" in even
+
+
+def test_nsp_input_records_name_their_file_and_line(cli, tiny_pretraining_path, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("sentence_a,sentence_b\nI was hungry.,So I ate.\nThe sun set.,We went home.\n")
+    code, stdout, stderr = cli("nsp", "--input", pairs, "-m", tiny_pretraining_path, "--json")
+    assert code == 0, stderr
+    records = [json.loads(line) for line in stdout.splitlines()]
+    # The record's own line and its scored pair's agree, and its source is the file (it read "arguments", null).
+    named = [(r["line"], r["pairs"][0]["line"], r["source"]) for r in records]
+    assert named == [(2, 2, str(pairs)), (3, 3, str(pairs))]

@@ -270,3 +270,30 @@ def test_json_lines_on_a_stdout_that_is_not_utf8_stay_utf8_json_with_the_same_te
             sink.write({"index": index, "line": index, "text": text})
     written = raw.getvalue().decode("utf-8").splitlines()
     assert [json.loads(line)["text"] for line in written] == texts
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
+def test_a_one_text_json_run_on_a_stdout_that_is_not_utf8_is_the_same_json(tmp_path, encoding):
+    # As the JSON Lines above: "é" as a cp1252 byte is no UTF-8 JSON, and "😀" stopped the run with a traceback.
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    text = "Le café 😀 est [MASK]."
+    run = subprocess.run([sys.executable, "-m", "bertprobe", "fillmask", text, "-m", "tiny-mlm", "--json"],
+                         capture_output=True, env=env, timeout=120)  # fmt: skip
+    assert run.returncode == 0 and b"Traceback" not in run.stderr, run.stderr[-2000:]
+    assert json.loads(run.stdout.decode("utf-8"))["text"] == text
+
+
+def test_a_reader_that_leaves_early_gets_no_error_line(tmp_path):
+    # `bertprobe fillmask --input texts.txt --json | head -1`: head leaves after one line, and the writes after it
+    # fail with EPIPE. That is the reader's choice, not an error to report ("error: Broken pipe" and a traceback).
+    texts = tmp_path / "texts.txt"
+    texts.write_text("".join(f"Sentence number {n} has a [MASK] in it.\n" for n in range(400)))
+    run = subprocess.Popen([sys.executable, "-m", "bertprobe", "fillmask", "--input", texts, "-m", "tiny-mlm",
+                            "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    first = run.stdout.readline()
+    run.stdout.close()
+    stderr = run.stderr.read().decode()
+    run.wait(timeout=120)
+    assert json.loads(first)["index"] == 1
+    assert "error" not in stderr and "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert run.returncode == 1

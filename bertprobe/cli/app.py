@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -149,7 +150,14 @@ def command(
 
             try:
                 _check_utf8(call_kwargs, labels)
-                return func(**regroup(call_kwargs))
+                answer = func(**regroup(call_kwargs))
+                sys.stdout.flush()  # a reader that left shows here, not as a traceback at exit
+                return answer
+            except BrokenPipeError:
+                # The reader of stdout left (`--json | head -1`): it has what it wanted, and nobody reads an error
+                # line about it. Quiet, exit 1 (as Python's own docs advise), and no second failure at exit.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(1) from None
             except BertprobeError as err:
                 if os.environ.get("BERTPROBE_DEBUG"):
                     render.traceback()

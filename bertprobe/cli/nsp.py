@@ -102,7 +102,12 @@ def _many(
 
         pair_list = [(item.text, item.pair or "") for item in items]
         chance = nsp.is_next_probabilities(lm, pair_list, progress=progress)
-        return [nsp.score(lm, [pair], probabilities=[p]) for pair, p in zip(pair_list, chance, strict=True)]
+        # Each record names where its pair came from, as `nsp --pairs FILE` names it (not "arguments", line null).
+        where = str(input_file) if input_file is not None else "arguments"
+        return [
+            nsp.score(lm, [pair], lines=[item.line], source=where, probabilities=[p])
+            for pair, item, p in zip(pair_list, items, chance, strict=True)
+        ]
 
     def problem(lm: Any) -> inputs.Problem:
         from bertprobe.nsp import pair_problem

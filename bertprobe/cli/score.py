@@ -10,7 +10,7 @@ import typer
 
 from bertprobe.cli.app import command
 from bertprobe.cli.options import Common
-from bertprobe.cli.texts import BatchSizeOpt, InputOpt, OnBad, OnBadOpt, OutOpt, ShowOpt, TextColumnOpt
+from bertprobe.cli.texts import BatchSizeOpt, InputOpt, OnBad, OnBadOpt, ShowOpt, TextColumnOpt
 
 # Spelled out here (not imported from bertprobe.score) so `--help` stays light; a test checks they agree.
 Metric = Enum("Metric", {m: m for m in ("original", "within-word-l2r")}, type=str)
@@ -58,7 +58,16 @@ def score_cli(
     unk: Annotated[Unk, typer.Option("--unk", help=UNK_HELP)] = Unk.skip,
     batch_size: BatchSizeOpt = 4096,
     on_bad: OnBadOpt = OnBad.stop,
-    out: OutOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the results to this file, atomically: all of it or nothing. JSON Lines, one object per "
+            "text; with --pairs, one JSON document (the accuracy and every pair).",
+            show_default=False,
+        ),
+    ] = None,
     show: ShowOpt = 20,
     *,
     common: Common,

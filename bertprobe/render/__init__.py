@@ -8,6 +8,7 @@ stderr, so ``--json`` output can be piped as it is.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import dataclasses
 import importlib
@@ -219,8 +220,31 @@ def dumps(doc: Any, indent: int | None = 2) -> str:
 
 
 def emit_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(dumps(doc) + "\n")
+    sys.stdout.write(for_stream(dumps(doc), sys.stdout) + "\n")
     sys.stdout.flush()
+
+
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+
+
+def for_stream(text: str, stream: Any) -> str:
+    """JSON text as ``stream`` can carry it: as it is on UTF-8; elsewhere every non-ASCII character as JSON's own
+    ``\\uXXXX`` escape (a surrogate pair past the BMP), the same JSON. A stdout in cp1252 (Windows without UTF-8
+    mode, redirected to a file) would write "é" as a byte no UTF-8 JSON reader takes, and stop at "😀"."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        utf8 = False
+    return text if utf8 else _NON_ASCII.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def to_document(result: Any, seed: int | None = None) -> dict[str, Any]:

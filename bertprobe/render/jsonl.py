@@ -7,10 +7,8 @@ the input) and ``line`` (its line in the input file, or null for command-line te
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -22,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.errors import InputError
-from bertprobe.render import dumps, percent, to_document, visible
+from bertprobe.render import dumps, for_stream, percent, to_document, visible
 
 
 def check_out_path(path: str | Path | None, reads: Path | None = None) -> Path | None:
@@ -60,22 +58,6 @@ def check_out_path(path: str | Path | None, reads: Path | None = None) -> Path |
     return target
 
 
-_NON_ASCII = re.compile("[^\x00-\x7f]")
-
-
-def _utf8(stream: IO[str]) -> bool:
-    return codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name == "utf-8"
-
-
-def _json_escape(match: re.Match[str]) -> str:
-    """A character as JSON writes it in ASCII: ``\\uXXXX``, a character beyond the BMP as its surrogate pair."""
-    code = ord(match.group(0))
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    code -= 0x10000
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
-
-
 def line_document(result: Any, index: int, line: int | None, seed: int | None) -> dict[str, Any]:
     return {"index": index, "line": line, **to_document(result, seed)}
 
@@ -109,12 +91,8 @@ class JsonLines:
         self.count += 1
         if self._file is None:
             return
-        line = dumps(document, indent=None)  # escaped as a one-text --json run writes it
-        if not _utf8(self._file):
-            # A stdout in cp1252 (Windows without UTF-8 mode, redirected to a file) would write "é" as a byte no
-            # UTF-8 JSON reader takes, and stop at "😀": in \u escapes the line is ASCII, the same JSON in any case.
-            line = _NON_ASCII.sub(_json_escape, line)
-        self._file.write(line + "\n")
+        # Escaped as a one-text --json run writes it, and as the stream can carry it.
+        self._file.write(for_stream(dumps(document, indent=None), self._file) + "\n")
         if self.out is None:
             self._file.flush()
         else:
