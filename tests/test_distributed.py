@@ -208,7 +208,9 @@ def test_torchrun_after_joining_only_the_first_process_to_stop_says_why(tmp_path
     script.write_text(
         "from bertprobe import distributed\n"
         "place = distributed.world('cpu')\n"
-        "print(place.rank, distributed.first_to_stop(), distributed.first_to_stop(), flush=True)\n"
+        "import sys\n"  # one write per process: print's pieces from two processes interleave on the shared pipe
+        "sys.stdout.write(f'{place.rank} {distributed.first_to_stop()} {distributed.first_to_stop()}\\n')\n"
+        "sys.stdout.flush()\n"
         "distributed.finish(place)\n"
     )
     both = _run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", script)
