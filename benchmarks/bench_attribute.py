@@ -8,7 +8,8 @@ its convergence delta computed by Captum; once with all steps in one batch (no
 internal_batch_size) and once one step per pass (internal_batch_size=1).
 
 Runs on the offline MiniLM (a 6-layer, 384-wide BERT) with a linear probe of random weights on
-the [CLS] vector: timings do not depend on what the probe learned.
+the [CLS] vector: timings do not depend on what the probe learned. The rows take turns, repeat by
+repeat, so that a busy shared machine slows them alike.
 
     .venv/bin/python benchmarks/bench_attribute.py [--repeats 5] [--threads N] [--device cpu]
 """
@@ -16,9 +17,8 @@ the [CLS] vector: timings do not depend on what the probe learned.
 from __future__ import annotations
 
 import argparse
-import os
 
-from timing import median_time
+from timing import interleaved_medians, load_after, machine
 
 TEXT = "a gripping, funny and heartfelt film about two estranged brothers who finally learn to forgive it"
 STEPS = 50
@@ -103,28 +103,21 @@ def main() -> None:
             return_convergence_delta=True,
         )
 
-    print(f"device {device}, torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
-    print(f"MiniLM ({lm.num_layers} layers, {hidden} wide), {length} word pieces, IG {STEPS} steps")
-    print(f"median of {args.repeats} runs:")
-    base = median_time(floor, args.repeats)
-    rows = [
-        ("floor: 50 interpolated inputs, one batched forward + backward", base),
-        ("bertprobe attribute --method ig (no faithfulness)", median_time(ours, args.repeats)),
-        (
-            "bertprobe attribute --method ig (with faithfulness, 20 random orders)",
-            median_time(ours_with_faithfulness, args.repeats),
-        ),
-        (
-            "naive Captum LIG, all steps in one batch, with its delta",
-            median_time(lambda: naive_captum(None), args.repeats),
-        ),
-        (
-            "naive Captum LIG, internal_batch_size=1 (one step per pass)",
-            median_time(lambda: naive_captum(1), args.repeats),
-        ),
-    ]
-    for name, seconds in rows:
+    print(machine())
+    print(f"device {device}; MiniLM ({lm.num_layers} layers, {hidden} wide), {length} word pieces, IG {STEPS} steps")
+    print(f"median of {args.repeats} runs, the rows taking turns:")
+    rows = {
+        "floor: 50 interpolated inputs, one batched forward + backward": floor,
+        "bertprobe attribute --method ig (no faithfulness)": ours,
+        "bertprobe attribute --method ig (with faithfulness, 20 random orders)": ours_with_faithfulness,
+        "naive Captum LIG, all steps in one batch, with its delta": lambda: naive_captum(None),
+        "naive Captum LIG, internal_batch_size=1 (one step per pass)": lambda: naive_captum(1),
+    }
+    medians = interleaved_medians(rows, args.repeats)
+    base = medians["floor: 50 interpolated inputs, one batched forward + backward"]
+    for name, seconds in medians.items():
         print(f"  {name:<72} {seconds * 1000:8.1f} ms  {seconds / base:5.2f}x floor")
+    print(load_after())
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import load_after, machine
+
 SAMPLE = Path(__file__).parent.parent / "examples" / "sentiment.csv"
 
 
@@ -74,6 +76,7 @@ def main() -> None:
     texts, labels = load_texts(args.texts)
     layer = lm.num_layers
     encodings, _ = featcache.encode(lm, texts, lm.tokenizer.model_max_length)
+    print(machine())
     print(f"model: {lm.name} ({lm.num_layers} layers, {lm.hidden_size} wide) on {lm.device}, "
           f"torch threads {torch.get_num_threads()}, {len(texts)} texts, {os.cpu_count()} CPUs")  # fmt: skip
 
@@ -127,6 +130,7 @@ def main() -> None:
     print(f"speed-up rerun / first run: {f / a:.1f}x  (target >= 20x)")
     ff, fa = median(feat_first), median(feat_again)
     print(f"features alone: extract + write {ff:.3f} s, read {fa:.4f} s: {ff / fa:.0f}x")
+    print(load_after())
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from timing import load_after, machine
+
 TEXT = "The cat sat on the [MASK]."
 PIPELINE_SCRIPT = """
 import sys
@@ -54,11 +56,13 @@ def main() -> None:
         theirs.append(timed([sys.executable, "-c", PIPELINE_SCRIPT, model, TEXT]))
         helps.append(timed([*bertprobe, "--help"]))
     ours_med, theirs_med = statistics.median(ours), statistics.median(theirs)
-    print(f"model: {model}")
+    print(machine())
+    print(f"model: {model}; {args.runs} runs each, taking turns; both use torch's default threads")
     print(f"bertprobe fillmask          median {ours_med:.3f} s  (runs: {', '.join(f'{t:.2f}' for t in ours)})")
     print(f"transformers pipeline script median {theirs_med:.3f} s  (runs: {', '.join(f'{t:.2f}' for t in theirs)})")
     print(f"ratio bertprobe / pipeline: {ours_med / theirs_med:.2f}x  (target <= 0.8x)")
     print(f"bertprobe --help            median {statistics.median(helps):.3f} s")
+    print(load_after())
 
 
 if __name__ == "__main__":

@@ -4,9 +4,12 @@ All three run in this one process on the same loaded checkpoint and the same mas
 (the built-in cloze sets, repeated to --texts): `fill_many` (what `fillmask --input` runs: the
 texts' forward passes padded together), `fill` called per text (what `--input` did before), and
 transformers' fill-mask pipeline with a batch size. Prints median seconds per 100 texts and the
-ratios, and checks that the three agree on every top-1 word.
+ratios, and checks that the three agree on every top-1 word. The first call of each (the
+agreement check) is the warm-up; then the three take turns, run by run, so that a busy shared
+machine slows them alike.
 
     .venv/bin/python benchmarks/bench_fillmask_input.py [--model DIR|minilm-mlm] [--texts 240] [--runs 3]
+        [--threads N]
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import median_time
+from timing import interleaved_medians, load_after, machine
 
 DATA = Path(__file__).resolve().parents[1] / "bertprobe" / "data"
 
@@ -30,6 +33,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=240)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pipeline-batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -40,6 +44,8 @@ def main() -> None:
     import bertprobe
     from bertprobe.fillmask import fill, fill_many
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     sentences = [
@@ -65,15 +71,18 @@ def main() -> None:
     tops = {name: func() for name, func in (("batched", batched), ("one", one_at_a_time), ("pipe", the_pipeline))}
     agree = sum(a == b == c for a, b, c in zip(tops["batched"], tops["one"], tops["pipe"], strict=True))
     per100 = 100 / len(texts)
-    ours = median_time(batched, args.runs, warmup=False) * per100
-    one = median_time(one_at_a_time, args.runs, warmup=False) * per100
-    pipe = median_time(the_pipeline, args.runs, warmup=False) * per100
-    print(f"model {lm.name}, {len(texts)} texts, torch threads {torch.get_num_threads()}, median of {args.runs}")
+    medians = interleaved_medians(
+        {"ours": batched, "one": one_at_a_time, "pipe": the_pipeline}, args.runs, warmup=False
+    )
+    ours, one, pipe = (medians[name] * per100 for name in ("ours", "one", "pipe"))
+    print(machine())
+    print(f"model {lm.name}, {len(texts)} texts, median of {args.runs}, the three taking turns")
     print(f"fill_many (fillmask --input)        {ours:7.3f} s / 100 texts")
     print(f"fill, one text at a time            {one:7.3f} s / 100 texts   ({one / ours:.2f}x the batched time)")
     print(f"transformers pipeline, batch {args.pipeline_batch:<5d} {pipe:7.3f} s / 100 texts   "
           f"({pipe / ours:.2f}x the batched time)")  # fmt: skip
     print(f"top-1 words equal in all three: {agree} / {len(texts)}")
+    print(load_after())
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import median_time
+from timing import load_after, machine, median_time
 
 from bertprobe import checkpoint
 
@@ -88,6 +88,7 @@ def main() -> None:
         edge_s = median_time(lambda: edge_hash(model), args.hits)
 
         mb = args.megabytes
+        print(machine())
         print(f"checkpoint: {mb} MB model.safetensors + config.json + tokenizer.json (page cache warm)")
         print(f"{'method':<34} {'median s':>10} {'vs edge hash':>13}")
         for name, seconds in (
@@ -100,6 +101,7 @@ def main() -> None:
             f"full hash throughput: {mb / first_s:,.0f} MB/s; a memo hit is {first_s / hit_s:,.0f}x faster than hashing"
         )
         print("Medians over runs in one process; the memo is keyed by path, size, mtime, ctime and inode.")
+        print(load_after())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

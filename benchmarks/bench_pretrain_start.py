@@ -14,6 +14,8 @@ import statistics
 import subprocess
 import sys
 
+from timing import load_after, machine
+
 CHILD = """
 import sys, time
 import torch
@@ -53,11 +55,14 @@ def main() -> None:
             builds[kind].append(build)
             steps[kind].append(step)
             dynamo[kind] = imported
+    print(machine())
+    print(f"median of {args.runs} fresh processes each, taking turns")
     for kind, label in (("torch", "torch.optim.AdamW"), ("own", "bertprobe AdamW")):
         print(f"{label:18s} build {statistics.median(builds[kind]):6.2f} s   first step "
               f"{statistics.median(steps[kind]):6.2f} s   imports torch._dynamo: {dynamo[kind]}")  # fmt: skip
     total = {k: statistics.median(builds[k]) + statistics.median(steps[k]) for k in builds}
     print(f"build + first step: torch.optim is {total['torch'] / total['own']:.1f}x bertprobe's")
+    print(load_after())
 
 
 if __name__ == "__main__":

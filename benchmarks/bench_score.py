@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import load_after, machine
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PLAIN_LOOP = r"""
@@ -186,6 +188,7 @@ def bench(name: str, path: Path, texts: list[str], args: argparse.Namespace, wor
             print(f"  score / {row}: {ratio:.2f}x (target <= {target}x) {'ok' if ratio <= target else 'MISSED'}")
     speedup = rows["per-process"] / rows["score"]
     print(f"  per-process / score: {speedup:.1f}x faster (target >= 10x) {'ok' if speedup >= 10 else 'MISSED'}")
+    print(f"  {load_after()}")
 
 
 def main() -> None:
@@ -201,6 +204,7 @@ def main() -> None:
     import importlib.metadata as md
 
     versions = {p: md.version(p) for p in ("torch", "transformers", "tokenizers")}
+    print(machine())
     print("bertprobe venv:", ", ".join(f"{k} {v}" for k, v in versions.items()))
     minicons = os.environ.get("BERTPROBE_MINICONS_PYTHON")
     if minicons and Path(minicons).is_file():
