@@ -282,6 +282,9 @@ def test_attention_attribute_and_nsp_take_input_files(cli, tiny_pretraining_path
     line, single = _without_position(_lines(stdout)[1]), json.loads(alone)
     assert line["pairs"][0]["is_next_probability"] == pytest.approx(single["pairs"][0]["is_next_probability"], abs=1e-5)
     line["pairs"][0].pop("is_next_probability"), single["pairs"][0].pop("is_next_probability")
+    # Where the pair came from: the file and its line, where the one-pair run has its arguments.
+    assert (line.pop("source"), line["pairs"][0].pop("line")) == (str(pairs), 3)
+    assert (single.pop("source"), single["pairs"][0].pop("line")) == ("arguments", None)
     assert line == single
     code, stdout, _ = cli("nsp", "--input", pairs, *model)
     assert code == 0 and "P(B follows A)" in stdout and "Cats purr." in stdout
