@@ -195,10 +195,14 @@ def _from_hub(task: Task) -> Split | None:
 
     if importlib.util.find_spec("datasets") is None:
         return None
+    from bertprobe.models.spec import _hub_reachable
+
+    # Unreachable, the library would retry for half a minute before failing: only its own cache is asked.
+    unreachable = not _hub_reachable()
     try:
         import datasets
 
-        with _quiet_datasets(datasets):
+        with _quiet_datasets(datasets), _hub_offline(datasets, unreachable):
             loaded = datasets.load_dataset(task.hub_id)
         parts = []
         for part in ("train", "validation"):
@@ -212,6 +216,8 @@ def _from_hub(task: Task) -> Split | None:
             labels = [task.label_names[v] for v in values]
             parts.append(LabelledData(texts, labels, [f"{task.hub_id} {part}, row {i + 1}" for i in range(len(texts))]))
     except Exception as err:  # datasets raises many kinds (connection, not found, ...): any means "try the next"
+        if unreachable:
+            raise _Unavailable(f"the hub is unreachable and `datasets` has no cached copy of {task.hub_id}") from err
         raise _Unavailable(f"the hub dataset {task.hub_id} failed ({type(err).__name__}: {err})") from err
     notes = []
     if (len(parts[0]), len(parts[1])) != task.sizes:  # as for a --data-dir copy: another revision, or a partial one
@@ -235,10 +241,36 @@ def _quiet_datasets(library: Any) -> Iterator[None]:
             getattr(utils, switch)()
     with contextlib.suppress(Exception):
         library.disable_progress_bars()
+    with contextlib.suppress(Exception):  # the hub client it downloads with logs its retries on its own logger
+        from huggingface_hub.utils import disable_progress_bars
+        from huggingface_hub.utils import logging as hub_logging
+
+        hub_logging.set_verbosity_error()
+        disable_progress_bars()
     sink = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         warnings.simplefilter("ignore")
         yield
+
+
+@contextlib.contextmanager
+def _hub_offline(library: Any, offline: bool) -> Iterator[None]:
+    """With ``offline``, ``datasets`` and its hub client read only their caches for the block (their switches
+    are read from the environment once, at import, so the flags themselves are set, then put back)."""
+    if not offline:
+        yield
+        return
+    import huggingface_hub.constants as hub_constants
+
+    places = [(hub_constants, "HF_HUB_OFFLINE"), (getattr(library, "config", None), "HF_HUB_OFFLINE")]
+    saved = [(place, name, getattr(place, name)) for place, name in places if hasattr(place, name)]
+    for place, name, _ in saved:
+        setattr(place, name, True)
+    try:
+        yield
+    finally:
+        for place, name, value in saved:
+            setattr(place, name, value)
 
 
 # GLUE's SST-2.zip is 7.4 MB and unpacks to 5 MB of tsv: these caps leave room and refuse a zip bomb.

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import sys
 import threading
 import zipfile
 from collections import Counter
@@ -468,10 +469,13 @@ def _fake_datasets_library(monkeypatch, tables):
     import sys
     import types
 
+    from bertprobe.models import spec
+
     module = types.ModuleType("datasets")
     module.__spec__ = importlib.machinery.ModuleSpec("datasets", None)
     module.load_dataset = lambda hub_id: tables
     monkeypatch.setitem(sys.modules, "datasets", module)
+    monkeypatch.setattr(spec, "_hub_reachable", lambda timeout=3.0: True)  # never the network in a test
 
 
 def test_hub_rows_marked_unlabelled_are_refused_not_read_as_the_last_label(monkeypatch):
@@ -563,3 +567,26 @@ def test_the_hub_dataset_is_quiet_and_a_partial_one_is_named(monkeypatch, capsys
     assert out == "" and err == ""  # the terminal belongs to bertprobe
     # Two sentences where SST-2 has 67,349 / 872: said, as for a --data-dir copy of another size.
     assert split.notes == ["the hub's stanfordnlp/sst2 holds 2 / 2 sentences; the full sst2 has 67349 / 872"]
+
+
+def test_an_unreachable_hub_is_not_retried_for_half_a_minute(monkeypatch):
+    # Unreachable, `datasets` retried its HEAD requests for about 24 s (printing each retry) before failing: now
+    # only its cache is asked (its offline switch, put back after), and the reason says what happened.
+    import huggingface_hub.constants as hub_constants
+
+    from bertprobe.models import spec
+
+    task = datasets.get_task("sst2")
+    _fake_datasets_library(monkeypatch, {})
+    monkeypatch.setattr(spec, "_hub_reachable", lambda timeout=3.0: False)
+    seen = []
+
+    def load_dataset(hub_id):
+        seen.append(hub_constants.HF_HUB_OFFLINE)
+        raise ConnectionError(f"Couldn't reach '{hub_id}' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(sys.modules["datasets"], "load_dataset", load_dataset)
+    before = hub_constants.HF_HUB_OFFLINE
+    with pytest.raises(datasets._Unavailable, match="the hub is unreachable and `datasets` has no cached copy"):
+        datasets._from_hub(task)
+    assert seen == [True] and before == hub_constants.HF_HUB_OFFLINE
