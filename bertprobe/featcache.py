@@ -6,8 +6,9 @@ same forward pass. Each (layer, pooling) matrix is cached on its own, keyed by t
 fingerprint (hub commit or weights hash), dtype, device kind, backend, the versions of bertprobe,
 torch and the tokenizer packages, layer, pooling, max length and a hash of the texts, so a sweep
 fills the cache for any later single run, and an upgrade that computes features otherwise finds
-no old entry. Entries are written atomically and checked when read; a corrupt or mismatched
-entry is rebuilt, never trusted.
+no old entry; below float32 the batch size is part of the key too (see ``FeatureCache.key``).
+Entries are written atomically and checked when read; a corrupt or mismatched entry is rebuilt,
+never trusted.
 """
 
 from __future__ import annotations
@@ -177,14 +178,16 @@ def _feature_packages() -> dict[str, str]:
 
 
 class FeatureCache:
-    """One safetensors file per (model, dtype, layer, pooling, max length, texts)."""
+    """One safetensors file per (model, dtype, layer, pooling, max length, texts), and batch size below float32."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = (root or cache_root()) / "features"
 
     @staticmethod
-    def key(lm: LoadedModel, spec: Spec, max_length: int, digest: str, count: int) -> dict[str, Any]:
-        return {
+    def key(
+        lm: LoadedModel, spec: Spec, max_length: int, digest: str, count: int, batch_size: int | None = None
+    ) -> dict[str, Any]:
+        key = {
             "version": CACHE_VERSION,
             "fingerprint": lm.fingerprint,
             "dtype": str(lm.dtype),
@@ -203,6 +206,12 @@ class FeatureCache:
             "count": count,
             "hidden": lm.hidden_size,
         }
+        if str(lm.dtype) != "torch.float32":
+            # Which texts share a padded batch moves a text's float32 vector in its last digits only, but a
+            # float16 or bfloat16 one by its rounding (up to ~1e-2 on minilm), enough to change a probe's metrics:
+            # the batch size decides the batches (longest first), so an entry holds only for its own.
+            key["batch_size"] = batch_size
+        return key
 
     def path(self, key: dict[str, Any]) -> Path:
         name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:40]
@@ -286,7 +295,7 @@ def pooled_features(
     if use_cache:
         digest = texts_digest(texts)
         for spec in specs:
-            keys[spec] = cache.key(lm, spec, length, digest, len(texts))
+            keys[spec] = cache.key(lm, spec, length, digest, len(texts), batch_size)
             tensor, reason, cut = cache.read(keys[spec])
             if tensor is not None:
                 found[spec] = tensor

@@ -259,3 +259,21 @@ def test_a_small_prediction_probability_is_not_printed_as_zero():
     console.print(table)
     shown = [line.split("│")[3].strip() for line in console.file.getvalue().splitlines() if line.startswith("│")]
     assert float(shown[1]) > 0 and float(shown[0]) < 1, shown
+
+
+def test_a_text_in_a_batch_gets_what_it_gets_alone():
+    # fillmask --input pads many texts together (right padding, attention mask): a much longer or shorter
+    # neighbour may move the last float32 digits of a text's probabilities, never its ranking.
+    from bertprobe import models
+    from bertprobe.fillmask import fill_masks
+
+    lm = models.load("minilm-mlm", head="mlm", device="cpu")
+    texts = ["The cat sat on the [MASK].", "The [MASK] chased the [MASK] across the garden."]
+    longer = " ".join(["The committee reviewed every proposal in detail."] * 20) + " It was [MASK]."
+    batched = fill_masks(lm, [longer, *texts, "[MASK]."], 10)[1:3]
+    for text, together in zip(texts, batched, strict=True):
+        alone = fill_masks(lm, [text], 10)[0]
+        for mask_alone, mask_together in zip(alone.masks, together.masks, strict=True):
+            assert [p.token for p in mask_together.predictions] == [p.token for p in mask_alone.predictions]
+            for a, b in zip(mask_alone.predictions, mask_together.predictions, strict=True):
+                assert b.score == pytest.approx(a.score, rel=1e-5)

@@ -198,6 +198,46 @@ def test_a_cached_rerun_reports_the_same_truncation(minilm_path, tmp_path):
     assert again.cache.hits == 1 and again.truncated == first.truncated == 1
 
 
+def _varied_texts(count: int = 12) -> list[str]:
+    """Sample sentences of many lengths, so that a batch of them is padded."""
+    texts = [text for text, _ in _rows()]
+    return sorted(texts, key=len)[:: max(1, len(texts) // count)][:count]
+
+
+def test_half_precision_features_cached_at_another_batch_size_are_not_served(minilm_path, tmp_path):
+    # In bfloat16 a batch's padding moves a text's vector by its rounding (up to ~1e-2 here), enough to change a
+    # probe's eval metrics: served the features of another --batch-size, a cached rerun would not give the numbers
+    # a fresh run at this one gives.
+    lm = models.load("minilm", device="cpu", dtype="bfloat16")
+    texts = _varied_texts()
+    spec = (6, "mean")
+    one = featcache.pooled_features(lm, texts, [spec], batch_size=1, use_cache=False).features[spec]
+    together = featcache.pooled_features(lm, texts, [spec], batch_size=len(texts), use_cache=False).features[spec]
+    assert not torch.equal(one, together)  # what makes the batch size matter at all
+    cache = featcache.FeatureCache(tmp_path / "cache")
+    featcache.pooled_features(lm, texts, [spec], batch_size=len(texts), cache=cache)
+    again = featcache.pooled_features(lm, texts, [spec], batch_size=1, cache=cache)
+    assert torch.equal(again.features[spec], one)
+    third = featcache.pooled_features(lm, texts, [spec], batch_size=1, cache=cache)
+    assert third.cache.hits == 1 and torch.equal(third.features[spec], one)
+
+
+def test_float32_features_are_served_across_batch_sizes(minilm_path, tmp_path):
+    # In float32 padding moves a vector only in its last digits, so the cache is shared by every --batch-size.
+    lm = models.load("minilm", device="cpu")
+    texts = _varied_texts()
+    specs = [(layer, pooling) for layer in (0, 3, 6) for pooling in ("cls", "mean", "max")]
+    cache = featcache.FeatureCache(tmp_path / "cache")
+    featcache.pooled_features(lm, texts, specs, batch_size=len(texts), cache=cache)
+    for batch_size in (1, 2, 7, 64):
+        again = featcache.pooled_features(lm, texts, specs, batch_size=batch_size, cache=cache)
+        fresh = featcache.pooled_features(lm, texts, specs, batch_size=batch_size, use_cache=False)
+        assert again.cache.hits == len(specs)
+        for spec in specs:
+            scale = fresh.features[spec].abs().amax(dim=1, keepdim=True)
+            assert ((again.features[spec] - fresh.features[spec]).abs() / scale).max() < 1e-5, (batch_size, spec)
+
+
 def test_features_from_another_device_backend_or_tokenizer_version_are_not_served(minilm_path, tmp_path, monkeypatch):
     import dataclasses
 

@@ -839,3 +839,20 @@ def test_the_static_row_has_no_silhouette_where_every_vector_is_the_same():
     result = run_sense("bank", model="minilm")
     static = result.layers[0]
     assert static.layer is None and static.knn_accuracy is None and static.silhouette is None
+
+
+def test_word_vectors_do_not_depend_on_the_batch_size():
+    # Sentences are padded together in batches of --batch-size: a vector may move in its last float32 digits only.
+    from bertprobe import models
+
+    lm = models.load("minilm", device="cpu")
+    sentences = [
+        *sense.builtin("bank"),
+        sense.SenseSentence(" ".join(["The river rose over the old stone walls again."] * 12) + " The bank flooded."),
+        sense.SenseSentence("A bank."),
+    ]
+    one, _ = sense.word_vectors(lm, "bank", sentences, batch_size=1)
+    for batch_size in (2, 7, 64):
+        other, _ = sense.word_vectors(lm, "bank", sentences, batch_size=batch_size)
+        scale = np.abs(one.vectors).max(axis=-1, keepdims=True)
+        assert (np.abs(other.vectors - one.vectors) / scale).max() < 1e-5, batch_size

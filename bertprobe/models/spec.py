@@ -506,7 +506,10 @@ def _precision_notices(name: str, dtype: Any) -> list[str]:
     short = str(dtype).removeprefix("torch.")
     if short not in _PRECISION:
         return []
-    return [f"{name} runs in {short}: {_PRECISION[short]} (--dtype float32 gives the reference numbers)."]
+    return [
+        f"{name} runs in {short}: {_PRECISION[short]}, and a text's numbers shift with the texts batched beside it "
+        "(--dtype float32 gives the reference numbers)."
+    ]
 
 
 def _check_positions(name: str, config: dict[str, Any]) -> None:
