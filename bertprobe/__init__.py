@@ -53,31 +53,35 @@ def load(spec: str = "auto", head: str = "encoder", **options: Any) -> Any:
     api._text("revision", options.get("revision"))
     api._choice("device", options.get("device"), DEVICES)
     api._choice("dtype", options.get("dtype"), DTYPES)
-    lm = _load(spec, head, **options)
+    with api.left_as_found():  # the loader seeds nothing, but transformers' own loading draws and logs
+        lm = _load(spec, head, **options)
     for notice in lm.notices:  # announced as every command announces them (e.g. what "auto" chose)
         render.notice(notice)
     return lm
 
 
-def fill(text: str, **options: Any) -> Any:
-    """``bertprobe fillmask`` in Python; see :func:`bertprobe.api.fill` for the options."""
+# The arguments pass through as given: bertprobe.api checks them, so a missing or misspelt one is an InputError
+# naming the option meant, not this wrapper's TypeError.
+def fill(*args: Any, **options: Any) -> Any:
+    """``bertprobe fillmask`` in Python: ``fill(text, **options)``; see :func:`bertprobe.api.fill` for the options."""
     from bertprobe import api
 
-    return api.fill(text, **options)
+    return api.fill(*args, **options)
 
 
-def cls_train(**options: Any) -> Any:
-    """``bertprobe cls-train`` in Python; see :func:`bertprobe.api.cls_train` for the options."""
+def cls_train(*args: Any, **options: Any) -> Any:
+    """``bertprobe cls-train`` in Python: ``cls_train(**options)``; see :func:`bertprobe.api.cls_train`."""
     from bertprobe import api
 
-    return api.cls_train(**options)
+    return api.cls_train(*args, **options)
 
 
-def cls_predict(probe_dir: Any, texts: Any, **options: Any) -> Any:
-    """``bertprobe cls-predict`` in Python; see :func:`bertprobe.api.cls_predict` for the options."""
+def cls_predict(*args: Any, **options: Any) -> Any:
+    """``bertprobe cls-predict`` in Python: ``cls_predict(probe_dir, texts, **options)``; see
+    :func:`bertprobe.api.cls_predict` for the options."""
     from bertprobe import api
 
-    return api.cls_predict(probe_dir, texts, **options)
+    return api.cls_predict(*args, **options)
 
 
 class _CommandModule(types.ModuleType):

@@ -14,13 +14,21 @@ imported at the top: ``import bertprobe`` and ``bertprobe --help`` stay free of 
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import functools
+import importlib
+import inspect
+import logging
 import math
 import numbers
 import os
+import random
+import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from bertprobe.errors import InputError
 
@@ -242,6 +250,14 @@ def _listed(name: str, value: Any) -> list[str]:
     """One text or many as a list of str, refusing anything else before it fails deep in the tokenizer."""
     if isinstance(value, str):
         return [value]
+    if isinstance(value, (bytes, bytearray)):
+        raise InputError(f"{name}={value!r} is not text", hint=f"Decode it first: {name}=value.decode('utf-8').")
+    if isinstance(value, Mapping) or hasattr(value, "columns"):
+        # A dict or a DataFrame iterates over its keys: their names would be read as the texts, without a word.
+        raise InputError(
+            f"{name} is a {type(value).__name__}, whose keys or column names are no texts",
+            hint=f"Pass {name} as a list of str, e.g. {name}=list(table['text']).",
+        )
     if not isinstance(value, Iterable):
         raise InputError(f"{name}={value!r} is not text", hint=f"Pass {name} as a str or a list of str.")
     listed = list(value)
@@ -373,9 +389,144 @@ def _done_each(results: list[Any], lm: Any, seed: int) -> list[Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# what a call leaves behind in the caller's process: nothing
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+# Libraries whose logging and progress bars the loaders turn down (for the rest of the process, as the CLI wants):
+# put back after each call, the hub last (transformers' switch turns the hub's bars on and off with its own).
+QUIETED = ("transformers", "datasets", "huggingface_hub")
+
+
+def _command(function: Command) -> Command:
+    """A command function as ``import bertprobe`` offers it: its arguments checked as the CLI's parser checks a
+    command line (a misspelt option names the one meant), and the process left as the call found it."""
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise _argument_error(function.__name__, signature, kwargs, err) from None
+        with left_as_found():
+            return function(*args, **kwargs)
+
+    return cast(Command, call)
+
+
+def _argument_error(name: str, signature: inspect.Signature, kwargs: dict[str, Any], err: TypeError) -> InputError:
+    """``fill(topk=5)``: Python's TypeError, in the words and with the hint every other user error has."""
+    options = [n for n, p in signature.parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    where = f"help(bertprobe.api.{name}) lists its options."
+    unknown = [key for key in kwargs if key not in signature.parameters]
+    if unknown:
+        meant = [m for key in unknown for m in difflib.get_close_matches(key, options, n=1)]
+        hint = f"Did you mean {', '.join(f'{m}=' for m in meant)}? {where}" if meant else where
+        return InputError(f"{name}() takes no option {', '.join(unknown)}", hint=hint)
+    positional = [n for n, p in signature.parameters.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    takes = f"{', '.join(positional)} by position, every option by name" if positional else "every option by name"
+    return InputError(f"{name}() {err}", hint=f"It takes {takes}; {where}")
+
+
+@contextlib.contextmanager
+def left_as_found() -> Iterator[None]:
+    """Run a call as the CLI runs it (seeded, the libraries quiet), then put back the caller's random generators and
+    the libraries' logging and progress bars: a notebook's own code does not inherit a command's process settings."""
+    with _random_state_kept(), _library_settings_kept():
+        yield
+
+
+@contextlib.contextmanager
+def _random_state_kept() -> Iterator[None]:
+    """Each call seeds python, numpy and torch with its ``seed``; the caller's draws then go on where they were (a
+    loop sampling with ``random`` between calls drew the same sample after each call). Generators the call first
+    brought in (numpy, torch, CUDA) are reseeded from fresh entropy, as a process starts them."""
+    python = random.getstate()
+    numpy = sys.modules.get("numpy")
+    legacy = numpy.random.get_state() if numpy is not None else None
+    torch = sys.modules.get("torch")
+    cpu = torch.random.get_rng_state() if torch is not None else None
+    cuda = torch.cuda.get_rng_state_all() if torch is not None and torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        if legacy is not None:
+            numpy.random.set_state(legacy)
+        elif "numpy" in sys.modules:
+            sys.modules["numpy"].random.seed()
+        if cpu is not None:
+            torch.random.set_rng_state(cpu)
+        elif "torch" in sys.modules:
+            torch = sys.modules["torch"]
+            torch.random.seed()
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        elif torch is not None and torch.cuda.is_available():
+            torch.cuda.seed_all()  # a CUDA generator first used (or seeded for later) by the call: unseeded again
+
+
+@contextlib.contextmanager
+def _library_settings_kept() -> Iterator[None]:
+    """transformers stays quiet for the call (it logs at run time too) and the caller's levels and progress bars come
+    back after it; a library the call imported gets its defaults, as its import gives them."""
+    found = {name: _library_settings(name) for name in QUIETED}
+    if found["transformers"] is not None:
+        importlib.import_module("transformers.utils.logging").set_verbosity_error()
+    try:
+        yield
+    finally:
+        for name, settings in found.items():
+            _restore_library(name, settings)
+
+
+def _library_switches(name: str) -> tuple[Any, Callable[[], bool], Callable[[bool], None]] | None:
+    """A library's logging module and its progress-bar switch (read, set); None when it is not imported."""
+    if name not in sys.modules:
+        return None
+    log = importlib.import_module(f"{name}.utils.logging")
+    if name == "huggingface_hub":
+        hub = importlib.import_module("huggingface_hub.utils")
+        return (
+            log,
+            lambda: not hub.are_progress_bars_disabled(),
+            lambda on: hub.enable_progress_bars() if on else hub.disable_progress_bars(),
+        )
+    return log, log.is_progress_bar_enabled, lambda on: log.enable_progress_bar() if on else log.disable_progress_bar()
+
+
+def _library_settings(name: str) -> tuple[int, bool] | None:
+    """A library's logging level and whether its progress bars show; None when it is not imported."""
+    with contextlib.suppress(ImportError, AttributeError):  # a version without these switches is left as it is
+        switches = _library_switches(name)
+        if switches is not None:
+            log, bars_on, _ = switches
+            return log.get_verbosity(), bars_on()
+    return None
+
+
+def _restore_library(name: str, settings: tuple[int, bool] | None) -> None:
+    with contextlib.suppress(ImportError, AttributeError):
+        switches = _library_switches(name)
+        if switches is None:
+            return
+        log, bars_on, set_bars = switches
+        if settings is None:  # imported by the call: its import's defaults (environment variables may set them)
+            hub = importlib.import_module("huggingface_hub.constants")
+            default_level = getattr(log, "_get_default_logging_level", lambda: logging.WARNING)
+            settings = default_level(), not hub.HF_HUB_DISABLE_PROGRESS_BARS
+        level, bars = settings
+        if log.get_verbosity() != level:
+            log.set_verbosity(level)
+        if bars_on() != bars:
+            set_bars(bars)
+
+
+# ---------------------------------------------------------------------------------------------
 # one function per command
 
 
+@_command
 def fill(
     text: str | Sequence[str],
     *,
@@ -452,6 +603,7 @@ def fill(
     return done[0] if isinstance(text, str) else done
 
 
+@_command
 def score(
     texts: str | Sequence[str] | None = None,
     *,
@@ -530,6 +682,7 @@ def _pairs(
     return _done(result, lm, seed)
 
 
+@_command
 def sense(
     word: str | None = None,
     *,
@@ -603,6 +756,7 @@ def sense(
     return _done(result, lm, seed)
 
 
+@_command
 def cls_train(
     *,
     task: str | None = None,
@@ -684,6 +838,7 @@ def cls_train(
     return _done(result, lm, seed)
 
 
+@_command
 def cls_predict(
     probe_dir: str | Path,
     texts: str | Sequence[str],
@@ -716,6 +871,7 @@ def cls_predict(
     return _done(result, lm, seed)
 
 
+@_command
 def attribute(
     text: str,
     *,
@@ -795,6 +951,7 @@ def attribute(
     return _done(result, lm, seed)
 
 
+@_command
 def attention(
     text: str,
     *,
@@ -830,6 +987,7 @@ def attention(
     return _done(result, lm, seed)
 
 
+@_command
 def nsp(
     first: str | None = None,
     second: str | None = None,
@@ -863,6 +1021,7 @@ def nsp(
     return _done(result, lm, seed)
 
 
+@_command
 def cloze(
     data: str | Path | None = None,
     *,
@@ -888,6 +1047,7 @@ def cloze(
     return _done(result, lm, seed)
 
 
+@_command
 def pretrain(
     corpus: str | Path | Sequence[str | Path],
     *,

@@ -503,3 +503,127 @@ def test_attribute_settings_no_text_can_run_with_are_refused_before_the_model_lo
     # A model that does not exist: the settings are refused first, as the CLI refuses them.
     with pytest.raises(InputError, match="--auto-steps has no room to double"):
         bertprobe.attribute("The cat sat on the [MASK].", model="no/such-model", steps=4, auto_steps=True, max_steps=2)
+
+
+def test_a_call_leaves_the_callers_random_generators_as_it_found_them(tiny_pretraining_path, tmp_path):
+    import contextlib
+    import random
+
+    import numpy as np
+    import torch
+
+    # Each call seeded python, numpy and torch for its own work and left them so: a notebook loop that samples with
+    # random.sample or np.random between calls drew the same "random" sample after every call (seeded with 0).
+    def seeded_draws():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    def reseed():
+        random.seed(7), np.random.seed(7), torch.manual_seed(7)
+
+    reseed()
+    expected = seeded_draws()
+    sentences = ["We fished from the river bank.", "The bank approved the loan.", "She sat on the grassy bank."]
+    calls = [
+        lambda: bertprobe.fill("The quick brown fox jumps over the lazy dog.", mode="bert", model="tiny-mlm", seed=3),
+        lambda: bertprobe.score("The cat sat on the mat.", model="tiny-mlm"),
+        lambda: bertprobe.sense("bank", sentence=sentences, model="minilm", clusters=2),
+        lambda: bertprobe.attribute("The cat sat on the [MASK].", model="tiny-mlm", steps=2, random_orders=2),
+        lambda: bertprobe.nsp(shuffle=EXAMPLES / "story.txt", model=str(tiny_pretraining_path)),
+        lambda: bertprobe.pretrain(
+            EXAMPLES / "kitchen.txt",
+            source=str(tiny_pretraining_path),
+            out=tmp_path / "run",
+            steps=1,
+            batch_size=2,
+            max_length=16,
+        ),
+        lambda: bertprobe.fill("The cat sat on the mat.", model="tiny-mlm"),  # refused after the seeding
+    ]
+    for number, call in enumerate(calls, start=1):
+        reseed()
+        with contextlib.suppress(BertprobeError):
+            call()
+        assert seeded_draws() == expected, f"call {number}"
+    # Inside, each call is still seeded as the CLI seeds it: the same result whatever state it was called in.
+    text = "The quick brown fox jumps over the lazy dog."
+    first = bertprobe.fill(text, mode="bert", model="tiny-mlm", seed=3).to_dict()
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    assert bertprobe.fill(text, mode="bert", model="tiny-mlm", seed=3).to_dict() == first
+
+
+def test_a_call_leaves_transformers_logging_and_progress_bars_as_it_found_them(
+    tiny_encoder_path, tmp_path, monkeypatch
+):
+    import logging
+    import shutil
+
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    # Loading through transformers set its logging to errors only and turned off its (and the hub's) progress bars
+    # for the rest of the process: a notebook's own from_pretrained then hid "newly initialized weights" warnings.
+    model = tmp_path / "tiny"
+    shutil.copytree(tiny_encoder_path, model)  # not loaded before in this process: the loader runs
+    monkeypatch.setenv("BERTPROBE_BACKEND", "transformers")
+    hf_logging.set_verbosity_warning()
+    hf_logging.enable_progress_bar()
+    lm = bertprobe.load(str(model))
+    assert hf_logging.get_verbosity() == logging.WARNING and hf_logging.is_progress_bar_enabled()
+    bertprobe.attention("The cat sat on the mat.", model=str(model), layer=1)
+    bertprobe.sense("bank", sentence=["The river bank.", "The bank loan.", "A bank."], model=lm)
+    assert hf_logging.get_verbosity() == logging.WARNING
+    assert hf_logging.is_progress_bar_enabled() and not hub_utils.are_progress_bars_disabled()
+    hf_logging.set_verbosity_info()  # a level the caller chose is theirs too
+    bertprobe.attention("The cat sat on the mat.", model=lm)
+    assert hf_logging.get_verbosity() == logging.INFO
+    hf_logging.set_verbosity_warning()
+
+
+@pytest.mark.parametrize(
+    ("call", "message", "hint"),
+    [
+        (lambda: bertprobe.fill("The [MASK] sat.", model="tiny-mlm", topk=5), "fill() takes no option topk", "top_k"),
+        (lambda: bertprobe.score("The cat sat.", modle="tiny-mlm"), "score() takes no option modle", "model"),
+        (lambda: bertprobe.sense("bank", sentences_=["a bank"]), "sense() takes no option sentences_", "sentences"),
+        (lambda: bertprobe.attribute("The [MASK] sat.", targt="cat"), "attribute() takes no option targt", "target"),
+        (lambda: bertprobe.cls_train(date="x.csv"), "cls_train() takes no option date", "data"),
+        (lambda: bertprobe.fill(), "fill() missing a required argument: 'text'", "help(bertprobe.api.fill)"),
+        (lambda: bertprobe.fill("a", "b"), "fill() too many positional arguments", "It takes text by position"),
+        (
+            lambda: bertprobe.nsp("a", "b", "c"),
+            "nsp() too many positional arguments",
+            "It takes first, second by position",
+        ),
+        (
+            lambda: bertprobe.cls_predict("runs/x"),
+            "cls_predict() missing a required argument: 'texts'",
+            "help(bertprobe.api.cls_predict)",
+        ),
+        (lambda: bertprobe.cls_train("x.csv"), "cls_train() too many positional arguments", "every option by name"),
+    ],
+)
+def test_a_misspelt_or_misplaced_argument_is_an_input_error_that_names_the_option_meant(call, message, hint):
+    # These were raw TypeErrors ("fill() got an unexpected keyword argument 'topk'") without the option meant.
+    with pytest.raises(InputError, match=re.escape(message)) as caught:
+        call()
+    assert hint in caught.value.hint
+
+
+def test_a_table_or_bytes_given_as_texts_is_refused_not_read_by_its_keys():
+    class Frame:  # what a pandas DataFrame does when iterated: its column names
+        columns = ("text", "label")
+
+        def __iter__(self):
+            return iter(self.columns)
+
+    # Both ran silently on the keys ("text", "label"); bytes were refused as "item 1 (84) is not text".
+    with pytest.raises(
+        InputError, match=re.escape("texts is a Frame, whose keys or column names are no texts")
+    ) as caught:
+        bertprobe.score(Frame(), model="tiny-mlm")
+    assert "list(table['text'])" in caught.value.hint
+    with pytest.raises(InputError, match=re.escape("text is a dict")):
+        bertprobe.fill({"The cat sat on the [MASK].": 1}, model="tiny-mlm")
+    with pytest.raises(InputError, match=re.escape("texts=b'a fine film' is not text")) as caught:
+        bertprobe.cls_predict("runs/probe", b"a fine film")
+    assert "decode" in caught.value.hint
