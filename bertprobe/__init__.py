@@ -54,7 +54,7 @@ def load(spec: str = "auto", head: str = "encoder", **options: Any) -> Any:
     api._choice("device", options.get("device"), DEVICES)
     api._choice("dtype", options.get("dtype"), DTYPES)
     with api.left_as_found():  # the loader seeds nothing, but transformers' own loading draws and logs
-        lm = _load(spec, head, **options)
+        lm = _load(spec, head, **options, fresh=True)  # the user's own: edits to it never reach a call by name
     for notice in lm.notices:  # announced as every command announces them (e.g. what "auto" chose)
         render.notice(notice)
     return lm

@@ -303,6 +303,14 @@ def _model(model: Any, head: str, revision: str | None, device: str, dtype: str,
         # loaded model's own device and dtype.
         own = str(model.dtype).removeprefix("torch.")
         lm = models.load(model.name, head, model.revision, model.device.type, own if own in DTYPES else dtype, offline)
+        # Said: a notebook that edited the passed model's weights (an ablation) would otherwise read this
+        # command's numbers as those of its edited model.
+        from bertprobe import render
+
+        render.notice(
+            f"the model passed was loaded with the {model.head} head and this command needs the {head} head: it "
+            f"runs on {model.name} loaded again with that head, without any change made to the one passed"
+        )
     else:
         lm = models.load(model, head, revision, device, dtype, offline)
     if lm.notices:

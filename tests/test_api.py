@@ -627,3 +627,25 @@ def test_a_table_or_bytes_given_as_texts_is_refused_not_read_by_its_keys():
     with pytest.raises(InputError, match=re.escape("texts=b'a fine film' is not text")) as caught:
         bertprobe.cls_predict("runs/probe", b"a fine film")
     assert "decode" in caught.value.hint
+
+
+def test_a_loaded_model_edited_by_the_user_never_reaches_a_call_by_name(capsys):
+    import torch
+
+    import bertprobe
+
+    text = "The cat sat on the [MASK]."
+    before = bertprobe.fill(text, model="tiny-mlm").to_dict()["masks"]
+    mine = bertprobe.load("tiny-mlm", head="mlm")
+    with torch.no_grad():  # an ablation in a notebook
+        for parameter in mine.model.parameters():
+            parameter.mul_(0.5)
+    edited = bertprobe.fill(text, model=mine).to_dict()["masks"]
+    assert edited != before  # the edit is what the user asked to run on
+    assert bertprobe.fill(text, model="tiny-mlm").to_dict()["masks"] == before  # by name: the model on disk
+    # Another head than the one passed: a fresh load, and said so (the edit is not in it).
+    capsys.readouterr()
+    encoder = bertprobe.load("tiny-mlm")
+    bertprobe.fill(text, model=encoder)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "loaded with the encoder head and this command needs the mlm head" in said

@@ -367,17 +367,23 @@ def load(
     device: str = "auto",
     dtype: str = "auto",
     offline: bool = False,
+    fresh: bool = False,
 ) -> LoadedModel:
-    """Load (once per process) the tokenizer and model for ``head``."""
+    """Load (once per process) the tokenizer and model for ``head``.
+
+    ``fresh``: a model of its own, not the per-process one: the Python API's ``bertprobe.load`` hands its model
+    to the user, who may edit its weights (ablate a head), and a later call naming the model must not run on it.
+    """
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}")
     offline = offline_requested(offline)
     backend = backend_choice()
+    loader = _load_cached.__wrapped__ if fresh else _load_cached
     if spec != "auto":
-        return _load_cached(spec, head, revision, device, dtype, offline, backend, _on_disk(spec))
+        return loader(spec, head, revision, device, dtype, offline, backend, _on_disk(spec))
     # Decide what auto means now (the environment may have changed), then load through the cache.
     chosen, notice = _choose_auto(head, offline)
-    lm = _load_cached(chosen, head, revision, device, dtype, offline, backend, _on_disk(chosen))
+    lm = loader(chosen, head, revision, device, dtype, offline, backend, _on_disk(chosen))
     return dataclasses.replace(lm, notices=[notice, *lm.notices]) if notice else lm
 
 
