@@ -129,6 +129,79 @@ def _min_width(console: Console, table: Table, columns: list[Any]) -> int:
     return total + edges
 
 
+_WORD = re.compile(r"\s*\S+\s*")  # how Rich's Text.wrap cuts a line: a word keeps the spaces before it
+
+
+def _longest_word(console: Console, cell: Any) -> int:
+    """The narrowest width ``cell`` wraps to without folding a word (spaces that lead a word count with it)."""
+    from rich.cells import cell_len
+    from rich.measure import Measurement
+
+    if isinstance(cell, str):
+        cell = console.render_str(cell)
+    if not isinstance(cell, Text):
+        return Measurement.get(console, console.options, cell).minimum
+    return max((cell_len(word.rstrip()) for line in cell.plain.split("\n") for word in _WORD.findall(line)), default=0)
+
+
+def _lstrip(cell: Any, keep: int) -> Any:
+    """``cell`` without the spaces that lead it, but ``keep``."""
+    plain = cell if isinstance(cell, str) else cell.plain if isinstance(cell, Text) else ""
+    cut = len(plain) - len(plain.lstrip(" ")) - keep
+    return cell[cut:] if cut > 0 else cell
+
+
+def _keep_words_whole(console: Console, table: Table) -> bool:
+    """``_widen_to_words``, or true (Rich's own widths, as before) on a Rich whose private table methods it reads
+    have changed: a table drawn as Rich draws it beats no table."""
+    try:
+        return _widen_to_words(console, table)
+    except (AttributeError, TypeError):
+        return True
+
+
+def _widen_to_words(console: Console, table: Table) -> bool:
+    """Give each column of ``table`` at least its longest word (a number is one word); false if they cannot all fit.
+
+    Rich narrows a table too wide for the console by shrinking its widest columns, below their longest word if it
+    must, and a folded cell then reads as another number (".92" as ".9" over "2"). Where Rich's own widths leave
+    every word whole they are kept, so a table that fits looks as before. Else the spaces that right-align a cell
+    go (the column aligns it), and the room is taken from the columns wider than their longest word, widest first.
+    """
+    options = console.options.update_width((table.width or console.width) - table._extra_width)
+
+    def needs() -> list[int]:
+        least = []
+        for column in table.columns:
+            cells = [column.header, *column._cells] if table.show_header else column._cells
+            longest = max((_longest_word(console, cell) for cell in cells), default=0)
+            least.append(longest + table._get_padding_width(column._index))
+        return least
+
+    widths = table._calculate_column_widths(console, options)
+    if all(width >= need for width, need in zip(widths, needs(), strict=True)):
+        return True
+    # Without a rule or padding between columns the leading spaces are all that part two cells: keep one.
+    keep = 0 if table.box or table.padding[1] or table.padding[3] else 1
+    for column in table.columns:
+        if column.justify == "right":
+            column.header = _lstrip(column.header, keep)
+            column._cells = [_lstrip(cell, keep) for cell in column._cells]
+    widths, least = table._calculate_column_widths(console, options), needs()
+    short = sum(max(need - width, 0) for width, need in zip(widths, least, strict=True))
+    widths = [max(width, need) for width, need in zip(widths, least, strict=True)]
+    while short > 0:
+        spare = [index for index, (width, need) in enumerate(zip(widths, least, strict=True)) if width > need]
+        if not spare:
+            return False
+        widest = max(spare, key=lambda index: widths[index])
+        widths[widest] -= 1
+        short -= 1
+    for column, width in zip(table.columns, widths, strict=True):
+        column.width = width - table._get_padding_width(column._index)
+    return True
+
+
 def _fit_table(console: Console, table: Table) -> RenderableType:
     """Make ``table`` show every cell in full at the console's width: wrap, drop bars, or stack."""
     for column in table.columns:
@@ -137,15 +210,18 @@ def _fit_table(console: Console, table: Table) -> RenderableType:
         for cell in column._cells:
             if isinstance(cell, Text):
                 cell.overflow, cell.no_wrap = "fold", False
-    if _min_width(console, table, table.columns) <= console.width:
+    if _min_width(console, table, table.columns) <= console.width and _keep_words_whole(console, table):
         return table
     is_bar = [
         bool(column._cells) and all(_BAR.fullmatch(_cell_text(c)) for c in column._cells) for column in table.columns
     ]
     kept = [column for column, bar in zip(table.columns, is_bar, strict=True) if not bar]
     if kept and len(kept) < len(table.columns) and _min_width(console, table, kept) <= console.width:
+        every = table.columns
         table.columns = kept  # bars only draw numbers that stay in the table
-        return table
+        if _keep_words_whole(console, table):
+            return table
+        table.columns = every
     blocks: list[RenderableType] = []
     if table.title:
         blocks.append(table.title)

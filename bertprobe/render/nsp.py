@@ -10,10 +10,6 @@ from bertprobe.nsp import NspResult, ScoredPair
 from bertprobe.render import bar, blind_luck, closing, header, percent, probability
 
 
-def _short(text: str, width: int = 48) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def nsp_table(
     result: NspResult, console: Console, show: int = 20, explain: bool = False, details: bool = False
 ) -> None:
@@ -32,7 +28,8 @@ def nsp_table(
     for pair in listed:
         cells = [str(pair.line)] if any(p.line for p in listed) else []
         # 0.4996 is no "0.500" beside a red bar, and 0.99996 no certain "1.000".
-        cells += [Text(_short(pair.first)), Text(_short(pair.second)), probability(pair.is_next_probability, 3, (0.5,))]
+        # Whole sentences, wrapped by the table: two cut to their first words could read as the same pair.
+        cells += [Text(pair.first), Text(pair.second), probability(pair.is_next_probability, 3, (0.5,))]
         cells.append(Text(bar(pair.is_next_probability, 12), style="green" if pair.predicted_next else "red"))
         if known:
             if pair.is_next is None:

@@ -487,7 +487,8 @@ def _short(value: float) -> str:
 
 
 def _matrix_fits(result: SenseResult, width: int) -> bool:
-    return len(result.sentences) * 5 + 14 <= max(width, 80)
+    label = max([9] + [len(_tag(result, sentence)) for sentence in result.sentences])
+    return len(result.sentences) * 5 + label + 5 <= max(width, 80)
 
 
 def _matrix_table(result: SenseResult) -> Table:
@@ -501,7 +502,8 @@ def _matrix_table(result: SenseResult) -> Table:
         table.add_column(Text(f"{j + 1:>5}"), justify="right", no_wrap=True)
     for i in order:
         sentence = result.sentences[i]
-        cells: list[Any] = [Text(f"{i + 1:>3} {_tag(result, sentence)[:9]:<9} ", style="dim")]
+        # The whole sense: "financial_market" cut to 9 letters would read as "financial_institution".
+        cells: list[Any] = [Text(f"{i + 1:>3} {_tag(result, sentence):<9} ", style="dim")]
         for j in order:
             if i == j:
                 cells.append(Text(f"{'·':>5}", style="dim"))
