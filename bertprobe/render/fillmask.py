@@ -302,7 +302,7 @@ def corruption_table(result: CorruptionResult, console: Console, explain: bool =
                 predictions.append(", ")
             style = "bold green" if pred.token_id == mark.original_id else ""
             predictions.append(pred.token_str, style=style)
-            predictions.append(f" {pred.score:.2f}", style="dim")
+            predictions.append(f" {probability(pred.score, 2)}", style="dim")  # never 0.00 for a real chance
         table.add_row(
             *([str(mark.sample)] if many and result.examples else []),
             str(mark.position),
@@ -406,7 +406,7 @@ def pll_table(result: PseudoLikelihoodResult, console: Console, explain: bool = 
             Text(score.token, style="bold red" if score.surprising else "bold"),
             f"{score.log_prob:.3f}",
             str(score.rank),
-            Text(f"{top.token_str} {top.score:.2f}"),
+            Text(f"{top.token_str} {probability(top.score, 2)}"),
             Text(bar(score.log_prob / worst if worst < 0 else 0.0, 12), style="red").append_text(flag),
         )
     console.print(table)
