@@ -428,6 +428,26 @@ def test_pretrain_summary_says_how_many_pairs_the_nsp_share_rests_on():
     assert "30% of the last 20 (5 steps) training pairs told right" in " ".join(console.export_text().split())
 
 
+def test_pretrain_probe_predictions_never_show_a_real_chance_as_zero():
+    # Early in a run on a 30,000-piece vocabulary the top three may each have p = 0.001: "0.00 0.00 0.00" hid it.
+    from rich.console import Console
+
+    from bertprobe.pretrain import PretrainResult, ProbeTop
+    from bertprobe.render.pretrain import pretrain_summary
+
+    before = [ProbeTop("the cat sat on the [MASK] .", [("the", 0.0012), ("a", 0.0011), ("of", 0.004)])]
+    after = [ProbeTop("the cat sat on the [MASK] .", [("mat", 0.31), ("floor", 0.0049), ("bed", 0.0007)])]
+    result = PretrainResult(
+        model="m", revision=None, source="tiny-mlm", out="runs/x", corpus_lines=10, chunks=12, start_step=0,
+        steps=5, seconds=60.0, tokens=900, first_loss=11.5, final_loss=4.2, resumed=False, interrupted=False,
+        probes_before=before, probes_after=after, settings={"batch_size": 4},
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    pretrain_summary(result, console)
+    shown = " ".join(console.export_text().split())
+    assert "the 0.001 a 0.001 of 0.004" in shown and "mat 0.31 floor 0.005 bed 0.001" in shown, shown
+
+
 # ---------------------------------------------------------------------------- special tokens written in a text
 
 SEP_NOTICE = "'[SEP]' in your text is read as the model's special [SEP] token"

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from bertprobe.models.spec import BUNDLED
 from bertprobe.pretrain import LOSS_WINDOW, PretrainResult, TrainStatus, perplexity
-from bertprobe.render import bar, err, percent
+from bertprobe.render import bar, err, percent, probability
 
 
 def _probes_table(probes: list[Any], title: str) -> Table:
@@ -22,7 +22,7 @@ def _probes_table(probes: list[Any], title: str) -> Table:
     table.add_column("probe")
     table.add_column("top-3 predictions")
     for probe in probes:
-        table.add_row(Text(probe.text), Text("  ".join(f"{tok} {p:.2f}" for tok, p in probe.predictions)))
+        table.add_row(Text(probe.text), Text("  ".join(f"{tok} {probability(p, 2)}" for tok, p in probe.predictions)))
     return table
 
 
@@ -104,7 +104,7 @@ def pretrain_summary(result: PretrainResult, console: Any) -> None:
         table.add_column("probe")
         table.add_column("before")
         for before in result.probes_before:
-            table.add_row(Text(before.text), Text("  ".join(f"{t} {p:.2f}" for t, p in before.predictions)))
+            table.add_row(Text(before.text), Text("  ".join(f"{t} {probability(p, 2)}" for t, p in before.predictions)))
         console.print(table)
     elif result.probes_before:
         table = Table(title="probe predictions, before → after", title_justify="left")
@@ -114,8 +114,8 @@ def pretrain_summary(result: PretrainResult, console: Any) -> None:
         for before, after in zip(result.probes_before, result.probes_after, strict=True):
             table.add_row(
                 Text(before.text),
-                Text("  ".join(f"{t} {p:.2f}" for t, p in before.predictions), style="dim"),
-                Text("  ".join(f"{t} {p:.2f}" for t, p in after.predictions), style="bold"),
+                Text("  ".join(f"{t} {probability(p, 2)}" for t, p in before.predictions), style="dim"),
+                Text("  ".join(f"{t} {probability(p, 2)}" for t, p in after.predictions), style="bold"),
             )
         console.print(table)
     if result.exported:
