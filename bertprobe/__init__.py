@@ -27,7 +27,7 @@ _FUNCTIONS = ("fill", "cls_train", "cls_predict")
 __all__ = ["__version__", "load", *_FUNCTIONS, *_CALLABLE_MODULES]
 
 
-def load(spec: str = "auto", head: str = "encoder", **options: Any) -> Any:
+def load(spec: str = "auto", head: str = "encoder", *extra: Any, **options: Any) -> Any:
     """Load a model as every command does: ``bertprobe.load("bert-base-uncased", head="mlm")``.
 
     Options: ``revision``, ``device`` (auto|cpu|cuda|mps), ``dtype``, ``offline``. The result's
@@ -40,6 +40,12 @@ def load(spec: str = "auto", head: str = "encoder", **options: Any) -> Any:
     from bertprobe.models import load as _load
     from bertprobe.models.spec import DEVICES, DTYPES
 
+    if extra:  # load("tiny-mlm", "mlm", "cpu"): Python's own TypeError would not say which options there are
+        raise InputError(
+            f"bertprobe.load() takes the model and its head by position, its options by name ({len(extra)} more "
+            "given by position)",
+            hint='e.g. bertprobe.load("tiny-mlm", "mlm", device="cpu"); its options: revision, device, dtype, offline.',
+        )
     if head not in HEADS:
         raise InputError(f"head={head!r} is not one of {', '.join(HEADS)}", hint='e.g. head="mlm" for fill-mask')
     spec = api._spec(spec)

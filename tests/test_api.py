@@ -649,3 +649,12 @@ def test_a_loaded_model_edited_by_the_user_never_reaches_a_call_by_name(capsys):
     bertprobe.fill(text, model=encoder)
     said = " ".join(capsys.readouterr().err.split())
     assert "loaded with the encoder head and this command needs the mlm head" in said
+
+
+def test_load_with_options_by_position_is_an_input_error():
+    import bertprobe
+    from bertprobe.errors import InputError
+
+    with pytest.raises(InputError, match="its options by name") as refused:
+        bertprobe.load("tiny-mlm", "mlm", "cpu")
+    assert 'device="cpu"' in refused.value.hint
