@@ -14,12 +14,20 @@ tests can stop a write at each step deterministically. A write that happens only
 fingerprint memo) names its own steps (``step=``), so it never shifts another write's count. The
 steps of an atomic file write also answer to ``name@GLOB``, GLOB matched against the target's
 file name, so a test can stop one writer (``atomic-write:renamed@*.safetensors``) alone.
+
+``ResumableFile`` is the one file that is *not* all or nothing until its end: results appended to a partial file
+beside the target, made durable chunk by chunk and recorded in a journal, so that a rerun of the same work carries on
+after the last chunk recorded. Its steps: ``resume:partial-synced``, ``resume-journal:temp-written`` /
+``resume-journal:renamed`` (the journal's own atomic write), ``resume:journal-written``, ``resume:before-rename``, and
+``atomic-write:temp-written`` / ``atomic-write:renamed`` around the final rename, as a plain atomic write has them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -27,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 KILL_VARIABLE = "BERTPROBE_TEST_KILL_AFTER"
 _reached: dict[str, int] = {}
@@ -288,3 +297,226 @@ def _swap_in(target: Path) -> Iterator[Path]:
         crash_point("atomic-dir:renamed")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# A file written by appending that a later run can resume.
+# --------------------------------------------------------------------------------------------
+
+JOURNAL_FORMAT = 1
+
+
+def partial_paths(target: str | Path) -> tuple[Path, Path]:
+    """The partial file a resumable write of ``target`` appends to, and its journal, both hidden beside it."""
+    real = through_links(target)
+    partial = real.parent / f".{real.name}.partial"
+    return partial, partial.with_name(partial.name + ".json")
+
+
+def _identity_key(identity: dict[str, Any]) -> str:
+    canonical = json.dumps(identity, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def _lock(path: Path) -> int | None:
+    """Open ``path`` (created if missing) and hold an exclusive advisory lock on it; None if another process holds it.
+
+    The lock is on the file itself: a finished run renames it away while still holding it, so the name is checked
+    to lead to the locked file after the lock is taken. Where ``fcntl`` is missing (Windows) there is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        fcntl = None  # type: ignore[assignment]
+    while True:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        if fcntl is None:  # pragma: no cover
+            return handle
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            return None
+        opened = os.fstat(handle)
+        try:
+            named = os.stat(path)
+        except FileNotFoundError:
+            named = None
+        if named is not None and (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino):
+            return handle
+        os.close(handle)  # it was renamed away (a run finished) between our open and our lock: open the new one
+
+
+class ResumableFile:
+    """Bytes appended to a partial file beside ``target`` that replaces ``target`` whole at the end, and a journal
+    that lets a rerun of the same work carry on where a killed one stopped.
+
+    ``commit(state)`` makes what was appended so far durable (fsync) and only then records, in a journal
+    written atomically, its length and sha256, the ``identity`` of the work and the caller's ``state``.
+    ``open()`` takes the journal's word only if it is whole, its identity is this one, and the partial
+    file's first ``bytes`` bytes hash as recorded; it then cuts whatever was appended after that commit. Anything
+    else: the stale partial file and journal are removed and the write starts over, with the reason returned.
+    The partial file is locked while it is written: a second run writing the same target is refused.
+    """
+
+    def __init__(self, target: str | Path, identity: dict[str, Any]) -> None:
+        self.target = through_links(target)
+        self.partial, self.journal = partial_paths(target)
+        # As the journal will read back (paths and enums as text, tuples as lists), so the two compare field by field.
+        self.identity = json.loads(json.dumps(identity, default=str))
+        self.key = _identity_key(self.identity)
+        self.length = 0
+        self.committed = 0  # bytes the journal vouches for
+        self.saved = False  # a journal on disk describes this partial file: worth keeping if the run stops
+        self._digest = hashlib.sha256()
+        self._file: Any = None
+
+    @staticmethod
+    def remove_stale(target: str | Path) -> bool:
+        """Delete a partial file and journal of ``target`` no run holds; whether there were any."""
+        partial, journal = partial_paths(target)
+        if not (partial.exists() or journal.exists()):
+            return False
+        handle = _lock(partial)
+        if handle is None:
+            return False  # a live run's: not ours to touch
+        try:
+            journal.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
+            fsync_directory(partial.parent)
+        finally:
+            os.close(handle)
+        return True
+
+    def open(self) -> tuple[dict[str, Any] | None, str | None]:
+        """Lock the partial file and resume from it: (the state last committed, None), or (None, why it starts
+        over; None when there was nothing to resume)."""
+        existed = self.partial.exists()
+        handle = _lock(self.partial)
+        if handle is None:
+            raise BlockingIOError(f"{self.partial} is locked by another process")
+        self._file = os.fdopen(handle, "r+b")
+        state, reason = self._read_journal(existed)
+        if state is None:
+            if reason is None and os.fstat(handle).st_size > 0:
+                reason = "its partial results have no journal (it stopped before it saved its first chunk)"
+            self.restart()
+            return None, reason
+        self._file.truncate(self.length)
+        self._file.seek(self.length)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.saved = True
+        return state, None
+
+    def _read_journal(self, existed: bool) -> tuple[dict[str, Any] | None, str | None]:
+        try:
+            recorded = json.loads(self.journal.read_bytes())
+        except FileNotFoundError:
+            return None, None
+        except (OSError, ValueError):
+            return None, "its journal is damaged"
+        if not existed:  # killed between the final rename and the journal's removal, or the file was deleted
+            return None, "its partial results are missing"
+        if not (
+            isinstance(recorded, dict)
+            and recorded.get("format") == JOURNAL_FORMAT
+            and isinstance(recorded.get("identity"), dict)
+            and recorded.get("key") == _identity_key(recorded["identity"])
+            and isinstance(recorded.get("bytes"), int)
+            and recorded["bytes"] >= 0
+            and isinstance(recorded.get("sha256"), str)
+            and isinstance(recorded.get("state"), dict)
+        ):
+            return None, "its journal is damaged"
+        if recorded["key"] != self.key:
+            changed = [name for name in self.identity if recorded["identity"].get(name) != self.identity[name]]
+            return None, f"its {' and '.join(changed) or 'work'} changed"
+        size = os.fstat(self._file.fileno()).st_size
+        if size < recorded["bytes"]:
+            return None, f"its partial results are shorter than its journal says ({size} of {recorded['bytes']} bytes)"
+        digest, left = hashlib.sha256(), recorded["bytes"]
+        self._file.seek(0)
+        while left:
+            block = self._file.read(min(left, 1 << 20))
+            if not block:
+                break
+            digest.update(block)
+            left -= len(block)
+        if left or digest.hexdigest() != recorded["sha256"]:
+            return None, "its partial results do not match its journal"
+        self.length = self.committed = recorded["bytes"]
+        self._digest = digest
+        return recorded["state"], None
+
+    def restart(self) -> None:
+        """Empty the partial file and remove the journal: the write starts over."""
+        self._remove_journal()
+        self._file.seek(0)
+        self._file.truncate(0)
+        self._file.flush()
+        self.length, self.committed, self._digest, self.saved = 0, 0, hashlib.sha256(), False
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self.length += len(data)
+        self._digest.update(data)
+
+    def commit(self, state: dict[str, Any]) -> None:
+        """Make what was written durable, then record it (and ``state``) in the journal."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        crash_point("resume:partial-synced", self.target)
+        journal = {
+            "format": JOURNAL_FORMAT,
+            "key": self.key,
+            "identity": self.identity,
+            "bytes": self.length,
+            "sha256": self._digest.hexdigest(),
+            "state": state,
+        }
+        atomic_write(self.journal, json.dumps(journal, indent=1, default=str) + "\n", step="resume-journal")
+        self.saved, self.committed = True, self.length
+        crash_point("resume:journal-written", self.target)
+
+    def finish(self) -> None:
+        """The partial file, complete, replaces ``target`` (atomically, durably); the journal goes."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        _plain_permissions(self.partial, 0o666)
+        crash_point("resume:before-rename", self.target)
+        crash_point("atomic-write:temp-written", self.target)  # the hook a plain atomic write has at this point
+        if not hasattr(os, "uname"):  # pragma: no cover - Windows renames no open file
+            self.close()
+        os.replace(self.partial, self.target)
+        crash_point("atomic-write:renamed", self.target)
+        self._remove_journal()
+        fsync_directory(self.target.parent)
+        self.close()
+
+    def discard(self) -> None:
+        """Remove the partial file and journal (the run is over and nothing in them will be resumed)."""
+        self._remove_journal()
+        self.partial.unlink(missing_ok=True)
+        self.close()
+
+    def _remove_journal(self) -> None:
+        self.journal.unlink(missing_ok=True)
+        # A journal write killed before its rename left its temporary file; holding the lock, no live run owns one.
+        _remove_stale_temporaries(self.journal.parent, f".{self.journal.name}.", ".tmp.json", older_than_s=-1.0)
+
+    def keep(self) -> None:
+        """The run stops early: cut what no commit vouches for and let go, keeping the rest for a rerun."""
+        with contextlib.suppress(OSError):
+            self._file.flush()
+        with contextlib.suppress(OSError):
+            self._file.truncate(self.committed)
+            os.fsync(self._file.fileno())
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the partial file (and its lock), keeping it and the journal for a rerun."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None

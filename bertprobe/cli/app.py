@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import os
@@ -130,6 +131,18 @@ def _os_error(err: OSError) -> BertprobeError:
     )
 
 
+# The command being run and its options as parsed (not as spelt: "-m x" and "--model x" are one run): what a
+# resumable --out run is keyed by. Set for each command call, in-process runs (tests, notebooks) included.
+_INVOCATION: contextvars.ContextVar[tuple[str, dict[str, Any]] | None] = contextvars.ContextVar(
+    "bertprobe_invocation", default=None
+)
+
+
+def invocation() -> tuple[str, dict[str, Any]] | None:
+    """(command function, its parsed options) of the command running now, or None outside one."""
+    return _INVOCATION.get()
+
+
 def command(
     *args: Any, shared: tuple[str, ...] | None = None, **kwargs: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -148,6 +161,7 @@ def command(
         def run(**call_kwargs: Any) -> Any:
             from bertprobe import render
 
+            token = _INVOCATION.set((func.__name__, dict(call_kwargs)))
             try:
                 _check_utf8(call_kwargs, labels)
                 answer = func(**regroup(call_kwargs))
@@ -173,6 +187,8 @@ def command(
                     render.traceback()
                 render.error(_os_error(err))
                 raise typer.Exit(1) from None
+            finally:
+                _INVOCATION.reset(token)
 
         run.__signature__ = signature  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}

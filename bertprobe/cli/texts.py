@@ -5,9 +5,13 @@ Imports nothing heavy at the top, so ``bertprobe --help`` stays light.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
+import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,7 +54,8 @@ OutOpt = Annotated[
     typer.Option(
         "--out",
         "-o",
-        help="Write the results (JSON Lines, one object per text) to this file, atomically: all of it or nothing.",
+        help="Write the results (JSON Lines, one object per text) to this file, atomically: all of it or nothing. "
+        "A run stopped part-way keeps its finished chunks beside it: the same command again resumes after them.",
         show_default=False,
     ),
 ]
@@ -155,7 +160,7 @@ def run_many(
     JSON Lines (``--json`` / ``--out``) and a summary table. Under torchrun, processes split the texts and rank 0
     writes.
     """
-    from bertprobe import distributed, render
+    from bertprobe import distributed, inputs, render
     from bertprobe.api import note_special_tokens
     from bertprobe.errors import DataError, InputError
     from bertprobe.inputs import BadLine
@@ -185,11 +190,21 @@ def run_many(
             render.show(result, json=common.json, seed=common.seed)
             return
         summary = Summary(title, columns or [("result", "left")], show)
-        notices: Counter[str] = Counter()
-        refused: list[BadLine] = []
-        sink = JsonLines(out if place.main else None, enabled=common.json and place.main)
+        size = inputs.CHUNK_TEXTS  # read when the run starts, so a test can make chunks small
+        resume = Resume()
+        if out is not None and place.main:
+            resume = _resume(out, source, lm, checked.good, size, place)
+        notices: Counter[str] = Counter(dict(resume.notices))
+        refused: list[BadLine] = list(resume.refused)
+        summary.count = resume.results
+        sink = JsonLines(
+            out if place.main else None,
+            enabled=common.json and place.main,
+            resumable=resume.file,
+            count=resume.results,
+        )
         with sink, render.progress_bar(title, enabled=not common.json and place.main) as progress:
-            done = 0
+            done = resume.items
 
             def run(items: list[Any]) -> list[Any]:
                 def inner(part: int, whole: int) -> None:
@@ -197,27 +212,43 @@ def run_many(
 
                 return refusing(compute, lm, items, inner if place.size == 1 else lambda part, whole: None)
 
-            for item, result in distributed.ordered(source.chunks(checked), run, place):
-                if isinstance(result, Refused):
-                    bad = BadLine(result.index, result.line, result.reason)
-                    if on_bad == "stop":
-                        raise DataError(
-                            f"{bad.where(source.label)}: {bad.reason}",
-                            hint=" ".join(filter(None, [result.hint, SKIP_HINT])),
-                        )
-                    refused.append(bad)
-                    done += 1
-                    continue
-                note_special_tokens(result, lm, [_written(item)])
-                sink.write(line_document(result, item.index, item.line, common.seed))
-                for notice in getattr(result, "notices", []):
-                    if notice not in lm.notices and (notice in notices or len(notices) < 20):
-                        notices[notice] += 1
-                if not common.json:
-                    cells = summarise(result) if summarise is not None else summarise_cells(result)
-                    summary.add(item.index, item.line, item.text, cells)
-                done += 1
+            if done:
                 progress(done, checked.good)
+            chunks_done = resume.chunks
+            # The texts an interrupted run finished are read past, not computed: the chunks after them are the
+            # ones an uninterrupted run computes, so each packs its forward passes (and rounds) the same.
+            for chunk in itertools.islice(source.chunks(checked, size), resume.chunks, None):
+                for item, result in distributed.ordered([chunk], run, place):
+                    if isinstance(result, Refused):
+                        bad = BadLine(result.index, result.line, result.reason)
+                        if on_bad == "stop":
+                            raise DataError(
+                                f"{bad.where(source.label)}: {bad.reason}",
+                                hint=" ".join(filter(None, [result.hint, SKIP_HINT])),
+                            )
+                        refused.append(bad)
+                        done += 1
+                        continue
+                    note_special_tokens(result, lm, [_written(item)])
+                    sink.write(line_document(result, item.index, item.line, common.seed))
+                    for notice in getattr(result, "notices", []):
+                        if notice not in lm.notices and (notice in notices or len(notices) < 20):
+                            notices[notice] += 1
+                    if not common.json:
+                        cells = summarise(result) if summarise is not None else summarise_cells(result)
+                        summary.add(item.index, item.line, item.text, cells)
+                    done += 1
+                    progress(done, checked.good)
+                chunks_done += 1
+                sink.commit(
+                    {
+                        "chunks": chunks_done,
+                        "items": done,
+                        "results": sink.count,
+                        "refused": [[bad.index, bad.line, bad.reason] for bad in refused],
+                        "notices": [[notice, times] for notice, times in notices.items()],
+                    }
+                )
             if place.main and refused and sink.count == 0:
                 raise DataError(
                     f"{source.label}: every one of its {checked.count} text(s) is bad "
@@ -232,7 +263,113 @@ def run_many(
     for notice, times in notices.items():
         render.notice(f"{times} text(s): {notice}" if times > 1 or sink.count > 1 else notice)
     if out is not None:
-        render.notice(f"Wrote {sink.count} result(s) to {out} (JSON Lines, input order)")
+        earlier = f"; {sink.resumed} of them from the interrupted run" if sink.resumed else ""
+        render.notice(f"Wrote {sink.count} result(s) to {out} (JSON Lines, input order{earlier})")
     if not common.json:
         lines = closing() if closing is not None else [DEFAULT_CLOSING.format(n=summary.count)]
+        if sink.resumed:
+            written = render.visible(str(out))
+            lines.append(
+                f"Resumed after {sink.resumed} result(s) of an interrupted run: the rows and any totals above cover "
+                f"the {sink.count - sink.resumed} computed in this run; {written} holds all {sink.count}."
+            )
         summary.render(render.out(), lm.name, lines, str(out) if out else None)
+
+
+@dataclass
+class Resume:
+    """Where a run with ``--out`` starts: after what an interrupted run of the same command committed, or at 0."""
+
+    file: Any = None  # the ResumableFile the results are appended to (None: not resumable)
+    chunks: int = 0
+    items: int = 0  # good texts done, refused ones included
+    results: int = 0
+    refused: list[Any] = field(default_factory=list)
+    notices: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _resume(out: Path, source: Any, lm: Any, good: int, size: int, place: Any) -> Resume:
+    """Open ``out``'s partial file and take up what an interrupted run of this same command left there.
+
+    Only a run that can be repeated exactly resumes: one process, texts from arguments or a file. The journal must
+    name the same arguments, model (its fingerprint, device, dtype and torch), input file (its sha256), bertprobe and
+    chunk size, and the partial file must hold the bytes it records; otherwise the run starts over, and says why.
+    """
+    from bertprobe import __version__, render
+    from bertprobe.atomic import ResumableFile
+    from bertprobe.errors import InputError
+    from bertprobe.inputs import BadLine
+
+    if source.stdin or place.size > 1:
+        if ResumableFile.remove_stale(out):
+            why = "texts read from stdin" if source.stdin else "a run under torchrun"
+            render.notice(f"not resuming the interrupted run of {out}: {why} starts over; its partial results removed")
+        return Resume()
+    identity = {
+        "arguments": _arguments(),
+        # The same weights on another device, dtype or torch round differently: a file of both would be mixed.
+        "model": [lm.fingerprint, str(lm.device), str(lm.dtype), f"torch {sys.modules['torch'].__version__}"],
+        "input file": _file_sha256(source.path) if source.path is not None else None,
+        "bertprobe version": __version__,
+        "chunk size": size,
+    }
+    resumable = ResumableFile(out, identity)
+    try:
+        state, reason = resumable.open()
+    except BlockingIOError:
+        raise InputError(
+            f"--out {out}: another bertprobe run is writing it now",
+            hint="Wait for that run to end, or give this one another --out file.",
+        ) from None
+    resume = _taken_up(state, good, size) if state is not None else None
+    if state is not None and resume is None:
+        reason = "its journal is damaged"
+        resumable.restart()
+    if reason is not None:
+        render.notice(f"not resuming the interrupted run of {out}: {reason}; starting over")
+    if resume is None:
+        return Resume(resumable)
+    resume.file = resumable
+    resume.refused = [BadLine(index, line, why) for index, line, why in resume.refused]
+    render.notice(f"resuming {out} after {resume.results} result(s) of an interrupted run")
+    return resume
+
+
+# Options that change only what is printed, not one byte of --out.
+_PRESENTATION = frozenset({"show", "json", "explain", "details"})
+
+
+def _arguments() -> Any:
+    """The command and its options as parsed (Paths, choices and numbers spelt one way), less the presentation
+    ones; the command line as given when no command is running (a caller outside the CLI)."""
+    from bertprobe.cli.app import invocation
+
+    running = invocation()
+    if running is None:
+        return sys.argv[1:]
+    name, options = running
+    kept = {key: value for key, value in options.items() if key not in _PRESENTATION}
+    return [name, json.loads(json.dumps(kept, sort_keys=True, default=str))]
+
+
+def _taken_up(state: dict[str, Any], good: int, size: int) -> Resume | None:
+    """The journal's state, if it is consistent with this input: whole chunks done, each text a result or refused."""
+    try:
+        chunks, items, results = (state[name] for name in ("chunks", "items", "results"))
+        refused = [(int(index), line, str(why)) for index, line, why in state["refused"]]
+        notices = [(str(notice), int(times)) for notice, times in state["notices"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not all(isinstance(n, int) and n >= 0 for n in (chunks, items, results)):
+        return None
+    if items != min(chunks * size, good) or results + len(refused) != items:
+        return None
+    return Resume(None, chunks, items, results, refused, notices)  # type: ignore[arg-type]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

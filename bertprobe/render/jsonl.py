@@ -67,16 +67,24 @@ class JsonLines:
 
     With ``out``, lines go to a temporary file beside it that replaces ``out`` only when the
     block ends without an error; an interrupted run leaves any earlier ``out`` as it was.
+    With ``resumable`` (an opened :class:`bertprobe.atomic.ResumableFile` for ``out``), they are appended to its
+    partial file after the ``count`` lines an interrupted run left there, ``commit`` records them chunk by chunk,
+    and the complete file replaces ``out`` at the end. A run that stops after a commit keeps the partial file and
+    journal for a rerun (and says so); one that stops before any removes the partial file.
     """
 
-    def __init__(self, out: Path | None = None, enabled: bool = True) -> None:
+    def __init__(self, out: Path | None = None, enabled: bool = True, resumable: Any = None, count: int = 0) -> None:
         self.out = out
         self.enabled = enabled
-        self.count = 0
+        self.count = count
+        self.resumed = count  # lines an interrupted run wrote
+        self._resumable = resumable
         self._atomic: Any = None
         self._file: IO[str] | None = None
 
     def __enter__(self) -> JsonLines:
+        if self._resumable is not None:
+            return self
         if self.out is not None:
             from bertprobe.atomic import atomic_path
 
@@ -89,6 +97,13 @@ class JsonLines:
 
     def write(self, document: dict[str, Any]) -> None:
         self.count += 1
+        if self._resumable is not None:
+            from bertprobe.atomic import crash_point
+
+            # Escaped as a UTF-8 file carries it: the same bytes as the plain --out file's lines.
+            self._resumable.write((dumps(document, indent=None) + "\n").encode("utf-8"))
+            crash_point("jsonl:line-written")
+            return
         if self._file is None:
             return
         # Escaped as a one-text --json run writes it, and as the stream can carry it.
@@ -100,7 +115,27 @@ class JsonLines:
 
             crash_point("jsonl:line-written")  # test hook: BERTPROBE_TEST_KILL_AFTER=jsonl:line-written
 
+    def commit(self, state: dict[str, Any]) -> None:
+        """A chunk is done: make its lines durable and record ``state`` with them (resumable ``out`` only)."""
+        if self._resumable is not None:
+            self._resumable.commit(state)
+
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if self._resumable is not None:
+            if kind is None:
+                self._resumable.finish()
+            elif self._resumable.saved:
+                self._resumable.keep()
+                with contextlib.suppress(Exception):  # the error the run stops with comes next, whatever happens here
+                    from bertprobe.render import notice
+
+                    notice(
+                        f"kept the results saved so far beside {self.out} ({self._resumable.partial.name}): "
+                        "the same command again resumes after them"
+                    )
+            else:
+                self._resumable.discard()
+            return
         if self.out is None:
             return
         assert self._file is not None
