@@ -64,7 +64,8 @@ def score_cli(
             "--out",
             "-o",
             help="Write the results to this file, atomically: all of it or nothing. JSON Lines, one object per "
-            "text; with --pairs, one JSON document (the accuracy and every pair).",
+            "text (a run stopped part-way keeps its finished chunks beside it: the same command again resumes "
+            "after them); with --pairs, one JSON document (the accuracy and every pair).",
             show_default=False,
         ),
     ] = None,
