@@ -349,3 +349,18 @@ def test_in_process_runs_with_other_options_never_mix(cli, tmp_path, monkeypatch
     assert code == 0 and f"resuming {out} after" not in stderr and "its arguments changed" in stderr, stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["targets"][0]["targets"][0]["word"] for r in records] == ["dog"] * 4
+
+
+def test_nsp_pairs_resume_to_the_same_bytes(tmp_path, tiny_pretraining_path):
+    pairs = tmp_path / "pairs.csv"
+    rows = [f"Sentence {n} is here.,Sentence {n} follows it." for n in range(1, 11)]
+    pairs.write_text("sentence_a,sentence_b\n" + "\n".join(rows) + "\n")
+    args = ("nsp", "--input", pairs, "-m", tiny_pretraining_path)
+    whole = tmp_path / "whole.jsonl"
+    assert _run(*args, "--out", whole).returncode == 0
+    out = tmp_path / "results.jsonl"
+    killed = _run(*args, "--out", out, kill="resume:journal-written#2")
+    assert killed.returncode == -9, killed.stderr
+    rerun = _run(*args, "--out", out)
+    assert rerun.returncode == 0 and f"resuming {out} after 6 result(s)" in rerun.stderr, rerun.stderr
+    assert out.read_bytes() == whole.read_bytes()
