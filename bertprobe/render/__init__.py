@@ -287,40 +287,27 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def dumps(doc: Any, indent: int | None = 2) -> str:
+def dumps(doc: Any, indent: int | None = 2, ascii_only: bool = False) -> str:
     """Strict JSON: no NaN or Infinity (non-finite numbers become null), and no character that could drive
     a terminal or break a UTF-8 reader (written as a \\uXXXX escape, which parses back to the same text).
-    ``indent=None`` writes one line (JSON Lines): U+2028 and U+0085 would split it for ``str.splitlines``."""
-    text = jsonlib.dumps(_jsonable(doc), indent=indent, ensure_ascii=False, allow_nan=False)
+    ``indent=None`` writes one line (JSON Lines): U+2028 and U+0085 would split it for ``str.splitlines``.
+    ``ascii_only``: every non-ASCII character escaped too, for a stream that is not UTF-8 (``utf8_stream``)."""
+    text = jsonlib.dumps(_jsonable(doc), indent=indent, ensure_ascii=ascii_only, allow_nan=False)
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
-def emit_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(for_stream(dumps(doc), sys.stdout) + "\n")
-    sys.stdout.flush()
-
-
-_NON_ASCII = re.compile("[^\x00-\x7f]")
-
-
-def for_stream(text: str, stream: Any) -> str:
-    """JSON text as ``stream`` can carry it: as it is on UTF-8; elsewhere every non-ASCII character as JSON's own
-    ``\\uXXXX`` escape (a surrogate pair past the BMP), the same JSON. A stdout in cp1252 (Windows without UTF-8
-    mode, redirected to a file) would write "é" as a byte no UTF-8 JSON reader takes, and stop at "😀"."""
-    encoding = getattr(stream, "encoding", None) or "utf-8"
+def utf8_stream(stream: Any) -> bool:
+    """Whether ``stream`` writes UTF-8. A stdout in cp1252 (Windows without UTF-8 mode, redirected to a file) would
+    write "é" as a byte no UTF-8 JSON reader takes, and stop at "😀": JSON for it is written ``ascii_only``."""
     try:
-        utf8 = codecs.lookup(encoding).name == "utf-8"
+        return codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name == "utf-8"
     except LookupError:
-        utf8 = False
-    return text if utf8 else _NON_ASCII.sub(_json_escape, text)
+        return False
 
 
-def _json_escape(match: re.Match[str]) -> str:
-    code = ord(match.group(0))
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    code -= 0x10000
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+def emit_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(dumps(doc, ascii_only=not utf8_stream(sys.stdout)) + "\n")
+    sys.stdout.flush()
 
 
 def to_document(result: Any, seed: int | None = None) -> dict[str, Any]:

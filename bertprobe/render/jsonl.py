@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bertprobe.errors import InputError
-from bertprobe.render import dumps, for_stream, percent, to_document, visible
+from bertprobe.render import dumps, percent, to_document, utf8_stream, visible
 
 
 def check_out_path(path: str | Path | None, reads: Path | None = None) -> Path | None:
@@ -81,6 +81,7 @@ class JsonLines:
         self._resumable = resumable
         self._atomic: Any = None
         self._file: IO[str] | None = None
+        self._ascii_only = False  # the stream is not UTF-8: every non-ASCII character escaped (render.utf8_stream)
 
     def __enter__(self) -> JsonLines:
         if self._resumable is not None:
@@ -93,6 +94,7 @@ class JsonLines:
             self._file = temporary.open("w", encoding="utf-8")
         elif self.enabled:
             self._file = sys.stdout
+            self._ascii_only = not utf8_stream(sys.stdout)  # the --out file is written in UTF-8
         return self
 
     def write(self, document: dict[str, Any]) -> None:
@@ -107,7 +109,7 @@ class JsonLines:
         if self._file is None:
             return
         # Escaped as a one-text --json run writes it, and as the stream can carry it.
-        self._file.write(for_stream(dumps(document, indent=None), self._file) + "\n")
+        self._file.write(dumps(document, indent=None, ascii_only=self._ascii_only) + "\n")
         if self.out is None:
             self._file.flush()
         else:
