@@ -970,7 +970,8 @@ def _read_memo(file: Path) -> dict[str, Any]:
     }
 
 
-def _hash_file(file: Path) -> str:
+def sha256_file(file: Path) -> str:
+    """The SHA-256 of a file's content, read in 1 MiB blocks (hex)."""
     digest = hashlib.sha256()
     buffer = bytearray(1 << 20)
     view = memoryview(buffer)
@@ -991,7 +992,7 @@ def file_digest(file: Path, memo: dict[str, Any] | None = None) -> tuple[str, bo
         entry = memo.get(key)
         if entry and entry["stat"] == _stamp(before):
             return entry["sha256"], False
-    digest = _hash_file(file)
+    digest = sha256_file(file)
     after = file.stat()
     stable = _stamp(after) == _stamp(before) and time.time_ns() - after.st_mtime_ns > _RACY_NS
     if memo is not None and before.st_size >= _MEMO_MIN_SIZE and stable:

@@ -49,6 +49,7 @@ from typing import Any
 
 from bertprobe import checkpoint, masking
 from bertprobe.atomic import atomic_path, crash_point, directory_lock, plain_file
+from bertprobe.checkpoint import sha256_file
 from bertprobe.errors import ArtifactError, BertprobeError, DataError, InputError, MaskError
 from bertprobe.features import pad_ids
 from bertprobe.inputs import read_text
@@ -675,14 +676,6 @@ def probe_predictions(lm: LoadedModel, texts: Sequence[str], top: int = 3) -> li
 # --- the output directory and its checkpoints ----------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fsync(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
@@ -793,7 +786,7 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
     if STATE_DIGEST in state and state[STATE_DIGEST] != _state_digest(state):
         raise ArtifactError(f"{path} does not match its own digest (damaged or edited)", hint=hint)
     for name, expected in state["hashes"].items():
-        if not (checkpoint / name).is_file() or _sha256(checkpoint / name) != expected:
+        if not (checkpoint / name).is_file() or sha256_file(checkpoint / name) != expected:
             raise ArtifactError(f"{checkpoint / name} does not match {STATE_FILE} (damaged or edited)", hint=hint)
     return state
 
@@ -871,7 +864,7 @@ def save_checkpoint(
         # the run's own (read_state checks each name listed, so checkpoints saved before these were listed
         # still resume).
         written = [WEIGHTS_FILE, OPTIMIZER_FILE, "config.json", *tokenizer]
-        state["hashes"] = {name: _sha256(building / name) for name in written}
+        state["hashes"] = {name: sha256_file(building / name) for name in written}
         state[STATE_DIGEST] = _state_digest(json.loads(json.dumps(state)))  # as read back
         _write(building / STATE_FILE, lambda p: p.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8"))
         crash_point("pretrain-checkpoint-state")

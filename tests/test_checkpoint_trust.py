@@ -707,8 +707,8 @@ def test_the_memo_saves_the_hash_and_is_rebuilt_when_corrupt(tiny_encoder_path, 
     weights = model / "model.safetensors"
     _age(weights)
     hashed: list[Path] = []
-    real_hash = checkpoint._hash_file
-    monkeypatch.setattr(checkpoint, "_hash_file", lambda f: hashed.append(f) or real_hash(f))
+    real_hash = checkpoint.sha256_file
+    monkeypatch.setattr(checkpoint, "sha256_file", lambda f: hashed.append(f) or real_hash(f))
 
     first = checkpoint.fingerprint("m", model)
     assert weights in hashed

@@ -5,7 +5,6 @@ Imports nothing heavy at the top, so ``bertprobe --help`` stays light.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import sys
@@ -297,6 +296,7 @@ def _resume(out: Path, source: Any, lm: Any, good: int, size: int, place: Any) -
     """
     from bertprobe import __version__, render
     from bertprobe.atomic import ResumableFile
+    from bertprobe.checkpoint import sha256_file
     from bertprobe.errors import InputError
     from bertprobe.inputs import BadLine
 
@@ -309,7 +309,7 @@ def _resume(out: Path, source: Any, lm: Any, good: int, size: int, place: Any) -
         "arguments": _arguments(),
         # The same weights on another device, dtype or torch round differently: a file of both would be mixed.
         "model": [lm.fingerprint, str(lm.device), str(lm.dtype), f"torch {sys.modules['torch'].__version__}"],
-        "input file": _file_sha256(source.path) if source.path is not None else None,
+        "input file": sha256_file(source.path) if source.path is not None else None,
         "bertprobe version": __version__,
         "chunk size": size,
     }
@@ -365,11 +365,3 @@ def _taken_up(state: dict[str, Any], good: int, size: int) -> Resume | None:
     if items != min(chunks * size, good) or results + len(refused) != items:
         return None
     return Resume(None, chunks, items, results, refused, notices)  # type: ignore[arg-type]
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
